@@ -1,0 +1,84 @@
+"""Argument validation shared by the public entry points.
+
+Each check raises :class:`InvalidArgumentError` naming the argument and the value, in the
+shape ``capacity must be >= 0, got capacity=-1``. ``bool`` is refused wherever an ``int``
+is expected, because ``True`` as a capacity is always a mistake.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+from .errors import InvalidArgumentError
+
+E = TypeVar("E", bound=Enum)
+
+
+def check_id(name: str, value: object) -> str:
+    """An id: a non-empty string without surrounding whitespace."""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"{name} must be a str, got {name}={value!r} ({type(value).__name__})"
+        )
+    if not value or value != value.strip():
+        raise InvalidArgumentError(
+            f"{name} must be non-empty without surrounding whitespace, got {name}={value!r}"
+        )
+    return value
+
+
+def check_str(name: str, value: object) -> str:
+    """Any string, empty allowed."""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"{name} must be a str, got {name}={value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
+    """An ``int`` (not ``bool``), optionally at least ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgumentError(
+            f"{name} must be an int, got {name}={value!r} ({type(value).__name__})"
+        )
+    if minimum is not None and value < minimum:
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {name}={value!r}")
+    return value
+
+
+def check_enum(name: str, value: object, enum: type[E]) -> E:
+    """A member of ``enum``; its plain value (an ``int`` for a ``Priority``) is refused."""
+    if not isinstance(value, enum):
+        members = ", ".join(f"{enum.__name__}.{m.name}" for m in enum)
+        raise InvalidArgumentError(f"{name} must be one of {members}, got {name}={value!r}")
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    """A ``bool``."""
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(
+            f"{name} must be a bool, got {name}={value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def check_datetime(name: str, value: object) -> datetime:
+    """A ``datetime`` (naive or aware; consistency is checked by the allocator)."""
+    if not isinstance(value, datetime):
+        raise InvalidArgumentError(
+            f"{name} must be a datetime, got {name}={value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def attrs_validator(check: Any, **kwargs: Any) -> Any:
+    """Adapt a ``check_*`` function to an attrs field validator."""
+
+    def validate(instance: object, attribute: Any, value: object) -> None:
+        check(attribute.name, value, **kwargs)
+
+    return validate

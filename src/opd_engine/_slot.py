@@ -1,0 +1,306 @@
+"""Slot: one stretch of a doctor's day, and the sorted queue of the tokens waiting in it.
+
+This is the only module that imports ``sortedcontainers``. The allocator is the only caller
+of the underscored methods; everybody else sees a slot through its read-only properties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, final
+
+import attrs
+from sortedcontainers import SortedList
+
+from ._check import attrs_validator, check_datetime, check_id, check_int
+from ._values import Priority, Source, Token, TokenStatus
+from .errors import InvalidArgumentError
+from .policies import OrderingPolicy
+
+__all__ = ["Slot"]
+
+_frozen = attrs.setters.frozen
+# (priority, seq, token id): the contract's queue key, unique per token.
+WaitKey = tuple[int, int, str]
+# (level's key, token id) inside one level of the ordering index.
+PresentEntry = tuple[Any, str]
+
+
+def _check_end(instance: Slot, attribute: Any, value: Any) -> None:
+    end = check_datetime("end", value)
+    if (instance.start.tzinfo is None) != (end.tzinfo is None):
+        raise InvalidArgumentError(
+            f"start and end must both be naive or both aware, got start={instance.start!r}, "
+            f"end={end!r}"
+        )
+    if end <= instance.start:
+        raise InvalidArgumentError(
+            f"end must be after start, got start={instance.start!r}, end={end!r}"
+        )
+
+
+@final
+@attrs.define(eq=False, repr=False)
+class Slot:
+    """A doctor's time slot with ``capacity`` places; it owns the queue of its tokens.
+
+    ``Slot(id, doctor_id, start, end, capacity)`` validates its arguments and raises
+    :class:`~opd_engine.InvalidArgumentError` for an empty id, ``end <= start``, a negative
+    or non-integer capacity. Hand it to :meth:`Allocator.add_slot`; from then on only the
+    allocator changes it (its fields are read-only), and it belongs to that allocator alone.
+
+    Waiting tokens (``BOOKED`` and ``CHECKED_IN``) are kept sorted on ``(priority, seq)``;
+    the checked-in ones are also filed by the ordering policy for O(log n) calls.
+    """
+
+    id: str = attrs.field(validator=attrs_validator(check_id), on_setattr=_frozen)
+    doctor_id: str = attrs.field(validator=attrs_validator(check_id), on_setattr=_frozen)
+    start: datetime = attrs.field(validator=attrs_validator(check_datetime), on_setattr=_frozen)
+    end: datetime = attrs.field(validator=_check_end, on_setattr=_frozen)
+    capacity: int = attrs.field(
+        validator=attrs_validator(check_int, minimum=0), on_setattr=_frozen
+    )
+
+    # Waiting tokens keyed (priority, seq, id).
+    _waiting: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    # The booked (not yet arrived) subset of _waiting.
+    _absent: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    # Places held by tokens no longer waiting (in consultation, completed).
+    _done: int = attrs.field(init=False, default=0)
+    # Emergency place holders (waiting or not).
+    _emergencies: int = attrs.field(init=False, default=0)
+    # Non-emergency place holders per source, for quotas.
+    _sources: dict[Source, int] = attrs.field(init=False, factory=dict)
+    # Checked-in tokens: level -> entries sorted by the ordering's key.
+    _levels: dict[int, SortedList[PresentEntry]] = attrs.field(init=False, factory=dict)
+    # token id -> (level, entry in that level, pending level change or None).
+    _filed: dict[str, tuple[int, PresentEntry, tuple[datetime, int, str] | None]] = (
+        attrs.field(init=False, factory=dict)
+    )
+    # Pending level changes (when, seq, id), earliest first.
+    _changes: SortedList[tuple[datetime, int, str]] = attrs.field(
+        init=False, factory=SortedList
+    )
+    _ordering: OrderingPolicy | None = attrs.field(init=False, default=None)
+    _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
+
+    # ----------------------------------------------------------------- read-only views
+
+    @property
+    def occupancy(self) -> int:
+        """Tokens holding a place: booked, checked in, in consultation, completed. O(1)."""
+        return len(self._waiting) + self._done
+
+    @property
+    def free(self) -> int:
+        """``max(0, capacity - occupancy)``. O(1)."""
+        return max(0, self.capacity - self.occupancy)
+
+    @property
+    def overflow(self) -> int:
+        """``max(0, occupancy - capacity)``: places beyond capacity (emergencies). O(1)."""
+        return max(0, self.occupancy - self.capacity)
+
+    @property
+    def waiting(self) -> int:
+        """Tokens waiting in the queue (booked or checked in). O(1)."""
+        return len(self._waiting)
+
+    @property
+    def present(self) -> int:
+        """Checked-in tokens waiting to be called. O(1)."""
+        return len(self._filed)
+
+    @property
+    def emergencies(self) -> int:
+        """Emergency tokens holding a place. O(1)."""
+        return self._emergencies
+
+    def held_by(self, source: Source) -> int:
+        """Non-emergency tokens of ``source`` holding a place. O(1)."""
+        return self._sources.get(source, 0)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Slot {self.id!r} of {self.doctor_id!r} {self.start:%Y-%m-%d %H:%M}-"
+            f"{self.end:%H:%M}, {self.occupancy}/{self.capacity} held, "
+            f"{self.waiting} waiting>"
+        )
+
+    # ----------------------------------------------------------------- allocator only
+
+    def _attach(self, ordering: OrderingPolicy, tokens: Mapping[str, Token]) -> None:
+        self._ordering = ordering
+        self._tokens = tokens
+
+    def _set_capacity(self, capacity: int) -> None:
+        object.__setattr__(self, "capacity", capacity)
+
+    def _add(self, token: Token, now: datetime) -> None:
+        """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
+        key = (token.priority, token.seq, token.id)
+        self._waiting.add(key)
+        if token.priority is Priority.EMERGENCY:
+            self._emergencies += 1
+        else:
+            self._sources[token.source] = self._sources.get(token.source, 0) + 1
+        if token.status is TokenStatus.CHECKED_IN:
+            self._file(token, now)
+        else:
+            self._absent.add(key)
+
+    def _remove(self, token: Token) -> None:
+        """Unfile a waiting token that gives up its place. O(log n)."""
+        key = (token.priority, token.seq, token.id)
+        self._waiting.remove(key)
+        if token.priority is Priority.EMERGENCY:
+            self._emergencies -= 1
+        else:
+            self._sources[token.source] -= 1
+        if token.id in self._filed:
+            self._unfile(token.id)
+        else:
+            self._absent.remove(key)
+
+    def _seat(self, token: Token) -> None:
+        """A waiting token was called: it leaves the queue but keeps its place. O(log n)."""
+        self._waiting.remove((token.priority, token.seq, token.id))
+        self._done += 1
+        self._unfile(token.id)
+
+    def _arrive(self, token: Token, now: datetime) -> None:
+        """A booked token checked in: move it from the absent list to the index. O(log n)."""
+        self._absent.remove((token.priority, token.seq, token.id))
+        self._file(token, now)
+
+    def _file(self, token: Token, now: datetime) -> None:
+        """Add a checked-in token to the ordering index. O(log n)."""
+        ordering = self._ordering
+        assert ordering is not None
+        level = ordering.level(token, now)
+        entry: PresentEntry = (ordering.key(token), token.id)
+        entries = self._levels.get(level)
+        if entries is None:
+            entries = self._levels[level] = SortedList()
+        entries.add(entry)
+        when = ordering.next_change(token, now)
+        change = None
+        if when is not None:
+            change = (when, token.seq, token.id)
+            self._changes.add(change)
+        self._filed[token.id] = (level, entry, change)
+
+    def _unfile(self, token_id: str) -> None:
+        level, entry, change = self._filed.pop(token_id)
+        entries = self._levels[level]
+        entries.remove(entry)
+        if not entries:
+            del self._levels[level]
+        if change is not None:
+            self._changes.remove(change)
+
+    def _advance(self, now: datetime) -> None:
+        """Re-file the tokens whose level changed by ``now``. O(log n) per change."""
+        changes = self._changes
+        while changes and changes[0][0] <= now:
+            token_id = changes[0][2]
+            self._unfile(token_id)
+            self._file(self._tokens[token_id], now)
+
+    def _next(self, now: datetime) -> str | None:
+        """The id of the checked-in token the ordering calls first. O(log n)."""
+        if not self._filed:
+            return None
+        self._advance(now)
+        levels = self._levels
+        ordering = self._ordering
+        assert ordering is not None
+        if ordering.lexicographic:
+            return levels[min(levels)][0][1]
+        order = sorted(levels)
+        heads = [self._tokens[levels[level][0][1]] for level in order]
+        return levels[order[ordering.pick(heads, now)]][0][1]
+
+    def _present_order(self, now: datetime) -> Iterator[str]:
+        """Checked-in token ids in call order as of ``now``. O(n) (O(n * levels) if the
+        ordering is not lexicographic)."""
+        self._advance(now)
+        ordering = self._ordering
+        assert ordering is not None
+        order = sorted(self._levels)
+        if ordering.lexicographic:
+            for level in order:
+                for _, token_id in self._levels[level]:
+                    yield token_id
+            return
+        cursors = dict.fromkeys(order, 0)
+        tokens = self._tokens
+        while cursors:
+            live = list(cursors)
+            heads = [tokens[self._levels[level][cursors[level]][1]] for level in live]
+            level = live[ordering.pick(heads, now)]
+            yield self._levels[level][cursors[level]][1]
+            cursors[level] += 1
+            if cursors[level] == len(self._levels[level]):
+                del cursors[level]
+
+    def _absent_order(self) -> Iterator[str]:
+        """Booked (not yet arrived) token ids in ``(priority, seq)`` order. O(n)."""
+        for _, _, token_id in self._absent:
+            yield token_id
+
+    def _position(self, token: Token, now: datetime) -> int:
+        """1-based place in call order: checked-in patients first, then the booked ones."""
+        ordering = self._ordering
+        assert ordering is not None
+        if token.id in self._filed:
+            self._advance(now)
+            if ordering.lexicographic:
+                level, entry, _ = self._filed[token.id]
+                ahead = sum(len(v) for lv, v in self._levels.items() if lv < level)
+                return ahead + self._levels[level].index(entry) + 1
+            for place, token_id in enumerate(self._present_order(now), start=1):
+                if token_id == token.id:
+                    return place
+            raise AssertionError(f"token {token.id!r} is filed but not in call order")
+        # Booked: behind everybody present, then (priority, seq) among the booked.
+        key = (token.priority, token.seq, token.id)
+        return len(self._filed) + self._absent.index(key) + 1
+
+    def _victims(self) -> Iterator[WaitKey]:
+        """Waiting keys from the lowest-ranked up (lowest priority, latest seq). O(1) each."""
+        return reversed(self._waiting)
+
+    def _waiting_keys(self) -> Iterator[WaitKey]:
+        return iter(self._waiting)
+
+
+@final
+class Waitlist:
+    """A doctor's waitlist: tokens without a slot, in ``(priority, seq)`` order."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: SortedList[WaitKey] = SortedList()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[str]:
+        """Token ids in order. O(n)."""
+        for _, _, token_id in self._keys:
+            yield token_id
+
+    def add(self, token: Token) -> None:
+        """O(log n)."""
+        self._keys.add((token.priority, token.seq, token.id))
+
+    def remove(self, token: Token) -> None:
+        """O(log n)."""
+        self._keys.remove((token.priority, token.seq, token.id))
+
+    def position(self, token: Token) -> int:
+        """1-based place. O(log n)."""
+        return self._keys.index((token.priority, token.seq, token.id)) + 1

@@ -1,0 +1,140 @@
+"""The frozen values of the domain: priorities, sources, statuses, tokens and doctors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum, IntEnum
+from typing import final
+
+import attrs
+
+from ._check import attrs_validator, check_enum, check_id, check_int, check_str
+
+__all__ = ["Doctor", "Priority", "Source", "Token", "TokenStatus"]
+
+
+@final
+class Priority(IntEnum):
+    """Triage level of a token; lower is more urgent.
+
+    Queues are ordered by ``(priority, seq)``: every emergency before every paid patient,
+    and so on, first come first served within a level.
+    """
+
+    EMERGENCY = 0
+    PAID = 1
+    FOLLOW_UP = 2
+    STANDARD = 3
+
+
+@final
+class Source(Enum):
+    """The channel a booking came through.
+
+    Each source has a default priority (:attr:`default_priority`): ``PAID`` -> ``PAID``,
+    ``FOLLOW_UP`` -> ``FOLLOW_UP``, ``ONLINE`` and ``WALK_IN`` -> ``STANDARD``. Emergency is
+    a triage level, not a channel.
+    """
+
+    ONLINE = "online"
+    WALK_IN = "walk_in"
+    PAID = "paid"
+    FOLLOW_UP = "follow_up"
+
+    @property
+    def default_priority(self) -> Priority:
+        """The priority a booking from this source gets when none is given. O(1)."""
+        return _DEFAULT_PRIORITY[self]
+
+
+_DEFAULT_PRIORITY: dict[Source, Priority] = {
+    Source.ONLINE: Priority.STANDARD,
+    Source.WALK_IN: Priority.STANDARD,
+    Source.PAID: Priority.PAID,
+    Source.FOLLOW_UP: Priority.FOLLOW_UP,
+}
+
+
+@final
+class TokenStatus(Enum):
+    """Where a token is in its life.
+
+    ``BOOKED`` (has a slot, patient not arrived), ``WAITLISTED`` (no slot yet),
+    ``CHECKED_IN`` (has a slot, patient present), ``IN_CONSULTATION``, and the terminal
+    states ``COMPLETED``, ``CANCELLED`` and ``NO_SHOW`` (a no-show may still arrive late and
+    be re-queued).
+    """
+
+    BOOKED = "booked"
+    WAITLISTED = "waitlisted"
+    CHECKED_IN = "checked_in"
+    IN_CONSULTATION = "in_consultation"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+    @property
+    def waiting(self) -> bool:
+        """True for ``BOOKED`` and ``CHECKED_IN``: the token waits in a slot's queue. O(1)."""
+        return self is TokenStatus.BOOKED or self is TokenStatus.CHECKED_IN
+
+    @property
+    def active(self) -> bool:
+        """True until the token reaches ``COMPLETED``, ``CANCELLED`` or ``NO_SHOW``. O(1)."""
+        return self not in _ENDED
+
+
+_ENDED = frozenset({TokenStatus.COMPLETED, TokenStatus.CANCELLED, TokenStatus.NO_SHOW})
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Token:
+    """One patient's place with one doctor; a value, replaced (never mutated) on change.
+
+    The allocator issues tokens; read them with :meth:`Allocator.token`. ``seq`` is the
+    global arrival counter that breaks ties within a priority (it changes only when a
+    no-show arrives late and is re-queued); ``number`` is the display number, per doctor,
+    stable for the token's life. ``slot_id`` is ``None`` while waitlisted; after a terminal
+    status it keeps the slot the token last held. ``moves`` counts how often the allocator
+    moved the token out of a slot (displaced, reassigned, resized or pulled forward).
+    ``called_at`` and ``completed_at`` record the consultation, for analysis.
+    """
+
+    id: str
+    patient_id: str = attrs.field(repr=False)
+    doctor_id: str
+    slot_id: str | None
+    priority: Priority
+    source: Source
+    seq: int
+    number: int
+    status: TokenStatus
+    booked_at: datetime
+    checked_in_at: datetime | None = None
+    moves: int = 0
+    called_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+@final
+@attrs.frozen
+class Doctor:
+    """A doctor whose day is split into slots.
+
+    ``consult_minutes`` is the expected length of one consultation, used for estimated
+    start times. Construction validates every field and raises
+    :class:`~opd_engine.InvalidArgumentError` on bad input.
+    """
+
+    id: str = attrs.field(validator=attrs_validator(check_id))
+    name: str = attrs.field(validator=attrs_validator(check_str))
+    department: str = attrs.field(default="", validator=attrs_validator(check_str))
+    consult_minutes: int = attrs.field(
+        default=10, validator=attrs_validator(check_int, minimum=1)
+    )
+
+
+def check_priority(name: str, value: object) -> Priority:
+    """A :class:`Priority` member (a plain ``int`` is refused)."""
+    return check_enum(name, value, Priority)

@@ -1,0 +1,156 @@
+"""Events: what changed, delivered to subscribers after each change is complete.
+
+Every event is a frozen value with ``at`` (the allocator's clock when the call began).
+Token events carry ``token``, the token's value just after that step, and ``token_id``.
+A host system persists or notifies from these; the library itself never does.
+
+Events of one call are delivered in the order the changes happened, and only once the whole
+call has succeeded: a call that raises emits nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import final
+
+import attrs
+
+from ._values import Token
+
+__all__ = [
+    "DoctorDelayed",
+    "DoctorUnavailable",
+    "Event",
+    "MoveReason",
+    "SlotResized",
+    "TokenBooked",
+    "TokenCalled",
+    "TokenCancelled",
+    "TokenCheckedIn",
+    "TokenCompleted",
+    "TokenEvent",
+    "TokenMoved",
+    "TokenNoShow",
+    "TokenWaitlisted",
+]
+
+
+@final
+class MoveReason(Enum):
+    """Why the allocator moved a token (see :class:`TokenMoved`)."""
+
+    #: Made room for an emergency in a slot past its overflow bound.
+    DISPLACED = "displaced"
+    #: A checked-in patient moved into an earlier slot's freed place.
+    PULLED_FORWARD = "pulled_forward"
+    #: The doctor became unavailable; the token went to another doctor or a waitlist.
+    REASSIGNED = "reassigned"
+    #: The slot shrank below the places it held.
+    RESIZED = "resized"
+    #: A waitlisted token got a place in a slot.
+    FROM_WAITLIST = "from_waitlist"
+    #: A doctor's delay removed places from a slot.
+    DELAYED = "delayed"
+    #: A no-show arrived late and was re-queued.
+    LATE_ARRIVAL = "late_arrival"
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base of every event: ``at`` is the allocator's clock when the call began."""
+
+    at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class TokenEvent(Event):
+    """Base of the events about one token; ``token`` is its value after the step."""
+
+    token: Token
+
+    @property
+    def token_id(self) -> str:
+        """The id of the token the event is about. O(1)."""
+        return self.token.id
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenBooked(TokenEvent):
+    """A token was issued with a place in ``token.slot_id``."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenWaitlisted(TokenEvent):
+    """A token was issued onto its doctor's waitlist (no slot had room)."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenMoved(TokenEvent):
+    """A token changed place: ``to_slot_id=None`` means the waitlist, as does
+    ``from_slot_id=None``."""
+
+    from_slot_id: str | None
+    to_slot_id: str | None
+    reason: MoveReason
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenCheckedIn(TokenEvent):
+    """The patient arrived (``token.checked_in_at``)."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenCalled(TokenEvent):
+    """The doctor called the patient in (``IN_CONSULTATION``)."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenCompleted(TokenEvent):
+    """The consultation ended."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenCancelled(TokenEvent):
+    """The token was cancelled; its place, if any, was reallocated."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenNoShow(TokenEvent):
+    """The patient did not arrive within the grace period; the place was reallocated."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class SlotResized(Event):
+    """A slot's capacity changed from ``old_capacity`` to ``capacity``."""
+
+    slot_id: str
+    old_capacity: int
+    capacity: int
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DoctorDelayed(Event):
+    """The doctor runs ``minutes`` later; ``total_minutes`` is the delay so far today."""
+
+    doctor_id: str
+    minutes: int
+    total_minutes: int
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DoctorUnavailable(Event):
+    """The doctor stopped working; their open slots closed and waiting tokens moved."""
+
+    doctor_id: str

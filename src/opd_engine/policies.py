@@ -1,0 +1,511 @@
+"""Policies: the decisions an OPD makes differently from another, as pluggable values.
+
+There are four kinds, each a :class:`typing.Protocol` whose docstring is the specification an
+implementation must meet:
+
+* :class:`CapacityPolicy`: how many non-emergency tokens a slot admits
+  (:class:`HardLimit`, :class:`Overbooking`, :class:`SourceQuota`);
+* :class:`EmergencyPolicy`: how far emergencies may overflow a slot
+  (:class:`EmergencyOverride`);
+* :class:`ReallocationPolicy`: how a freed place is refilled (:class:`Reallocation`);
+* :class:`OrderingPolicy`: who is called next (:class:`StrictPriority`, :class:`Aging`,
+  :class:`AccumulatingPriority`).
+
+The shipped policies are frozen values; a class of your own with the same methods plugs in
+the same way. :class:`Policies` bundles one of each with the remaining switches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import Enum
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Protocol, final, runtime_checkable
+
+import attrs
+
+from ._check import attrs_validator, check_bool, check_enum, check_int
+from ._values import Priority, Source, Token
+from .errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from ._slot import Slot
+
+__all__ = [
+    "AccumulatingPriority",
+    "Aging",
+    "CapacityPolicy",
+    "Comparable",
+    "EmergencyOverride",
+    "EmergencyPolicy",
+    "HardLimit",
+    "OnFull",
+    "OrderingPolicy",
+    "Overbooking",
+    "Policies",
+    "Reallocation",
+    "ReallocationPolicy",
+    "SourceQuota",
+    "StrictPriority",
+]
+
+
+class Comparable(Protocol):
+    """Anything ordered by ``<``, such as a tuple of ints and datetimes."""
+
+    def __lt__(self, other: Any, /) -> bool: ...
+
+
+# --------------------------------------------------------------------------- capacity
+
+
+@runtime_checkable
+class CapacityPolicy(Protocol):
+    """How many non-emergency tokens a slot admits.
+
+    Emergencies never ask the capacity policy; they follow the :class:`EmergencyPolicy`.
+    Both methods must be pure and O(1): the allocator calls them on every booking.
+    """
+
+    def limit(self, capacity: int) -> int:
+        """Places a slot of ``capacity`` offers to non-emergency tokens in all.
+
+        A slot whose occupancy is at or past this limit has no room. Must be >= 0.
+        """
+        ...
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        """Whether ``slot`` admits one more non-emergency token of ``source``/``priority``.
+
+        Must be False whenever ``slot.occupancy >= self.limit(slot.capacity)``; may refuse
+        more (a per-channel quota, a seat kept for paid patients).
+        """
+        ...
+
+
+@final
+@attrs.frozen
+class HardLimit:
+    """A slot admits exactly ``capacity`` tokens (the default). O(1)."""
+
+    def limit(self, capacity: int) -> int:
+        """``capacity`` itself. O(1)."""
+        return capacity
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        """True while ``slot.occupancy < slot.capacity``. O(1)."""
+        return slot.occupancy < slot.capacity
+
+
+def _check_rate(instance: object, attribute: Any, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(
+            f"{attribute.name} must be a number in [0, 1), got {attribute.name}={value!r}"
+        )
+    if not 0 <= value < 1:
+        raise InvalidArgumentError(
+            f"{attribute.name} must be in [0, 1), got {attribute.name}={value!r}"
+        )
+
+
+@final
+@attrs.frozen
+class Overbooking:
+    """Overbook by the expected no-shows: admit ``floor(capacity / (1 - no_show_rate))``.
+
+    With a no-show rate of 0.2 a slot of 10 admits 12, so on average 10 patients come.
+    The rate is read as the decimal the caller wrote (0.3 is exactly 3/10), so the limit
+    has no floating-point surprises. O(1).
+    """
+
+    no_show_rate: float = attrs.field(validator=_check_rate)
+
+    def limit(self, capacity: int) -> int:
+        """``floor(capacity / (1 - no_show_rate))``. O(1)."""
+        rate = Fraction(str(self.no_show_rate))
+        return math.floor(capacity / (1 - rate))
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        """True while ``slot.occupancy`` is below :meth:`limit`. O(1)."""
+        return slot.occupancy < self.limit(slot.capacity)
+
+
+def _freeze_quotas(value: object) -> Mapping[Source, int]:
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"quotas must be a mapping of Source to int, got quotas={value!r}"
+        )
+    quotas: dict[Source, int] = {}
+    for source, cap in value.items():
+        check_enum("quotas key", source, Source)
+        quotas[source] = check_int(f"quotas[{source}]", cap, minimum=0)
+    return quotas
+
+
+@final
+@attrs.frozen
+class SourceQuota:
+    """Per-channel caps on top of the hard limit: ``SourceQuota({Source.ONLINE: 6})``.
+
+    A slot admits a token while it has room under its capacity and fewer than
+    ``quotas[source]`` non-emergency tokens of that source hold a place; sources not named
+    are capped by the capacity alone. O(1).
+    """
+
+    quotas: Mapping[Source, int] = attrs.field(converter=_freeze_quotas, hash=False)
+
+    def limit(self, capacity: int) -> int:
+        """``capacity`` itself. O(1)."""
+        return capacity
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        """True while the slot has room and the source is under its quota. O(1)."""
+        if slot.occupancy >= slot.capacity:
+            return False
+        cap = self.quotas.get(source)
+        return cap is None or slot.held_by(source) < cap
+
+
+# --------------------------------------------------------------------------- emergency
+
+
+@runtime_checkable
+class EmergencyPolicy(Protocol):
+    """How far emergencies may overflow a full slot.
+
+    An emergency is never turned away. Past the bound, the allocator displaces the
+    lowest-ranked non-emergency waiting token (lowest priority, latest ``seq``) to the first
+    later slot of the same doctor with room, else to the waitlist; when nobody can be
+    displaced the emergency overflows anyway.
+    """
+
+    def overflow_limit(self, slot: Slot) -> int | None:
+        """The most places ``slot`` may hold beyond its capacity; None for no bound. O(1)."""
+        ...
+
+
+@final
+@attrs.frozen
+class EmergencyOverride:
+    """Emergencies bypass the hard limit by at most ``max_overflow`` places (None: any)."""
+
+    max_overflow: int | None = attrs.field(default=None)
+
+    @max_overflow.validator
+    def _check(self, attribute: Any, value: object) -> None:
+        if value is not None:
+            check_int("max_overflow", value, minimum=0)
+
+    def overflow_limit(self, slot: Slot) -> int | None:
+        """``max_overflow``, the same for every slot. O(1)."""
+        return self.max_overflow
+
+
+# --------------------------------------------------------------------------- reallocation
+
+
+@runtime_checkable
+class ReallocationPolicy(Protocol):
+    """How a freed place (cancel, no-show, resize) is refilled.
+
+    The doctor's waitlist is always tried first, in ``(priority, seq)`` order. Then, if
+    ``pull_forward`` is true, the checked-in patient the ordering would call first in the
+    doctor's nearest later slot with someone present moves into the freed place, and the
+    place that leaves behind is refilled the same way. ``max_moves`` protects tokens from
+    repeated displacement: a token already moved ``max_moves`` times is not displaced again
+    while another candidate exists.
+    """
+
+    @property
+    def pull_forward(self) -> bool:
+        """Whether present patients of later slots move into freed places."""
+        ...
+
+    @property
+    def max_moves(self) -> int:
+        """Moves after which a token is displaced only as the last resort."""
+        ...
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Reallocation:
+    """Refill from the waitlist, then (``pull_forward``) from later slots' present patients."""
+
+    pull_forward: bool = attrs.field(default=True, validator=attrs_validator(check_bool))
+    max_moves: int = attrs.field(default=2, validator=attrs_validator(check_int, minimum=0))
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+@runtime_checkable
+class OrderingPolicy(Protocol):
+    """Who, among a slot's checked-in patients, is called next.
+
+    The slot keeps its checked-in tokens in *levels*: ``level(token, now)`` says which, and
+    within a level they are kept sorted by ``key(token)``, which must not change while the
+    token waits. A token's level may change over time, but only at the instants
+    ``next_change`` announces, so the slot re-files a token only when its level changes,
+    never by scanning. To call the next patient the slot passes ``pick`` the head (smallest
+    key) of every non-empty level, in ascending level order, and calls the one it picks.
+
+    ``lexicographic`` promises that ``pick`` always returns 0, so the call order is simply
+    ``(level, key)``; the slot then answers ``position`` in O(log n) instead of O(n).
+
+    The clock must not run backwards: a level once reached is kept.
+    """
+
+    @property
+    def lexicographic(self) -> bool:
+        """True when ``pick`` always returns 0."""
+        ...
+
+    def level(self, token: Token, now: datetime) -> int:
+        """The level of checked-in ``token`` at ``now``. O(1)."""
+        ...
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        """When ``level(token, ...)`` next differs from its value at ``now``; None: never."""
+        ...
+
+    def key(self, token: Token) -> Comparable:
+        """Order within a level; fixed while the token waits. O(1)."""
+        ...
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        """Index into ``heads`` (one token per non-empty level, in level order). O(levels)."""
+        ...
+
+
+@final
+@attrs.frozen
+class StrictPriority:
+    """Call in ``(priority, seq)`` order: most urgent first, first come first served within.
+
+    A standard patient may wait forever while more urgent ones keep arriving.
+    """
+
+    @property
+    def lexicographic(self) -> bool:
+        """Always True. O(1)."""
+        return True
+
+    def level(self, token: Token, now: datetime) -> int:
+        """The token's triaged priority. O(1)."""
+        return int(token.priority)
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        """Never. O(1)."""
+        return None
+
+    def key(self, token: Token) -> Comparable:
+        """``seq``: first come, first served. O(1)."""
+        return token.seq
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        """The most urgent level's head. O(1)."""
+        return 0
+
+
+def _check_step(instance: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise InvalidArgumentError(f"step must be a positive timedelta, got step={value!r}")
+
+
+def _check_ceiling(instance: object, attribute: Any, value: object) -> None:
+    check_enum("ceiling", value, Priority)
+    if value is Priority.EMERGENCY:
+        raise InvalidArgumentError(
+            "ceiling must be PAID, FOLLOW_UP or STANDARD (only triage makes an emergency), "
+            f"got ceiling={value!r}"
+        )
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Aging:
+    """Strict priority, but a checked-in token rises one level per ``step`` waited.
+
+    A token's level is ``max(ceiling, priority - floor(waited / step))`` for priorities
+    below the ceiling, and its own priority otherwise; ties within a level go by ``seq``.
+    With the defaults a standard patient who has waited 30 minutes is called alongside the
+    follow-ups, never ahead of paid patients or emergencies. The default ordering.
+    """
+
+    step: timedelta = attrs.field(default=timedelta(minutes=30), validator=_check_step)
+    ceiling: Priority = attrs.field(default=Priority.FOLLOW_UP, validator=_check_ceiling)
+
+    @property
+    def lexicographic(self) -> bool:
+        """Always True. O(1)."""
+        return True
+
+    def level(self, token: Token, now: datetime) -> int:
+        """``max(ceiling, priority - floor(waited / step))`` for levels below it. O(1)."""
+        priority = int(token.priority)
+        if priority <= self.ceiling or token.checked_in_at is None:
+            return priority
+        waited = now - token.checked_in_at
+        steps = max(0, waited // self.step)
+        return max(int(self.ceiling), priority - steps)
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        """When the token next rises a level; None at the ceiling. O(1)."""
+        level = self.level(token, now)
+        if level <= self.ceiling or token.checked_in_at is None:
+            return None
+        return token.checked_in_at + (int(token.priority) - level + 1) * self.step
+
+    def key(self, token: Token) -> Comparable:
+        """``seq``. O(1)."""
+        return token.seq
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        """The most urgent level's head. O(1)."""
+        return 0
+
+
+_DEFAULT_RATES: Mapping[Priority, float] = {
+    Priority.EMERGENCY: 8.0,
+    Priority.PAID: 4.0,
+    Priority.FOLLOW_UP: 2.0,
+    Priority.STANDARD: 1.0,
+}
+
+
+def _freeze_rates(value: object) -> Mapping[Priority, float]:
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"rates must be a mapping of Priority to float, got rates={value!r}"
+        )
+    rates: dict[Priority, float] = {}
+    for priority, rate in value.items():
+        check_enum("rates key", priority, Priority)
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not math.isfinite(rate)
+            or rate <= 0
+        ):
+            raise InvalidArgumentError(
+                f"rates[{priority.name}] must be a positive number, "
+                f"got rates[{priority.name}]={rate!r}"
+            )
+        rates[priority] = float(rate)
+    missing = [p.name for p in Priority if p not in rates]
+    if missing:
+        raise InvalidArgumentError(
+            f"rates must give every priority a rate, missing {', '.join(missing)}"
+        )
+    return rates
+
+
+@final
+@attrs.frozen
+class AccumulatingPriority:
+    """Kleinrock's delay-dependent priority: call the largest ``rate * minutes waited``.
+
+    A checked-in token accumulates priority at its class's rate from check-in; the one with
+    the most is called, ties by ``seq``. Within a class the earliest check-in leads, so only
+    the class heads are compared. Emergencies are not automatically first: their rate decides.
+    """
+
+    rates: Mapping[Priority, float] = attrs.field(
+        factory=lambda: dict(_DEFAULT_RATES), converter=_freeze_rates, hash=False
+    )
+
+    @property
+    def lexicographic(self) -> bool:
+        """Always False: classes overtake each other as time passes. O(1)."""
+        return False
+
+    def level(self, token: Token, now: datetime) -> int:
+        """The token's triaged priority. O(1)."""
+        return int(token.priority)
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        """Never: a token stays in its class. O(1)."""
+        return None
+
+    def key(self, token: Token) -> Comparable:
+        """``(checked_in_at, seq)``: the longest waiter leads its class. O(1)."""
+        return (token.checked_in_at, token.seq)
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        """The head with the most accumulated priority, ties by ``seq``. O(levels)."""
+        best = 0
+        best_score = -math.inf
+        best_seq = 0
+        for i, token in enumerate(heads):
+            assert token.checked_in_at is not None
+            waited = (now - token.checked_in_at).total_seconds() / 60
+            score = self.rates[token.priority] * waited
+            if score > best_score or (score == best_score and token.seq < best_seq):
+                best, best_score, best_seq = i, score, token.seq
+        return best
+
+
+# --------------------------------------------------------------------------- bundle
+
+
+@final
+class OnFull(Enum):
+    """What happens to a non-emergency booking for a full slot."""
+
+    #: Raise :class:`~opd_engine.SlotFullError` (the default).
+    REJECT = "reject"
+    #: Put the token on the doctor's waitlist.
+    WAITLIST = "waitlist"
+    #: Book the earliest later slot with room, else the waitlist.
+    NEXT_SLOT = "next_slot"
+
+
+def _protocol_validator(protocol: type, name: str) -> Any:
+    def validate(instance: object, attribute: Any, value: object) -> None:
+        if not isinstance(value, protocol):
+            raise InvalidArgumentError(
+                f"{attribute.name} must be a {name}, got {attribute.name}={value!r}"
+            )
+
+    return validate
+
+
+def _check_grace(instance: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        raise InvalidArgumentError(
+            f"no_show_grace must be a timedelta >= 0, got no_show_grace={value!r}"
+        )
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Policies:
+    """One policy of each kind, plus the full-slot rule and the no-show grace period.
+
+    Construction validates every field and raises :class:`~opd_engine.InvalidArgumentError`
+    for a value that is not a policy of the right kind.
+    """
+
+    capacity: CapacityPolicy = attrs.field(
+        factory=HardLimit, validator=_protocol_validator(CapacityPolicy, "CapacityPolicy")
+    )
+    emergency: EmergencyPolicy = attrs.field(
+        factory=EmergencyOverride,
+        validator=_protocol_validator(EmergencyPolicy, "EmergencyPolicy"),
+    )
+    reallocation: ReallocationPolicy = attrs.field(
+        factory=Reallocation,
+        validator=_protocol_validator(ReallocationPolicy, "ReallocationPolicy"),
+    )
+    ordering: OrderingPolicy = attrs.field(
+        factory=Aging, validator=_protocol_validator(OrderingPolicy, "OrderingPolicy")
+    )
+    on_full: OnFull = attrs.field(
+        default=OnFull.REJECT, validator=attrs_validator(check_enum, enum=OnFull)
+    )
+    no_show_grace: timedelta = attrs.field(
+        default=timedelta(minutes=15), validator=_check_grace
+    )
