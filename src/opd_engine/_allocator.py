@@ -99,8 +99,12 @@ class Allocator:
     ``opd_engine`` logger and does not reach the caller.
     """
 
-    policies: Policies = attrs.field(default=None, converter=_policies)
-    clock: Callable[[], datetime] = attrs.field(default=None, converter=_clock)
+    policies: Policies = attrs.field(
+        default=None, converter=_policies, on_setattr=attrs.setters.frozen
+    )
+    clock: Callable[[], datetime] = attrs.field(
+        default=None, converter=_clock, on_setattr=attrs.setters.frozen
+    )
 
     _desks: dict[str, _Desk] = attrs.field(init=False, factory=dict)
     _slots: dict[str, Slot] = attrs.field(init=False, factory=dict)
@@ -172,14 +176,12 @@ class Allocator:
                         f"{other.id!r} ({other.start} to {other.end}) of doctor "
                         f"{desk.doctor.id!r}"
                     )
-            now = self._now() if self._aware is not None else None
+            now = self._now(aware)
             slot._attach(self.policies.ordering, self._tokens)
             desk.slots.insert(i, slot)
             desk.ends.insert(i, slot.end)
             self._slots[slot.id] = slot
             self._aware = aware
-            if now is None:
-                now = self._now()
             self._refill(desk, slot, now)
             self._deliver()
 
@@ -832,8 +834,7 @@ class Allocator:
         waitlists are sorted on ``(priority, seq)``; slot counters match the tokens; no slot
         holds more non-emergency tokens than its capacity policy's limit unless none of them
         can be moved; no patient holds two active non-emergency tokens with one doctor;
-        ids, ``seq`` and per-doctor numbers are unique; every index agrees with the tokens;
-        no open slot with room leaves a waitlisted token it admits waiting.
+        ids, ``seq`` and per-doctor numbers are unique; every index agrees with the tokens.
         """
         with self._lock:
             self._check_invariants()
@@ -844,7 +845,6 @@ class Allocator:
                 raise AssertionError(f"invariant {name!r} broken: {detail}")
 
         tokens = self._tokens
-        capacity = self.policies.capacity
         placed: dict[str, str] = {}
 
         def place(token_id: str, where: str) -> None:
@@ -929,22 +929,6 @@ class Allocator:
                 f"patient holds {normal} with doctor {doctor!r}",
             )
 
-        if self._aware is None:
-            return
-        now = self.clock()
-        for desk in self._desks.values():
-            if not desk.available or not len(desk.waitlist):
-                continue
-            for slot in desk.slots:
-                if slot.end <= now or slot.occupancy >= capacity.limit(slot.capacity):
-                    continue
-                for token_id in desk.waitlist:
-                    token = tokens[token_id]
-                    require(
-                        not capacity.admits(slot, token.source, token.priority),
-                        "freed places are refilled",
-                        f"open slot {slot.id!r} has room for waitlisted {token_id!r}",
-                    )
 
     def _check_slot(
         self,
@@ -1059,19 +1043,22 @@ class Allocator:
                 for callback in tuple(self._subscribers):
                     try:
                         callback(event)
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - a subscriber must not break the allocator
                         _log.exception("opd_engine subscriber %r failed on %r", callback, event)
         finally:
             self._delivering = False
 
     # ================================================================ internals
 
-    def _now(self) -> datetime:
+    def _now(self, aware: bool | None = None) -> datetime:
+        """Read the clock once, checking it matches the slots' awareness."""
         now = self.clock()
         if not isinstance(now, datetime):
             raise InvalidArgumentError(f"clock must return a datetime, got {now!r}")
-        if self._aware is not None and (now.tzinfo is not None) != self._aware:
-            kind = "aware" if self._aware else "naive"
+        if aware is None:
+            aware = self._aware
+        if aware is not None and (now.tzinfo is not None) != aware:
+            kind = "aware" if aware else "naive"
             raise InvalidArgumentError(
                 f"clock must return {kind} datetimes like the slots, got {now!r}"
             )
