@@ -28,6 +28,7 @@ from .errors import (
 )
 from .events import (
     DoctorDelayed,
+    DoctorUnavailable,
     Event,
     MoveReason,
     SlotResized,
@@ -563,6 +564,73 @@ class Allocator:
                 )
             self._deliver()
 
+    def mark_unavailable(self, doctor_id: str) -> None:
+        """The doctor stops for the day: their open slots close and every patient moves.
+
+        The doctor's slots that have not ended close to new bookings. Every waiting token
+        (each slot's queue in call order, slots in start order, then the waitlist) moves,
+        ``MoveReason.REASSIGNED``, to the earliest open slot with room of another available
+        doctor of the same department (never another department); failing that, to the
+        shortest waitlist among those doctors; failing that, it stays on (or goes to) its
+        own doctor's waitlist. A doctor with whom the patient already holds an active token
+        is passed over. No token is cancelled, and a reassigned token keeps its id, number
+        and ``seq``. The patient in consultation, if any, stays. Marking an unavailable
+        doctor again changes nothing. O(k * (d * s + log n)) for k waiting tokens and d
+        colleagues with s slots each.
+        """
+        with self._lock:
+            now = self._now()
+            desk = self._desk(doctor_id)
+            if not desk.available:
+                return
+            desk.available = False
+            if self._subscribers:
+                self._outbox.append(DoctorUnavailable(at=now, doctor_id=doctor_id))
+            department = desk.doctor.department
+            colleagues = [
+                d
+                for d in self._desks.values()
+                if d is not desk and d.available and d.doctor.department == department
+            ]
+            waiting: list[str] = []
+            for slot in desk.slots:
+                waiting.extend(slot._present_order(now))
+                waiting.extend(slot._absent_order())
+            waiting.extend(desk.waitlist)
+            for token_id in waiting:
+                self._reassign(desk, self._tokens[token_id], colleagues, now)
+            self._deliver()
+
+    def _reassign(
+        self, desk: _Desk, token: Token, colleagues: list[_Desk], now: datetime
+    ) -> None:
+        candidates = [
+            d for d in colleagues if not self._active.get((token.patient_id, d.doctor.id))
+        ]
+        emergency = token.priority is Priority.EMERGENCY
+        admits = self.policies.capacity.admits
+        best: tuple[datetime, int, Slot, _Desk] | None = None
+        for rank, colleague in enumerate(candidates):
+            for slot in colleague.slots[bisect_right(colleague.ends, now) :]:
+                if emergency or admits(slot, token.source, token.priority):
+                    if best is None or (slot.start, rank) < best[:2]:
+                        best = (slot.start, rank, slot, colleague)
+                    break
+        if best is not None:
+            _, _, slot, colleague = best
+            self._move(
+                desk, token, slot, MoveReason.REASSIGNED, now, counted=True, to_desk=colleague
+            )
+            if emergency:
+                self._contain_overflow(colleague, slot, now)
+        elif candidates:
+            colleague = min(candidates, key=lambda d: len(d.waitlist))
+            self._move(
+                desk, token, None, MoveReason.REASSIGNED, now, counted=True, to_desk=colleague
+            )
+        elif token.status is not TokenStatus.WAITLISTED:
+            self._move(desk, token, None, MoveReason.REASSIGNED, now, counted=True)
+
     def resize(self, slot_id: str, capacity: int) -> None:
         """Change a slot's capacity.
 
@@ -681,8 +749,12 @@ class Allocator:
         now: datetime,
         *,
         counted: bool,
+        to_desk: _Desk | None = None,
     ) -> Token:
-        """Move a waiting or waitlisted token to ``to`` (None: the waitlist)."""
+        """Move a waiting or waitlisted token to ``to`` (None: a waitlist).
+
+        ``to_desk`` is the doctor it moves to, when not its own (reassignment).
+        """
         source = None
         if token.status is TokenStatus.WAITLISTED:
             desk.waitlist.remove(token)
@@ -695,12 +767,20 @@ class Allocator:
             status = TokenStatus.WAITLISTED
         else:
             status = TokenStatus.CHECKED_IN if arrived else TokenStatus.BOOKED
+        changes: dict[str, Any] = {}
+        if to_desk is not None and to_desk is not desk:
+            self._deactivate(token)
+            changes["doctor_id"] = to_desk.doctor.id
+            desk = to_desk
         token = self._replace(
             token,
             slot_id=None if to is None else to.id,
             status=status,
             moves=token.moves + counted,
+            **changes,
         )
+        if changes:
+            self._active.setdefault((token.patient_id, token.doctor_id), []).append(token.id)
         if to is None:
             desk.waitlist.add(token)
         else:
@@ -892,7 +972,7 @@ class Allocator:
             )
             for slot in desk.slots:
                 self._check_slot(desk, slot, require, place)
-            numbers = [t.number for t in tokens.values() if t.id.startswith(f"{doctor_id}-")]
+            numbers = [t.number for t in tokens.values() if t.id.rsplit("-", 1)[0] == doctor_id]
             require(len(numbers) == len(set(numbers)), "numbers unique per doctor", doctor_id)
             require(desk.issued >= max(numbers, default=0), "number counter", doctor_id)
 
