@@ -163,6 +163,14 @@ class Slot:
         else:
             self._absent.remove(key)
 
+    def _hold(self, token: Token) -> None:
+        """Count a token already called or completed (restoring a snapshot). O(1)."""
+        self._done += 1
+        if token.priority is Priority.EMERGENCY:
+            self._emergencies += 1
+        else:
+            self._sources[token.source] = self._sources.get(token.source, 0) + 1
+
     def _seat(self, token: Token) -> None:
         """A waiting token was called: it leaves the queue but keeps its place. O(log n)."""
         self._waiting.remove((token.priority, token.seq, token.id))
