@@ -425,6 +425,8 @@ class Allocator:
                     reason=MoveReason.LATE_ARRIVAL,
                 )
             )
+        if target is not None and token.priority is Priority.EMERGENCY:
+            self._contain_overflow(desk, target, now)
         return token
 
     def call_next(self, doctor_id: str) -> Token | None:
