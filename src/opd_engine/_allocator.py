@@ -85,6 +85,15 @@ def _clock(value: Callable[[], datetime] | None) -> Callable[[], datetime]:
     return value
 
 
+def _notify(callback: Callable[[Event], object], event: Event) -> None:
+    """Deliver one event; a subscriber's exception is logged, never raised: the change it
+    reports has already happened, and the caller's call succeeded."""
+    try:
+        callback(event)
+    except Exception:
+        _log.exception("opd_engine subscriber %r failed on %r", callback, event)
+
+
 @final
 @attrs.define(eq=False, repr=False)
 class Allocator:
@@ -240,12 +249,11 @@ class Allocator:
                         f"got doctor_id={doctor_id!r}"
                     )
             if not emergency:
-                held = self._active.get((patient_id, doctor_id))
-                if held:
+                held = self._held(patient_id, doctor_id)
+                if held is not None:
                     raise DuplicateBookingError(
-                        f"patient already holds active token {held[0]!r} with doctor "
-                        f"{doctor_id!r}",
-                        held[0],
+                        f"patient already holds active token {held!r} with doctor {doctor_id!r}",
+                        held,
                     )
             target = self._choose(desk, slot, source, priority, now)
             # ---- validated: from here on nothing raises.
@@ -384,12 +392,12 @@ class Allocator:
             return token
 
     def _late_arrival(self, desk: _Desk, token: Token, now: datetime) -> Token:
-        held = self._active.get((token.patient_id, token.doctor_id))
-        if held and token.priority is not Priority.EMERGENCY:
+        held = self._held(token.patient_id, token.doctor_id)
+        if held is not None and token.priority is not Priority.EMERGENCY:
             raise DuplicateBookingError(
                 f"token {token.id!r} arrived late, but its patient meanwhile holds active "
-                f"token {held[0]!r} with doctor {token.doctor_id!r}",
-                held[0],
+                f"token {held!r} with doctor {token.doctor_id!r}",
+                held,
             )
         target = None
         first = bisect_right(desk.ends, now)
@@ -510,8 +518,7 @@ class Allocator:
             token = self._token(token_id)
             if token.status is not TokenStatus.BOOKED:
                 raise InvalidTransitionError(
-                    f"token {token_id!r} cannot be a no-show: it is {token.status.name}, "
-                    "not BOOKED"
+                    f"token {token_id!r} cannot be a no-show: it is {token.status.name}, not BOOKED"
                 )
             slot = self._slots[token.slot_id]  # type: ignore[index]
             deadline = slot.start + self.policies.no_show_grace
@@ -604,9 +611,7 @@ class Allocator:
                 self._reassign(desk, self._tokens[token_id], colleagues, now)
             self._deliver()
 
-    def _reassign(
-        self, desk: _Desk, token: Token, colleagues: list[_Desk], now: datetime
-    ) -> None:
+    def _reassign(self, desk: _Desk, token: Token, colleagues: list[_Desk], now: datetime) -> None:
         candidates = [
             d for d in colleagues if not self._active.get((token.patient_id, d.doctor.id))
         ]
@@ -659,17 +664,25 @@ class Allocator:
             while slot.occupancy - slot.emergencies > limit:
                 if not self._displace(desk, slot, MoveReason.RESIZED, now):
                     break
+            if slot.emergencies:
+                self._contain_overflow(desk, slot, now, MoveReason.RESIZED)
             self._refill(desk, slot, now)
             self._deliver()
 
-    def _contain_overflow(self, desk: _Desk, slot: Slot, now: datetime) -> None:
-        """After an emergency joined ``slot``: displace past the emergency policy's bound."""
+    def _contain_overflow(
+        self,
+        desk: _Desk,
+        slot: Slot,
+        now: datetime,
+        reason: MoveReason = MoveReason.DISPLACED,
+    ) -> None:
+        """Displace non-emergencies while ``slot`` is past the emergency policy's bound."""
         bound = self.policies.emergency.overflow_limit(slot)
         if bound is None:
             return
         limit = self.policies.capacity.limit(slot.capacity)
         while slot.occupancy - limit > bound:
-            if not self._displace(desk, slot, MoveReason.DISPLACED, now):
+            if not self._displace(desk, slot, reason, now):
                 return
 
     def _displace(self, desk: _Desk, slot: Slot, reason: MoveReason, now: datetime) -> bool:
@@ -717,7 +730,11 @@ class Allocator:
                 token_id = source._next(now)
                 assert token_id is not None
                 self._move(
-                    desk, self._tokens[token_id], slot, MoveReason.PULLED_FORWARD, now,
+                    desk,
+                    self._tokens[token_id],
+                    slot,
+                    MoveReason.PULLED_FORWARD,
+                    now,
                     counted=True,
                 )
                 pending.append(source)
@@ -877,7 +894,8 @@ class Allocator:
         """When the patient should be seen, or None if the token is not waiting in a slot.
 
         ``max(slot.start + delay, now) + (position - 1) * consult_minutes``, where ``delay``
-        is the doctor's accumulated :meth:`delay`. Same cost as :meth:`position`.
+        is the doctor's accumulated :meth:`delay`. O(log n) under the shipped lexicographic
+        orderings, O(n) otherwise (the cost of :meth:`position`).
         """
         with self._lock:
             now = self._now()
@@ -970,9 +988,7 @@ class Allocator:
             doctor_id = desk.doctor.id
             starts = [slot.start for slot in desk.slots]
             require(starts == sorted(starts), "slots in start order", doctor_id)
-            require(
-                desk.ends == [slot.end for slot in desk.slots], "slot ends index", doctor_id
-            )
+            require(desk.ends == [slot.end for slot in desk.slots], "slot ends index", doctor_id)
             for a, b in zip(desk.slots, desk.slots[1:], strict=False):
                 require(a.end <= b.start, "slots never overlap", f"{a.id!r} and {b.id!r}")
             keys = list(desk.waitlist._keys)
@@ -998,9 +1014,7 @@ class Allocator:
                 place(token.id, f"consultation with {doctor_id!r}")
             with_present = sorted((s.start, s.id) for s in desk.slots if s.present)
             require(desk.present == with_present, "present-slot index", doctor_id)
-            require(
-                desk.present_ids == {i for _, i in with_present}, "present-slot ids", doctor_id
-            )
+            require(desk.present_ids == {i for _, i in with_present}, "present-slot ids", doctor_id)
             for slot in desk.slots:
                 self._check_slot(desk, slot, require, place)
             numbers = [t.number for t in tokens.values() if t.id.rsplit("-", 1)[0] == doctor_id]
@@ -1039,7 +1053,6 @@ class Allocator:
                 "one active token per patient and doctor",
                 f"patient holds {normal} with doctor {doctor!r}",
             )
-
 
     def _check_slot(
         self,
@@ -1084,8 +1097,7 @@ class Allocator:
             for entry in listed:
                 token = tokens[entry[1]]
                 require(
-                    slot._filed[entry[1]][:2] == (level, entry)
-                    and entry[0] == ordering.key(token),
+                    slot._filed[entry[1]][:2] == (level, entry) and entry[0] == ordering.key(token),
                     "ordering index matches its tokens",
                     repr(token),
                 )
@@ -1094,7 +1106,8 @@ class Allocator:
         pending = sorted(c for _, _, c in slot._filed.values() if c is not None)
         require(list(slot._changes) == pending, "level changes scheduled", slot.id)
         done = [
-            t for t in tokens.values()
+            t
+            for t in tokens.values()
             if t.slot_id == slot.id
             and t.status in (TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED)
         ]
@@ -1152,10 +1165,7 @@ class Allocator:
             while outbox:
                 event = outbox.popleft()
                 for callback in tuple(self._subscribers):
-                    try:
-                        callback(event)
-                    except Exception:  # noqa: BLE001 - a subscriber must not break the allocator
-                        _log.exception("opd_engine subscriber %r failed on %r", callback, event)
+                    _notify(callback, event)
         finally:
             self._delivering = False
 
@@ -1200,6 +1210,16 @@ class Allocator:
         token = attrs.evolve(token, **changes)
         self._tokens[token.id] = token
         return token
+
+    def _held(self, patient_id: str, doctor_id: str) -> str | None:
+        """The patient's active token with the doctor (a non-emergency one first)."""
+        held = self._active.get((patient_id, doctor_id))
+        if not held:
+            return None
+        if len(held) == 1:
+            return held[0]
+        tokens = self._tokens
+        return min(held, key=lambda i: (tokens[i].priority is Priority.EMERGENCY, tokens[i].seq))
 
     def _deactivate(self, token: Token) -> None:
         key = (token.patient_id, token.doctor_id)

@@ -58,9 +58,7 @@ class Slot:
     doctor_id: str = attrs.field(validator=attrs_validator(check_id), on_setattr=_frozen)
     start: datetime = attrs.field(validator=attrs_validator(check_datetime), on_setattr=_frozen)
     end: datetime = attrs.field(validator=_check_end, on_setattr=_frozen)
-    capacity: int = attrs.field(
-        validator=attrs_validator(check_int, minimum=0), on_setattr=_frozen
-    )
+    capacity: int = attrs.field(validator=attrs_validator(check_int, minimum=0), on_setattr=_frozen)
 
     # Waiting tokens keyed (priority, seq, id).
     _waiting: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
@@ -75,13 +73,11 @@ class Slot:
     # Checked-in tokens: level -> entries sorted by the ordering's key.
     _levels: dict[int, SortedList[PresentEntry]] = attrs.field(init=False, factory=dict)
     # token id -> (level, entry in that level, pending level change or None).
-    _filed: dict[str, tuple[int, PresentEntry, tuple[datetime, int, str] | None]] = (
-        attrs.field(init=False, factory=dict)
+    _filed: dict[str, tuple[int, PresentEntry, tuple[datetime, int, str] | None]] = attrs.field(
+        init=False, factory=dict
     )
     # Pending level changes (when, seq, id), earliest first.
-    _changes: SortedList[tuple[datetime, int, str]] = attrs.field(
-        init=False, factory=SortedList
-    )
+    _changes: SortedList[tuple[datetime, int, str]] = attrs.field(init=False, factory=SortedList)
     _ordering: OrderingPolicy | None = attrs.field(init=False, default=None)
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
 
@@ -279,9 +275,6 @@ class Slot:
     def _victims(self) -> Iterator[WaitKey]:
         """Waiting keys from the lowest-ranked up (lowest priority, latest seq). O(1) each."""
         return reversed(self._waiting)
-
-    def _waiting_keys(self) -> Iterator[WaitKey]:
-        return iter(self._waiting)
 
 
 @final

@@ -36,10 +36,6 @@ E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
 
 
-def _when(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def dump(alloc: Allocator) -> dict[str, Any]:
     """The allocator's state as a JSON-safe dict. The caller holds the lock."""
     doctors: list[dict[str, Any]] = []
@@ -103,26 +99,30 @@ class _Reader:
             raise InvalidArgumentError(f"{self.path}.{key} is missing")
         return self.data[key]
 
-    def typed(self, key: str, kind: type[T], *, optional: bool = False) -> T:
+    def typed(self, key: str, kind: type[T]) -> T:
         value = self._get(key)
-        if value is None and optional:
-            return value  # type: ignore[return-value]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise InvalidArgumentError(
-                f"{self.path}.{key} must be {kind.__name__}, got {value!r}"
-            )
+            raise InvalidArgumentError(f"{self.path}.{key} must be {kind.__name__}, got {value!r}")
         return value
 
-    def when(self, key: str, *, optional: bool = False) -> datetime | None:
-        value = self.typed(key, str, optional=optional)
-        if value is None:
+    def maybe(self, key: str, kind: type[T]) -> T | None:
+        """Like :meth:`typed`, but ``null`` is allowed."""
+        if self._get(key) is None:
             return None
+        return self.typed(key, kind)
+
+    def when(self, key: str) -> datetime:
+        value = self.typed(key, str)
         try:
             return datetime.fromisoformat(value)
         except ValueError:
             raise InvalidArgumentError(
                 f"{self.path}.{key} must be an ISO 8601 datetime, got {value!r}"
             ) from None
+
+    def maybe_when(self, key: str) -> datetime | None:
+        """Like :meth:`when`, but ``null`` is allowed."""
+        return None if self._get(key) is None else self.when(key)
 
     def member(self, key: str, enum: type[E]) -> E:
         value = self.typed(key, str)
@@ -187,13 +187,12 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
         desk.issued = item.typed("issued", int)
         desk.delay = timedelta(minutes=item.typed("delay_minutes", int))
         desk.available = item.typed("available", bool)
-        desk.current = item.typed("current", str, optional=True)
+        desk.current = item.maybe("current", str)
         alloc._desks[doctor.id] = desk
     slot_items = root.items("slots")
     for item in slot_items:
         start = item.when("start")
         end = item.when("end")
-        assert start is not None and end is not None
         slot = Slot(
             item.typed("id", str),
             item.typed("doctor_id", str),
@@ -253,15 +252,15 @@ def _token(item: _Reader) -> Token:
         id=item.typed("id", str),
         patient_id=item.typed("patient_id", str),
         doctor_id=item.typed("doctor_id", str),
-        slot_id=item.typed("slot_id", str, optional=True),
+        slot_id=item.maybe("slot_id", str),
         priority=item.member("priority", Priority),
         source=item.member("source", Source),
         seq=item.typed("seq", int),
         number=item.typed("number", int),
         status=item.member("status", TokenStatus),
-        booked_at=item.when("booked_at"),  # type: ignore[arg-type]
-        checked_in_at=item.when("checked_in_at", optional=True),
+        booked_at=item.when("booked_at"),
+        checked_in_at=item.maybe_when("checked_in_at"),
         moves=item.typed("moves", int),
-        called_at=item.when("called_at", optional=True),
-        completed_at=item.when("completed_at", optional=True),
+        called_at=item.maybe_when("called_at"),
+        completed_at=item.maybe_when("completed_at"),
     )

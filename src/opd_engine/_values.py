@@ -130,9 +130,7 @@ class Doctor:
     id: str = attrs.field(validator=attrs_validator(check_id))
     name: str = attrs.field(validator=attrs_validator(check_str))
     department: str = attrs.field(default="", validator=attrs_validator(check_str))
-    consult_minutes: int = attrs.field(
-        default=10, validator=attrs_validator(check_int, minimum=1)
-    )
+    consult_minutes: int = attrs.field(default=10, validator=attrs_validator(check_int, minimum=1))
 
 
 def check_priority(name: str, value: object) -> Priority:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 from fractions import Fraction
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, final, runtime_checkable
 
 import attrs
@@ -141,7 +142,7 @@ def _freeze_quotas(value: object) -> Mapping[Source, int]:
     for source, cap in value.items():
         check_enum("quotas key", source, Source)
         quotas[source] = check_int(f"quotas[{source}]", cap, minimum=0)
-    return quotas
+    return MappingProxyType(quotas)
 
 
 @final
@@ -400,7 +401,7 @@ def _freeze_rates(value: object) -> Mapping[Priority, float]:
         raise InvalidArgumentError(
             f"rates must give every priority a rate, missing {', '.join(missing)}"
         )
-    return rates
+    return MappingProxyType(rates)
 
 
 @final
@@ -506,6 +507,4 @@ class Policies:
     on_full: OnFull = attrs.field(
         default=OnFull.REJECT, validator=attrs_validator(check_enum, enum=OnFull)
     )
-    no_show_grace: timedelta = attrs.field(
-        default=timedelta(minutes=15), validator=_check_grace
-    )
+    no_show_grace: timedelta = attrs.field(default=timedelta(minutes=15), validator=_check_grace)

@@ -1,0 +1,96 @@
+"""Shared fixtures: an injected clock and a small OPD day.
+
+The day: doctors D1 and D2 in General Medicine, D3 in Cardiology; each works three
+consecutive one-hour slots of capacity 3 (``D1@09``, ``D1@10``, ``D1@11``, ...) on
+25 November 2026. The clock starts at 08:30, before the first slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import pytest
+
+from opd_engine import Allocator, Doctor, Event, MoveReason, Policies, Slot, Token, TokenMoved
+
+DAY = datetime(2026, 11, 25)
+START = DAY.replace(hour=8, minute=30)
+HOURS = (9, 10, 11)
+CAPACITY = 3
+DOCTORS = (
+    Doctor("D1", "Dr. Rao", department="General Medicine"),
+    Doctor("D2", "Dr. Iyer", department="General Medicine"),
+    Doctor("D3", "Dr. Sen", department="Cardiology"),
+)
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    """A time on the fixture's day."""
+    return DAY.replace(hour=hour, minute=minute)
+
+
+def ids(tokens: Iterable[Token]) -> list[str]:
+    """The ids of ``tokens``, in order."""
+    return [token.id for token in tokens]
+
+
+def kinds(events: Iterable[Event]) -> list[str]:
+    """The class names of ``events``, in order."""
+    return [type(event).__name__ for event in events]
+
+
+def moves(events: Iterable[Event]) -> list[tuple[str, str | None, str | None, MoveReason]]:
+    """``(token_id, from_slot_id, to_slot_id, reason)`` of every :class:`TokenMoved`."""
+    return [
+        (e.token_id, e.from_slot_id, e.to_slot_id, e.reason)
+        for e in events
+        if isinstance(e, TokenMoved)
+    ]
+
+
+class Clock:
+    """A clock a test sets by hand; pass it as ``Allocator(clock=...)``."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, minutes: float) -> datetime:
+        """Move the clock forward and return the new time."""
+        self.now += timedelta(minutes=minutes)
+        return self.now
+
+
+class Build(Protocol):
+    """Builds the fixture's day under the given policies."""
+
+    def __call__(self, policies: Policies | None = None) -> Allocator: ...
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def build(clock: Clock) -> Build:
+    def make(policies: Policies | None = None) -> Allocator:
+        alloc = Allocator(policies=policies, clock=clock)
+        for doctor in DOCTORS:
+            alloc.add_doctor(doctor)
+            for hour in HOURS:
+                alloc.add_slot(
+                    Slot(f"{doctor.id}@{hour:02d}", doctor.id, at(hour), at(hour + 1), CAPACITY)
+                )
+        return alloc
+
+    return make
+
+
+@pytest.fixture
+def alloc(build: Build) -> Allocator:
+    return build()

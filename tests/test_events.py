@@ -1,0 +1,281 @@
+"""Events: what each call emits, in order, stamped with the clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import attrs
+import pytest
+
+from conftest import Build, Clock, at, kinds, moves
+from opd_engine import (
+    Allocator,
+    DoctorDelayed,
+    DoctorUnavailable,
+    Event,
+    MoveReason,
+    OnFull,
+    Policies,
+    Slot,
+    SlotResized,
+    Source,
+    TokenBooked,
+    TokenCalled,
+    TokenCancelled,
+    TokenCheckedIn,
+    TokenCompleted,
+    TokenEvent,
+    TokenMoved,
+    TokenNoShow,
+    TokenStatus,
+    TokenWaitlisted,
+)
+
+ONLINE = Source.ONLINE
+
+
+@pytest.fixture
+def seen(alloc: Allocator) -> list[Event]:
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    return events
+
+
+def test_move_reasons() -> None:
+    assert {r.name for r in MoveReason} >= {
+        "DISPLACED",
+        "PULLED_FORWARD",
+        "REASSIGNED",
+        "RESIZED",
+        "FROM_WAITLIST",
+    }
+
+
+def test_event_classes() -> None:
+    token_events = [
+        TokenBooked,
+        TokenWaitlisted,
+        TokenMoved,
+        TokenCheckedIn,
+        TokenCalled,
+        TokenCompleted,
+        TokenCancelled,
+        TokenNoShow,
+    ]
+    assert all(issubclass(kind, TokenEvent) for kind in token_events)
+    for kind in (SlotResized, DoctorDelayed, DoctorUnavailable):
+        assert issubclass(kind, Event)
+        assert not issubclass(kind, TokenEvent)
+
+
+def test_booking_emits_token_booked(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
+    clock.now = at(8, 41)
+    token = alloc.book("P", "D1", source=ONLINE)
+    assert seen == [TokenBooked(at=at(8, 41), token=token)]
+    (event,) = seen
+    assert isinstance(event, TokenBooked)
+    assert event.token_id == token.id == "D1-001"
+
+
+def test_booking_onto_the_waitlist_emits_token_waitlisted(build: Build) -> None:
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    for i in range(9):
+        alloc.book(f"P{i}", "D1", source=ONLINE)
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    token = alloc.book("W", "D1", source=ONLINE)
+    assert seen == [TokenWaitlisted(at=at(8, 30), token=token)]
+
+
+def test_cancellation_refilled_from_the_waitlist(build: Build, clock: Clock) -> None:
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    first = alloc.book("A", "D1", "D1@09", source=ONLINE)
+    for i in range(8):
+        alloc.book(f"P{i}", "D1", source=ONLINE)
+    waiting = alloc.book("W", "D1", source=ONLINE)
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    clock.now = at(8, 50)
+    cancelled = alloc.cancel(first.id)
+    assert seen == [
+        TokenCancelled(at=at(8, 50), token=cancelled),
+        TokenMoved(
+            at=at(8, 50),
+            token=alloc.token(waiting.id),
+            from_slot_id=None,
+            to_slot_id="D1@09",
+            reason=MoveReason.FROM_WAITLIST,
+        ),
+    ]
+    moved = seen[1]
+    assert isinstance(moved, TokenMoved)
+    assert moved.token.status is TokenStatus.BOOKED
+
+
+def test_pull_forward(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
+    first = alloc.book("A", "D1", "D1@09", source=ONLINE)
+    alloc.book("B", "D1", "D1@09", source=ONLINE)
+    present = alloc.book("C", "D1", "D1@10")
+    seen.clear()
+    clock.now = at(9, 20)
+    alloc.no_show(first.id)
+    assert kinds(seen) == ["TokenNoShow", "TokenMoved"]
+    assert moves(seen) == [(present.id, "D1@10", "D1@09", MoveReason.PULLED_FORWARD)]
+    assert all(e.at == at(9, 20) for e in seen)
+    moved = seen[1]
+    assert isinstance(moved, TokenMoved)
+    assert moved.token == alloc.token(present.id)
+    assert moved.token.moves == 1
+
+
+def test_a_call(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
+    first = alloc.book("A", "D1")
+    second = alloc.book("B", "D1")
+    seen.clear()
+    clock.now = at(9, 2)
+    alloc.call_next("D1")
+    clock.now = at(9, 12)
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert seen == [
+        TokenCalled(
+            at=at(9, 2),
+            token=attrs.evolve(first, status=TokenStatus.IN_CONSULTATION, called_at=at(9, 2)),
+        ),
+        TokenCompleted(at=at(9, 12), token=alloc.token(first.id)),
+        TokenCalled(at=at(9, 12), token=called),
+    ]
+    assert called.id == second.id
+
+
+def test_check_in_and_late_arrival(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
+    on_time = alloc.book("A", "D1", source=ONLINE)
+    late = alloc.book("B", "D1", source=ONLINE)
+    clock.now = at(8, 55)
+    alloc.check_in(on_time.id)
+    clock.now = at(9, 30)
+    alloc.no_show(late.id)
+    clock.now = at(9, 45)
+    arrived = alloc.check_in(late.id)
+    assert kinds(seen) == [
+        "TokenBooked",
+        "TokenBooked",
+        "TokenCheckedIn",
+        "TokenNoShow",
+        "TokenMoved",
+        "TokenCheckedIn",
+    ]
+    assert seen[2] == TokenCheckedIn(at=at(8, 55), token=alloc.token(on_time.id))
+    assert seen[3] == TokenNoShow(
+        at=at(9, 30), token=attrs.evolve(late, status=TokenStatus.NO_SHOW)
+    )
+    assert seen[4] == TokenMoved(
+        at=at(9, 45),
+        token=arrived,
+        from_slot_id="D1@09",
+        to_slot_id="D1@09",
+        reason=MoveReason.LATE_ARRIVAL,
+    )
+    assert seen[5] == TokenCheckedIn(at=at(9, 45), token=arrived)
+
+
+def test_resize_and_delay_events(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
+    clock.now = at(9, 5)
+    alloc.resize("D3@10", 4)
+    alloc.delay("D3", 12)
+    assert seen == [
+        SlotResized(at=at(9, 5), slot_id="D3@10", old_capacity=3, capacity=4),
+        DoctorDelayed(at=at(9, 5), doctor_id="D3", minutes=12, total_minutes=12),
+    ]
+
+
+def test_every_event_of_a_call_carries_the_call_s_time(
+    alloc: Allocator, clock: Clock, seen: list[Event]
+) -> None:
+    for i in range(3):
+        alloc.book(f"P{i}", "D1", "D1@09", source=ONLINE)
+    alloc.book("Q", "D1", "D1@10")
+    alloc.book("R", "D1", "D1@11")
+    seen.clear()
+    clock.now = at(9, 16)
+    alloc.no_show("D1-001")  # pulls Q forward, then R
+    assert kinds(seen) == ["TokenNoShow", "TokenMoved", "TokenMoved"]
+    assert {e.at for e in seen} == {at(9, 16)}
+
+
+class TickingClock:
+    """A clock that moves one minute forward every time it is read."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __call__(self) -> datetime:
+        self.reads += 1
+        return at(8) + timedelta(minutes=self.reads)
+
+
+def test_each_call_reads_the_clock_once(build: Build) -> None:
+    """Each call reads the clock once; every event of the call carries that reading."""
+    ticking = TickingClock()
+    alloc = Allocator(clock=ticking)
+    template = build()
+    for doctor in template.doctors():
+        alloc.add_doctor(doctor)
+    for s in template.slots():
+        alloc.add_slot(Slot(s.id, s.doctor_id, s.start, s.end, s.capacity))
+    assert ticking.reads == len(template.slots())
+    for i in range(3):
+        alloc.book(f"P{i}", "D1", "D1@09", source=ONLINE)
+    alloc.book("Q", "D1", "D1@10")
+    alloc.book("R", "D1", "D1@11")
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    reads = ticking.reads
+    alloc.cancel("D1-001")  # a cascade: cancelled, then two tokens pulled forward
+    assert ticking.reads == reads + 1
+    assert kinds(seen) == ["TokenCancelled", "TokenMoved", "TokenMoved"]
+    assert {e.at for e in seen} == {at(8) + timedelta(minutes=ticking.reads)}
+    for call in (
+        lambda: alloc.call_next("D1"),
+        lambda: alloc.check_in("D1-002"),
+        lambda: alloc.queue("D1@09"),
+        lambda: alloc.resize("D1@11", 4),
+        lambda: alloc.delay("D1", 1),
+    ):
+        reads = ticking.reads
+        call()
+        assert ticking.reads == reads + 1
+
+
+def test_no_events_without_subscribers_and_none_after_unsubscribing(alloc: Allocator) -> None:
+    alloc.book("A", "D1")
+    seen: list[Event] = []
+    stop = alloc.subscribe(seen.append)
+    assert seen == []  # nothing queued from before subscribing
+    alloc.book("B", "D1")
+    stop()
+    alloc.book("C", "D1")
+    assert kinds(seen) == ["TokenBooked"]
+
+
+def test_events_are_frozen(alloc: Allocator, seen: list[Event]) -> None:
+    alloc.book("A", "D1")
+    alloc.delay("D1", 5)
+    booked, delayed = seen
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        booked.at = at(12)  # type: ignore[misc]
+    assert isinstance(delayed, DoctorDelayed)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        delayed.minutes = 0  # type: ignore[misc]
+    assert delayed == DoctorDelayed(at=at(8, 30), doctor_id="D1", minutes=5, total_minutes=5)
+    assert hash(delayed) == hash(attrs.evolve(delayed))
+
+
+def test_events_construct_by_keyword(alloc: Allocator) -> None:
+    token = alloc.book("A", "D1")
+    event = TokenMoved(
+        at=at(9), token=token, from_slot_id="D1@09", to_slot_id=None, reason=MoveReason.RESIZED
+    )
+    assert (event.token_id, event.to_slot_id) == ("D1-001", None)
+    assert DoctorUnavailable(at=at(9), doctor_id="D1").doctor_id == "D1"
+    assert SlotResized(at=at(9), slot_id="S", old_capacity=1, capacity=2).capacity == 2

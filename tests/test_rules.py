@@ -1,0 +1,1078 @@
+"""One test per allocation rule of the design, the rule quoted in the test's docstring.
+
+The day comes from ``conftest``: D1 and D2 (General Medicine) and D3 (Cardiology), each with
+slots ``@09``, ``@10`` and ``@11`` of capacity 3; the clock starts at 08:30. WALK_IN
+bookings are checked in at once, ONLINE, PAID and FOLLOW_UP ones are not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta, timezone
+
+import pytest
+
+from conftest import Build, Clock, at, ids, kinds, moves
+from opd_engine import (
+    AccumulatingPriority,
+    Aging,
+    Allocator,
+    DuplicateBookingError,
+    EmergencyOverride,
+    Event,
+    InvalidArgumentError,
+    InvalidTransitionError,
+    MoveReason,
+    OnFull,
+    OPDError,
+    OrderingPolicy,
+    Policies,
+    Priority,
+    Reallocation,
+    Slot,
+    SlotClosedError,
+    SlotFullError,
+    Source,
+    StrictPriority,
+    TokenCancelled,
+    TokenStatus,
+    UnknownDoctorError,
+    UnknownTokenError,
+)
+
+EMERGENCY = Priority.EMERGENCY
+ONLINE = Source.ONLINE
+PAID = Source.PAID
+FOLLOW_UP = Source.FOLLOW_UP
+
+
+def fill(alloc: Allocator, slot_id: str, count: int, prefix: str) -> list[str]:
+    """Book ``count`` ONLINE patients (not arrived) into ``slot_id``; return their ids."""
+    doctor_id = alloc.slot(slot_id).doctor_id
+    return [alloc.book(f"{prefix}{i}", doctor_id, slot_id, source=ONLINE).id for i in range(count)]
+
+
+# ----------------------------------------------------------------------------- queue order
+
+
+def test_queue_is_ordered_by_priority_then_seq(alloc: Allocator) -> None:
+    """A slot's queue is a `SortedList` keyed on `(priority, seq)`: `priority` is the triage
+    level (lower = more urgent), `seq` a global counter assigned when the token is booked."""
+    standard = alloc.book("S", "D1", "D1@10", source=ONLINE)
+    follow_up = alloc.book("F", "D1", "D1@10", source=FOLLOW_UP)
+    paid = alloc.book("P", "D1", "D1@10", source=PAID)
+    emergency = alloc.book("E", "D1", "D1@10", priority=EMERGENCY, checked_in=False)
+    assert [t.seq for t in (standard, follow_up, paid, emergency)] == [1, 2, 3, 4]
+    assert ids(alloc.queue("D1@10")) == [emergency.id, paid.id, follow_up.id, standard.id]
+    alloc.check_invariants()
+
+
+def test_first_come_first_served_within_a_level(clock: Clock, build: Build) -> None:
+    """`StrictPriority()` (by `(priority, seq)`) ... `seq` a global counter assigned when the
+    token is booked (arrival order; never the wall clock, so ties are deterministic)."""
+    alloc = build(Policies(ordering=StrictPriority()))
+    first = alloc.book("A", "D1", "D1@09")
+    paid = alloc.book("P", "D1", "D1@09", source=PAID, checked_in=True)
+    second = alloc.book("B", "D1", "D1@09")
+    clock.advance(45)
+    assert ids(alloc.queue("D1@09")) == [paid.id, first.id, second.id]
+    called = [alloc.call_next("D1") for _ in range(3)]
+    assert [t.id if t else None for t in called] == [paid.id, first.id, second.id]
+
+
+def test_seq_is_global_and_number_is_per_doctor(alloc: Allocator) -> None:
+    """`seq` a global counter assigned when the token is booked ... `number: int` (display
+    number, per doctor, stable for life)."""
+    a = alloc.book("A", "D1")
+    b = alloc.book("B", "D2")
+    c = alloc.book("C", "D1")
+    assert [(t.seq, t.number) for t in (a, b, c)] == [(1, 1), (2, 1), (3, 2)]
+    assert [a.id, b.id, c.id] == ["D1-001", "D2-001", "D1-002"]
+
+
+# ----------------------------------------------------------------------------- booking
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (Source.PAID, Priority.PAID),
+        (Source.FOLLOW_UP, Priority.FOLLOW_UP),
+        (Source.ONLINE, Priority.STANDARD),
+        (Source.WALK_IN, Priority.STANDARD),
+    ],
+)
+def test_default_priority_by_source(alloc: Allocator, source: Source, expected: Priority) -> None:
+    """Default priority by source: PAID -> PAID, FOLLOW_UP -> FOLLOW_UP, ONLINE and WALK_IN
+    -> STANDARD."""
+    assert alloc.book("P", "D1", source=source).priority is expected
+
+
+def test_explicit_priority_wins_over_the_source(alloc: Allocator) -> None:
+    """`priority=None` takes the source's default."""
+    token = alloc.book("P", "D1", source=ONLINE, priority=Priority.FOLLOW_UP)
+    assert (token.priority, token.source) == (Priority.FOLLOW_UP, ONLINE)
+
+
+@pytest.mark.parametrize(
+    ("source", "priority", "status"),
+    [
+        (Source.WALK_IN, None, TokenStatus.CHECKED_IN),
+        (Source.ONLINE, EMERGENCY, TokenStatus.CHECKED_IN),
+        (Source.ONLINE, None, TokenStatus.BOOKED),
+        (Source.PAID, None, TokenStatus.BOOKED),
+        (Source.FOLLOW_UP, None, TokenStatus.BOOKED),
+    ],
+)
+def test_checked_in_default(
+    alloc: Allocator, clock: Clock, source: Source, priority: Priority | None, status: TokenStatus
+) -> None:
+    """`checked_in=None` means present now for WALK_IN or EMERGENCY, not yet for the others."""
+    token = alloc.book("P", "D1", source=source, priority=priority)
+    assert token.status is status
+    expected = clock.now if status is TokenStatus.CHECKED_IN else None
+    assert token.checked_in_at == expected
+
+
+def test_checked_in_given_explicitly(alloc: Allocator) -> None:
+    """`checked_in=None` means present now for WALK_IN or EMERGENCY, not yet for the others.
+    [An explicit value is taken as given.]"""
+    assert alloc.book("A", "D1", source=ONLINE, checked_in=True).status is TokenStatus.CHECKED_IN
+    assert alloc.book("B", "D1", checked_in=False).status is TokenStatus.BOOKED
+
+
+def test_emergency_without_slot_goes_to_the_next_slot_before_the_day(alloc: Allocator) -> None:
+    """Without [slot_id]: an emergency goes to the doctor's current slot (the one containing
+    now, else the next to start)."""
+    fill(alloc, "D1@09", 3, "P")
+    token = alloc.book("E", "D1", priority=EMERGENCY)
+    assert token.slot_id == "D1@09"
+
+
+def test_emergency_without_slot_goes_to_the_current_slot(alloc: Allocator, clock: Clock) -> None:
+    """Without [slot_id]: an emergency goes to the doctor's current slot (the one containing
+    now, else the next to start)."""
+    clock.now = at(10, 15)
+    assert alloc.book("E", "D1", priority=EMERGENCY).slot_id == "D1@10"
+    clock.now = at(10, 59)
+    assert alloc.book("F", "D1", priority=EMERGENCY).slot_id == "D1@10"
+    clock.now = at(11)
+    assert alloc.book("G", "D1", priority=EMERGENCY).slot_id == "D1@11"
+
+
+def test_with_slot_id_the_token_goes_to_that_slot(alloc: Allocator) -> None:
+    """With `slot_id`: that slot."""
+    assert alloc.book("A", "D1", "D1@11", source=ONLINE).slot_id == "D1@11"
+    assert alloc.book("E", "D1", "D1@11", priority=EMERGENCY).slot_id == "D1@11"
+
+
+def test_others_go_to_the_earliest_open_slot_with_room(alloc: Allocator, clock: Clock) -> None:
+    """Without [slot_id]: ... others go to the earliest open slot with room."""
+    assert [alloc.book(f"P{i}", "D1").slot_id for i in range(4)] == ["D1@09"] * 3 + ["D1@10"]
+    clock.now = at(10)  # D1@09 has ended: it is no longer open
+    alloc.cancel("D1-001")
+    assert alloc.book("Q", "D1").slot_id == "D1@10"
+
+
+def test_on_full_reject_raises_slot_full(alloc: Allocator) -> None:
+    """`OnFull.REJECT` (default, as the seed: `SlotFullError` whose message says the slot
+    "is full")."""
+    fill(alloc, "D1@09", 3, "P")
+    with pytest.raises(SlotFullError, match="is full"):
+        alloc.book("X", "D1", "D1@09", source=ONLINE)
+    for slot_id in ("D1@10", "D1@11"):
+        fill(alloc, slot_id, 3, slot_id)
+    with pytest.raises(SlotFullError, match="is full"):
+        alloc.book("X", "D1", source=ONLINE)
+
+
+def test_slot_full_message_names_the_slot_and_counts(alloc: Allocator) -> None:
+    """`SlotFullError` whose message says the slot "is full" [and, as the style guide asks,
+    names the slot and the counts]."""
+    fill(alloc, "D1@09", 3, "P")
+    with pytest.raises(SlotFullError, match=r"slot 'D1@09' is full \(3 of 3\)"):
+        alloc.book("X", "D1", "D1@09")
+
+
+def test_on_full_waitlist(build: Build) -> None:
+    """A non-emergency token for a full slot follows `Policies.on_full`: ...
+    `OnFull.WAITLIST`."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    fill(alloc, "D1@09", 3, "P")
+    token = alloc.book("X", "D1", "D1@09", source=ONLINE)  # D1@10 has room: not used
+    assert (token.status, token.slot_id) == (TokenStatus.WAITLISTED, None)
+    for slot_id in ("D1@10", "D1@11"):
+        fill(alloc, slot_id, 3, slot_id)
+    other = alloc.book("Y", "D1", source=ONLINE)
+    assert other.status is TokenStatus.WAITLISTED
+    assert ids(alloc.waitlist("D1")) == [token.id, other.id]
+    alloc.check_invariants()
+
+
+def test_on_full_next_slot(build: Build) -> None:
+    """`OnFull.NEXT_SLOT` (earliest later slot with room, else waitlist)."""
+    alloc = build(Policies(on_full=OnFull.NEXT_SLOT))
+    fill(alloc, "D1@10", 3, "B")
+    # D1@09 has room but is earlier: only later slots are tried.
+    assert alloc.book("X", "D1", "D1@10", source=ONLINE).slot_id == "D1@11"
+    fill(alloc, "D1@09", 3, "A")
+    assert alloc.book("Y", "D1", "D1@09", source=ONLINE).slot_id == "D1@11"
+    fill(alloc, "D1@11", 1, "C")
+    late = alloc.book("Z", "D1", "D1@09", source=ONLINE)
+    assert (late.status, late.slot_id) == (TokenStatus.WAITLISTED, None)
+    anywhere = alloc.book("W", "D1", source=ONLINE)
+    assert anywhere.status is TokenStatus.WAITLISTED
+    alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- emergencies
+
+
+def test_emergency_bypasses_the_hard_limit(alloc: Allocator) -> None:
+    """An emergency follows the emergency policy: by default it bypasses the hard limit (the
+    slot overflows)."""
+    held = fill(alloc, "D1@09", 3, "P")
+    emergencies = [alloc.book(f"E{i}", "D1", "D1@09", priority=EMERGENCY) for i in range(2)]
+    slot = alloc.slot("D1@09")
+    assert (slot.occupancy, slot.free, slot.overflow) == (5, 0, 2)
+    assert ids(alloc.queue("D1@09")) == [e.id for e in emergencies] + held
+    alloc.check_invariants()
+
+
+def test_emergency_override_displaces_the_lowest_ranked(build: Build) -> None:
+    """with `EmergencyOverride(max_overflow=k)` at most k extra, and past that the
+    lowest-ranked non-emergency token (lowest priority, latest `seq`) is displaced to the
+    first later slot of the same doctor with room, else to the waitlist, keeping its
+    `seq`."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
+    standard = alloc.book("S", "D1", "D1@09", source=ONLINE)
+    alloc.book("P", "D1", "D1@09", source=PAID)
+    alloc.book("F", "D1", "D1@09", source=FOLLOW_UP)
+    fill(alloc, "D1@10", 3, "B")  # full: the first later slot with room is D1@11
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    emergency = alloc.book("E", "D1", "D1@09", priority=EMERGENCY)
+    moved = alloc.token(standard.id)
+    assert (moved.slot_id, moved.seq, moved.moves) == ("D1@11", standard.seq, 1)
+    assert moved.status is TokenStatus.BOOKED
+    assert moves(seen) == [(standard.id, "D1@09", "D1@11", MoveReason.DISPLACED)]
+    assert kinds(seen) == ["TokenBooked", "TokenMoved"]
+    assert alloc.slot("D1@09").overflow == 0
+    assert emergency.id in ids(alloc.queue("D1@09"))
+    alloc.check_invariants()
+
+
+def test_emergency_override_allows_k_extra(build: Build) -> None:
+    """with `EmergencyOverride(max_overflow=k)` at most k extra."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=1)))
+    held = fill(alloc, "D1@09", 3, "P")
+    alloc.book("E1", "D1", "D1@09", priority=EMERGENCY)
+    assert alloc.slot("D1@09").overflow == 1
+    assert all(alloc.token(i).slot_id == "D1@09" for i in held)
+    alloc.book("E2", "D1", "D1@09", priority=EMERGENCY)
+    assert alloc.slot("D1@09").overflow == 1
+    assert alloc.token(held[-1]).slot_id == "D1@10"
+    alloc.check_invariants()
+
+
+def test_displaced_token_goes_to_the_waitlist_without_later_room(build: Build) -> None:
+    """... displaced to the first later slot of the same doctor with room, else to the
+    waitlist, keeping its `seq`."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
+    held = fill(alloc, "D1@09", 3, "A")
+    fill(alloc, "D1@10", 3, "B")
+    fill(alloc, "D1@11", 3, "C")
+    alloc.book("E", "D1", "D1@09", priority=EMERGENCY)
+    displaced = alloc.token(held[-1])
+    assert (displaced.status, displaced.slot_id, displaced.seq) == (
+        TokenStatus.WAITLISTED,
+        None,
+        3,
+    )
+    assert ids(alloc.waitlist("D1")) == [held[-1]]
+    alloc.check_invariants()
+
+
+def test_an_emergency_never_displaces_an_emergency(build: Build) -> None:
+    """An emergency never displaces an emergency."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
+    first = [alloc.book(f"E{i}", "D1", "D1@09", priority=EMERGENCY) for i in range(2)]
+    standard = alloc.book("S", "D1", "D1@09", source=ONLINE)
+    alloc.book("E2", "D1", "D1@09", priority=EMERGENCY)
+    assert alloc.token(standard.id).slot_id == "D1@10"
+    alloc.book("E3", "D1", "D1@09", priority=EMERGENCY)
+    assert all(alloc.token(e.id).slot_id == "D1@09" for e in first)
+    assert alloc.token(standard.id).slot_id == "D1@10"
+    alloc.check_invariants()
+
+
+def test_emergency_overflows_when_nobody_can_be_displaced(build: Build) -> None:
+    """when nobody can be displaced, the emergency overflows anyway: a patient in danger is
+    never turned away."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
+    for i in range(3):
+        alloc.book(f"S{i}", "D1", "D1@09")
+        alloc.call_next("D1")  # called patients hold their place but cannot be displaced
+    emergency = alloc.book("E", "D1", "D1@09", priority=EMERGENCY)
+    assert emergency.slot_id == "D1@09"
+    assert alloc.slot("D1@09").overflow == 1
+    alloc.check_invariants()
+
+
+def test_late_arriving_emergency_obeys_the_overflow_bound(build: Build, clock: Clock) -> None:
+    """with `EmergencyOverride(max_overflow=k)` at most k extra, and past that the
+    lowest-ranked non-emergency token (lowest priority, latest `seq`) is displaced."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
+    emergency = alloc.book("E", "D1", "D1@09", priority=EMERGENCY, checked_in=False)
+    fill(alloc, "D1@09", 2, "A")
+    clock.now = at(9, 20)
+    alloc.no_show(emergency.id)
+    (last,) = fill(alloc, "D1@09", 1, "B")
+    arrived = alloc.check_in(emergency.id)  # late arrival: placed in the current slot
+    assert arrived.slot_id == "D1@09"
+    assert alloc.slot("D1@09").overflow == 0
+    assert alloc.token(last).slot_id == "D1@10"
+
+
+# ----------------------------------------------------------------------------- duplicates
+
+
+def test_duplicate_booking_carries_the_existing_token(build: Build) -> None:
+    """A patient holds at most one active token per doctor: a second booking raises
+    `DuplicateBookingError` carrying the existing token's id (emergencies are exempt)."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    first = alloc.book("P", "D1", source=ONLINE)
+    with pytest.raises(DuplicateBookingError) as info:
+        alloc.book("P", "D1", "D1@11", source=PAID)
+    assert info.value.token_id == first.id
+    assert alloc.book("P", "D2").doctor_id == "D2"  # another doctor is fine
+    emergency = alloc.book("P", "D1", priority=EMERGENCY)  # exempt
+    assert emergency.status is TokenStatus.CHECKED_IN
+    alloc.check_invariants()
+
+
+def test_an_emergency_token_does_not_end_the_patient_s_other_token(alloc: Allocator) -> None:
+    """A patient holds at most one active token per doctor: a second booking raises
+    `DuplicateBookingError` carrying the existing token's id (emergencies are exempt)."""
+    standard = alloc.book("P", "D1", source=ONLINE)
+    emergency = alloc.book("P", "D1", priority=EMERGENCY)
+    alloc.cancel(emergency.id)
+    with pytest.raises(DuplicateBookingError) as info:
+        alloc.book("P", "D1")
+    assert info.value.token_id == standard.id
+    alloc.cancel(standard.id)
+    assert alloc.book("P", "D1").status is TokenStatus.CHECKED_IN
+
+
+def test_duplicate_booking_covers_waitlisted_tokens(build: Build) -> None:
+    """A patient holds at most one active token per doctor."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    fill(alloc, "D1@09", 3, "A")
+    waiting = alloc.book("P", "D1", "D1@09", source=ONLINE)
+    assert waiting.status is TokenStatus.WAITLISTED
+    with pytest.raises(DuplicateBookingError) as info:
+        alloc.book("P", "D1", "D1@11")
+    assert info.value.token_id == waiting.id
+
+
+@pytest.mark.parametrize("end", ["complete", "cancel", "no_show"])
+def test_booking_again_after_the_token_ended(alloc: Allocator, clock: Clock, end: str) -> None:
+    """A patient holds at most one active token per doctor [an ended token is not active]."""
+    token = alloc.book("P", "D1", source=ONLINE)
+    if end == "complete":
+        alloc.check_in(token.id)
+        alloc.call_next("D1")
+        alloc.complete(token.id)
+    elif end == "cancel":
+        alloc.cancel(token.id)
+    else:
+        clock.now = at(9, 15)
+        alloc.no_show(token.id)
+    again = alloc.book("P", "D1")
+    assert again.id != token.id
+    alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- closed slots
+
+
+def test_an_ended_slot_is_closed(alloc: Allocator, clock: Clock) -> None:
+    """A slot that has ended, or whose doctor is unavailable, raises `SlotClosedError`."""
+    clock.now = at(10)
+    with pytest.raises(SlotClosedError):
+        alloc.book("P", "D1", "D1@09")
+    with pytest.raises(SlotClosedError):
+        alloc.book("E", "D1", "D1@09", priority=EMERGENCY)
+    clock.now = at(12)
+    with pytest.raises(SlotClosedError):
+        alloc.book("P", "D1")
+    with pytest.raises(SlotClosedError):
+        alloc.book("E", "D1", priority=EMERGENCY)
+    assert alloc.tokens() == []
+
+
+# ----------------------------------------------------------------------------- atomicity
+
+
+Call = Callable[[Allocator, Clock], object]
+
+
+def book_after_the_slot_ended(alloc: Allocator, clock: Clock) -> object:
+    clock.now = at(10, 5)
+    return alloc.book("X", "D1", "D1@09")
+
+
+def book_with_an_aware_clock(alloc: Allocator, clock: Clock) -> object:
+    clock.now = clock.now.replace(tzinfo=timezone.utc)
+    return alloc.book("X", "D1")
+
+
+FAILING_CALLS: list[tuple[str, Call, type[OPDError]]] = [
+    ("full", lambda a, c: a.book("X", "D1", "D1@09"), SlotFullError),
+    ("duplicate", lambda a, c: a.book("A", "D1", "D1@10"), DuplicateBookingError),
+    ("unknown doctor", lambda a, c: a.book("X", "D9"), UnknownDoctorError),
+    ("int priority", lambda a, c: a.book("X", "D1", priority=0), InvalidArgumentError),  # type: ignore[arg-type]
+    ("foreign slot", lambda a, c: a.book("X", "D1", "D2@09"), InvalidArgumentError),
+    ("cancel completed", lambda a, c: a.cancel("D1-003"), InvalidTransitionError),
+    ("cancel in consultation", lambda a, c: a.cancel("D1-002"), InvalidTransitionError),
+    ("no-show in grace", lambda a, c: a.no_show("D1-001"), InvalidTransitionError),
+    ("check in twice", lambda a, c: a.check_in("D1-004"), InvalidTransitionError),
+    ("complete booked", lambda a, c: a.complete("D1-001"), InvalidTransitionError),
+    ("position completed", lambda a, c: a.position("D1-003"), InvalidTransitionError),
+    ("unknown token", lambda a, c: a.cancel("D1-999"), UnknownTokenError),
+    ("negative capacity", lambda a, c: a.resize("D1@09", -1), InvalidArgumentError),
+    ("negative delay", lambda a, c: a.delay("D1", -5), InvalidArgumentError),
+    ("duplicate doctor", lambda a, c: a.add_doctor(a.doctor("D1")), InvalidArgumentError),
+    (
+        "overlapping slot",
+        lambda a, c: a.add_slot(Slot("D1@0930", "D1", at(9, 30), at(10, 30), 3)),
+        InvalidArgumentError,
+    ),
+    ("ended slot", book_after_the_slot_ended, SlotClosedError),
+    ("aware clock", book_with_an_aware_clock, InvalidArgumentError),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [pytest.param(call, error, id=name) for name, call, error in FAILING_CALLS],
+)
+def test_a_call_that_raises_changes_nothing(
+    alloc: Allocator, clock: Clock, call: Call, error: type[OPDError]
+) -> None:
+    """A call that raises changes nothing: state, counters and events are as before the
+    call."""
+    alloc.book("A", "D1", source=ONLINE)  # D1-001, booked
+    alloc.book("B", "D1")  # D1-002
+    alloc.book("C", "D1", source=PAID, checked_in=True)  # D1-003
+    alloc.call_next("D1")  # calls D1-003 (paid)
+    alloc.call_next("D1")  # completes D1-003, calls D1-002
+    alloc.book("D", "D1", "D1@10")  # D1-004, checked in
+    clock.now = at(9, 5)
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+
+    def state() -> object:
+        return (
+            alloc.records(),
+            [ids(alloc.queue(s.id)) for s in alloc.slots()],
+            [ids(alloc.waitlist(d.id)) for d in alloc.doctors()],
+            [(s.id, s.capacity, s.occupancy) for s in alloc.slots()],
+            [alloc.estimated_start(t.id) for t in alloc.tokens()],
+            repr(alloc),
+        )
+
+    before = state()
+    now = clock.now
+    with pytest.raises(error):
+        call(alloc, clock)
+    clock.now = now
+    assert state() == before
+    assert seen == []
+    probe = alloc.book("Z", "D1")  # the counters did not move either
+    assert (probe.id, probe.seq, probe.number) == ("D1-005", 5, 5)
+    alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- reallocation
+
+
+def test_refill_takes_the_waitlist_first(build: Build) -> None:
+    """When a place frees up (cancel, no-show, resize), the reallocation policy fills it: the
+    doctor's waitlist first, then checked-in patients pulled forward from later slots."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    booked = fill(alloc, "D1@09", 3, "A")
+    present = alloc.book("D", "D1", "D1@10")  # checked in: could be pulled forward
+    fill(alloc, "D1@10", 2, "B")
+    fill(alloc, "D1@11", 3, "C")
+    waiting = alloc.book("W", "D1", source=ONLINE)
+    assert waiting.status is TokenStatus.WAITLISTED
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    alloc.cancel(booked[0])
+    assert moves(seen) == [(waiting.id, None, "D1@09", MoveReason.FROM_WAITLIST)]
+    refilled = alloc.token(waiting.id)
+    assert (refilled.status, refilled.moves) == (TokenStatus.BOOKED, 0)
+    assert alloc.token(present.id).slot_id == "D1@10"
+    alloc.check_invariants()
+
+
+def test_refill_pulls_forward_and_cascades(alloc: Allocator) -> None:
+    """[Reallocation fills] a freed place from the waitlist, then pull[s] forward the best
+    checked-in token from the doctor's later slots."""
+    booked = fill(alloc, "D1@09", 3, "A")
+    alloc.book("S", "D1", "D1@10")  # checked in, standard
+    paid = alloc.book("P", "D1", "D1@10", source=PAID, checked_in=True)
+    fill(alloc, "D1@10", 1, "B")
+    fill(alloc, "D1@11", 1, "C")
+    late = alloc.book("L", "D1", "D1@11")  # checked in
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    alloc.cancel(booked[1])
+    assert moves(seen) == [
+        (paid.id, "D1@10", "D1@09", MoveReason.PULLED_FORWARD),
+        (late.id, "D1@11", "D1@10", MoveReason.PULLED_FORWARD),
+    ]
+    assert [alloc.token(i).moves for i in (paid.id, late.id)] == [1, 1]
+    assert [alloc.slot(s).occupancy for s in ("D1@09", "D1@10", "D1@11")] == [3, 3, 1]
+    alloc.check_invariants()
+
+
+def test_booked_patients_are_never_pulled_forward(alloc: Allocator) -> None:
+    """[Reallocation ...] then pull[s] forward the best checked-in token from the doctor's
+    later slots [patients who have not arrived stay where they are]."""
+    booked = fill(alloc, "D1@09", 3, "A")
+    absent = fill(alloc, "D1@10", 3, "B")
+    present = alloc.book("C", "D1", "D1@11")
+    alloc.cancel(booked[0])
+    assert [alloc.token(i).slot_id for i in absent] == ["D1@10"] * 3
+    assert alloc.token(present.id).slot_id == "D1@09"
+
+
+def test_no_pull_forward_when_disabled(build: Build) -> None:
+    """`Reallocation(pull_forward=True, max_moves=2)`: fill a freed place from the waitlist,
+    then pull forward the best checked-in token [only when pull_forward is set]."""
+    alloc = build(Policies(reallocation=Reallocation(pull_forward=False)))
+    booked = fill(alloc, "D1@09", 3, "A")
+    present = alloc.book("C", "D1", "D1@10")
+    alloc.cancel(booked[0])
+    assert alloc.token(present.id).slot_id == "D1@10"
+    assert alloc.slot("D1@09").free == 1
+
+
+def test_an_ended_slot_is_not_refilled(build: Build, clock: Clock) -> None:
+    """When a place frees up (cancel, no-show, resize), the reallocation policy fills it ...
+    so no slot time is wasted [an ended slot has no time left to fill]."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    held = [alloc.book(f"A{i}", "D1", "D1@09") for i in range(3)]
+    present = alloc.book("C", "D1", "D1@10")
+    clock.now = at(10, 5)
+    alloc.cancel(held[0].id)
+    assert alloc.token(present.id).slot_id == "D1@10"
+    assert alloc.slot("D1@09").free == 1
+
+
+def test_a_moved_token_keeps_its_identity(alloc: Allocator, clock: Clock) -> None:
+    """`number: int` (display number, per doctor, stable for life) ... displaced ...
+    keeping its `seq`."""
+    booked = fill(alloc, "D1@09", 3, "A")
+    clock.now = at(8, 40)
+    present = alloc.book("C", "D1", "D1@10")
+    clock.now = at(8, 50)
+    alloc.cancel(booked[0])
+    moved = alloc.token(present.id)
+    assert (moved.id, moved.seq, moved.number, moved.checked_in_at, moved.booked_at) == (
+        present.id,
+        present.seq,
+        present.number,
+        at(8, 40),
+        at(8, 40),
+    )
+    assert (moved.slot_id, moved.status) == ("D1@09", TokenStatus.CHECKED_IN)
+
+
+def test_max_moves_protects_tokens_from_repeated_displacement(build: Build) -> None:
+    """a token displaced `max_moves` times is not displaced again while another candidate
+    exists."""
+    policies = Policies(
+        emergency=EmergencyOverride(max_overflow=0), reallocation=Reallocation(max_moves=1)
+    )
+    alloc = build(policies)
+    a, b, x = fill(alloc, "D1@09", 3, "A")
+    pulled = alloc.book("C", "D1", "D1@10")
+    alloc.cancel(x)
+    assert alloc.token(pulled.id).moves == 1  # pulled forward once: protected now
+    alloc.book("E1", "D1", "D1@09", priority=EMERGENCY)
+    assert alloc.token(b).slot_id == "D1@10"  # not the lowest-ranked, but unprotected
+    alloc.book("E2", "D1", "D1@09", priority=EMERGENCY)
+    assert alloc.token(a).slot_id == "D1@10"
+    assert alloc.token(pulled.id).slot_id == "D1@09"
+    alloc.book("E3", "D1", "D1@09", priority=EMERGENCY)  # only the protected one is left
+    assert (alloc.token(pulled.id).slot_id, alloc.token(pulled.id).moves) == ("D1@10", 2)
+    alloc.check_invariants()
+
+
+def test_protected_tokens_are_displaced_as_a_last_resort(build: Build) -> None:
+    """a token displaced `max_moves` times is not displaced again while another candidate
+    exists [with no other candidate, the lowest-ranked protected token goes]."""
+    alloc = build(Policies(reallocation=Reallocation(max_moves=0)))  # everybody is protected
+    paid = alloc.book("P", "D1", "D1@09", source=PAID)
+    a, b = fill(alloc, "D1@09", 2, "A")
+    alloc.resize("D1@09", 1)
+    assert [alloc.token(i).slot_id for i in (b, a)] == ["D1@10", "D1@10"]
+    assert alloc.token(paid.id).slot_id == "D1@09"
+
+
+# ----------------------------------------------------------------------------- check-in
+
+
+def test_check_in_a_booked_token(alloc: Allocator, clock: Clock) -> None:
+    """`check_in` ... BOOKED -> CHECKED_IN."""
+    token = alloc.book("P", "D1", source=ONLINE)
+    clock.now = at(8, 55)
+    arrived = alloc.check_in(token.id)
+    assert (arrived.status, arrived.checked_in_at, arrived.seq) == (
+        TokenStatus.CHECKED_IN,
+        at(8, 55),
+        token.seq,
+    )
+    with pytest.raises(InvalidTransitionError):
+        alloc.check_in(token.id)
+
+
+def test_check_in_a_waitlisted_token(build: Build, clock: Clock) -> None:
+    """WAITLISTED stays WAITLISTED but records `checked_in_at`."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    booked = fill(alloc, "D1@09", 3, "A")
+    token = alloc.book("W", "D1", "D1@09", source=ONLINE)
+    clock.now = at(8, 45)
+    arrived = alloc.check_in(token.id)
+    assert (arrived.status, arrived.checked_in_at) == (TokenStatus.WAITLISTED, at(8, 45))
+    with pytest.raises(InvalidTransitionError):
+        alloc.check_in(token.id)
+    alloc.cancel(booked[0])
+    placed = alloc.token(token.id)
+    assert (placed.status, placed.slot_id) == (TokenStatus.CHECKED_IN, "D1@09")
+
+
+@pytest.mark.parametrize("state", ["in_consultation", "completed", "cancelled"])
+def test_check_in_refused_in_other_states(alloc: Allocator, state: str) -> None:
+    """BOOKED -> CHECKED_IN; WAITLISTED stays WAITLISTED but records `checked_in_at`; NO_SHOW
+    -> late arrival [any other status is an invalid transition]."""
+    token = alloc.book("P", "D1")
+    if state == "cancelled":
+        alloc.cancel(token.id)
+    else:
+        alloc.call_next("D1")
+        if state == "completed":
+            alloc.complete(token.id)
+    with pytest.raises(InvalidTransitionError):
+        alloc.check_in(token.id)
+
+
+def test_late_arrival_is_requeued_with_a_new_seq(alloc: Allocator, clock: Clock) -> None:
+    """NO_SHOW -> late arrival, re-queued (new `seq`) into the doctor's current slot."""
+    token = alloc.book("P", "D1", source=ONLINE)
+    clock.now = at(9, 15)
+    alloc.no_show(token.id)
+    clock.now = at(10, 20)
+    first = alloc.book("Q", "D1")  # checked in, D1@10
+    arrived = alloc.check_in(token.id)
+    assert (arrived.status, arrived.slot_id, arrived.checked_in_at) == (
+        TokenStatus.CHECKED_IN,
+        "D1@10",
+        at(10, 20),
+    )
+    assert arrived.seq == first.seq + 1
+    assert (arrived.id, arrived.number) == (token.id, token.number)
+    assert ids(alloc.queue("D1@10")) == [first.id, token.id]
+    alloc.check_invariants()
+
+
+def test_late_arrival_is_waitlisted_when_the_current_slot_is_full(
+    alloc: Allocator, clock: Clock
+) -> None:
+    """NO_SHOW -> late arrival, re-queued (new `seq`) into the doctor's current slot, or
+    waitlisted if it cannot be placed."""
+    token = alloc.book("P", "D1", source=ONLINE)
+    clock.now = at(9, 30)
+    alloc.no_show(token.id)
+    fill(alloc, "D1@09", 3, "A")
+    arrived = alloc.check_in(token.id)
+    assert (arrived.status, arrived.slot_id, arrived.checked_in_at) == (
+        TokenStatus.WAITLISTED,
+        None,
+        at(9, 30),
+    )
+    assert ids(alloc.waitlist("D1")) == [token.id]
+    alloc.check_invariants()
+
+
+def test_late_arrival_of_a_patient_who_booked_again(alloc: Allocator, clock: Clock) -> None:
+    """A patient holds at most one active token per doctor: ... `DuplicateBookingError`
+    carrying the existing token's id."""
+    token = alloc.book("P", "D1", source=ONLINE)
+    clock.now = at(9, 15)
+    alloc.no_show(token.id)
+    again = alloc.book("P", "D1")
+    with pytest.raises(DuplicateBookingError) as info:
+        alloc.check_in(token.id)
+    assert info.value.token_id == again.id
+    assert alloc.token(token.id).status is TokenStatus.NO_SHOW
+    alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- calling
+
+
+def test_call_next_skips_patients_who_have_not_arrived(alloc: Allocator) -> None:
+    """[call_next] calls ... the next checked-in token: from the doctor's earliest slot, in
+    start order, that has a checked-in waiting token ...; BOOKED tokens that have not
+    arrived are skipped."""
+    absent = alloc.book("A", "D1", "D1@09", source=ONLINE)
+    later = alloc.book("B", "D1", "D1@10")
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert (called.id, called.status) == (later.id, TokenStatus.IN_CONSULTATION)
+    assert alloc.token(absent.id).status is TokenStatus.BOOKED
+
+
+def test_call_next_prefers_the_earliest_slot(alloc: Allocator, clock: Clock) -> None:
+    """[call_next calls] from the doctor's earliest slot, in start order, that has a
+    checked-in waiting token, the one its ordering policy puts first."""
+    standard = alloc.book("A", "D1", "D1@09")
+    paid = alloc.book("P", "D1", "D1@10", source=PAID, checked_in=True)
+    clock.now = at(10, 30)  # D1@09 has ended; its patient is still called first
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert called.id == standard.id
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert called.id == paid.id
+
+
+def test_call_next_completes_the_current_consultation(alloc: Allocator, clock: Clock) -> None:
+    """[call_next] completes the doctor's current consultation if any, then calls
+    (IN_CONSULTATION) the next checked-in token ...; None if nobody checked in is waiting."""
+    first = alloc.book("A", "D1")
+    second = alloc.book("B", "D1")
+    clock.now = at(9)
+    assert alloc.call_next("D1") == alloc.token(first.id)
+    clock.now = at(9, 10)
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert (called.id, called.called_at) == (second.id, at(9, 10))
+    done = alloc.token(first.id)
+    assert (done.status, done.completed_at) == (TokenStatus.COMPLETED, at(9, 10))
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    assert alloc.call_next("D1") is None
+    assert alloc.token(second.id).status is TokenStatus.COMPLETED
+    assert kinds(seen) == ["TokenCompleted"]
+    assert alloc.call_next("D1") is None
+    assert kinds(seen) == ["TokenCompleted"]
+    assert alloc.slot("D1@09").occupancy == 2  # completed patients keep their place
+
+
+def test_complete(alloc: Allocator, clock: Clock) -> None:
+    """`complete(token_id)` ... IN_CONSULTATION -> COMPLETED."""
+    token = alloc.book("A", "D1")
+    with pytest.raises(InvalidTransitionError):
+        alloc.complete(token.id)
+    alloc.call_next("D1")
+    clock.now = at(9, 5)
+    done = alloc.complete(token.id)
+    assert (done.status, done.completed_at) == (TokenStatus.COMPLETED, at(9, 5))
+    with pytest.raises(InvalidTransitionError):
+        alloc.complete(token.id)
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    assert alloc.call_next("D1") is None  # nothing left to complete
+    assert seen == []
+
+
+# ----------------------------------------------------------------------------- cancel, no-show
+
+
+@pytest.mark.parametrize("state", ["booked", "checked_in", "waitlisted"])
+def test_cancel_active_tokens(build: Build, state: str) -> None:
+    """`cancel` ... BOOKED, CHECKED_IN or WAITLISTED -> CANCELLED; frees the place and
+    reallocates."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    fill(alloc, "D1@09", 2, "A")
+    if state == "waitlisted":
+        fill(alloc, "D1@09", 1, "B")
+    token = alloc.book("P", "D1", "D1@09", checked_in=state != "booked")
+    assert token.status.name == state.upper()
+    cancelled = alloc.cancel(token.id)
+    assert cancelled.status is TokenStatus.CANCELLED
+    assert token.id not in ids(alloc.queue("D1@09")) + ids(alloc.waitlist("D1"))
+    assert alloc.slot("D1@09").occupancy == (3 if state == "waitlisted" else 2)
+    alloc.check_invariants()
+
+
+@pytest.mark.parametrize("state", ["in_consultation", "completed", "cancelled"])
+def test_cancel_refused_for_other_states(alloc: Allocator, state: str) -> None:
+    """InvalidTransitionError e.g. cancel a completed token."""
+    token = alloc.book("P", "D1")
+    if state == "cancelled":
+        alloc.cancel(token.id)
+    else:
+        alloc.call_next("D1")
+        if state == "completed":
+            alloc.call_next("D1")
+    with pytest.raises(InvalidTransitionError):
+        alloc.cancel(token.id)
+
+
+def test_no_show_only_after_the_grace_period(build: Build, clock: Clock) -> None:
+    """`no_show(token_id)` ... BOOKED -> NO_SHOW, only once the grace period after slot start has
+    passed (else `InvalidTransitionError`); frees the place and reallocates."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    token, *_ = fill(alloc, "D1@09", 3, "A")
+    waiting = alloc.book("W", "D1", "D1@09", source=ONLINE)
+    clock.now = at(9, 15) - timedelta(seconds=1)
+    with pytest.raises(InvalidTransitionError):
+        alloc.no_show(token)
+    clock.now = at(9, 15)
+    gone = alloc.no_show(token)
+    assert gone.status is TokenStatus.NO_SHOW
+    assert alloc.token(waiting.id).slot_id == "D1@09"
+    alloc.check_invariants()
+
+
+def test_no_show_grace_is_a_policy(build: Build, clock: Clock) -> None:
+    """Policies(... no_show_grace=timedelta(minutes=15)) [the grace period is a policy]."""
+    alloc = build(Policies(no_show_grace=timedelta(minutes=5)))
+    token = alloc.book("P", "D1", source=ONLINE)
+    clock.now = at(9, 4)
+    with pytest.raises(InvalidTransitionError):
+        alloc.no_show(token.id)
+    clock.now = at(9, 5)
+    assert alloc.no_show(token.id).status is TokenStatus.NO_SHOW
+
+
+def test_no_show_only_for_booked_tokens(alloc: Allocator, clock: Clock) -> None:
+    """`no_show(token_id)` | `Token` | BOOKED -> NO_SHOW."""
+    token = alloc.book("P", "D1")  # checked in
+    clock.now = at(11)
+    with pytest.raises(InvalidTransitionError):
+        alloc.no_show(token.id)
+
+
+# ----------------------------------------------------------------------------- ordering
+
+
+def test_aging_lifts_a_long_waiter_to_the_follow_ups(alloc: Allocator, clock: Clock) -> None:
+    """by default long-waiting standard patients are aged upwards, but never above
+    FOLLOW_UP ... a checked-in token rises one level per `step` waited since check-in, never
+    above `ceiling`; ties by `seq`."""
+    clock.now = at(9)
+    standard = alloc.book("S", "D1")
+    clock.now = at(9, 10)
+    follow_up = alloc.book("F", "D1", source=FOLLOW_UP, checked_in=True)
+    clock.now = at(9, 29)
+    assert ids(alloc.queue("D1@09")) == [follow_up.id, standard.id]
+    clock.now = at(9, 30)  # waited exactly one step: level FOLLOW_UP, earlier seq
+    assert ids(alloc.queue("D1@09")) == [standard.id, follow_up.id]
+    assert alloc.position(standard.id) == 1
+    paid = alloc.book("P", "D1", "D1@09", source=PAID, checked_in=True)
+    clock.now = at(11, 30)  # three hours and more: still never above FOLLOW_UP
+    assert ids(alloc.queue("D1@09")) == [paid.id, standard.id, follow_up.id]
+    called = [alloc.call_next("D1") for _ in range(3)]
+    assert [t.id if t else None for t in called] == [paid.id, standard.id, follow_up.id]
+
+
+def test_strict_priority_never_ages(build: Build, clock: Clock) -> None:
+    """`StrictPriority()` (by `(priority, seq)`)."""
+    alloc = build(Policies(ordering=StrictPriority()))
+    clock.now = at(9)
+    standard = alloc.book("S", "D1")
+    follow_up = alloc.book("F", "D1", source=FOLLOW_UP, checked_in=True)
+    clock.now = at(11, 59)
+    assert ids(alloc.queue("D1@09")) == [follow_up.id, standard.id]
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert called.id == follow_up.id
+
+
+@pytest.mark.parametrize("ordering", [StrictPriority(), Aging()], ids=["strict", "aging"])
+def test_emergencies_are_called_first(build: Build, clock: Clock, ordering: OrderingPolicy) -> None:
+    """Emergencies are always called before everyone else under every shipped ordering except
+    `AccumulatingPriority`."""
+    alloc = build(Policies(ordering=ordering))
+    clock.now = at(9)
+    alloc.book("S", "D1")
+    alloc.book("P", "D1", source=PAID, checked_in=True)
+    clock.now = at(9, 59)
+    emergency = alloc.book("E", "D1", priority=EMERGENCY)
+    assert emergency.slot_id == "D1@09"
+    assert alloc.queue("D1@09")[0].id == emergency.id
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert called.id == emergency.id
+
+
+def test_accumulating_priority_calls_the_largest_rate_times_wait(
+    build: Build, clock: Clock
+) -> None:
+    """`AccumulatingPriority(rates={Priority.EMERGENCY: 8.0, ...})` (Kleinrock's
+    delay-dependent priority: the checked-in token with the largest `rate * minutes waited`
+    is called)."""
+    alloc = build(Policies(ordering=AccumulatingPriority()))
+    clock.now = at(9)
+    standard = alloc.book("S", "D1")  # rate 1
+    clock.now = at(9, 20)
+    paid = alloc.book("P", "D1", source=PAID, checked_in=True)  # rate 4
+    clock.now = at(9, 25)  # 25 * 1 > 5 * 4
+    assert ids(alloc.queue("D1@09")) == [standard.id, paid.id]
+    assert alloc.position(paid.id) == 2
+    clock.now = at(9, 30)  # standard 30, paid 40
+    emergency = alloc.book("E", "D1", priority=EMERGENCY)  # rate 8, but waited 0 minutes
+    assert ids(alloc.queue("D1@09")) == [paid.id, standard.id, emergency.id]
+    assert [alloc.position(t.id) for t in (paid, standard, emergency)] == [1, 2, 3]
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert called.id == paid.id
+
+
+def test_accumulating_priority_serves_a_class_in_check_in_order(build: Build, clock: Clock) -> None:
+    """[AccumulatingPriority]: the checked-in token with the largest `rate * minutes waited`
+    is called [within a class, the longest waiter]."""
+    alloc = build(Policies(ordering=AccumulatingPriority()))
+    late = alloc.book("A", "D1", "D1@09", source=ONLINE)  # seq 1, arrives last
+    clock.now = at(9)
+    early = alloc.book("B", "D1", "D1@09")
+    clock.now = at(9, 5)
+    paid = alloc.book("P", "D1", "D1@09", source=PAID, checked_in=True)
+    clock.now = at(9, 8)
+    alloc.check_in(late.id)
+    clock.now = at(9, 10)  # standard: 10 and 2, paid: 4 * 5 = 20
+    assert ids(alloc.queue("D1@09")) == [paid.id, early.id, late.id]
+    assert alloc.position(late.id) == 3
+
+
+# ----------------------------------------------------------------------------- estimates
+
+
+def test_estimated_start_and_delay(alloc: Allocator, clock: Clock) -> None:
+    """`estimated_start(token_id)` ... `max(slot.start + delay, now) + (position - 1) *
+    consult_minutes`; None if not in a slot ... the doctor runs late:
+    estimated starts of remaining tokens shift."""
+    first = alloc.book("A", "D1")
+    second = alloc.book("B", "D1", source=ONLINE)
+    assert [alloc.estimated_start(t.id) for t in (first, second)] == [at(9), at(9, 10)]
+    alloc.delay("D1", 20)
+    alloc.delay("D1", 5)  # delays add up
+    assert [alloc.estimated_start(t.id) for t in (first, second)] == [at(9, 25), at(9, 35)]
+    assert alloc.estimated_start(alloc.book("C", "D2").id) == at(9)  # other doctors unaffected
+    clock.now = at(9, 50)
+    assert [alloc.estimated_start(t.id) for t in (first, second)] == [at(9, 50), at(10)]
+    alloc.call_next("D1")
+    assert alloc.estimated_start(first.id) is None  # in consultation: not waiting
+    assert alloc.estimated_start(second.id) == at(9, 50)
+
+
+def test_position_in_queue_and_waitlist(build: Build) -> None:
+    """`position(token_id)` ... 1-based place in its slot queue or waitlist."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    absent = alloc.book("A", "D1", source=ONLINE)
+    present = alloc.book("B", "D1")
+    paid = alloc.book("C", "D1", source=PAID)
+    assert [alloc.position(t.id) for t in (present, paid, absent)] == [1, 2, 3]
+    fill(alloc, "D1@10", 3, "X")
+    fill(alloc, "D1@11", 3, "Y")
+    late = alloc.book("W1", "D1", source=ONLINE)
+    urgent = alloc.book("W2", "D1", source=PAID)
+    assert [alloc.position(t.id) for t in (urgent, late)] == [1, 2]
+    assert alloc.estimated_start(late.id) is None
+    alloc.call_next("D1")
+    with pytest.raises(InvalidTransitionError):
+        alloc.position(present.id)
+
+
+# ----------------------------------------------------------------------------- resize
+
+
+def test_resize_grow_fills_from_the_waitlist(build: Build) -> None:
+    """`resize(slot_id, capacity)` ... grow: fill from waitlist."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    for slot_id in ("D1@09", "D1@10", "D1@11"):
+        fill(alloc, slot_id, 3, slot_id)
+    waiting = [alloc.book(f"W{i}", "D1", source=ONLINE).id for i in range(3)]
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    alloc.resize("D1@10", 5)
+    assert kinds(seen) == ["SlotResized", "TokenMoved", "TokenMoved"]
+    assert moves(seen) == [(w, None, "D1@10", MoveReason.FROM_WAITLIST) for w in waiting[:2]]
+    assert ids(alloc.waitlist("D1")) == waiting[2:]
+    assert alloc.slot("D1@10").capacity == 5
+    alloc.check_invariants()
+
+
+def test_resize_grow_pulls_forward(alloc: Allocator) -> None:
+    """`resize(slot_id, capacity)` ... grow: fill from waitlist [then, as every freed place,
+    by pulling forward]."""
+    fill(alloc, "D1@09", 3, "A")
+    present = alloc.book("C", "D1", "D1@10")
+    alloc.resize("D1@09", 4)
+    assert alloc.token(present.id).slot_id == "D1@09"
+
+
+def test_resize_shrink_displaces_the_lowest_ranked(alloc: Allocator) -> None:
+    """`resize(slot_id, capacity)` ... shrink: lowest-ranked tokens displaced onward."""
+    paid = alloc.book("P", "D1", "D1@09", source=PAID)
+    b, c = fill(alloc, "D1@09", 2, "A")
+    fill(alloc, "D1@10", 2, "B")
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    alloc.resize("D1@09", 1)
+    assert kinds(seen) == ["SlotResized", "TokenMoved", "TokenMoved"]
+    assert moves(seen) == [
+        (c, "D1@09", "D1@10", MoveReason.RESIZED),
+        (b, "D1@09", "D1@11", MoveReason.RESIZED),
+    ]
+    assert [alloc.token(i).moves for i in (b, c)] == [1, 1]
+    assert ids(alloc.queue("D1@09")) == [paid.id]
+    alloc.check_invariants()
+
+
+def test_resize_shrink_keeps_emergencies_and_called_patients(alloc: Allocator) -> None:
+    """shrink: lowest-ranked tokens displaced onward [never an emergency, and places used by
+    called patients stay used]."""
+    seated = alloc.book("S", "D1", "D1@09")
+    alloc.call_next("D1")
+    emergency = alloc.book("E", "D1", "D1@09", priority=EMERGENCY)
+    (other,) = fill(alloc, "D1@09", 1, "A")
+    alloc.resize("D1@09", 0)
+    assert alloc.token(seated.id).slot_id == "D1@09"
+    assert alloc.token(emergency.id).slot_id == "D1@09"
+    assert alloc.token(other).slot_id == "D1@10"
+    alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def test_events_arrive_after_the_change_is_complete(alloc: Allocator) -> None:
+    """`subscribe(callback)` ... callback receives every event, after the change is
+    complete."""
+    booked = fill(alloc, "D1@09", 3, "A")
+    alloc.book("B", "D1", "D1@10")
+    last = alloc.book("C", "D1", "D1@11")
+    observed: list[tuple[str, str | None, int]] = []
+
+    def watch(event: Event) -> None:
+        if isinstance(event, TokenCancelled):
+            # The whole cascade has happened by the time the first event is delivered.
+            observed.append(
+                (
+                    alloc.token(event.token_id).status.name,
+                    alloc.token(last.id).slot_id,
+                    alloc.slot("D1@09").occupancy,
+                )
+            )
+
+    alloc.subscribe(watch)
+    alloc.cancel(booked[0])
+    assert observed == [("CANCELLED", "D1@10", 3)]

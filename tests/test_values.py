@@ -1,0 +1,154 @@
+"""The frozen values: Priority, Source, TokenStatus, Token and Doctor."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+import pytest
+
+from opd_engine import Doctor, InvalidArgumentError, Priority, Source, Token, TokenStatus
+
+UntypedDoctor: Any = Doctor
+
+
+def token(**changes: Any) -> Token:
+    fields: dict[str, Any] = {
+        "id": "D1-001",
+        "patient_id": "MRN-4471",
+        "doctor_id": "D1",
+        "slot_id": "D1@09",
+        "priority": Priority.STANDARD,
+        "source": Source.ONLINE,
+        "seq": 1,
+        "number": 1,
+        "status": TokenStatus.BOOKED,
+        "booked_at": datetime(2026, 11, 25, 8, 30),
+    }
+    fields.update(changes)
+    return Token(**fields)
+
+
+def test_priority_values() -> None:
+    assert [(p.name, p.value) for p in Priority] == [
+        ("EMERGENCY", 0),
+        ("PAID", 1),
+        ("FOLLOW_UP", 2),
+        ("STANDARD", 3),
+    ]
+    assert Priority.EMERGENCY < Priority.PAID < Priority.FOLLOW_UP < Priority.STANDARD
+
+
+def test_source_members() -> None:
+    assert [s.name for s in Source] == ["ONLINE", "WALK_IN", "PAID", "FOLLOW_UP"]
+
+
+@pytest.mark.parametrize(
+    ("source", "priority"),
+    [
+        (Source.PAID, Priority.PAID),
+        (Source.FOLLOW_UP, Priority.FOLLOW_UP),
+        (Source.ONLINE, Priority.STANDARD),
+        (Source.WALK_IN, Priority.STANDARD),
+    ],
+)
+def test_default_priority(source: Source, priority: Priority) -> None:
+    assert source.default_priority is priority
+
+
+def test_token_status_members() -> None:
+    assert [s.name for s in TokenStatus] == [
+        "BOOKED",
+        "WAITLISTED",
+        "CHECKED_IN",
+        "IN_CONSULTATION",
+        "COMPLETED",
+        "CANCELLED",
+        "NO_SHOW",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "waiting", "active"),
+    [
+        (TokenStatus.BOOKED, True, True),
+        (TokenStatus.WAITLISTED, False, True),
+        (TokenStatus.CHECKED_IN, True, True),
+        (TokenStatus.IN_CONSULTATION, False, True),
+        (TokenStatus.COMPLETED, False, False),
+        (TokenStatus.CANCELLED, False, False),
+        (TokenStatus.NO_SHOW, False, False),
+    ],
+)
+def test_token_status_views(status: TokenStatus, waiting: bool, active: bool) -> None:
+    assert (status.waiting, status.active) == (waiting, active)
+
+
+def test_token_defaults() -> None:
+    t = token()
+    assert (t.checked_in_at, t.moves, t.called_at, t.completed_at) == (None, 0, None, None)
+
+
+def test_token_is_frozen() -> None:
+    t = token()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        t.status = TokenStatus.CANCELLED  # type: ignore[misc]
+    assert attrs.evolve(t, status=TokenStatus.CANCELLED).status is TokenStatus.CANCELLED
+    assert t.status is TokenStatus.BOOKED
+
+
+def test_token_equality_is_by_value() -> None:
+    assert token() == token()
+    assert token() != token(moves=1)
+    assert hash(token()) == hash(token())
+
+
+def test_patient_id_is_kept_out_of_the_repr() -> None:
+    text = repr(token())
+    assert "MRN-4471" not in text
+    assert "patient_id" not in text
+    assert "D1-001" in text
+
+
+def test_doctor_defaults_and_positional_order() -> None:
+    doctor = Doctor("D1", "Dr. Rao")
+    assert (doctor.id, doctor.name, doctor.department, doctor.consult_minutes) == (
+        "D1",
+        "Dr. Rao",
+        "",
+        10,
+    )
+    assert Doctor("D2", "Dr. Iyer", "Cardiology", 15).consult_minutes == 15
+
+
+def test_doctor_is_frozen() -> None:
+    doctor = Doctor("D1", "Dr. Rao")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        doctor.name = "Dr. Other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"id": 5, "name": "x"}, "id"),
+        ({"id": "", "name": "x"}, "id"),
+        ({"id": " D1", "name": "x"}, "id"),
+        ({"id": None, "name": "x"}, "id"),
+        ({"id": "D1", "name": None}, "name"),
+        ({"id": "D1", "name": 3}, "name"),
+        ({"id": "D1", "name": "x", "department": 1}, "department"),
+        ({"id": "D1", "name": "x", "consult_minutes": 0}, "consult_minutes"),
+        ({"id": "D1", "name": "x", "consult_minutes": -5}, "consult_minutes"),
+        ({"id": "D1", "name": "x", "consult_minutes": True}, "consult_minutes"),
+        ({"id": "D1", "name": "x", "consult_minutes": "10"}, "consult_minutes"),
+        ({"id": "D1", "name": "x", "consult_minutes": 7.5}, "consult_minutes"),
+    ],
+)
+def test_doctor_validation(kwargs: dict[str, object], argument: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=f"^{argument} must"):
+        UntypedDoctor(**kwargs)
+
+
+def test_doctor_allows_an_empty_name_and_department() -> None:
+    assert Doctor("D1", "").name == ""
