@@ -12,7 +12,7 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from conftest import Build, Clock, at, ids, kinds, moves
+from conftest import CAPACITY, HOURS, Build, Clock, at, ids, kinds, moves
 from opd_engine import (
     AccumulatingPriority,
     Aging,
@@ -1076,3 +1076,110 @@ def test_events_arrive_after_the_change_is_complete(alloc: Allocator) -> None:
     alloc.subscribe(watch)
     alloc.cancel(booked[0])
     assert observed == [("CANCELLED", "D1@10", 3)]
+
+
+# --------------------------------------------------------------------------- unavailable doctors
+
+
+def test_unavailable_doctor_closes_to_new_bookings(alloc: Allocator, clock: Clock) -> None:
+    """mark_unavailable: "the doctor's slots that have not ended close to new bookings"."""
+    alloc.mark_unavailable("D1")
+    with pytest.raises(SlotClosedError):
+        alloc.book("P", "D1")
+    with pytest.raises(SlotClosedError):
+        alloc.book("P", "D1", "D1@10")
+    with pytest.raises(SlotClosedError):
+        alloc.book("E", "D1", priority=EMERGENCY)
+    alloc.check_invariants()
+
+
+def test_unavailable_doctor_patients_move_within_the_department(
+    alloc: Allocator, clock: Clock
+) -> None:
+    """mark_unavailable: "every waiting token, in call order, moves to the earliest open slot
+    with room of another available doctor of the same department (never another
+    department)"."""
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    online = alloc.book("A", "D1", "D1@09", source=Source.ONLINE)  # booked, not arrived
+    walk_in = alloc.book("B", "D1", "D1@09")  # present: called before A
+    later = alloc.book("C", "D1", "D1@11", source=Source.FOLLOW_UP)
+    fill(alloc, "D2@09", 2, "X")  # one place left at 09:00 with D2
+    events.clear()
+    alloc.mark_unavailable("D1")
+    assert kinds(events)[0] == "DoctorUnavailable"
+    # In call order: the walk-in takes D2's last 09:00 place, the online patient the next
+    # earliest open slot with room (D2@10), then the follow-up (also D2@10).
+    assert moves(events) == [
+        (walk_in.id, "D1@09", "D2@09", MoveReason.REASSIGNED),
+        (online.id, "D1@09", "D2@10", MoveReason.REASSIGNED),
+        (later.id, "D1@11", "D2@10", MoveReason.REASSIGNED),
+    ]
+    moved = alloc.token(walk_in.id)
+    assert (moved.doctor_id, moved.id, moved.number, moved.seq, moved.moves) == (
+        "D2",
+        walk_in.id,
+        walk_in.number,
+        walk_in.seq,
+        1,
+    )
+    assert moved.status is TokenStatus.CHECKED_IN
+    assert alloc.token(online.id).status is TokenStatus.BOOKED
+    assert all(alloc.token(t).doctor_id != "D3" for t in (online.id, walk_in.id, later.id))
+    assert alloc.queue("D1@09") == []
+    alloc.check_invariants()
+
+
+def test_unavailable_doctor_patients_go_to_the_shortest_waitlist(build: Build) -> None:
+    """mark_unavailable: "else to the shortest waitlist among those doctors"."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    for hour in HOURS:
+        fill(alloc, f"D2@{hour:02d}", CAPACITY, f"Y{hour}")
+    alloc.book("W", "D2")  # D2's waitlist has one token
+    mine = alloc.book("M", "D1")
+    alloc.mark_unavailable("D1")
+    token = alloc.token(mine.id)
+    assert (token.doctor_id, token.status, token.slot_id) == ("D2", TokenStatus.WAITLISTED, None)
+    assert ids(alloc.waitlist("D2"))[-1] == mine.id
+    alloc.check_invariants()
+
+
+def test_unavailable_doctor_without_colleagues_keeps_its_waitlist(alloc: Allocator) -> None:
+    """mark_unavailable: "else to its own doctor's waitlist; none is cancelled" (D3 is the
+    only cardiologist)."""
+    events: list[Event] = []
+    token = alloc.book("P", "D3", "D3@10", source=Source.ONLINE)
+    alloc.subscribe(events.append)
+    alloc.mark_unavailable("D3")
+    assert moves(events) == [(token.id, "D3@10", None, MoveReason.REASSIGNED)]
+    assert alloc.waitlist("D3") == [alloc.token(token.id)]
+    assert not any(t.status is TokenStatus.CANCELLED for t in alloc.tokens())
+    alloc.mark_unavailable("D3")  # again: nothing changes, no event
+    assert len(events) == 2
+    alloc.check_invariants()
+
+
+def test_unavailable_doctor_passes_over_a_colleague_the_patient_already_sees(
+    alloc: Allocator,
+) -> None:
+    """A patient holds at most one active token per doctor: reassignment skips a colleague with
+    whom the patient already holds one."""
+    alloc.book("P", "D2")
+    mine = alloc.book("P", "D1")
+    alloc.mark_unavailable("D1")
+    token = alloc.token(mine.id)
+    assert (token.doctor_id, token.status) == ("D1", TokenStatus.WAITLISTED)
+    alloc.check_invariants()
+
+
+def test_unavailable_doctor_emergency_respects_the_overflow_bound(build: Build) -> None:
+    """An emergency reassigned into a colleague's full slot overflows it within
+    EmergencyOverride(max_overflow=k), displacing the lowest-ranked token past it."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
+    d2 = fill(alloc, "D2@09", CAPACITY, "Y")
+    emergency = alloc.book("E", "D1", priority=EMERGENCY)
+    alloc.mark_unavailable("D1")
+    assert alloc.token(emergency.id).slot_id == "D2@09"
+    assert alloc.token(d2[-1]).slot_id == "D2@10"
+    assert alloc.slot("D2@09").overflow == 0
+    alloc.check_invariants()
