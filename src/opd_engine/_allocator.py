@@ -1103,8 +1103,14 @@ class Allocator:
                 )
                 filed_count += 1
         require(filed_count == len(slot._filed), "ordering index complete", slot.id)
-        pending = sorted(c for _, _, c in slot._filed.values() if c is not None)
-        require(list(slot._changes) == pending, "level changes scheduled", slot.id)
+        pending = {c for _, _, c in slot._filed.values() if c is not None}
+        require(pending <= set(slot._changes), "level changes scheduled", slot.id)
+        heap = slot._changes
+        require(
+            all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))),
+            "level changes form a heap",
+            slot.id,
+        )
         done = [
             t
             for t in tokens.values()

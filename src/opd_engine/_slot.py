@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from heapq import heappop, heappush
 from typing import Any, final
 
 import attrs
@@ -76,8 +77,9 @@ class Slot:
     _filed: dict[str, tuple[int, PresentEntry, tuple[datetime, int, str] | None]] = attrs.field(
         init=False, factory=dict
     )
-    # Pending level changes (when, seq, id), earliest first.
-    _changes: SortedList[tuple[datetime, int, str]] = attrs.field(init=False, factory=SortedList)
+    # Pending level changes (when, seq, id): a heap. An entry whose token left (or was re-filed)
+    # stays until it comes due and is then skipped: cheaper than removing it.
+    _changes: list[tuple[datetime, int, str]] = attrs.field(init=False, factory=list)
     _ordering: OrderingPolicy | None = attrs.field(init=False, default=None)
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
 
@@ -192,25 +194,29 @@ class Slot:
         change = None
         if when is not None:
             change = (when, token.seq, token.id)
-            self._changes.add(change)
+            heappush(self._changes, change)
         self._filed[token.id] = (level, entry, change)
 
     def _unfile(self, token_id: str) -> None:
-        level, entry, change = self._filed.pop(token_id)
+        level, entry, _ = self._filed.pop(token_id)
         entries = self._levels[level]
         entries.remove(entry)
         if not entries:
             del self._levels[level]
-        if change is not None:
-            self._changes.remove(change)
+            if not self._filed:
+                self._changes.clear()
 
     def _advance(self, now: datetime) -> None:
         """Re-file the tokens whose level changed by ``now``. O(log n) per change."""
         changes = self._changes
+        filed = self._filed
         while changes and changes[0][0] <= now:
-            token_id = changes[0][2]
-            self._unfile(token_id)
-            self._file(self._tokens[token_id], now)
+            change = heappop(changes)
+            token_id = change[2]
+            current = filed.get(token_id)
+            if current is not None and current[2] == change:
+                self._unfile(token_id)
+                self._file(self._tokens[token_id], now)
 
     def _next(self, now: datetime) -> str | None:
         """The id of the checked-in token the ordering calls first. O(log n)."""
