@@ -689,15 +689,35 @@ def test_late_arrival_is_requeued_with_a_new_seq(alloc: Allocator, clock: Clock)
     alloc.check_invariants()
 
 
-def test_late_arrival_is_waitlisted_when_the_current_slot_is_full(
+def test_late_arrival_takes_a_later_slot_when_the_current_one_is_full(
     alloc: Allocator, clock: Clock
 ) -> None:
+    """NO_SHOW -> late arrival, re-queued (new `seq`) into the doctor's current slot, or
+    waitlisted if it cannot be placed: a full current slot is not "cannot be placed" while a
+    later slot of the doctor has room, so the patient takes the earliest such slot."""
+    token = alloc.book("P", "D1", source=ONLINE)
+    clock.now = at(9, 30)
+    alloc.no_show(token.id)
+    fill(alloc, "D1@09", 3, "A")
+    fill(alloc, "D1@10", 3, "B")
+    arrived = alloc.check_in(token.id)
+    assert (arrived.status, arrived.slot_id, arrived.checked_in_at) == (
+        TokenStatus.CHECKED_IN,
+        "D1@11",
+        at(9, 30),
+    )
+    assert alloc.waitlist("D1") == []
+    alloc.check_invariants()
+
+
+def test_late_arrival_is_waitlisted_when_every_slot_is_full(alloc: Allocator, clock: Clock) -> None:
     """NO_SHOW -> late arrival, re-queued (new `seq`) into the doctor's current slot, or
     waitlisted if it cannot be placed."""
     token = alloc.book("P", "D1", source=ONLINE)
     clock.now = at(9, 30)
     alloc.no_show(token.id)
-    fill(alloc, "D1@09", 3, "A")
+    for slot_id, prefix in (("D1@09", "A"), ("D1@10", "B"), ("D1@11", "C")):
+        fill(alloc, slot_id, 3, prefix)
     arrived = alloc.check_in(token.id)
     assert (arrived.status, arrived.slot_id, arrived.checked_in_at) == (
         TokenStatus.WAITLISTED,

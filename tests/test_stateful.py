@@ -505,9 +505,10 @@ class Model:
         if held and not emergency:
             raise Refused(DuplicateBookingError, held)
         opened = self.open_slots(token.doctor_id)
-        target = None
-        if opened and (emergency or self.has_room(opened[0])):
-            target = opened[0]
+        if emergency:
+            target = opened[0] if opened else None
+        else:
+            target = next((slot for slot in opened if self.has_room(slot)), None)
         missed = token.slot_id
         self.seq += 1
         token.seq = self.seq

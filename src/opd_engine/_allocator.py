@@ -359,11 +359,14 @@ class Allocator:
     # ================================================================ the day
 
     def check_in(self, token_id: str) -> Token:
-        """Record the patient's arrival. O(log n).
+        """Record the patient's arrival.
 
         ``BOOKED`` becomes ``CHECKED_IN``; a waitlisted token stays ``WAITLISTED`` but
         records ``checked_in_at``; a ``NO_SHOW`` is a late arrival: re-queued with a new
-        ``seq`` into the doctor's current slot, or waitlisted if it cannot be placed there.
+        ``seq`` into the doctor's current slot, or if that is full the earliest later open
+        slot with room, or waitlisted if no slot can take it (an emergency always joins the
+        current slot, within the emergency policy). O(log n), plus a walk over the doctor's
+        full slots for a late arrival.
         Raises :class:`InvalidTransitionError` for any other status (already checked in,
         in consultation, completed, cancelled), and :class:`DuplicateBookingError` for a late
         arrival whose patient has meanwhile booked this doctor again.
@@ -399,14 +402,12 @@ class Allocator:
                 f"token {held!r} with doctor {token.doctor_id!r}",
                 held,
             )
-        target = None
-        first = bisect_right(desk.ends, now)
-        if desk.available and first < len(desk.slots):
-            current = desk.slots[first]
-            if token.priority is Priority.EMERGENCY or self.policies.capacity.admits(
-                current, token.source, token.priority
-            ):
-                target = current
+        if token.priority is Priority.EMERGENCY:
+            first = bisect_right(desk.ends, now)
+            placeable = desk.available and first < len(desk.slots)
+            target = desk.slots[first] if placeable else None
+        else:
+            target = self._first_with_room(desk, token.source, token.priority, now)
         # ---- validated
         missed = token.slot_id
         self._seq += 1

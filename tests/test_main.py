@@ -1,0 +1,138 @@
+"""``python -m opd_engine``: the scripted day shows every behaviour, the same way every run."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+
+import pytest
+
+from opd_engine import Allocator, Doctor, Event, OnFull, Policies, Slot, Source, __version__
+from opd_engine.__main__ import main
+from opd_engine._demo import at, describe, run
+
+
+@pytest.fixture(scope="module")
+def day() -> str:
+    out = io.StringIO()
+    run(out)
+    return out.getvalue()
+
+
+def lines_of(text: str, pattern: str) -> list[int]:
+    """Indexes of the lines of ``text`` that match ``pattern``."""
+    return [i for i, line in enumerate(text.splitlines()) if re.search(pattern, line)]
+
+
+def test_main_prints_the_day(capsys: pytest.CaptureFixture[str], day: str) -> None:
+    assert main([]) == 0
+    assert capsys.readouterr().out == day
+
+
+def test_the_day_is_the_same_every_run(day: str) -> None:
+    again = io.StringIO()
+    run(again)
+    assert again.getvalue() == day
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_help:
+        main(["--help"])
+    assert exit_help.value.code == 0
+    assert "scripted OPD day" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_version:
+        main(["--version"])
+    assert exit_version.value.code == 0
+    assert capsys.readouterr().out.strip() == f"opd-engine {__version__}"
+
+
+def test_unknown_argument_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_error:
+        main(["--no-such-flag"])
+    assert exit_error.value.code == 2
+    assert "--no-such-flag" in capsys.readouterr().err
+
+
+def test_runs_as_a_module(day: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "opd_engine"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == day
+    assert done.stderr == ""
+
+
+def test_three_doctors_in_two_departments(day: str) -> None:
+    assert "D1 Dr. Asha Rao, General Medicine" in day
+    assert "D2 Dr. Vikram Iyer, General Medicine" in day
+    assert "D3 Dr. Meera Nair, Cardiology" in day
+
+
+def test_bookings_from_every_source(day: str) -> None:
+    for kind in ("online", "paid", "follow-up", "walk-in", "walk-in, emergency"):
+        assert re.search(rf"booked: \w+, {kind} -> ", day), kind
+
+
+def test_full_slots_and_duplicates_are_refused(day: str) -> None:
+    assert "refused: SlotFullError: doctor 'D1' is full" in day
+    assert "refused: DuplicateBookingError: patient already holds active token 'D1-001'" in day
+    assert "D1-009" not in day  # neither refused booking issued a token
+
+
+def test_emergency_overflows_then_displaces(day: str) -> None:
+    [first] = lines_of(day, r"D1-007 booked: Om, walk-in, emergency -> D1@09")
+    [second] = lines_of(day, r"D1-008 booked: Priya, walk-in, emergency -> D1@09")
+    [displaced] = lines_of(day, r"D1-001 moved D1@09 -> waitlist of D1 \(DISPLACED\)")
+    assert first < second < displaced
+    assert not lines_of(day, r"moved .*DISPLACED")[1:]  # the first emergency moved nobody
+    [called] = lines_of(day, r"D1-007 called by D1")
+    assert lines_of(day, r"called by D1")[0] == called
+
+
+def test_cancellation_is_refilled_from_the_waitlist(day: str) -> None:
+    [cancelled] = lines_of(day, r"D1-005 cancelled")
+    [refilled] = lines_of(day, r"D1-001 moved waitlist -> D1@10 \(FROM_WAITLIST\)")
+    assert refilled == cancelled + 1
+
+
+def test_no_show_late_arrival_and_pull_forward(day: str) -> None:
+    [no_show] = lines_of(day, r"D1-003 no-show")
+    [pulled] = lines_of(day, r"D1-001 moved D1@10 -> D1@09 \(PULLED_FORWARD\)")
+    [late] = lines_of(day, r"D1-003 moved D1@09 -> D1@10 \(LATE_ARRIVAL\)")
+    assert no_show < pulled < late
+
+
+def test_aging_lifts_the_long_waiting_walk_in(day: str) -> None:
+    [nisha] = lines_of(day, r"D2-002 called by D2: Nisha, walk-in")
+    [indu] = lines_of(day, r"D2-003 called by D2: Indu, follow-up")
+    assert nisha < indu
+
+
+def test_delay_resize_and_unavailable_doctor(day: str) -> None:
+    assert "doctor D3 delayed 20 min (20 min in all)" in day
+    assert "Mohan's estimated start moves from 10:00 to 10:20." in day
+    assert "slot D3@10 resized 2 -> 4" in day
+    assert lines_of(day, r"D2@10 -> waitlist of D2 \(RESIZED\)")
+    reassigned = lines_of(day, r"\(REASSIGNED\)")
+    assert len(reassigned) == 4
+    lines = day.splitlines()
+    assert all("D1" in lines[i] and "D3" not in lines[i] for i in reassigned)
+    assert lines_of(day, r"waitlist -> D1@11 \(FROM_WAITLIST\)")
+
+
+def test_final_queues_and_invariants(day: str) -> None:
+    assert "Queues at 10:05" in day
+    assert "D2 Dr. Vikram Iyer (General Medicine), unavailable" in day
+    assert re.search(r"D1@11 11:00-12:00 \[3/3\]: D2-004 PAID", day)
+    assert day.rstrip().endswith("check_invariants(): all hold.")
+
+
+def test_describe_a_waitlisted_booking() -> None:
+    alloc = Allocator(policies=Policies(on_full=OnFull.WAITLIST), clock=lambda: at("08:00"))
+    alloc.add_doctor(Doctor("D9", "Dr. Nine"))
+    alloc.add_slot(Slot("D9@09", "D9", at("09:00"), at("10:00"), 0))
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    alloc.book("Tara", "D9", source=Source.FOLLOW_UP)
+    assert [describe(event) for event in seen] == ["D9-001 waitlisted: Tara, follow-up"]
