@@ -300,7 +300,7 @@ class Allocator:
         capacity = self.policies.capacity
         doctor_id = desk.doctor.id
         if slot is not None:
-            self._check_open(desk, slot, now)
+            self._check_bookable(desk, slot, now)
             if priority is Priority.EMERGENCY or capacity.admits(slot, source, priority):
                 return slot
             on_full = self.policies.on_full
@@ -348,7 +348,7 @@ class Allocator:
                 return slot
         return None
 
-    def _check_open(self, desk: _Desk, slot: Slot, now: datetime) -> None:
+    def _check_bookable(self, desk: _Desk, slot: Slot, now: datetime) -> None:
         if not desk.available:
             raise SlotClosedError(
                 f"slot {slot.id!r} is closed: doctor {desk.doctor.id!r} is unavailable"
