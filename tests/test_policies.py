@@ -19,6 +19,7 @@ from opd_engine import (
     EmergencyPolicy,
     HardLimit,
     InvalidArgumentError,
+    OnDelay,
     OnFull,
     OrderingPolicy,
     Overbooking,
@@ -100,6 +101,7 @@ def test_policies_defaults() -> None:
     assert policies.ordering == Aging(step=timedelta(minutes=30), ceiling=Priority.FOLLOW_UP)
     assert policies.on_full is OnFull.REJECT
     assert policies.no_show_grace == timedelta(minutes=15)
+    assert policies.on_delay is OnDelay.SHIFT
 
 
 @pytest.mark.parametrize(
@@ -118,6 +120,8 @@ def test_policies_defaults() -> None:
         ("on_full", None),
         ("no_show_grace", 15),
         ("no_show_grace", timedelta(minutes=-1)),
+        ("on_delay", "shrink"),
+        ("on_delay", OnFull.WAITLIST),
     ],
 )
 def test_policies_validation(argument: str, value: object) -> None:

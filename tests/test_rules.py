@@ -23,6 +23,7 @@ from opd_engine import (
     InvalidArgumentError,
     InvalidTransitionError,
     MoveReason,
+    OnDelay,
     OnFull,
     OPDError,
     OrderingPolicy,
@@ -32,6 +33,7 @@ from opd_engine import (
     Slot,
     SlotClosedError,
     SlotFullError,
+    SlotResized,
     Source,
     StrictPriority,
     TokenCancelled,
@@ -991,6 +993,87 @@ def test_estimated_start_and_delay(alloc: Allocator, clock: Clock) -> None:
     alloc.call_next("D1")
     assert alloc.estimated_start(first.id) is None  # in consultation: not waiting
     assert alloc.estimated_start(second.id) == at(9, 50)
+
+
+def test_delay_keeps_capacity_by_default(alloc: Allocator) -> None:
+    """`delay(doctor_id, minutes)` ... estimated starts of remaining tokens shift;
+    capacity-loss handling is a policy: by default (`OnDelay.SHIFT`) no place is lost."""
+    booked = fill(alloc, "D1@09", 3, "A")
+    alloc.delay("D1", 45)
+    assert [alloc.slot(f"D1@{h:02d}").capacity for h in HOURS] == [CAPACITY] * 3
+    assert ids(alloc.queue("D1@09")) == booked
+
+
+def test_delay_can_remove_capacity(build: Build, clock: Clock) -> None:
+    """`delay` ... a policy option where the lost minutes also remove capacity
+    (`floor(minutes / consult_minutes)` places) and the lowest-ranked tokens move on,
+    keeping seniority."""
+    alloc = build(Policies(on_delay=OnDelay.SHRINK))
+    paid = alloc.book("P", "D1", "D1@09", source=PAID)
+    early, late = fill(alloc, "D1@09", 2, "A")
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    clock.now = at(9, 5)
+    alloc.delay("D1", 25)  # consult_minutes=10: two places lost
+    assert alloc.slot("D1@09").capacity == 1
+    assert kinds(seen) == ["DoctorDelayed", "SlotResized", "TokenMoved", "TokenMoved"]
+    assert moves(seen) == [
+        (late, "D1@09", "D1@10", MoveReason.DELAYED),
+        (early, "D1@09", "D1@10", MoveReason.DELAYED),
+    ]
+    assert ids(alloc.queue("D1@09")) == [paid.id]
+    # Seniority is kept: the moved tokens keep their seq, so they stay in booking order.
+    assert ids(alloc.queue("D1@10")) == [early, late]
+    assert [alloc.token(t).moves for t in (early, late)] == [1, 1]
+    alloc.check_invariants()
+
+
+def test_delay_capacity_loss_adds_up_over_the_day(build: Build, clock: Clock) -> None:
+    """... `floor(minutes / consult_minutes)` places: delays add up, so two delays of half a
+    consultation each cost one place, and the minutes already counted are not counted again."""
+    alloc = build(Policies(on_delay=OnDelay.SHRINK))
+    clock.now = at(9, 5)
+    alloc.delay("D1", 5)
+    assert alloc.slot("D1@09").capacity == 3
+    alloc.delay("D1", 5)
+    assert alloc.slot("D1@09").capacity == 2
+    alloc.delay("D1", 9)
+    assert alloc.slot("D1@09").capacity == 2
+    alloc.delay("D1", 1)
+    assert [alloc.slot(f"D1@{h:02d}").capacity for h in HOURS] == [1, 3, 3]
+
+
+def test_delay_capacity_loss_spills_into_later_slots(build: Build, clock: Clock) -> None:
+    """... lost places come off the current slot, then the next ones; the tokens that no
+    longer fit move to a later slot with room, else to the waitlist."""
+    alloc = build(Policies(on_delay=OnDelay.SHRINK))
+    first = fill(alloc, "D1@09", 3, "A")
+    second = fill(alloc, "D1@10", 3, "B")
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    clock.now = at(9)
+    alloc.delay("D1", 50)  # five places: all three of 09:00, two of 10:00
+    assert [alloc.slot(f"D1@{h:02d}").capacity for h in HOURS] == [0, 1, 3]
+    assert [e.slot_id for e in seen if isinstance(e, SlotResized)] == ["D1@09", "D1@10"]
+    # 09:00's patients go to 11:00 (10:00 has no room left); 10:00 keeps its best-ranked one.
+    assert ids(alloc.queue("D1@11")) == first
+    assert ids(alloc.queue("D1@10")) == second[:1]
+    assert ids(alloc.waitlist("D1")) == second[1:]
+    assert {m[3] for m in moves(seen)} == {MoveReason.DELAYED}
+    alloc.check_invariants()
+
+
+def test_delay_capacity_loss_never_moves_emergencies(build: Build, clock: Clock) -> None:
+    """... the lowest-ranked tokens move on: an emergency keeps its place in a shrunk slot."""
+    alloc = build(Policies(on_delay=OnDelay.SHRINK))
+    clock.now = at(9)
+    emergency = alloc.book("E", "D1", priority=Priority.EMERGENCY)
+    standard = alloc.book("S", "D1", "D1@09")
+    alloc.delay("D1", 30)
+    assert alloc.slot("D1@09").capacity == 0
+    assert ids(alloc.queue("D1@09")) == [emergency.id]
+    assert alloc.token(standard.id).slot_id == "D1@10"
+    alloc.check_invariants()
 
 
 def test_position_in_queue_and_waitlist(build: Build) -> None:

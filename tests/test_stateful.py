@@ -44,6 +44,7 @@ from opd_engine import (
     Event,
     InvalidArgumentError,
     InvalidTransitionError,
+    OnDelay,
     OnFull,
     OPDError,
     Overbooking,
@@ -120,6 +121,7 @@ class Combo:
     pull_forward: bool = True
     max_moves: int = 2
     grace: timedelta = timedelta(minutes=15)
+    on_delay: OnDelay = OnDelay.SHIFT
 
 
 COMBOS = {
@@ -152,6 +154,7 @@ COMBOS = {
                 ordering=Aging(step=timedelta(minutes=10), ceiling=Priority.PAID),
                 on_full=OnFull.NEXT_SLOT,
                 no_show_grace=timedelta(minutes=5),
+                on_delay=OnDelay.SHRINK,
             ),
             step=timedelta(minutes=10),
             ceiling=Priority.PAID,
@@ -159,6 +162,7 @@ COMBOS = {
             max_overflow=0,
             max_moves=1,
             grace=timedelta(minutes=5),
+            on_delay=OnDelay.SHRINK,
         ),
     )
 }
@@ -575,8 +579,21 @@ class Model:
         if minutes < 0:
             raise Refused(InvalidArgumentError)
         doctor = self.doctors[doctor_id]
+        before = doctor.delay_minutes
         doctor.delay_minutes += minutes
         self.events.append(("DoctorDelayed", doctor_id, self.now, minutes, doctor.delay_minutes))
+        if self.combo.on_delay is OnDelay.SHRINK:
+            consult = doctor.consult_minutes
+            lost = doctor.delay_minutes // consult - before // consult
+            shrunk: list[tuple[MSlot, int]] = []
+            for slot in self.open_slots(doctor_id):
+                taken = min(lost, slot.capacity)
+                if taken:
+                    shrunk.append((slot, slot.capacity))
+                    slot.capacity -= taken
+                    lost -= taken
+            for slot, old in shrunk:
+                self.shrunk(slot, old, "DELAYED")
 
     def resize(self, slot_id: str, capacity: int) -> None:
         if slot_id not in self.slots:
@@ -585,15 +602,20 @@ class Model:
             raise Refused(InvalidArgumentError)
         slot = self.slots[slot_id]
         old, slot.capacity = slot.capacity, capacity
-        self.events.append(("SlotResized", slot_id, self.now, old, capacity))
+        self.shrunk(slot, old, "RESIZED")
+        self.refill(slot)
+
+    def shrunk(self, slot: MSlot, old: int, reason: str) -> None:
+        """Report a new capacity; move the lowest-ranked waiting tokens that no longer fit."""
+        self.events.append(("SlotResized", slot.id, self.now, old, slot.capacity))
         while (
-            len([t for t in self.holders(slot) if t.priority is not Priority.EMERGENCY]) > capacity
+            len([t for t in self.holders(slot) if t.priority is not Priority.EMERGENCY])
+            > slot.capacity
         ):
-            if not self.displace(slot, "RESIZED"):
+            if not self.displace(slot, reason):
                 break
         if any(t.priority is Priority.EMERGENCY for t in self.holders(slot)):
-            self.contain(slot, "RESIZED")
-        self.refill(slot)
+            self.contain(slot, reason)
 
 
 # ============================================================================ observing

@@ -43,7 +43,7 @@ from .events import (
     TokenNoShow,
     TokenWaitlisted,
 )
-from .policies import OnFull, Policies
+from .policies import OnDelay, OnFull, Policies
 
 __all__ = ["Allocator"]
 
@@ -554,15 +554,21 @@ class Allocator:
     # ================================================================ disruptions
 
     def delay(self, doctor_id: str, minutes: int) -> None:
-        """The doctor runs ``minutes`` late: estimated starts of waiting tokens shift. O(1).
+        """The doctor runs ``minutes`` late: estimated starts of waiting tokens shift.
 
-        Delays add up over the day. Raises :class:`InvalidArgumentError` for a negative or
-        non-integer ``minutes``.
+        Delays add up over the day. With ``Policies.on_delay`` ``OnDelay.SHIFT`` (the
+        default) that is all, O(1). With ``OnDelay.SHRINK`` each whole ``consult_minutes``
+        of the total delay also takes one place off the doctor's current slot, then the
+        next ones (a slot keeps at least 0); each shrunk slot reports ``SlotResized`` and
+        its lowest-ranked waiting non-emergency tokens move on, ``MoveReason.DELAYED``, as
+        :meth:`resize` does, O(s + k log n) for s slots and k tokens moved. Raises
+        :class:`InvalidArgumentError` for a negative or non-integer ``minutes``.
         """
         with self._lock:
             now = self._now()
             desk = self._desk(doctor_id)
             check_int("minutes", minutes, minimum=0)
+            before = desk.delay
             desk.delay += timedelta(minutes=minutes)
             if self._subscribers:
                 self._outbox.append(
@@ -573,7 +579,25 @@ class Allocator:
                         total_minutes=int(desk.delay / timedelta(minutes=1)),
                     )
                 )
+            if self.policies.on_delay is OnDelay.SHRINK and desk.available:
+                consult = timedelta(minutes=desk.doctor.consult_minutes)
+                self._lose_places(desk, desk.delay // consult - before // consult, now)
             self._deliver()
+
+    def _lose_places(self, desk: _Desk, places: int, now: datetime) -> None:
+        """Take ``places`` off the doctor's open slots, earliest first, and move the excess."""
+        shrunk: list[tuple[Slot, int]] = []
+        for slot in desk.slots[bisect_right(desk.ends, now) :]:
+            if places == 0:
+                break
+            taken = min(places, slot.capacity)
+            if taken:
+                shrunk.append((slot, slot.capacity))
+                slot._set_capacity(slot.capacity - taken)
+                places -= taken
+        # Every capacity is final before anyone moves, so nobody is moved twice.
+        for slot, old in shrunk:
+            self._resized(desk, slot, old, MoveReason.DELAYED, now)
 
     def mark_unavailable(self, doctor_id: str) -> None:
         """The doctor stops for the day: their open slots close and every patient moves.
@@ -657,18 +681,24 @@ class Allocator:
             desk = self._desks[slot.doctor_id]
             old = slot.capacity
             slot._set_capacity(capacity)
-            if self._subscribers:
-                self._outbox.append(
-                    SlotResized(at=now, slot_id=slot_id, old_capacity=old, capacity=capacity)
-                )
-            limit = self.policies.capacity.limit(capacity)
-            while slot.occupancy - slot.emergencies > limit:
-                if not self._displace(desk, slot, MoveReason.RESIZED, now):
-                    break
-            if slot.emergencies:
-                self._contain_overflow(desk, slot, now, MoveReason.RESIZED)
+            self._resized(desk, slot, old, MoveReason.RESIZED, now)
             self._refill(desk, slot, now)
             self._deliver()
+
+    def _resized(
+        self, desk: _Desk, slot: Slot, old: int, reason: MoveReason, now: datetime
+    ) -> None:
+        """Report a capacity change and move the tokens a smaller slot no longer holds."""
+        if self._subscribers:
+            self._outbox.append(
+                SlotResized(at=now, slot_id=slot.id, old_capacity=old, capacity=slot.capacity)
+            )
+        limit = self.policies.capacity.limit(slot.capacity)
+        while slot.occupancy - slot.emergencies > limit:
+            if not self._displace(desk, slot, reason, now):
+                break
+        if slot.emergencies:
+            self._contain_overflow(desk, slot, now, reason)
 
     def _contain_overflow(
         self,

@@ -42,6 +42,7 @@ __all__ = [
     "EmergencyOverride",
     "EmergencyPolicy",
     "HardLimit",
+    "OnDelay",
     "OnFull",
     "OrderingPolicy",
     "Overbooking",
@@ -464,6 +465,20 @@ class OnFull(Enum):
     NEXT_SLOT = "next_slot"
 
 
+@final
+class OnDelay(Enum):
+    """What a doctor's delay does besides shifting estimated starts."""
+
+    #: Estimated starts shift; every slot keeps its capacity, as if the doctor will catch up
+    #: or stay late (the default).
+    SHIFT = "shift"
+    #: The lost minutes also remove places: each whole ``consult_minutes`` of the doctor's
+    #: total delay takes one place off the current slot (then the next ones), and the
+    #: lowest-ranked waiting tokens move on to a later slot with room or the waitlist,
+    #: keeping their ``seq`` (``MoveReason.DELAYED``).
+    SHRINK = "shrink"
+
+
 def _protocol_validator(protocol: type, name: str) -> Any:
     def validate(instance: object, attribute: Any, value: object) -> None:
         if not isinstance(value, protocol):
@@ -484,7 +499,7 @@ def _check_grace(instance: object, attribute: Any, value: object) -> None:
 @final
 @attrs.frozen(kw_only=True)
 class Policies:
-    """One policy of each kind, plus the full-slot rule and the no-show grace period.
+    """One policy of each kind, plus the full-slot, no-show grace and delay rules.
 
     Construction validates every field and raises :class:`~opd_engine.InvalidArgumentError`
     for a value that is not a policy of the right kind.
@@ -508,3 +523,6 @@ class Policies:
         default=OnFull.REJECT, validator=attrs_validator(check_enum, enum=OnFull)
     )
     no_show_grace: timedelta = attrs.field(default=timedelta(minutes=15), validator=_check_grace)
+    on_delay: OnDelay = attrs.field(
+        default=OnDelay.SHIFT, validator=attrs_validator(check_enum, enum=OnDelay)
+    )
