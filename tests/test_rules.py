@@ -295,6 +295,56 @@ def test_displaced_token_goes_to_the_waitlist_without_later_room(build: Build) -
     alloc.check_invariants()
 
 
+def test_displacement_from_the_last_slot_of_the_day_goes_to_the_waitlist(
+    build: Build, clock: Clock
+) -> None:
+    """... displaced to the first *later* slot of the same doctor with room, else to the
+    waitlist: from the day's last slot there is no later slot, and an earlier one with room
+    is not taken (the patient was booked for later, not sooner)."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
+    held = fill(alloc, "D1@11", 3, "C")
+    clock.now = at(11, 5)
+    alloc.book("E", "D1", priority=EMERGENCY)  # the current slot is the last one
+    assert alloc.token(held[-1]).status is TokenStatus.WAITLISTED
+    assert [alloc.slot(f"D1@{h:02d}").occupancy for h in HOURS] == [0, 0, 3]
+    alloc.check_invariants()
+
+
+def test_a_token_can_be_displaced_again_down_the_day(build: Build) -> None:
+    """... displaced to the first later slot of the same doctor with room ... keeping its
+    `seq`: a token displaced twice keeps its seq both times and counts both moves."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
+    (first,) = fill(alloc, "D1@09", 1, "A")
+    fill(alloc, "D1@09", 2, "B")
+    for name in ("C0", "C1"):
+        alloc.book(name, "D1", "D1@10", source=PAID)
+    seq = alloc.token(first).seq
+    alloc.book("E1", "D1", "D1@09", priority=EMERGENCY)  # displaces B1, the latest seq
+    alloc.book("E2", "D1", "D1@09", priority=EMERGENCY)  # displaces B0 to D1@11
+    alloc.book("E3", "D1", "D1@09", priority=EMERGENCY)  # displaces A0 to D1@11
+    alloc.book("E4", "D1", "D1@10", priority=EMERGENCY)  # D1@10's lowest-ranked: B1 again
+    moved = alloc.token(first)
+    assert (moved.slot_id, moved.seq, moved.moves) == ("D1@11", seq, 1)
+    b1 = alloc.token("D1-003")
+    assert (b1.slot_id, b1.moves) == ("D1@11", 2)
+    alloc.check_invariants()
+
+
+def test_an_emergency_only_slot_takes_emergencies_and_nobody_else(build: Build) -> None:
+    """Emergencies bypass [the capacity policy] according to the emergency policy ... when
+    nobody can be displaced, the emergency overflows anyway: a slot of capacity 0 is an
+    emergency-only slot."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=1)))
+    start = at(12)
+    alloc.add_slot(Slot("D1@ER", "D1", start, start + timedelta(hours=1), 0))
+    with pytest.raises(SlotFullError, match="is full"):
+        alloc.book("S", "D1", "D1@ER", source=ONLINE)
+    emergencies = [alloc.book(f"E{i}", "D1", "D1@ER", priority=EMERGENCY) for i in range(3)]
+    assert ids(alloc.queue("D1@ER")) == ids(emergencies)
+    assert alloc.slot("D1@ER").overflow == 3  # past the bound: nobody can be displaced
+    alloc.check_invariants()
+
+
 def test_an_emergency_never_displaces_an_emergency(build: Build) -> None:
     """An emergency never displaces an emergency."""
     alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
