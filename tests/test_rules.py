@@ -722,6 +722,23 @@ def test_check_in_refused_in_other_states(alloc: Allocator, state: str) -> None:
         alloc.check_in(token.id)
 
 
+@pytest.mark.parametrize("ordering", [StrictPriority(), Aging()], ids=["strict", "aging"])
+def test_a_present_emergency_is_called_before_earlier_slots(
+    build: Build, clock: Clock, ordering: OrderingPolicy
+) -> None:
+    """Emergencies are always called before everyone else under every shipped ordering
+    except `AccumulatingPriority`: also before patients still waiting from earlier slots."""
+    alloc = build(Policies(ordering=ordering))
+    clock.now = at(9, 40)
+    backlog = [alloc.book(f"W{i}", "D1", "D1@09", source=PAID, checked_in=True) for i in (0, 1)]
+    clock.now = at(10, 5)
+    emergency = alloc.book("E", "D1", priority=EMERGENCY)
+    assert emergency.slot_id == "D1@10"  # the current slot, behind the 09:00 backlog
+    assert alloc.call_next("D1") == alloc.token(emergency.id)
+    assert [alloc.call_next("D1").id for _ in backlog] == ids(backlog)  # type: ignore[union-attr]
+    alloc.check_invariants()
+
+
 def test_late_arrival_is_requeued_with_a_new_seq(alloc: Allocator, clock: Clock) -> None:
     """NO_SHOW -> late arrival, re-queued (new `seq`) into the doctor's current slot."""
     token = alloc.book("P", "D1", source=ONLINE)

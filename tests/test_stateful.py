@@ -529,7 +529,12 @@ class Model:
         for token in list(self.tokens.values()):
             if token.doctor_id == doctor_id and token.status == "IN_CONSULTATION":
                 self.finish(token)
-        for slot in self.slots_of(doctor_id):
+        # The earliest slot with a present emergency, else the earliest with anyone present.
+        slots = self.slots_of(doctor_id)
+        urgent = [
+            s for s in slots if any(t.priority is Priority.EMERGENCY for t in self.present(s))
+        ]
+        for slot in urgent or slots:
             present = self.present(slot)
             if present:
                 token = present[0]

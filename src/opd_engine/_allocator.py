@@ -62,6 +62,8 @@ class _Desk:
     ends: list[datetime] = attrs.field(factory=list)  # slots' ends, same order
     present: list[tuple[datetime, str]] = attrs.field(factory=list)  # slots with arrivals
     present_ids: set[str] = attrs.field(factory=set)
+    urgent: list[tuple[datetime, str]] = attrs.field(factory=list)  # slots with emergencies
+    urgent_ids: set[str] = attrs.field(factory=set)  # present
     waitlist: Waitlist = attrs.field(factory=Waitlist)
     current: str | None = None  # token in consultation
     delay: timedelta = timedelta(0)
@@ -442,9 +444,12 @@ class Allocator:
         """Complete the doctor's current consultation, then call the next patient.
 
         The next patient comes from the doctor's earliest slot, in start order, with a
-        checked-in patient waiting: the one the ordering policy puts first. Booked patients
-        who have not arrived are skipped. Returns the called token (``IN_CONSULTATION``), or
-        None if nobody checked in is waiting. O(log n) in the slot's size.
+        checked-in emergency waiting, else the earliest with any checked-in patient waiting:
+        within it, the one the ordering policy puts first. So a present emergency goes before
+        everyone, whatever slot it joined (under ``AccumulatingPriority`` it still competes
+        by rate within its slot). Booked patients who have not arrived are skipped. Returns
+        the called token (``IN_CONSULTATION``), or None if nobody checked in is waiting.
+        O(log n) in the slot's size.
         """
         with self._lock:
             now = self._now()
@@ -452,8 +457,9 @@ class Allocator:
             if desk.current is not None:
                 self._finish(desk, self._tokens[desk.current], now)
             called = None
-            if desk.present:
-                slot = self._slots[desk.present[0][1]]
+            serving = desk.urgent or desk.present
+            if serving:
+                slot = self._slots[serving[0][1]]
                 token_id = slot._next(now)
                 assert token_id is not None
                 token = self._tokens[token_id]
@@ -1046,6 +1052,20 @@ class Allocator:
             with_present = sorted((s.start, s.id) for s in desk.slots if s.present)
             require(desk.present == with_present, "present-slot index", doctor_id)
             require(desk.present_ids == {i for _, i in with_present}, "present-slot ids", doctor_id)
+            with_urgent = sorted(
+                {
+                    (self._slots[t.slot_id].start, t.slot_id)
+                    for t in tokens.values()
+                    if t.doctor_id == doctor_id
+                    and t.status is TokenStatus.CHECKED_IN
+                    and t.priority is Priority.EMERGENCY
+                    and t.slot_id is not None
+                }
+            )
+            require(desk.urgent == with_urgent, "present-emergency index", doctor_id)
+            require(
+                desk.urgent_ids == {i for _, i in with_urgent}, "present-emergency ids", doctor_id
+            )
             for slot in desk.slots:
                 self._check_slot(desk, slot, require, place)
             numbers = [t.number for t in tokens.values() if t.id.rsplit("-", 1)[0] == doctor_id]
@@ -1266,14 +1286,22 @@ class Allocator:
             del self._active[key]
 
     def _sync_present(self, desk: _Desk, slot: Slot) -> None:
-        """Keep ``desk.present`` = the doctor's slots with a checked-in patient waiting."""
-        has = slot.present > 0
-        if has == (slot.id in desk.present_ids):
-            return
+        """Keep ``desk.present`` = the doctor's slots with a checked-in patient waiting, and
+        ``desk.urgent`` = those with a checked-in emergency waiting. O(log n + s)."""
         key = (slot.start, slot.id)
-        if has:
-            desk.present_ids.add(slot.id)
-            insort(desk.present, key)
-        else:
-            desk.present_ids.discard(slot.id)
-            desk.present.remove(key)
+        has = slot.present > 0
+        if has != (slot.id in desk.present_ids):
+            if has:
+                desk.present_ids.add(slot.id)
+                insort(desk.present, key)
+            else:
+                desk.present_ids.discard(slot.id)
+                desk.present.remove(key)
+        urgent = has and slot._present_emergencies() > 0
+        if urgent != (slot.id in desk.urgent_ids):
+            if urgent:
+                desk.urgent_ids.add(slot.id)
+                insort(desk.urgent, key)
+            else:
+                desk.urgent_ids.discard(slot.id)
+                desk.urgent.remove(key)

@@ -110,6 +110,13 @@ class Slot:
         """Checked-in tokens waiting to be called. O(1)."""
         return len(self._filed)
 
+    def _present_emergencies(self) -> int:
+        """Checked-in emergencies waiting to be called. O(log n)."""
+        first_non_emergency: WaitKey = (int(Priority.EMERGENCY) + 1, -1, "")
+        return self._waiting.bisect_left(first_non_emergency) - self._absent.bisect_left(
+            first_non_emergency
+        )
+
     @property
     def emergencies(self) -> int:
         """Emergency tokens holding a place. O(1)."""
