@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -489,3 +490,17 @@ def test_accumulating_priority_rates_are_frozen() -> None:
     with pytest.raises(TypeError):
         rates[Priority.STANDARD] = 100.0
     assert policy.rates[Priority.STANDARD] == 1.0
+
+
+def test_policies_pickle_and_hash() -> None:
+    """Policies cross process boundaries (simulation replications) and can be dict keys."""
+    policies = Policies(
+        capacity=SourceQuota({ONLINE: 2}),
+        ordering=AccumulatingPriority(),
+        emergency=EmergencyOverride(max_overflow=1),
+    )
+    copy = pickle.loads(pickle.dumps(policies))
+    assert copy == policies
+    assert copy.capacity.quotas == {ONLINE: 2}  # type: ignore[attr-defined]
+    assert {policies: "a"}[copy] == "a"
+    assert hash(SourceQuota({ONLINE: 2})) != hash(SourceQuota({ONLINE: 3}))

@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 from fractions import Fraction
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, final, runtime_checkable
 
 import attrs
 
 from ._check import attrs_validator, check_bool, check_enum, check_int
+from ._frozen import FrozenMap
 from ._values import Priority, Source, Token
 from .errors import InvalidArgumentError
 
@@ -143,7 +143,7 @@ def _freeze_quotas(value: object) -> Mapping[Source, int]:
     for source, cap in value.items():
         check_enum("quotas key", source, Source)
         quotas[source] = check_int(f"quotas[{source}]", cap, minimum=0)
-    return MappingProxyType(quotas)
+    return FrozenMap(quotas)
 
 
 @final
@@ -156,7 +156,7 @@ class SourceQuota:
     are capped by the capacity alone. O(1).
     """
 
-    quotas: Mapping[Source, int] = attrs.field(converter=_freeze_quotas, hash=False)
+    quotas: Mapping[Source, int] = attrs.field(converter=_freeze_quotas)
 
     def limit(self, capacity: int) -> int:
         """``capacity`` itself. O(1)."""
@@ -402,7 +402,7 @@ def _freeze_rates(value: object) -> Mapping[Priority, float]:
         raise InvalidArgumentError(
             f"rates must give every priority a rate, missing {', '.join(missing)}"
         )
-    return MappingProxyType(rates)
+    return FrozenMap(rates)
 
 
 @final
@@ -416,7 +416,7 @@ class AccumulatingPriority:
     """
 
     rates: Mapping[Priority, float] = attrs.field(
-        factory=lambda: dict(_DEFAULT_RATES), converter=_freeze_rates, hash=False
+        factory=lambda: dict(_DEFAULT_RATES), converter=_freeze_rates
     )
 
     @property
