@@ -501,6 +501,6 @@ def test_policies_pickle_and_hash() -> None:
     )
     copy = pickle.loads(pickle.dumps(policies))
     assert copy == policies
-    assert copy.capacity.quotas == {ONLINE: 2}  # type: ignore[attr-defined]
+    assert copy.capacity.quotas == {ONLINE: 2}
     assert {policies: "a"}[copy] == "a"
     assert hash(SourceQuota({ONLINE: 2})) != hash(SourceQuota({ONLINE: 3}))
