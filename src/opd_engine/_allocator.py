@@ -14,7 +14,7 @@ from typing import Any, final
 import attrs
 
 from . import _snapshot
-from ._check import check_bool, check_enum, check_id, check_int
+from ._check import MAX_MINUTES, check_bool, check_enum, check_id, check_int
 from ._slot import Slot, Waitlist
 from ._values import Doctor, Priority, Source, Token, TokenStatus, check_priority
 from .errors import (
@@ -573,8 +573,13 @@ class Allocator:
         with self._lock:
             now = self._now()
             desk = self._desk(doctor_id)
-            check_int("minutes", minutes, minimum=0)
+            check_int("minutes", minutes, minimum=0, maximum=MAX_MINUTES)
             before = desk.delay
+            if before + timedelta(minutes=minutes) > timedelta(minutes=MAX_MINUTES):
+                raise InvalidArgumentError(
+                    f"minutes would make doctor {doctor_id!r} more than a day late in all, "
+                    f"got minutes={minutes!r} on top of {before // timedelta(minutes=1)}"
+                )
             desk.delay += timedelta(minutes=minutes)
             if self._subscribers:
                 self._outbox.append(

@@ -38,14 +38,18 @@ def check_str(name: str, value: object) -> str:
     return value
 
 
-def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
-    """An ``int`` (not ``bool``), optionally at least ``minimum``."""
+def check_int(
+    name: str, value: object, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """An ``int`` (not ``bool``), optionally within ``[minimum, maximum]``."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidArgumentError(
             f"{name} must be an int, got {name}={value!r} ({type(value).__name__})"
         )
     if minimum is not None and value < minimum:
         raise InvalidArgumentError(f"{name} must be >= {minimum}, got {name}={value!r}")
+    if maximum is not None and value > maximum:
+        raise InvalidArgumentError(f"{name} must be <= {maximum}, got {name}={value!r}")
     return value
 
 
@@ -82,3 +86,9 @@ def attrs_validator(check: Any, **kwargs: Any) -> Any:
         check(attribute.name, value, **kwargs)
 
     return validate
+
+
+#: The longest duration a doctor-level setting may take (consultation, delay, grace, aging
+#: step): one day. Longer values are always mistakes, and they would overflow ``datetime``
+#: arithmetic near the end of its range.
+MAX_MINUTES = 24 * 60

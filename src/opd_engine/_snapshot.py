@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
+from ._check import MAX_MINUTES
 from ._slot import Slot
 from ._values import Doctor, Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError, OPDError
@@ -165,7 +166,7 @@ def load(
         raise InvalidArgumentError(f"snapshot is inconsistent: {error}") from None
     except InvalidArgumentError:
         raise
-    except (OPDError, KeyError, ValueError, TypeError) as error:
+    except (OPDError, KeyError, ValueError, TypeError, OverflowError) as error:
         raise InvalidArgumentError(f"snapshot is malformed: {error!r}") from None
     return alloc
 
@@ -185,7 +186,12 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
             raise InvalidArgumentError(f"{item.path}.id {doctor.id!r} appears twice")
         desk = _Desk(doctor)
         desk.issued = item.typed("issued", int)
-        desk.delay = timedelta(minutes=item.typed("delay_minutes", int))
+        delay = item.typed("delay_minutes", int)
+        if not 0 <= delay <= MAX_MINUTES:
+            raise InvalidArgumentError(
+                f"{item.path}.delay_minutes must be in [0, {MAX_MINUTES}], got {delay!r}"
+            )
+        desk.delay = timedelta(minutes=delay)
         desk.available = item.typed("available", bool)
         desk.current = item.maybe("current", str)
         alloc._desks[doctor.id] = desk

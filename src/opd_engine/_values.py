@@ -8,7 +8,7 @@ from typing import final
 
 import attrs
 
-from ._check import attrs_validator, check_enum, check_id, check_int, check_str
+from ._check import MAX_MINUTES, attrs_validator, check_enum, check_id, check_int, check_str
 
 __all__ = ["Doctor", "Priority", "Source", "Token", "TokenStatus"]
 
@@ -130,7 +130,9 @@ class Doctor:
     id: str = attrs.field(validator=attrs_validator(check_id))
     name: str = attrs.field(validator=attrs_validator(check_str))
     department: str = attrs.field(default="", validator=attrs_validator(check_str))
-    consult_minutes: int = attrs.field(default=10, validator=attrs_validator(check_int, minimum=1))
+    consult_minutes: int = attrs.field(
+        default=10, validator=attrs_validator(check_int, minimum=1, maximum=MAX_MINUTES)
+    )
 
 
 def check_priority(name: str, value: object) -> Priority:

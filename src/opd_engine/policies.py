@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, final, runtime_checkable
 
 import attrs
 
-from ._check import attrs_validator, check_bool, check_enum, check_int
+from ._check import MAX_MINUTES, attrs_validator, check_bool, check_enum, check_int
 from ._frozen import FrozenMap
 from ._values import Priority, Source, Token
 from .errors import InvalidArgumentError
@@ -313,8 +313,12 @@ class StrictPriority:
 
 
 def _check_step(instance: object, attribute: Any, value: object) -> None:
-    if not isinstance(value, timedelta) or value <= timedelta(0):
-        raise InvalidArgumentError(f"step must be a positive timedelta, got step={value!r}")
+    if (
+        not isinstance(value, timedelta)
+        or value <= timedelta(0)
+        or value > timedelta(minutes=MAX_MINUTES)
+    ):
+        raise InvalidArgumentError(f"step must be a timedelta > 0 and <= 1 day, got step={value!r}")
 
 
 def _check_ceiling(instance: object, attribute: Any, value: object) -> None:
@@ -481,7 +485,8 @@ class OnDelay(Enum):
 
 def _protocol_validator(protocol: type, name: str) -> Any:
     def validate(instance: object, attribute: Any, value: object) -> None:
-        if not isinstance(value, protocol):
+        # A class has the Protocol's methods too; only an instance can serve as a policy.
+        if isinstance(value, type) or not isinstance(value, protocol):
             raise InvalidArgumentError(
                 f"{attribute.name} must be a {name}, got {attribute.name}={value!r}"
             )
@@ -490,9 +495,13 @@ def _protocol_validator(protocol: type, name: str) -> Any:
 
 
 def _check_grace(instance: object, attribute: Any, value: object) -> None:
-    if not isinstance(value, timedelta) or value < timedelta(0):
+    if (
+        not isinstance(value, timedelta)
+        or value < timedelta(0)
+        or value > timedelta(minutes=MAX_MINUTES)
+    ):
         raise InvalidArgumentError(
-            f"no_show_grace must be a timedelta >= 0, got no_show_grace={value!r}"
+            f"no_show_grace must be a timedelta >= 0 and <= 1 day, got no_show_grace={value!r}"
         )
 
 
