@@ -26,9 +26,35 @@ def lines_of(text: str, pattern: str) -> list[int]:
     return [i for i, line in enumerate(text.splitlines()) if re.search(pattern, line)]
 
 
-def test_main_prints_the_day(capsys: pytest.CaptureFixture[str], day: str) -> None:
-    assert main([]) == 0
+def test_main_scripted_prints_the_scripted_day(
+    capsys: pytest.CaptureFixture[str], day: str
+) -> None:
+    assert main(["--scripted"]) == 0
     assert capsys.readouterr().out == day
+
+
+def simulated(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_main_simulates_the_default_day(capsys: pytest.CaptureFixture[str]) -> None:
+    out = simulated(capsys)
+    assert out.startswith("opd-engine: a simulated OPD day (25 November 2026), seed 1")
+    assert "D2 Dr. Vikram Iyer, General Medicine (starts 20 minutes late)" in out
+    assert "D3 Dr. Kiran Das, General Medicine (goes home sick at 11:00)" in out
+    for heading in ("Waits by priority", "Waits by source", "Doctors (minutes)", "Moves: "):
+        assert heading in out
+    for name in ("EMERGENCY", "PAID", "FOLLOW_UP", "STANDARD", "ONLINE", "WALK_IN", "D4"):
+        assert re.search(rf"^{name} ", out, re.MULTILINE), name
+
+
+def test_main_seed_chooses_the_day(capsys: pytest.CaptureFixture[str]) -> None:
+    first = simulated(capsys, "--seed", "7")
+    assert simulated(capsys, "--seed", "7") == first
+    assert "seed 7" in first
+    assert simulated(capsys, "--seed", "8") != first
+    assert simulated(capsys) == simulated(capsys, "--seed", "1")
 
 
 def test_the_day_is_the_same_every_run(day: str) -> None:
@@ -41,7 +67,9 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_help:
         main(["--help"])
     assert exit_help.value.code == 0
-    assert "scripted OPD day" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "--seed" in shown
+    assert "--scripted" in shown
     with pytest.raises(SystemExit) as exit_version:
         main(["--version"])
     assert exit_version.value.code == 0
@@ -55,12 +83,20 @@ def test_unknown_argument_is_an_error(capsys: pytest.CaptureFixture[str]) -> Non
     assert "--no-such-flag" in capsys.readouterr().err
 
 
-def test_runs_as_a_module(day: str) -> None:
-    done = subprocess.run(
+def test_runs_as_a_module(capsys: pytest.CaptureFixture[str], day: str) -> None:
+    scripted = subprocess.run(
+        [sys.executable, "-m", "opd_engine", "--scripted"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert scripted.stdout == day
+    assert scripted.stderr == ""
+    default = subprocess.run(
         [sys.executable, "-m", "opd_engine"], capture_output=True, text=True, check=True
     )
-    assert done.stdout == day
-    assert done.stderr == ""
+    assert default.stdout == simulated(capsys)  # the same day in another process
+    assert default.stderr == ""
 
 
 def test_three_doctors_in_two_departments(day: str) -> None:

@@ -1,4 +1,4 @@
-"""``python -m opd_engine``: a scripted OPD day, printed as a timeline and final queues.
+"""``python -m opd_engine``: a simulated OPD day and its report, or the scripted day.
 
 The one module of the package that prints.
 """
@@ -8,25 +8,54 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from . import __version__
 from ._demo import run
+from .simulation import Scenario, simulate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default: the command line) and play the scripted day. Returns 0."""
+    """Parse ``argv`` (default: the command line), run the day, print it. Returns 0."""
     parser = argparse.ArgumentParser(
         prog="python -m opd_engine",
         description=(
-            "Play a scripted OPD day through opd-engine: bookings from every channel, "
-            "emergencies into full slots, cancellations refilled from the waitlist, "
-            "pull-forward, no-shows and late arrivals, aging, a delay, resized slots and a "
-            "doctor going home sick; then print the final queues."
+            "Simulate a default OPD day through opd-engine (four doctors in two departments, "
+            "bookings from every channel, walk-ins, emergencies, no-shows, cancellations, a "
+            "late start and a doctor going home sick) and print its report; or, with "
+            "--scripted, play a scripted day as a timeline."
         ),
     )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="the simulation's seed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--scripted",
+        action="store_true",
+        help="play the scripted OPD day, event by event, instead of simulating",
+    )
     parser.add_argument("--version", action="version", version=f"opd-engine {__version__}")
-    parser.parse_args(argv)
-    run(sys.stdout)
+    args = parser.parse_args(argv)
+    if args.scripted:
+        run(sys.stdout)
+        return 0
+    scenario = Scenario.default_day()
+    result = simulate(scenario, args.seed)
+    print(f"opd-engine: a simulated OPD day ({scenario.day:%d %B %Y}), seed {args.seed}")
+    print()
+    for plan in scenario.doctors:
+        notes = []
+        if plan.late_start:
+            notes.append(f"starts {plan.late_start} minutes late")
+        if plan.unavailable_at is not None:
+            hours, rest = divmod(plan.unavailable_at, timedelta(hours=1))
+            notes.append(f"goes home sick at {hours:02d}:{rest // timedelta(minutes=1):02d}")
+        extra = f" ({', '.join(notes)})" if notes else ""
+        print(f"  {plan.id} {plan.name}, {plan.department}{extra}")
+    print()
+    print(result.summary().report())
+    print()
+    print("Run with --scripted for the scripted day, event by event; --seed N for another day.")
     return 0
 
 

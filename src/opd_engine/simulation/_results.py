@@ -1,0 +1,567 @@
+"""What a simulation gives back: rows for DataFrames, summaries, replications."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Final, final
+
+import attrs
+
+from opd_engine._allocator import Allocator
+from opd_engine._frozen import FrozenMap
+from opd_engine._slot import Slot
+from opd_engine._values import Priority, Source, Token, TokenStatus
+from opd_engine.events import Event, TokenEvent, TokenMoved
+
+from ._scenario import Scenario
+
+__all__ = [
+    "DoctorDay",
+    "DoctorStats",
+    "Estimate",
+    "Refusal",
+    "Replication",
+    "SimulationResult",
+    "Summary",
+    "WaitStats",
+]
+
+_MINUTE: Final = timedelta(minutes=1)
+_OUTCOMES: Final = {
+    TokenStatus.COMPLETED: "seen",
+    TokenStatus.IN_CONSULTATION: "seen",
+    TokenStatus.CANCELLED: "cancelled",
+    TokenStatus.NO_SHOW: "no_show",
+    TokenStatus.BOOKED: "unseen",
+    TokenStatus.CHECKED_IN: "unseen",
+    TokenStatus.WAITLISTED: "unseen",
+}
+_EVENT_COLUMNS: Final = (
+    "at",
+    "event",
+    "token_id",
+    "doctor_id",
+    "slot_id",
+    "priority",
+    "source",
+    "status",
+    "from_slot_id",
+    "to_slot_id",
+    "reason",
+    "old_capacity",
+    "capacity",
+    "minutes",
+    "total_minutes",
+)
+
+
+def _minutes(delta: timedelta) -> float:
+    return delta / _MINUTE
+
+
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (0-100) of sorted values, interpolating linearly. O(1)."""
+    rank = (len(ordered) - 1) * p / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Refusal:
+    """A patient turned away at booking: the slot was full (``OnFull.REJECT``) or closed."""
+
+    at: datetime
+    doctor_id: str
+    source: Source
+    priority: Priority
+    reason: str
+
+
+@final
+@attrs.define(kw_only=True)
+class DoctorDay:
+    """What a doctor did: duty windows, consultations, when they left (if they did)."""
+
+    doctor_id: str
+    sessions: tuple[tuple[datetime, datetime], ...]
+    consultations: list[tuple[datetime, datetime]] = attrs.field(factory=list)
+    left_at: datetime | None = None
+
+
+@final
+@attrs.frozen(kw_only=True)
+class WaitStats:
+    """Figures for one group of tokens (a priority or a source). Waits in minutes, from
+    check-in to call, over the patients seen; None when nobody in the group was seen."""
+
+    count: int
+    seen: int
+    mean_wait: float | None
+    p50_wait: float | None
+    p90_wait: float | None
+    max_wait: float | None
+    no_shows: int
+    cancellations: int
+    unseen: int
+    moves: int
+    refused: int
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DoctorStats:
+    """One doctor's day, in minutes. ``utilisation`` is the share of session time spent in
+    consultation (until the doctor left, if they did); ``overtime`` runs from the end of the
+    last session to the end of the last consultation; ``emergency_overflow`` is the places
+    used beyond capacity in the doctor's slots."""
+
+    patients: int
+    session_minutes: float
+    busy_minutes: float
+    utilisation: float
+    idle_minutes: float
+    overtime_minutes: float
+    emergency_overflow: int
+
+
+def _wait_stats(tokens: list[Token], refused: int) -> WaitStats:
+    waits = sorted(
+        _minutes(t.called_at - t.checked_in_at)
+        for t in tokens
+        if t.called_at is not None and t.checked_in_at is not None
+    )
+    seen = len(waits)
+    return WaitStats(
+        count=len(tokens),
+        seen=seen,
+        mean_wait=math.fsum(waits) / seen if seen else None,
+        p50_wait=percentile(waits, 50) if seen else None,
+        p90_wait=percentile(waits, 90) if seen else None,
+        max_wait=waits[-1] if seen else None,
+        no_shows=sum(1 for t in tokens if t.status is TokenStatus.NO_SHOW),
+        cancellations=sum(1 for t in tokens if t.status is TokenStatus.CANCELLED),
+        unseen=sum(1 for t in tokens if _OUTCOMES[t.status] == "unseen"),
+        moves=sum(t.moves for t in tokens),
+        refused=refused,
+    )
+
+
+def _overlap(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> float:
+    start, end = max(a[0], b[0]), min(a[1], b[1])
+    return max(0.0, _minutes(end - start))
+
+
+def _doctor_stats(day: DoctorDay, slots: Iterable[Slot]) -> DoctorStats:
+    windows = [
+        (start, end if day.left_at is None else min(end, day.left_at))
+        for start, end in day.sessions
+        if day.left_at is None or start < day.left_at
+    ]
+    session = math.fsum(_minutes(end - start) for start, end in windows)
+    busy = math.fsum(_minutes(end - start) for start, end in day.consultations)
+    inside = math.fsum(_overlap(c, w) for c in day.consultations for w in windows)
+    last_end = day.sessions[-1][1]
+    finished = max((end for _, end in day.consultations), default=last_end)
+    overtime = _minutes(finished - last_end) if day.left_at is None else 0.0
+    return DoctorStats(
+        patients=len(day.consultations),
+        session_minutes=session,
+        busy_minutes=busy,
+        utilisation=inside / session if session else 0.0,
+        idle_minutes=max(0.0, session - inside),
+        overtime_minutes=max(0.0, overtime),
+        emergency_overflow=sum(slot.overflow for slot in slots),
+    )
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return html.escape(str(value))
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    cells = [list(header)] + [[_text(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return [
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    ]
+
+
+def _html_table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return (
+        f"<table><caption>{html.escape(title)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+_WAIT_HEADER: Final = (
+    "group",
+    "count",
+    "seen",
+    "mean wait",
+    "p50",
+    "p90",
+    "max",
+    "no-shows",
+    "cancelled",
+    "unseen",
+    "moves",
+    "refused",
+)
+_DOCTOR_HEADER: Final = (
+    "doctor",
+    "patients",
+    "utilisation",
+    "idle min",
+    "overtime min",
+    "overflow",
+)
+
+
+def _wait_row(name: str, s: WaitStats) -> tuple[object, ...]:
+    return (
+        name,
+        s.count,
+        s.seen,
+        s.mean_wait,
+        s.p50_wait,
+        s.p90_wait,
+        s.max_wait,
+        s.no_shows,
+        s.cancellations,
+        s.unseen,
+        s.moves,
+        s.refused,
+    )
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Summary:
+    """A day's figures: per priority, per source, per doctor, and moves by reason.
+
+    Every priority and every source has an entry (with zero counts if absent), so the
+    summaries of different seeds line up figure by figure.
+    """
+
+    seed: int
+    tokens: int
+    refused: int
+    by_priority: Mapping[str, WaitStats]
+    by_source: Mapping[str, WaitStats]
+    by_doctor: Mapping[str, DoctorStats]
+    moves: Mapping[str, int]
+
+    def figures(self) -> dict[str, float]:
+        """Every figure as ``{"priority.STANDARD.mean_wait": 12.5, ...}``, leaving out
+        waits of groups nobody in which was seen. O(figures)."""
+        flat: dict[str, float] = {"tokens": self.tokens, "refused": self.refused}
+        for group, stats in (("priority", self.by_priority), ("source", self.by_source)):
+            for name, wait in stats.items():
+                for field, value in attrs.asdict(wait).items():
+                    if value is not None:
+                        flat[f"{group}.{name}.{field}"] = float(value)
+        for name, doctor in self.by_doctor.items():
+            for field, value in attrs.asdict(doctor).items():
+                flat[f"doctor.{name}.{field}"] = float(value)
+        for reason, count in self.moves.items():
+            flat[f"moves.{reason}"] = count
+        return flat
+
+    def rows(self) -> list[dict[str, object]]:
+        """One row per priority and per source group, ready for ``pandas.DataFrame``."""
+        return [
+            {"group": group, "name": name, **attrs.asdict(wait)}
+            for group, stats in (("priority", self.by_priority), ("source", self.by_source))
+            for name, wait in stats.items()
+        ]
+
+    def report(self) -> str:
+        """The summary as plain-text tables, for a terminal or a log. O(figures)."""
+        lines = [f"Waits by priority (minutes from check-in to call), seed {self.seed}"]
+        lines += _text_table(_WAIT_HEADER, [_wait_row(n, s) for n, s in self.by_priority.items()])
+        lines += ["", "Waits by source"]
+        lines += _text_table(_WAIT_HEADER, [_wait_row(n, s) for n, s in self.by_source.items()])
+        lines += ["", "Doctors (minutes)"]
+        lines += _text_table(
+            _DOCTOR_HEADER,
+            [
+                (
+                    n,
+                    d.patients,
+                    f"{d.utilisation:.0%}",
+                    d.idle_minutes,
+                    d.overtime_minutes,
+                    d.emergency_overflow,
+                )
+                for n, d in self.by_doctor.items()
+            ],
+        )
+        moved = ", ".join(f"{reason} {count}" for reason, count in self.moves.items())
+        lines += [
+            "",
+            f"Moves: {moved or 'none'}",
+            f"Tokens: {self.tokens}, refused: {self.refused}",
+        ]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return (
+            _html_table(
+                f"Waits by priority, seed {self.seed} (minutes)",
+                _WAIT_HEADER,
+                (_wait_row(n, s) for n, s in self.by_priority.items()),
+            )
+            + _html_table(
+                "Waits by source (minutes)",
+                _WAIT_HEADER,
+                (_wait_row(n, s) for n, s in self.by_source.items()),
+            )
+            + _html_table(
+                "Doctors",
+                _DOCTOR_HEADER,
+                (
+                    (
+                        n,
+                        d.patients,
+                        f"{d.utilisation:.0%}",
+                        d.idle_minutes,
+                        d.overtime_minutes,
+                        d.emergency_overflow,
+                    )
+                    for n, d in self.by_doctor.items()
+                ),
+            )
+        )
+
+
+def _event_row(event: Event) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(_EVENT_COLUMNS)
+    row["at"] = event.at
+    row["event"] = type(event).__name__
+    if isinstance(event, TokenEvent):
+        token = event.token
+        row.update(
+            token_id=token.id,
+            doctor_id=token.doctor_id,
+            slot_id=token.slot_id,
+            priority=token.priority.name,
+            source=token.source.name,
+            status=token.status.name,
+        )
+    for name in ("doctor_id", "slot_id", "old_capacity", "capacity", "minutes", "total_minutes"):
+        if hasattr(event, name):
+            row[name] = getattr(event, name)
+    if isinstance(event, TokenMoved):
+        row.update(
+            from_slot_id=event.from_slot_id,
+            to_slot_id=event.to_slot_id,
+            reason=event.reason.name,
+            slot_id=event.to_slot_id,
+        )
+    return row
+
+
+@final
+@attrs.define(kw_only=True, eq=False, repr=False)
+class SimulationResult:
+    """One simulated day: rows for analysis and a summary.
+
+    ``records()`` and ``events()`` return plain dicts, so ``pandas.DataFrame(rows)`` takes
+    them as they are; the library itself does not need pandas.
+    """
+
+    scenario: Scenario
+    seed: int
+    #: The allocator at the end of the day, for any question the rows do not answer.
+    allocator: Allocator
+    _tokens: list[Token] = attrs.field(alias="tokens")
+    _slots: list[Slot] = attrs.field(alias="slots")
+    _events: list[Event] = attrs.field(alias="events")
+    _refusals: list[Refusal] = attrs.field(alias="refusals")
+    _doctors: list[DoctorDay] = attrs.field(alias="doctors")
+    _summary: Summary | None = attrs.field(init=False, default=None)
+
+    def records(self) -> list[dict[str, object]]:
+        """One row per token: its fields (enums by name), ``wait`` (minutes from check-in
+        to call, None if never called) and ``outcome`` (``seen``, ``cancelled``,
+        ``no_show`` or ``unseen``). O(tokens)."""
+        names = [a.name for a in attrs.fields(Token)]
+        rows = []
+        for token in self._tokens:
+            row: dict[str, object] = {}
+            for name in names:
+                value = getattr(token, name)
+                row[name] = value.name if isinstance(value, Enum) else value
+            called, arrived = token.called_at, token.checked_in_at
+            row["wait"] = None if called is None or arrived is None else _minutes(called - arrived)
+            row["outcome"] = _OUTCOMES[token.status]
+            rows.append(row)
+        return rows
+
+    def events(self) -> list[dict[str, object]]:
+        """One row per allocator event, in order, all with the same keys (None where a key
+        does not apply to the event). O(events)."""
+        return [_event_row(event) for event in self._events]
+
+    def refusals(self) -> list[dict[str, object]]:
+        """One row per patient turned away at booking. O(refusals)."""
+        return [
+            {
+                "at": r.at,
+                "doctor_id": r.doctor_id,
+                "source": r.source.name,
+                "priority": r.priority.name,
+                "reason": r.reason,
+            }
+            for r in self._refusals
+        ]
+
+    def summary(self) -> Summary:
+        """Per-class, per-source and per-doctor figures; computed once. O(tokens)."""
+        if self._summary is None:
+            self._summary = self._summarise()
+        return self._summary
+
+    def _summarise(self) -> Summary:
+        by_priority: dict[str, WaitStats] = {}
+        for priority in Priority:
+            refused = sum(1 for r in self._refusals if r.priority is priority)
+            group = [t for t in self._tokens if t.priority is priority]
+            by_priority[priority.name] = _wait_stats(group, refused)
+        by_source: dict[str, WaitStats] = {}
+        for source in Source:
+            refused = sum(1 for r in self._refusals if r.source is source)
+            group = [t for t in self._tokens if t.source is source]
+            by_source[source.name] = _wait_stats(group, refused)
+        slots_of: dict[str, list[Slot]] = {}
+        for slot in self._slots:
+            slots_of.setdefault(slot.doctor_id, []).append(slot)
+        by_doctor = {
+            day.doctor_id: _doctor_stats(day, slots_of.get(day.doctor_id, []))
+            for day in self._doctors
+        }
+        moves: dict[str, int] = {}
+        for event in self._events:
+            if isinstance(event, TokenMoved):
+                moves[event.reason.name] = moves.get(event.reason.name, 0) + 1
+        return Summary(
+            seed=self.seed,
+            tokens=len(self._tokens),
+            refused=len(self._refusals),
+            by_priority=FrozenMap(by_priority),
+            by_source=FrozenMap(by_source),
+            by_doctor=FrozenMap(by_doctor),
+            moves=FrozenMap(dict(sorted(moves.items()))),
+        )
+
+    def __repr__(self) -> str:
+        seen = sum(1 for t in self._tokens if t.status is TokenStatus.COMPLETED)
+        return (
+            f"<SimulationResult seed={self.seed}: {len(self._tokens)} tokens, {seen} seen, "
+            f"{len(self._refusals)} refused, {len(self._events)} events>"
+        )
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+# --------------------------------------------------------------------------- replications
+
+# Student's t 0.975 quantiles for 1..30 degrees of freedom.
+_T975: Final = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t975(df: int) -> float:
+    """Student's t 0.975 quantile: exact to 3 decimals for df <= 30, then
+    ``1.96 + 2.5 / df`` (within 0.002 of the exact value). O(1)."""
+    if df <= len(_T975):
+        return _T975[df - 1]
+    return 1.96 + 2.5 / df
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Estimate:
+    """A figure's mean over replications with its 95% confidence interval (Student's t)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def estimate(values: Sequence[float]) -> Estimate:
+    """Mean and 95% confidence interval of independent replications. O(n)."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return Estimate(mean=mean, low=mean, high=mean, n=n)
+    variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    half = t975(n - 1) * math.sqrt(variance / n)
+    return Estimate(mean=mean, low=mean - half, high=mean + half, n=n)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Replication:
+    """Summaries of one scenario under several seeds, with means and 95% intervals."""
+
+    scenario: Scenario
+    summaries: tuple[Summary, ...]
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds, in the order given."""
+        return tuple(s.seed for s in self.summaries)
+
+    def estimates(self) -> dict[str, Estimate]:
+        """Every figure's :class:`Estimate` over the seeds where it exists. O(figures * n)."""
+        collected: dict[str, list[float]] = {}
+        for summary in self.summaries:
+            for name, value in summary.figures().items():
+                collected.setdefault(name, []).append(value)
+        return {name: estimate(values) for name, values in collected.items()}
+
+    def rows(self) -> list[dict[str, object]]:
+        """One row per figure: ``figure``, ``mean``, ``low``, ``high``, ``n``."""
+        return [{"figure": name, **attrs.asdict(e)} for name, e in sorted(self.estimates().items())]
+
+    def _repr_html_(self) -> str:
+        rows = [
+            (name, e.mean, e.low, e.high, e.n)
+            for name, e in sorted(self.estimates().items())
+            if name.startswith("priority.") and name.endswith("_wait")
+        ]
+        return _html_table(
+            f"Waits over {len(self.summaries)} seeds (minutes, 95% interval)",
+            ("figure", "mean", "low", "high", "n"),
+            rows,
+        )

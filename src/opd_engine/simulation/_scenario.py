@@ -1,0 +1,633 @@
+"""What a simulated OPD day is made of: distributions, sessions, arrivals, doctors, scenario."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time, timedelta
+from typing import Any, Protocol, TypeVar, final, runtime_checkable
+
+import attrs
+
+from opd_engine._check import check_enum, check_id, check_str
+from opd_engine._frozen import FrozenMap
+from opd_engine._values import Priority, Source
+from opd_engine.errors import InvalidArgumentError
+from opd_engine.policies import (
+    Aging,
+    EmergencyOverride,
+    OnDelay,
+    OnFull,
+    Policies,
+    Reallocation,
+)
+
+T = TypeVar("T")
+
+__all__ = [
+    "Arrivals",
+    "DoctorPlan",
+    "Duration",
+    "Exponential",
+    "Fixed",
+    "LogNormal",
+    "Normal",
+    "Scenario",
+    "Session",
+]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _number(
+    name: str, value: object, *, minimum: float | None = None, strict: bool = False
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgumentError(f"{name} must be a finite number, got {name}={value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        sign = ">" if strict else ">="
+        raise InvalidArgumentError(f"{name} must be {sign} {minimum}, got {name}={value!r}")
+    return float(value)
+
+
+def _positive(instance: object, attribute: Any, value: float) -> None:
+    _number(attribute.name, value, minimum=0, strict=True)
+
+
+def _non_negative(instance: object, attribute: Any, value: float) -> None:
+    _number(attribute.name, value, minimum=0)
+
+
+def _finite(instance: object, attribute: Any, value: float) -> None:
+    _number(attribute.name, value)
+
+
+def _offset(name: str, value: object) -> timedelta:
+    """A time of day, or an offset from the scenario's midnight, as an offset."""
+    if isinstance(value, time):
+        if value.tzinfo is not None:
+            raise InvalidArgumentError(f"{name} must be a naive time, got {name}={value!r}")
+        return timedelta(hours=value.hour, minutes=value.minute, seconds=value.second)
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise InvalidArgumentError(f"{name} must be >= 0, got {name}={value!r}")
+        return value
+    raise InvalidArgumentError(
+        f"{name} must be a datetime.time or a timedelta from midnight, got {name}={value!r}"
+    )
+
+
+def _probabilities(name: str, value: object) -> Mapping[Source, float]:
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"{name} must be a mapping of Source to probability, got {name}={value!r}"
+        )
+    result: dict[Source, float] = {}
+    for source, p in value.items():
+        check_enum(f"{name} key", source, Source)
+        label = f"{name}[{source.name}]"
+        probability = _number(label, p, minimum=0)
+        if probability > 1:
+            raise InvalidArgumentError(f"{label} must be <= 1, got {label}={p!r}")
+        result[source] = probability
+    return FrozenMap(result)
+
+
+def _no_show(value: Mapping[Source, float]) -> Mapping[Source, float]:
+    return _probabilities("no_show", value)
+
+
+def _cancellation(value: Mapping[Source, float]) -> Mapping[Source, float]:
+    return _probabilities("cancellation", value)
+
+
+def _start(value: time | timedelta) -> timedelta:
+    return _offset("start", value)
+
+
+def _end(value: time | timedelta) -> timedelta:
+    return _offset("end", value)
+
+
+def _until(value: time | timedelta) -> timedelta:
+    return _offset("until", value)
+
+
+def _optional_start(value: time | timedelta | None) -> timedelta | None:
+    return None if value is None else _offset("start", value)
+
+
+def _bookings_open(value: time | timedelta) -> timedelta:
+    return _offset("bookings_open", value)
+
+
+def _unavailable_at(value: time | timedelta | None) -> timedelta | None:
+    return None if value is None else _offset("unavailable_at", value)
+
+
+def _items(name: str, value: object, kind: type[T]) -> tuple[T, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidArgumentError(
+            f"{name} must be a sequence of {kind.__name__}, got {name}={value!r}"
+        )
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, kind):
+            raise InvalidArgumentError(
+                f"{name} must be a sequence of {kind.__name__}, got {name}={value!r}"
+            )
+    return items
+
+
+# --------------------------------------------------------------------------- durations
+
+
+@runtime_checkable
+class Duration(Protocol):
+    """A random duration or offset in minutes: consultation times, punctuality."""
+
+    @property
+    def mean(self) -> float:
+        """The mean, in minutes."""
+        ...
+
+    @property
+    def second_moment(self) -> float:
+        """``E[X^2]``, in minutes squared: what queueing formulas need."""
+        ...
+
+    def sample(self, rng: random.Random) -> float:
+        """One draw, in minutes, using ``rng`` only. O(1)."""
+        ...
+
+
+@final
+@attrs.frozen
+class Exponential:
+    """Exponentially distributed minutes with the given ``mean`` (memoryless: M/M/1)."""
+
+    mean: float = attrs.field(validator=_positive)
+
+    @property
+    def second_moment(self) -> float:
+        """``2 mean^2``."""
+        return 2 * self.mean * self.mean
+
+    def sample(self, rng: random.Random) -> float:
+        """One draw. O(1)."""
+        return rng.expovariate(1 / self.mean)
+
+
+@final
+@attrs.frozen
+class Fixed:
+    """Always ``minutes`` (deterministic consultations: M/D/1)."""
+
+    minutes: float = attrs.field(validator=_non_negative)
+
+    @property
+    def mean(self) -> float:
+        """``minutes``."""
+        return self.minutes
+
+    @property
+    def second_moment(self) -> float:
+        """``minutes^2``."""
+        return self.minutes * self.minutes
+
+    def sample(self, rng: random.Random) -> float:
+        """``minutes``; draws nothing from ``rng``. O(1)."""
+        return self.minutes
+
+
+@final
+@attrs.frozen
+class LogNormal:
+    """Log-normally distributed minutes with the given ``mean`` and standard deviation ``sd``.
+
+    The usual shape of consultation times: positive, skewed to the right.
+    """
+
+    mean: float = attrs.field(validator=_positive)
+    sd: float = attrs.field(validator=_positive)
+
+    @property
+    def second_moment(self) -> float:
+        """``sd^2 + mean^2``."""
+        return self.sd * self.sd + self.mean * self.mean
+
+    def sample(self, rng: random.Random) -> float:
+        """One draw. O(1)."""
+        sigma2 = math.log1p((self.sd / self.mean) ** 2)
+        return rng.lognormvariate(math.log(self.mean) - sigma2 / 2, math.sqrt(sigma2))
+
+
+@final
+@attrs.frozen
+class Normal:
+    """Normally distributed minutes (may be negative): e.g. arrival relative to a slot's
+    start, ``Normal(-10, 10)`` for patients who come ten minutes early on average."""
+
+    mean: float = attrs.field(validator=_finite)
+    sd: float = attrs.field(validator=_non_negative)
+
+    @property
+    def second_moment(self) -> float:
+        """``sd^2 + mean^2``."""
+        return self.sd * self.sd + self.mean * self.mean
+
+    def sample(self, rng: random.Random) -> float:
+        """One draw. O(1)."""
+        return rng.gauss(self.mean, self.sd)
+
+
+def _duration(instance: object, attribute: Any, value: object) -> None:
+    if not isinstance(value, Duration):
+        raise InvalidArgumentError(
+            f"{attribute.name} must be a Duration (Exponential, LogNormal, Fixed, Normal or "
+            f"your own), got {attribute.name}={value!r}"
+        )
+
+
+# --------------------------------------------------------------------------- the day
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Session:
+    """A doctor's session from ``start`` to ``end``, cut into slots of ``slot_minutes``.
+
+    ``start`` and ``end`` are times of day (``datetime.time``) or offsets from the
+    scenario's midnight (``timedelta``, which may pass 24 hours for long runs). Each slot
+    has ``capacity`` places; a last slot shorter than ``slot_minutes`` is kept.
+    """
+
+    start: timedelta = attrs.field(converter=_start)
+    end: timedelta = attrs.field(converter=_end)
+    slot_minutes: int = attrs.field(default=60)
+    capacity: int = attrs.field(default=10)
+
+    @end.validator
+    def _check_end(self, attribute: Any, value: timedelta) -> None:
+        if value <= self.start:
+            raise InvalidArgumentError(
+                f"end must be after start, got start={self.start}, end={value}"
+            )
+
+    @slot_minutes.validator
+    def _check_slot_minutes(self, attribute: Any, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(
+                f"slot_minutes must be an int >= 1, got slot_minutes={value!r}"
+            )
+
+    @capacity.validator
+    def _check_capacity(self, attribute: Any, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgumentError(f"capacity must be an int >= 0, got capacity={value!r}")
+
+    def slots(self) -> list[tuple[timedelta, timedelta]]:
+        """``(start, end)`` offsets of the session's slots. O(slots)."""
+        step = timedelta(minutes=self.slot_minutes)
+        bounds = []
+        start = self.start
+        while start < self.end:
+            bounds.append((start, min(start + step, self.end)))
+            start += step
+        return bounds
+
+
+Steps = tuple[tuple[timedelta, float], ...]
+
+
+def _schedule(
+    value: float | Mapping[time, float] | Mapping[timedelta, float] | Iterable[tuple[Any, float]],
+) -> float | Steps:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _number("per_hour", value, minimum=0)
+    if not isinstance(value, Mapping | list | tuple):
+        raise InvalidArgumentError(
+            "per_hour must be a number or a mapping of start time to rate per hour, "
+            f"got per_hour={value!r}"
+        )
+    pairs = list(value.items()) if isinstance(value, Mapping) else list(value)
+    steps = []
+    for pair in pairs:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise InvalidArgumentError(
+                f"per_hour steps must be (start, rate) pairs, got per_hour={value!r}"
+            )
+        start, rate = pair
+        steps.append((_offset("per_hour start", start), _number("per_hour rate", rate, minimum=0)))
+    steps.sort()
+    if len({start for start, _ in steps}) != len(steps):
+        raise InvalidArgumentError(f"per_hour steps must start at distinct times, got {value!r}")
+    return tuple(steps)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Arrivals:
+    """Patients who come without a booking: a Poisson process for one doctor.
+
+    ``per_hour`` is a constant rate from ``start``, or steps ``{time(8): 6, time(10): 3}``
+    (from each time on, that many per hour; before the first step, none; no ``start``), so
+    a morning peak is two steps. Arrivals stop at ``until``. Each arrival books with
+    ``source`` and ``priority`` (None: the source's default), so
+    ``Arrivals(per_hour=0.5, start=time(9), until=time(13), priority=EMERGENCY)`` is a
+    doctor's emergencies. Times are times of day or offsets from the scenario's midnight.
+    """
+
+    per_hour: float | Steps = attrs.field(converter=_schedule)
+    start: timedelta | None = attrs.field(default=None, converter=_optional_start)
+    until: timedelta = attrs.field(converter=_until)
+    source: Source = attrs.field(default=Source.WALK_IN)
+    priority: Priority | None = attrs.field(default=None)
+
+    @start.validator
+    def _check_start(self, attribute: Any, value: timedelta | None) -> None:
+        constant = isinstance(self.per_hour, float)
+        if constant and value is None:
+            raise InvalidArgumentError(
+                f"start is needed with a constant per_hour={self.per_hour!r}, got start=None"
+            )
+        if not constant and value is not None:
+            raise InvalidArgumentError(
+                f"start must be None when per_hour has steps (each step has its start), "
+                f"got start={value!r}"
+            )
+
+    @until.validator
+    def _check_until(self, attribute: Any, value: timedelta) -> None:
+        first = self.steps[0][0]
+        if value <= first:
+            raise InvalidArgumentError(
+                f"until must be after the first arrivals start {first}, got until={value}"
+            )
+
+    @source.validator
+    def _check_source(self, attribute: Any, value: object) -> None:
+        check_enum("source", value, Source)
+
+    @property
+    def steps(self) -> Steps:
+        """``(from, per hour)`` steps, the constant form included."""
+        if isinstance(self.per_hour, float):
+            assert self.start is not None
+            return ((self.start, self.per_hour),)
+        return self.per_hour
+
+    @priority.validator
+    def _check_priority(self, attribute: Any, value: object) -> None:
+        if value is not None:
+            check_enum("priority", value, Priority)
+
+    def times(self, rng: random.Random) -> list[timedelta]:
+        """Arrival offsets of one day, drawn from ``rng``. O(arrivals)."""
+        found: list[timedelta] = []
+        steps = self.steps
+        bounds = [start for start, _ in steps[1:]] + [self.until]
+        for (start, rate), end in zip(steps, bounds, strict=True):
+            if rate == 0 or start >= self.until:
+                continue
+            end = min(end, self.until)
+            clock = start
+            while True:
+                # Memoryless: restarting the exponential at each step is exact.
+                clock += timedelta(minutes=rng.expovariate(rate / 60))
+                if clock >= end:
+                    break
+                found.append(clock)
+        return found
+
+
+def _frozen_counts(value: object) -> Mapping[Source, int]:
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"prebooked must be a mapping of Source to int, got prebooked={value!r}"
+        )
+    counts: dict[Source, int] = {}
+    for source, count in value.items():
+        check_enum("prebooked key", source, Source)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            label = f"prebooked[{source.name}]"
+            raise InvalidArgumentError(f"{label} must be an int >= 0, got {label}={count!r}")
+        counts[source] = count
+    return FrozenMap(counts)
+
+
+def _sessions(value: Iterable[Session]) -> tuple[Session, ...]:
+    return _items("sessions", value, Session)
+
+
+def _arrivals(value: Iterable[Arrivals]) -> tuple[Arrivals, ...]:
+    return _items("arrivals", value, Arrivals)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DoctorPlan:
+    """One doctor's simulated day.
+
+    ``sessions`` cut into slots; ``consult`` draws consultation minutes (``consult_minutes``,
+    the doctor's expected length used for estimates, defaults to its mean, rounded);
+    ``prebooked`` is how many tokens each slot has booked before the day, per source;
+    ``arrivals`` are walk-ins and emergencies; ``late_start`` minutes late for the first
+    session (reported through :meth:`Allocator.delay`); ``unavailable_at`` the time the
+    doctor goes home sick, if any.
+    """
+
+    id: str = attrs.field(validator=lambda _, a, v: check_id(a.name, v))
+    name: str = attrs.field(default="", validator=lambda _, a, v: check_str(a.name, v))
+    department: str = attrs.field(default="", validator=lambda _, a, v: check_str(a.name, v))
+    sessions: tuple[Session, ...] = attrs.field(converter=_sessions)
+    consult: Duration = attrs.field(factory=lambda: Exponential(10.0), validator=_duration)
+    consult_minutes: int | None = attrs.field(default=None)
+    prebooked: Mapping[Source, int] = attrs.field(factory=dict, converter=_frozen_counts)
+    arrivals: tuple[Arrivals, ...] = attrs.field(default=(), converter=_arrivals)
+    late_start: int = attrs.field(default=0)
+    unavailable_at: timedelta | None = attrs.field(default=None, converter=_unavailable_at)
+
+    @sessions.validator
+    def _check_sessions(self, attribute: Any, value: tuple[Session, ...]) -> None:
+        if not value:
+            raise InvalidArgumentError("sessions must hold at least one Session, got none")
+        ordered = sorted(value, key=lambda s: s.start)
+        for a, b in itertools.pairwise(ordered):
+            if a.end > b.start:
+                raise InvalidArgumentError(f"sessions must not overlap, got sessions={value!r}")
+
+    @consult_minutes.validator
+    def _check_consult_minutes(self, attribute: Any, value: object) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise InvalidArgumentError(
+                f"consult_minutes must be an int >= 1 or None, got consult_minutes={value!r}"
+            )
+
+    @late_start.validator
+    def _check_late_start(self, attribute: Any, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgumentError(
+                f"late_start must be an int >= 0 (minutes), got late_start={value!r}"
+            )
+
+    @property
+    def expected_minutes(self) -> int:
+        """The consultation length the allocator uses for estimates."""
+        if self.consult_minutes is not None:
+            return self.consult_minutes
+        return max(1, round(self.consult.mean))
+
+
+_NO_SHOW: Mapping[Source, float] = {
+    Source.ONLINE: 0.12,
+    Source.PAID: 0.04,
+    Source.FOLLOW_UP: 0.08,
+}
+_CANCELLATION: Mapping[Source, float] = {
+    Source.ONLINE: 0.06,
+    Source.PAID: 0.02,
+    Source.FOLLOW_UP: 0.04,
+}
+
+
+def _doctors(value: Iterable[DoctorPlan]) -> tuple[DoctorPlan, ...]:
+    return _items("doctors", value, DoctorPlan)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Scenario:
+    """A simulated OPD day: doctors, demand, disruptions, and the policies under test.
+
+    ``day`` is the date simulated; ``bookings_open`` the time pre-booked tokens are issued.
+    Each pre-booked patient cancels with probability ``cancellation[source]`` at a uniformly
+    random time before the slot, else never comes with probability ``no_show[source]``,
+    else arrives at the slot's start plus a draw from ``punctuality`` (minutes, negative
+    for early). The front desk marks patients who have not come as no-shows once the grace
+    period has passed; a patient who then arrives late is re-queued by the allocator.
+    """
+
+    doctors: tuple[DoctorPlan, ...] = attrs.field(converter=_doctors)
+    policies: Policies = attrs.field(factory=Policies)
+    day: date = attrs.field(default=date(2026, 11, 25))
+    bookings_open: timedelta = attrs.field(default=timedelta(hours=7), converter=_bookings_open)
+    no_show: Mapping[Source, float] = attrs.field(default=_NO_SHOW, converter=_no_show)
+    cancellation: Mapping[Source, float] = attrs.field(
+        default=_CANCELLATION, converter=_cancellation
+    )
+    punctuality: Duration = attrs.field(factory=lambda: Normal(-10.0, 10.0), validator=_duration)
+
+    @doctors.validator
+    def _check_doctors(self, attribute: Any, value: tuple[DoctorPlan, ...]) -> None:
+        if not value:
+            raise InvalidArgumentError("doctors must hold at least one DoctorPlan, got none")
+        ids = [d.id for d in value]
+        if len(set(ids)) != len(ids):
+            raise InvalidArgumentError(f"doctor ids must be unique, got {ids!r}")
+
+    @policies.validator
+    def _check_policies(self, attribute: Any, value: object) -> None:
+        if not isinstance(value, Policies):
+            raise InvalidArgumentError(f"policies must be a Policies, got policies={value!r}")
+
+    @day.validator
+    def _check_day(self, attribute: Any, value: object) -> None:
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise InvalidArgumentError(f"day must be a datetime.date, got day={value!r}")
+
+    @property
+    def midnight(self) -> datetime:
+        """The start of ``day``, the origin of every offset."""
+        return datetime(self.day.year, self.day.month, self.day.day)
+
+    def with_policies(self, policies: Policies) -> Scenario:
+        """The same day under other policies: the question analysts ask. O(1)."""
+        return attrs.evolve(self, policies=policies)
+
+    @classmethod
+    def default_day(cls, policies: Policies | None = None) -> Scenario:
+        """A morning OPD of four doctors in two departments with every kind of event.
+
+        General Medicine: Dr. Rao (09:00-13:00, 20-minute slots of 2, exponential
+        consultations), Dr. Iyer (09:00-13:00, starts 20 minutes late, log-normal
+        consultations) and Dr. Das (09:00-13:00, goes home sick at 11:00); Cardiology:
+        Dr. Nair (09:00-12:00, 30-minute slots of 2, 15-minute log-normal consultations).
+        Each slot has online, paid and follow-up bookings; walk-ins peak from 08:30 to
+        10:00; emergencies arrive all morning. The policies default to bounded emergency
+        overflow (1), a waitlist for full slots, aging every 20 minutes, and a doctor's lost
+        minutes costing places.
+        """
+        if policies is None:
+            policies = Policies(
+                emergency=EmergencyOverride(max_overflow=1),
+                reallocation=Reallocation(pull_forward=True, max_moves=2),
+                ordering=Aging(step=timedelta(minutes=20)),
+                on_full=OnFull.WAITLIST,
+                on_delay=OnDelay.SHRINK,
+            )
+        morning = Session(start=time(9), end=time(13), slot_minutes=20, capacity=2)
+        cardiology = Session(start=time(9), end=time(12), slot_minutes=30, capacity=2)
+        booked = {Source.ONLINE: 1, Source.PAID: 0, Source.FOLLOW_UP: 0}
+        walk_ins = Arrivals(per_hour={time(8, 30): 3.0, time(10): 1.5}, until=time(12, 15))
+        emergencies = Arrivals(
+            per_hour=0.4, start=time(8, 30), until=time(12, 30), priority=Priority.EMERGENCY
+        )
+
+        def general(doctor_id: str, name: str, **extra: Any) -> DoctorPlan:
+            return DoctorPlan(
+                id=doctor_id,
+                name=name,
+                department="General Medicine",
+                sessions=(morning,),
+                prebooked=extra.pop("prebooked", booked),
+                arrivals=(walk_ins, emergencies),
+                **extra,
+            )
+
+        return cls(
+            doctors=(
+                general(
+                    "D1",
+                    "Dr. Asha Rao",
+                    consult=Exponential(8.0),
+                    prebooked={Source.ONLINE: 1, Source.PAID: 1},
+                ),
+                general(
+                    "D2",
+                    "Dr. Vikram Iyer",
+                    consult=LogNormal(8.0, 4.0),
+                    late_start=20,
+                    prebooked={Source.ONLINE: 1, Source.FOLLOW_UP: 1},
+                ),
+                general(
+                    "D3",
+                    "Dr. Kiran Das",
+                    consult=Exponential(8.0),
+                    unavailable_at=time(11),
+                ),
+                DoctorPlan(
+                    id="D4",
+                    name="Dr. Meera Nair",
+                    department="Cardiology",
+                    sessions=(cardiology,),
+                    consult=LogNormal(15.0, 6.0),
+                    prebooked={Source.PAID: 1, Source.FOLLOW_UP: 1},
+                    arrivals=(
+                        Arrivals(per_hour=1.0, start=time(8, 45), until=time(11, 30)),
+                        Arrivals(
+                            per_hour=0.3,
+                            start=time(8, 45),
+                            until=time(12),
+                            priority=Priority.EMERGENCY,
+                        ),
+                    ),
+                ),
+            ),
+            policies=policies,
+        )

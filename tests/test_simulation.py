@@ -1,0 +1,502 @@
+"""The simulation: scenarios, determinism, independent streams, rows, summaries, replications.
+
+Validation against queueing theory lives in ``test_validation.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date, datetime, time, timedelta
+from typing import Any, cast
+
+import attrs
+import pytest
+
+from opd_engine import (
+    InvalidArgumentError,
+    MoveReason,
+    Policies,
+    Priority,
+    Source,
+    StrictPriority,
+    TokenStatus,
+)
+from opd_engine.simulation import (
+    Arrivals,
+    DoctorPlan,
+    Exponential,
+    Fixed,
+    LogNormal,
+    Normal,
+    Replication,
+    Scenario,
+    Session,
+    SimulationResult,
+    Summary,
+    replicate,
+    simulate,
+)
+
+DAY = Scenario.default_day()
+EVENT_KINDS = {
+    "TokenBooked",
+    "TokenWaitlisted",
+    "TokenMoved",
+    "TokenCheckedIn",
+    "TokenCalled",
+    "TokenCompleted",
+    "TokenCancelled",
+    "TokenNoShow",
+    "SlotResized",
+    "DoctorDelayed",
+    "DoctorUnavailable",
+}
+
+
+@pytest.fixture(scope="module")
+def day() -> SimulationResult:
+    return simulate(DAY, 1)
+
+
+def clinic(**changes: Any) -> Scenario:
+    """One doctor, one morning session of 30-minute slots, every source, walk-ins."""
+    plan = DoctorPlan(
+        id="D1",
+        name="Dr. One",
+        sessions=[Session(start=time(9), end=time(12), slot_minutes=30, capacity=4)],
+        consult=Exponential(7.0),
+        prebooked={Source.ONLINE: 1, Source.PAID: 1, Source.FOLLOW_UP: 1},
+        arrivals=[
+            Arrivals(per_hour=4.0, start=time(8, 30), until=time(11, 30)),
+            Arrivals(per_hour=0.5, start=time(8, 30), until=time(11), priority=Priority.EMERGENCY),
+        ],
+    )
+    return Scenario(doctors=[plan], **changes)
+
+
+# ----------------------------------------------------------------------------- scenario
+
+
+def test_default_day_has_what_the_issue_asks() -> None:
+    """Scenario.default_day(): 3 doctors or more, 2 departments, every kind of event."""
+    assert len(DAY.doctors) >= 3
+    assert len({d.department for d in DAY.doctors}) == 2
+    assert any(d.late_start for d in DAY.doctors)
+    assert any(d.unavailable_at is not None for d in DAY.doctors)
+    seen = set()
+    for seed in (1, 2, 3):
+        seen |= {row["event"] for row in simulate(DAY, seed).events()}
+    assert seen == EVENT_KINDS
+
+
+def test_session_cuts_slots_with_a_short_last_one() -> None:
+    session = Session(start=time(9), end=time(10, 45), slot_minutes=30, capacity=2)
+    assert session.slots() == [
+        (timedelta(hours=9), timedelta(hours=9, minutes=30)),
+        (timedelta(hours=9, minutes=30), timedelta(hours=10)),
+        (timedelta(hours=10), timedelta(hours=10, minutes=30)),
+        (timedelta(hours=10, minutes=30), timedelta(hours=10, minutes=45)),
+    ]
+    assert Session(start=timedelta(hours=30), end=timedelta(hours=31)).start == timedelta(hours=30)
+
+
+def test_with_policies_changes_only_the_policies() -> None:
+    strict = Policies(ordering=StrictPriority())
+    changed = DAY.with_policies(strict)
+    assert changed.policies is strict
+    assert attrs.evolve(changed, policies=DAY.policies) == DAY
+
+
+def test_scenarios_pickle() -> None:
+    """Scenarios travel to worker processes in `replicate`."""
+    assert pickle.loads(pickle.dumps(DAY)) == DAY
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: Session(start=time(10), end=time(9)), "end must be after start"),
+        (lambda: Session(start=time(9), end=time(10), slot_minutes=0), "slot_minutes"),
+        (lambda: Session(start=time(9), end=time(10), capacity=-1), "capacity"),
+        (lambda: Session(start="09:00", end=time(10)), "start must be a datetime.time"),  # type: ignore[arg-type]
+        (lambda: Arrivals(per_hour=2.0, until=time(10)), "start is needed"),
+        (
+            lambda: Arrivals(per_hour={time(8): 1.0}, start=time(8), until=time(10)),
+            "start must be None",
+        ),
+        (lambda: Arrivals(per_hour=-1, start=time(8), until=time(10)), "per_hour must be >= 0"),
+        (lambda: Arrivals(per_hour=1, start=time(10), until=time(9)), "until must be after"),
+        (lambda: Arrivals(per_hour="1", start=time(8), until=time(9)), "per_hour must be"),  # type: ignore[arg-type]
+        (
+            lambda: Arrivals(per_hour=1, start=time(8), until=time(9), priority=1),  # type: ignore[arg-type]
+            "priority must be one of",
+        ),
+        (lambda: Exponential(0), "mean must be > 0"),
+        (lambda: LogNormal(10, -1), "sd must be > 0"),
+        (lambda: Fixed(float("nan")), "minutes must be a finite number"),
+        (lambda: Normal(0, -1), "sd must be >= 0"),
+        (lambda: DoctorPlan(id="D1", sessions=[]), "sessions must hold at least one"),
+        (lambda: DoctorPlan(id="", sessions=[Session(start=time(9), end=time(10))]), "id must"),
+        (
+            lambda: DoctorPlan(
+                id="D1",
+                sessions=[
+                    Session(start=time(9), end=time(11)),
+                    Session(start=time(10), end=time(12)),
+                ],
+            ),
+            "sessions must not overlap",
+        ),
+        (
+            lambda: DoctorPlan(
+                id="D1",
+                sessions=[Session(start=time(9), end=time(10))],
+                consult=10,  # type: ignore[arg-type]
+            ),
+            "consult must be a Duration",
+        ),
+        (
+            lambda: DoctorPlan(
+                id="D1", sessions=[Session(start=time(9), end=time(10))], late_start=-5
+            ),
+            "late_start must be an int >= 0",
+        ),
+        (
+            lambda: DoctorPlan(
+                id="D1", sessions=[Session(start=time(9), end=time(10))], prebooked={"x": 1}
+            ),
+            "prebooked key must be one of",
+        ),
+        (lambda: DoctorPlan(id="D1", sessions="morning"), "sessions must be a sequence"),  # type: ignore[arg-type]
+        (lambda: Scenario(doctors=[]), "doctors must hold at least one"),
+        (lambda: clinic(no_show={Source.ONLINE: 1.5}), r"no_show\[ONLINE\] must be <= 1"),
+        (lambda: clinic(cancellation=[0.1]), "cancellation must be a mapping"),
+        (lambda: clinic(policies="strict"), "policies must be a Policies"),
+        (lambda: clinic(day=datetime(2026, 1, 1)), "day must be a datetime.date"),
+        (lambda: clinic(punctuality=5), "punctuality must be a Duration"),
+        (
+            lambda: Scenario(doctors=[clinic().doctors[0], clinic().doctors[0]]),
+            "doctor ids must be unique",
+        ),
+    ],
+)
+def test_bad_scenarios_are_refused(build: Callable[[], object], match: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=match):
+        build()
+
+
+@pytest.mark.parametrize(("seed", "message"), [("1", "seed must be an int"), (True, "seed")])
+def test_simulate_refuses_bad_arguments(seed: object, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        simulate(DAY, seed)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="scenario must be a Scenario"):
+        simulate("day", 1)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="seeds must hold at least one"):
+        replicate(DAY, [])
+    with pytest.raises(InvalidArgumentError, match="map must be callable"):
+        replicate(DAY, [1], map=None)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- random draws
+
+
+@pytest.mark.parametrize(
+    "duration", [Exponential(8.0), LogNormal(15.0, 6.0), Normal(-10.0, 10.0), Fixed(5.0)]
+)
+def test_durations_have_their_stated_moments(
+    duration: Exponential | LogNormal | Normal | Fixed,
+) -> None:
+    rng = random.Random(3)
+    draws = [duration.sample(rng) for _ in range(40_000)]
+    mean = sum(draws) / len(draws)
+    second = sum(d * d for d in draws) / len(draws)
+    scale = math.sqrt(duration.second_moment)
+    assert abs(mean - duration.mean) < 0.03 * scale
+    assert abs(second - duration.second_moment) < 0.06 * duration.second_moment + 1e-9
+
+
+def test_fixed_draws_nothing() -> None:
+    rng = random.Random(1)
+    state = rng.getstate()
+    assert Fixed(6).sample(rng) == 6
+    assert rng.getstate() == state
+
+
+def test_arrivals_follow_their_steps() -> None:
+    """A morning peak: 12 an hour from 08:00, 3 an hour from 10:00, none after 12:00."""
+    arrivals = Arrivals(per_hour={time(10): 3.0, time(8): 12.0}, until=time(12))
+    counts: Counter[str] = Counter()
+    days = 200
+    for seed in range(days):
+        for offset in arrivals.times(random.Random(seed)):
+            assert timedelta(hours=8) <= offset < timedelta(hours=12)
+            counts["peak" if offset < timedelta(hours=10) else "late"] += 1
+    # Poisson counts: mean 24 and 6 a day; the tolerance is 5 standard errors.
+    assert abs(counts["peak"] / days - 24) < 5 * math.sqrt(24 / days)
+    assert abs(counts["late"] / days - 6) < 5 * math.sqrt(6 / days)
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+def fingerprint(result: SimulationResult) -> str:
+    return json.dumps([result.records(), result.events()], default=str, sort_keys=True)
+
+
+def test_same_seed_same_day(day: SimulationResult) -> None:
+    assert fingerprint(simulate(DAY, 1)) == fingerprint(day)
+    assert fingerprint(simulate(DAY, 2)) != fingerprint(day)
+
+
+def test_same_seed_same_day_in_another_process(day: SimulationResult) -> None:
+    script = (
+        "import json\n"
+        "from opd_engine.simulation import Scenario, simulate\n"
+        "r = simulate(Scenario.default_day(), 1)\n"
+        "print(json.dumps([r.records(), r.events()], default=str, sort_keys=True))\n"
+    )
+    for hash_seed in ("0", "12345"):
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": hash_seed, "PATH": ""},
+        )
+        assert done.stdout.strip() == fingerprint(day)
+
+
+def arrivals_of(result: SimulationResult) -> list[tuple[object, ...]]:
+    """Every walk-in and emergency who came: booked, or turned away at the desk."""
+    came = [
+        (row["doctor_id"], row["booked_at"], row["priority"])
+        for row in result.records()
+        if row["source"] == "WALK_IN"
+    ]
+    came += [
+        (row["doctor_id"], row["at"], row["priority"])
+        for row in result.refusals()
+        if row["source"] == "WALK_IN"
+    ]
+    return sorted(came, key=str)
+
+
+def test_changing_one_rate_leaves_the_other_streams_alone() -> None:
+    """Independent random streams per process: changing the no-show rate does not change
+    the arrival stream, and neither does the consultation distribution."""
+    base = clinic()
+    result = simulate(base, 5)
+    shy = simulate(attrs.evolve(base, no_show={Source.ONLINE: 0.9}), 5)
+    slow_plan = attrs.evolve(base.doctors[0], consult=LogNormal(12.0, 3.0))
+    slow = simulate(attrs.evolve(base, doctors=[slow_plan]), 5)
+    assert arrivals_of(shy) == arrivals_of(result) == arrivals_of(slow)
+    assert len(arrivals_of(result)) > 5
+    no_shows = [r["status"] for r in shy.records()].count("NO_SHOW")
+    assert no_shows > [r["status"] for r in result.records()].count("NO_SHOW")
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def test_records_are_rows_with_waits_and_outcomes(day: SimulationResult) -> None:
+    rows = day.records()
+    tokens = {t.id: t for t in day.allocator.tokens()}
+    assert [row["id"] for row in rows] == list(tokens)
+    keys = set(rows[0])
+    assert {"id", "patient_id", "priority", "source", "slot_id", "wait", "outcome"} <= keys
+    for row in rows:
+        assert set(row) == keys
+        token = tokens[str(row["id"])]
+        assert row["status"] == token.status.name
+        if token.called_at is not None and token.checked_in_at is not None:
+            wait = (token.called_at - token.checked_in_at) / timedelta(minutes=1)
+            assert row["wait"] == pytest.approx(wait)
+        else:
+            assert row["wait"] is None
+        expected = {
+            TokenStatus.COMPLETED: "seen",
+            TokenStatus.CANCELLED: "cancelled",
+            TokenStatus.NO_SHOW: "no_show",
+        }.get(token.status, "unseen")
+        assert row["outcome"] == expected
+
+
+def test_events_are_rows_with_the_same_keys(day: SimulationResult) -> None:
+    rows = day.events()
+    keys = set(rows[0])
+    assert all(set(row) == keys for row in rows)
+    times = [cast(datetime, row["at"]) for row in rows]
+    assert times == sorted(times)
+    moved = [row for row in rows if row["event"] == "TokenMoved"]
+    assert moved
+    assert {row["reason"] for row in moved} <= {r.name for r in MoveReason}
+    delayed = [row for row in rows if row["event"] == "DoctorDelayed"]
+    assert [(row["doctor_id"], row["minutes"]) for row in delayed] == [("D2", 20)]
+
+
+def test_the_day_ends_in_a_consistent_state(day: SimulationResult) -> None:
+    alloc = day.allocator
+    alloc.check_invariants()
+    statuses = {t.status for t in alloc.tokens()}
+    assert TokenStatus.IN_CONSULTATION not in statuses  # every consultation ended
+    assert TokenStatus.CHECKED_IN not in statuses  # every patient present in a slot was seen
+    assert TokenStatus.BOOKED not in statuses  # every absent patient was marked a no-show
+    unavailable = [e for e in day.events() if e["event"] == "DoctorUnavailable"]
+    assert [(e["doctor_id"], e["at"]) for e in unavailable] == [("D3", datetime(2026, 11, 25, 11))]
+    # Nobody is called by a doctor who has gone home, or before the doctor's late start.
+    for row in day.events():
+        if row["event"] == "TokenCalled":
+            at = row["at"]
+            assert isinstance(at, datetime)
+            if row["doctor_id"] == "D3":
+                assert at < datetime(2026, 11, 25, 11, 30)  # a consultation started before 11
+            if row["doctor_id"] == "D2":
+                assert at >= datetime(2026, 11, 25, 9, 20)
+
+
+def test_refusals_are_rows(day: SimulationResult) -> None:
+    rows = day.refusals()
+    assert len(rows) == day.summary().refused
+    for row in rows:
+        assert row["reason"] in ("full", "closed")
+    strict = simulate(clinic(), 2)  # OnFull.REJECT, the default: full slots refuse walk-ins
+    assert any(row["reason"] == "full" for row in strict.refusals())
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def test_summary_adds_up(day: SimulationResult) -> None:
+    summary = day.summary()
+    assert summary is day.summary()  # computed once
+    rows = day.records()
+    assert summary.tokens == len(rows)
+    assert set(summary.by_priority) == {p.name for p in Priority}
+    assert set(summary.by_source) == {s.name for s in Source}
+    assert sum(s.count for s in summary.by_priority.values()) == len(rows)
+    assert sum(s.count for s in summary.by_source.values()) == len(rows)
+    for name, stats in summary.by_priority.items():
+        group = [r for r in rows if r["priority"] == name]
+        waits = sorted(float(r["wait"]) for r in group if r["wait"] is not None)  # type: ignore[arg-type]
+        assert stats.seen == len(waits)
+        assert stats.no_shows == sum(1 for r in group if r["outcome"] == "no_show")
+        assert stats.cancellations == sum(1 for r in group if r["outcome"] == "cancelled")
+        assert stats.unseen == sum(1 for r in group if r["outcome"] == "unseen")
+        assert stats.moves == sum(int(r["moves"]) for r in group)  # type: ignore[call-overload]
+        if waits:
+            assert stats.mean_wait == pytest.approx(sum(waits) / len(waits))
+            assert stats.max_wait == waits[-1]
+            assert waits[0] <= (stats.p50_wait or 0) <= (stats.p90_wait or 0) <= waits[-1]
+    moved = Counter(str(e["reason"]) for e in day.events() if e["event"] == "TokenMoved")
+    assert dict(summary.moves) == dict(moved)
+
+
+def test_doctor_figures(day: SimulationResult) -> None:
+    stats = day.summary().by_doctor
+    assert set(stats) == {"D1", "D2", "D3", "D4"}
+    calls = Counter(e["doctor_id"] for e in day.events() if e["event"] == "TokenCalled")
+    for doctor_id, doctor in stats.items():
+        assert doctor.patients == calls[doctor_id]
+        assert 0 <= doctor.utilisation <= 1
+        assert doctor.idle_minutes == pytest.approx(
+            doctor.session_minutes * (1 - doctor.utilisation)
+        )
+    assert stats["D1"].session_minutes == 240  # 09:00-13:00
+    assert stats["D2"].session_minutes == 220  # 20 minutes late
+    assert stats["D3"].session_minutes == 120  # went home at 11:00
+    assert stats["D3"].overtime_minutes == 0
+    assert stats["D4"].session_minutes == 180
+
+
+def test_summary_report_and_html(day: SimulationResult) -> None:
+    summary = day.summary()
+    text = summary.report()
+    assert text.splitlines()[0] == "Waits by priority (minutes from check-in to call), seed 1"
+    assert f"Tokens: {summary.tokens}, refused: {summary.refused}" in text
+    page = day._repr_html_()
+    assert page.count("<table>") == 3
+    assert "<td>EMERGENCY</td>" in page
+    assert repr(day).startswith(f"<SimulationResult seed=1: {summary.tokens} tokens")
+
+
+def test_html_is_escaped() -> None:
+    plan = attrs.evolve(clinic().doctors[0], id="<b>D1</b>")
+    page = simulate(Scenario(doctors=[plan]), 1).summary()._repr_html_()
+    assert "&lt;b&gt;D1&lt;/b&gt;" in page
+    assert "<b>D1</b>" not in page
+
+
+def test_figures_flatten_the_summary(day: SimulationResult) -> None:
+    summary = day.summary()
+    figures = summary.figures()
+    assert figures["priority.EMERGENCY.count"] == summary.by_priority["EMERGENCY"].count
+    assert figures["doctor.D4.utilisation"] == summary.by_doctor["D4"].utilisation
+    rows = summary.rows()
+    assert len(rows) == len(Priority) + len(Source)
+    assert rows[0]["group"] == "priority"
+
+
+# ----------------------------------------------------------------------------- replications
+
+
+def test_replicate_summarises_each_seed() -> None:
+    seeds = [1, 2, 3, 4]
+    replication = replicate(DAY, seeds)
+    assert isinstance(replication, Replication)
+    assert replication.seeds == (1, 2, 3, 4)
+    assert replication.summaries[1] == simulate(DAY, 2).summary()
+    estimates = replication.estimates()
+    values = [s.by_priority["STANDARD"].mean_wait for s in replication.summaries]
+    standard = estimates["priority.STANDARD.mean_wait"]
+    assert standard.n == len(values)
+    assert standard.mean == pytest.approx(sum(v for v in values if v is not None) / 4)
+    assert standard.low < standard.mean < standard.high
+    # Student's t with 3 degrees of freedom: half-width 3.182 standard errors.
+    mean = standard.mean
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values if v is not None) / 3)
+    assert standard.high - mean == pytest.approx(3.182 * sd / 2)
+    assert {row["figure"] for row in replication.rows()} == set(estimates)
+    assert "<table>" in replication._repr_html_()
+
+
+def test_replicate_across_processes_matches_in_process() -> None:
+    """Any `map` works: ProcessPoolExecutor().map spreads the days over cores."""
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        spread = replicate(DAY, [5, 6, 7], map=pool.map)
+    assert spread.summaries == replicate(DAY, [5, 6, 7]).summaries
+
+
+def test_a_single_seed_has_no_interval() -> None:
+    estimate = replicate(DAY, [9]).estimates()["tokens"]
+    assert estimate.low == estimate.mean == estimate.high
+    assert estimate.n == 1
+
+
+def test_summaries_pickle(day: SimulationResult) -> None:
+    summary = day.summary()
+    assert isinstance(summary, Summary)
+    assert pickle.loads(pickle.dumps(summary)) == summary
+
+
+def test_long_runs_and_other_days() -> None:
+    """Offsets past 24 hours are allowed (long validation runs); `day` moves the calendar."""
+    end = timedelta(hours=30)
+    plan = DoctorPlan(
+        id="D1",
+        sessions=[Session(start=timedelta(0), end=end, slot_minutes=30 * 60, capacity=10**6)],
+        consult=Fixed(5.0),
+        arrivals=[Arrivals(per_hour=6.0, start=timedelta(0), until=end)],
+    )
+    result = simulate(Scenario(doctors=[plan], day=date(2027, 1, 4)), 3)
+    rows = result.records()
+    assert rows[0]["slot_id"] == "D1@00:00"
+    assert max(cast(datetime, r["booked_at"]) for r in rows) > datetime(2027, 1, 5)
+    assert all(r["outcome"] == "seen" for r in rows)
