@@ -12,7 +12,12 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx.ext.napoleon",
+    "matplotlib.sphinxext.plot_directive",
 ]
+
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 100)]
 
 html_theme = "furo"
 html_title = f"opd-engine {release}"
