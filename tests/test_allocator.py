@@ -84,10 +84,10 @@ def test_defaults() -> None:
 
 
 def test_policies_and_clock_are_fixed_after_construction(alloc: Allocator) -> None:
-    with pytest.raises(attrs.exceptions.FrozenAttributeError):
-        alloc.policies = Policies()
-    with pytest.raises(attrs.exceptions.FrozenAttributeError):
-        alloc.clock = datetime.now
+    with pytest.raises(AttributeError):
+        alloc.policies = Policies()  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        alloc.clock = datetime.now  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------------- add_doctor
@@ -152,8 +152,9 @@ def test_slot_validation(args: tuple[object, ...], argument: str) -> None:
 
 def test_a_slot_s_fields_are_read_only(alloc: Allocator) -> None:
     s = alloc.slot("D1@09")
-    with pytest.raises(attrs.exceptions.FrozenAttributeError):
-        s.capacity = 10
+    for field, value in (("id", "X"), ("doctor_id", "D2"), ("start", at(8)), ("capacity", 10)):
+        with pytest.raises(AttributeError):
+            setattr(s, field, value)
     assert s.capacity == 3
     empty = Slot("Z", "D1", at(9), at(10), 0)
     assert (empty.capacity, empty.free, empty.overflow) == (0, 0, 0)

@@ -83,7 +83,7 @@ def attrs_validator(check: Any, **kwargs: Any) -> Any:
     """Adapt a ``check_*`` function to an attrs field validator."""
 
     def validate(instance: object, attribute: Any, value: object) -> None:
-        check(attribute.name, value, **kwargs)
+        check(attribute.alias, value, **kwargs)  # the name the caller passed it as
 
     return validate
 

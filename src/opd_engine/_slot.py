@@ -21,7 +21,6 @@ from .policies import OrderingPolicy
 
 __all__ = ["Slot"]
 
-_frozen = attrs.setters.frozen
 # (priority, seq, token id): the contract's queue key, unique per token.
 WaitKey = tuple[int, int, str]
 # (level's key, token id) inside one level of the ordering index.
@@ -30,6 +29,9 @@ PresentEntry = tuple[Any, str]
 
 def _check_end(instance: Slot, attribute: Any, value: Any) -> None:
     end = check_datetime("end", value)
+    start: object = instance._start
+    if not isinstance(start, datetime):  # refused by start's own check
+        return
     if (instance.start.tzinfo is None) != (end.tzinfo is None):
         raise InvalidArgumentError(
             f"start and end must both be naive or both aware, got start={instance.start!r}, "
@@ -42,7 +44,7 @@ def _check_end(instance: Slot, attribute: Any, value: Any) -> None:
 
 
 @final
-@attrs.define(eq=False, repr=False)
+@attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class Slot:
     """A doctor's time slot with ``capacity`` places; it owns the queue of its tokens.
 
@@ -55,11 +57,13 @@ class Slot:
     the checked-in ones are also filed by the ordering policy for O(log n) calls.
     """
 
-    id: str = attrs.field(validator=attrs_validator(check_id), on_setattr=_frozen)
-    doctor_id: str = attrs.field(validator=attrs_validator(check_id), on_setattr=_frozen)
-    start: datetime = attrs.field(validator=attrs_validator(check_datetime), on_setattr=_frozen)
-    end: datetime = attrs.field(validator=_check_end, on_setattr=_frozen)
-    capacity: int = attrs.field(validator=attrs_validator(check_int, minimum=0), on_setattr=_frozen)
+    # Read-only to callers through the properties below; private so that no attribute write
+    # on the hot paths goes through a generated __setattr__.
+    _id: str = attrs.field(validator=attrs_validator(check_id))
+    _doctor_id: str = attrs.field(validator=attrs_validator(check_id))
+    _start: datetime = attrs.field(validator=attrs_validator(check_datetime))
+    _end: datetime = attrs.field(validator=_check_end)
+    _capacity: int = attrs.field(validator=attrs_validator(check_int, minimum=0))
 
     # Waiting tokens keyed (priority, seq, id).
     _waiting: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
@@ -84,6 +88,31 @@ class Slot:
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
 
     # ----------------------------------------------------------------- read-only views
+
+    @property
+    def id(self) -> str:
+        """The slot's id."""
+        return self._id
+
+    @property
+    def doctor_id(self) -> str:
+        """The doctor whose slot it is."""
+        return self._doctor_id
+
+    @property
+    def start(self) -> datetime:
+        """When the slot starts."""
+        return self._start
+
+    @property
+    def end(self) -> datetime:
+        """When the slot ends (after ``start``)."""
+        return self._end
+
+    @property
+    def capacity(self) -> int:
+        """Places for non-emergency tokens under a hard limit."""
+        return self._capacity
 
     @property
     def occupancy(self) -> int:
@@ -140,7 +169,7 @@ class Slot:
         self._tokens = tokens
 
     def _set_capacity(self, capacity: int) -> None:
-        object.__setattr__(self, "capacity", capacity)
+        self._capacity = capacity
 
     def _add(self, token: Token, now: datetime) -> None:
         """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
