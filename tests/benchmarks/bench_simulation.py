@@ -1,0 +1,299 @@
+"""Cost per simulated patient of opd-engine's simulation against Ciw, on the same M/M/1 system.
+
+Run from the repository root (not collected by pytest; needs ``pip install ciw``)::
+
+    python tests/benchmarks/bench_simulation.py            # ~20,000 patients per run
+    python tests/benchmarks/bench_simulation.py --quick    # ~3,000 patients per run
+    python tests/benchmarks/bench_simulation.py --patients 50000 --repeats 5 --json out.json
+
+The system: one server (one doctor), three classes arriving as Poisson processes (PAID,
+FOLLOW_UP and STANDARD at 0.02, 0.03 and 0.025 per minute), exponential service with a
+10-minute mean for everyone (rho = 0.75), non-preemptive priority in that order and first
+come, first served within a class. The same horizon is simulated by
+
+- ``opd-engine``: :func:`opd_engine.simulation.simulate` on a one-doctor scenario of walk-ins
+  only, one slot spanning the horizon with room for everyone, ``StrictPriority`` ordering,
+  every booking, check-in, call and completion going through the real ``Allocator``; timed
+  from the call to :func:`simulate` to its result (what a user pays);
+- ``Ciw`` (https://ciw.readthedocs.io): ``create_network`` with ``priority_classes`` (lower
+  number served first, non-preemptive), ``Simulation``, ``simulate_until_max_time`` and
+  ``get_all_records``, all timed.
+
+Cost per patient is run time / patients served, the median over ``--repeats`` runs (seeds
+``seed``, ``seed + 1``, ...; the two simulators alternate within each repeat). The ratio
+Ciw / opd-engine is the figure to quote: absolute times on a shared machine are noise; the
+project's goal is a ratio >= 2.
+
+To show both simulate the same system, the per-class mean waits in queue of each are
+printed next to Cobham's analytic waits (:func:`opd_engine.simulation.theory.cobham_waits`).
+Both keep the same patients: arrived after the warm-up fraction of the horizon and done
+before its end; the means pool every repeat, with a standard error over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from opd_engine import Policies, Priority, StrictPriority
+from opd_engine.simulation import (
+    Arrivals,
+    DoctorPlan,
+    Exponential,
+    Scenario,
+    Session,
+    simulate,
+)
+from opd_engine.simulation.theory import cobham_waits
+
+# Most urgent first: the order of Cobham's formula and of Ciw's priority numbers.
+RATES: dict[Priority, float] = {  # arrivals per minute
+    Priority.PAID: 0.02,
+    Priority.FOLLOW_UP: 0.03,
+    Priority.STANDARD: 0.025,
+}
+MEAN_SERVICE = 10.0  # minutes, exponential
+TOTAL_RATE = sum(RATES.values())
+RHO = TOTAL_RATE * MEAN_SERVICE
+MINUTE = timedelta(minutes=1)
+
+
+@attrs.frozen
+class Run:
+    """One timed run of one simulator."""
+
+    seconds: float
+    served: int
+    # Per class: waits (minutes) of the patients kept after the warm-up.
+    waits: dict[str, list[float]]
+
+    @property
+    def microseconds_per_patient(self) -> float:
+        return self.seconds * 1e6 / self.served
+
+
+def hours_for(patients: int) -> int:
+    """Whole hours of horizon in which about ``patients`` arrive."""
+    return max(1, round(patients / (TOTAL_RATE * 60)))
+
+
+def load_ciw() -> Any:
+    try:
+        import ciw  # type: ignore[import-untyped]
+    except ImportError:
+        raise SystemExit(
+            "bench_simulation.py compares against Ciw, which is not installed: pip install ciw"
+        ) from None
+    return ciw
+
+
+# ------------------------------------------------------------------------- opd-engine
+
+
+def scenario_for(hours: int) -> Scenario:
+    end = timedelta(hours=hours)
+    return Scenario(
+        doctors=[
+            DoctorPlan(
+                id="D1",
+                sessions=[
+                    Session(start=timedelta(0), end=end, slot_minutes=hours * 60, capacity=10**7)
+                ],
+                consult=Exponential(MEAN_SERVICE),
+                arrivals=[
+                    Arrivals(per_hour=rate * 60, start=timedelta(0), until=end, priority=priority)
+                    for priority, rate in RATES.items()
+                ],
+            )
+        ],
+        policies=Policies(ordering=StrictPriority()),
+        no_show={},
+        cancellation={},
+    )
+
+
+def run_opd(hours: int, seed: int, warmup: float) -> Run:
+    scenario = scenario_for(hours)
+    gc.collect()
+    gc.disable()
+    try:
+        began = time.perf_counter_ns()
+        result = simulate(scenario, seed)
+        elapsed = time.perf_counter_ns() - began
+    finally:
+        gc.enable()
+    midnight = scenario.midnight
+    horizon = hours * 60.0
+    first = warmup * horizon
+    waits: dict[str, list[float]] = {p.name: [] for p in RATES}
+    served = 0
+    for row in result.records():
+        wait, arrived, done = row["wait"], row["checked_in_at"], row["completed_at"]
+        if wait is None or not isinstance(arrived, datetime) or not isinstance(done, datetime):
+            continue
+        assert isinstance(wait, float)
+        served += 1
+        if (arrived - midnight) / MINUTE >= first and (done - midnight) / MINUTE <= horizon:
+            waits[str(row["priority"])].append(wait)
+    return Run(seconds=elapsed / 1e9, served=served, waits=waits)
+
+
+# ------------------------------------------------------------------------- Ciw
+
+
+def run_ciw(ciw: Any, hours: int, seed: int, warmup: float) -> Run:
+    names = [p.name for p in RATES]
+    horizon = hours * 60.0
+    gc.collect()
+    gc.disable()
+    try:
+        began = time.perf_counter_ns()
+        ciw.seed(seed)
+        network: Any = ciw.create_network(
+            arrival_distributions={p.name: [ciw.dists.Exponential(r)] for p, r in RATES.items()},
+            service_distributions={
+                name: [ciw.dists.Exponential(1 / MEAN_SERVICE)] for name in names
+            },
+            number_of_servers=[1],
+            priority_classes={name: rank for rank, name in enumerate(names)},
+        )
+        simulation: Any = ciw.Simulation(network)
+        simulation.simulate_until_max_time(horizon)
+        records: list[Any] = simulation.get_all_records()
+        elapsed = time.perf_counter_ns() - began
+    finally:
+        gc.enable()
+    first = warmup * horizon
+    waits: dict[str, list[float]] = {name: [] for name in names}
+    served = 0
+    for record in records:
+        if record.record_type != "service":
+            continue
+        served += 1
+        if record.arrival_date >= first and record.exit_date <= horizon:
+            waits[record.customer_class].append(record.waiting_time)
+    return Run(seconds=elapsed / 1e9, served=served, waits=waits)
+
+
+# ------------------------------------------------------------------------- report
+
+
+def pooled(runs: Sequence[Run], name: str) -> tuple[float, float | None, int]:
+    """Mean wait of class ``name`` over every run, its standard error over runs, and n."""
+    every = [w for run in runs for w in run.waits[name]]
+    means = [statistics.fmean(run.waits[name]) for run in runs if run.waits[name]]
+    error = statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else None
+    return (statistics.fmean(every) if every else math.nan), error, len(every)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--patients", type=int, default=20_000, help="expected arrivals per run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="about 3,000 patients per run")
+    parser.add_argument("--warmup", type=float, default=0.1, help="fraction of horizon dropped")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    patients: int = 3_000 if args.quick else args.patients
+    repeats: int = args.repeats
+    warmup: float = args.warmup
+    if patients < 1 or repeats < 1 or not 0 <= warmup < 1:
+        parser.error("--patients and --repeats must be >= 1 and --warmup in [0, 1)")
+    ciw = load_ciw()
+    hours = hours_for(patients)
+    horizon = hours * 60
+
+    opd_runs: list[Run] = []
+    ciw_runs: list[Run] = []
+    for repeat in range(repeats):
+        seed = args.seed + repeat
+        opd_runs.append(run_opd(hours, seed, warmup))
+        ciw_runs.append(run_ciw(ciw, hours, seed, warmup))
+
+    opd_us = statistics.median(r.microseconds_per_patient for r in opd_runs)
+    ciw_us = statistics.median(r.microseconds_per_patient for r in ciw_runs)
+    ratio = ciw_us / opd_us
+
+    print(
+        f"3-class M/M/1, non-preemptive priority, rho={RHO:.2f}, horizon {horizon:,} min "
+        f"(~{round(TOTAL_RATE * horizon):,} patients), median of {repeats} runs "
+        f"(Python {platform.python_version()}, Ciw {ciw.__version__})"
+    )
+    header = f"{'simulator':<12}{'us/patient':>12}{'served':>10}{'seconds':>10}"
+    print(header)
+    print("-" * len(header))
+    times: dict[str, dict[str, Any]] = {}
+    for label, runs, us in (("opd-engine", opd_runs, opd_us), ("ciw", ciw_runs, ciw_us)):
+        served = statistics.median(r.served for r in runs)
+        seconds = statistics.median(r.seconds for r in runs)
+        times[label] = {
+            "microseconds_per_patient": us,
+            "samples_microseconds_per_patient": [r.microseconds_per_patient for r in runs],
+            "served": [r.served for r in runs],
+            "seconds": [r.seconds for r in runs],
+        }
+        print(f"{label:<12}{us:>12.1f}{served:>10,.0f}{seconds:>10.3f}")
+    verdict = "meets" if ratio >= 2 else "below"
+    print(f"ciw / opd-engine: {ratio:.2f}x per patient ({verdict} the 2x goal)")
+
+    theory = cobham_waits(
+        list(RATES.values()),
+        [MEAN_SERVICE] * len(RATES),
+        [2 * MEAN_SERVICE**2] * len(RATES),
+    )
+    print()
+    print(
+        f"mean wait in queue, minutes (after {warmup:.0%} warm-up, pooled over {repeats} runs, "
+        "+- s.e. over runs)"
+    )
+    header = f"{'class':<11}{'Cobham':>8}{'opd-engine':>26}{'ciw':>26}"
+    print(header)
+    print("-" * len(header))
+    waits: dict[str, dict[str, Any]] = {}
+    for (priority, _), analytic in zip(RATES.items(), theory, strict=True):
+        name = priority.name
+        cells = [f"{name:<11}{analytic:>8.2f}"]
+        waits[name] = {"cobham": analytic}
+        for label, runs in (("opd-engine", opd_runs), ("ciw", ciw_runs)):
+            mean, error, n = pooled(runs, name)
+            waits[name][label] = {"mean": mean, "standard_error": error, "n": n}
+            spread = f" +- {error:.2f}" if error is not None else ""
+            cells.append(f"{f'{mean:.2f}{spread} ({mean / analytic - 1:+.1%})':>26}")
+        print("".join(cells))
+
+    if args.json:
+        document: dict[str, Any] = {
+            "python": platform.python_version(),
+            "ciw": ciw.__version__,
+            "repeats": repeats,
+            "seeds": [args.seed + i for i in range(repeats)],
+            "horizon_minutes": horizon,
+            "expected_patients": TOTAL_RATE * horizon,
+            "rates_per_minute": {p.name: r for p, r in RATES.items()},
+            "mean_service_minutes": MEAN_SERVICE,
+            "rho": RHO,
+            "warmup": warmup,
+            "timing": times,
+            "ratio_ciw_over_opd_engine": ratio,
+            "mean_waits_minutes": waits,
+        }
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(document, file, indent=2)
+            file.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
