@@ -13,7 +13,7 @@ from typing import Any, final
 
 import attrs
 
-from . import _snapshot
+from . import _display, _snapshot
 from ._check import MAX_MINUTES, check_bool, check_enum, check_id, check_int
 from ._slot import Slot, Waitlist
 from ._values import Doctor, Priority, Source, Token, TokenStatus, check_priority
@@ -139,6 +139,11 @@ class Allocator:
     def clock(self) -> Callable[[], datetime]:
         """The clock given at construction, else :meth:`datetime.datetime.now`; read-only. O(1)."""
         return self._clock
+
+    def _repr_html_(self) -> str | None:
+        """A table of every slot for notebooks (escaped, at most 50 rows). O(tokens)."""
+        with self._lock:
+            return _display.allocator_html(self)
 
     def __repr__(self) -> str:
         with self._lock:

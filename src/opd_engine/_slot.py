@@ -14,6 +14,7 @@ from typing import Any, final
 import attrs
 from sortedcontainers import SortedList
 
+from . import _display
 from ._check import attrs_validator, check_datetime, check_id, check_int
 from ._values import Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError
@@ -154,6 +155,13 @@ class Slot:
     def held_by(self, source: Source) -> int:
         """Non-emergency tokens of ``source`` holding a place. O(1)."""
         return self._sources.get(source, 0)
+
+    def _repr_html_(self) -> str:
+        """The slot's figures and waiting tokens for notebooks (escaped, at most 50 rows).
+        O(n)."""
+        tokens = self._tokens
+        waiting = [tokens[token_id] for _, _, token_id in self._waiting if token_id in tokens]
+        return _display.slot_html(self, waiting)
 
     def __repr__(self) -> str:
         return (
