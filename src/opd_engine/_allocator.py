@@ -210,7 +210,8 @@ class Allocator:
             self._slots[slot.id] = slot
             self._aware = aware
             self._refill(desk, slot, now)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
 
     # ================================================================ booking
 
@@ -264,7 +265,7 @@ class Allocator:
                         f"slot {slot_id!r} belongs to doctor {slot.doctor_id!r}, "
                         f"got doctor_id={doctor_id!r}"
                     )
-            if not emergency:
+            if not emergency and (patient_id, doctor_id) in self._active:
                 held = self._held(patient_id, doctor_id)
                 if held is not None:
                     raise DuplicateBookingError(
@@ -306,7 +307,8 @@ class Allocator:
                 self._note(TokenBooked, now, token)
                 if emergency:
                     self._contain_overflow(desk, target, now)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
             return self._tokens[token.id]
 
     def _choose(
@@ -407,7 +409,8 @@ class Allocator:
                     + (" and already checked in" if token.checked_in_at else "")
                 )
             self._note(TokenCheckedIn, now, token)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
             return token
 
     def _late_arrival(self, desk: _Desk, token: Token, now: datetime) -> Token:
@@ -482,7 +485,8 @@ class Allocator:
                 called = self._replace(token, status=TokenStatus.IN_CONSULTATION, called_at=now)
                 desk.current = token_id
                 self._note(TokenCalled, now, called)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
             return called
 
     def complete(self, token_id: str) -> Token:
@@ -499,7 +503,8 @@ class Allocator:
                     "not IN_CONSULTATION"
                 )
             token = self._finish(self._desks[token.doctor_id], token, now)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
             return token
 
     def _finish(self, desk: _Desk, token: Token, now: datetime) -> Token:
@@ -523,7 +528,8 @@ class Allocator:
                     f"token {token_id!r} cannot be cancelled: it is {token.status.name}"
                 )
             token = self._release(token, TokenStatus.CANCELLED, TokenCancelled, now)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
             return token
 
     def no_show(self, token_id: str) -> Token:
@@ -549,7 +555,8 @@ class Allocator:
                     f"(slot start plus the grace period)"
                 )
             token = self._release(token, TokenStatus.NO_SHOW, TokenNoShow, now)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
             return token
 
     def _release(
@@ -607,7 +614,8 @@ class Allocator:
             if self.policies.on_delay is OnDelay.SHRINK and desk.available:
                 consult = timedelta(minutes=desk.doctor.consult_minutes)
                 self._lose_places(desk, desk.delay // consult - before // consult, now)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
 
     def _lose_places(self, desk: _Desk, places: int, now: datetime) -> None:
         """Take ``places`` off the doctor's open slots, earliest first, and move the excess."""
@@ -659,7 +667,8 @@ class Allocator:
             waiting.extend(desk.waitlist)
             for token_id in waiting:
                 self._reassign(desk, self._tokens[token_id], colleagues, now)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
 
     def _reassign(self, desk: _Desk, token: Token, colleagues: list[_Desk], now: datetime) -> None:
         candidates = [
@@ -708,7 +717,8 @@ class Allocator:
             slot._set_capacity(capacity)
             self._resized(desk, slot, old, MoveReason.RESIZED, now)
             self._refill(desk, slot, now)
-            self._deliver()
+            if self._outbox:
+                self._deliver()
 
     def _resized(
         self, desk: _Desk, slot: Slot, old: int, reason: MoveReason, now: datetime
@@ -1325,7 +1335,7 @@ class Allocator:
             else:
                 desk.present_ids.discard(slot.id)
                 desk.present.remove(key)
-        urgent = has and slot._present_emergencies() > 0
+        urgent = has and slot.emergencies > 0 and slot._present_emergencies() > 0
         if urgent != (slot.id in desk.urgent_ids):
             if urgent:
                 desk.urgent_ids.add(slot.id)

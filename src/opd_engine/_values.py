@@ -41,6 +41,10 @@ class Source(Enum):
     PAID = "paid"
     FOLLOW_UP = "follow_up"
 
+    # Members are singletons compared by identity, so identity hashing agrees with ``==``; it
+    # is C-level, where Enum's own ``__hash__`` is a Python call on every dict lookup.
+    __hash__ = object.__hash__
+
     @property
     def default_priority(self) -> Priority:
         """The priority a booking from this source gets when none is given. O(1)."""
@@ -72,6 +76,8 @@ class TokenStatus(Enum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     NO_SHOW = "no_show"
+
+    __hash__ = object.__hash__  # identity, as for Source: C-level, agrees with ``==``
 
     @property
     def waiting(self) -> bool:
