@@ -7,8 +7,12 @@ consecutive one-hour slots of capacity 3 (``D1@09``, ``D1@10``, ``D1@11``, ...) 
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 import pytest
@@ -24,6 +28,20 @@ DOCTORS = (
     Doctor("D2", "Dr. Iyer", department="General Medicine"),
     Doctor("D3", "Dr. Sen", department="Cardiology"),
 )
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import the recipe ``docs/examples/<name>.py`` by path."""
+    spec = importlib.util.spec_from_file_location(f"opd_examples_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def at(hour: int, minute: int = 0) -> datetime:

@@ -6,21 +6,17 @@ path, as a reader would run it; fastapi and httpx come from the ``examples`` ext
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from enum import Enum
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import attrs
 import pytest
 from fastapi import FastAPI
 
-from conftest import Build, Clock, at
+from conftest import Build, Clock, at, load_example
 from opd_engine import (
     Allocator,
     OnFull,
@@ -37,19 +33,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 TOKEN_FIELDS = [field.name for field in attrs.fields(Token)]
-
-
-def load_example(name: str) -> ModuleType:
-    """Import ``docs/examples/<name>.py`` by path."""
-    spec = importlib.util.spec_from_file_location(f"opd_examples_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 http_service = load_example("http_service")

@@ -7,21 +7,18 @@ the same database file in a new store, as a restarted process would.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import sqlite3
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 
 import pytest
 
-from conftest import Build, Clock, at
+from conftest import Build, Clock, at, load_example
 from opd_engine import (
     Allocator,
     InvalidArgumentError,
@@ -32,19 +29,7 @@ from opd_engine import (
     Token,
 )
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 POLICIES = Policies(on_full=OnFull.WAITLIST)
-
-
-def load_example(name: str) -> ModuleType:
-    """Import ``docs/examples/<name>.py`` by path."""
-    spec = importlib.util.spec_from_file_location(f"opd_examples_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class Store(Protocol):

@@ -114,7 +114,7 @@ class _Day:
 
     # ------------------------------------------------------------------ set-up
 
-    def open(self) -> None:
+    def prepare(self) -> None:
         alloc = self.alloc
         for doctor in self.doctors.values():
             plan = doctor.plan
@@ -280,7 +280,7 @@ class _Day:
     # ------------------------------------------------------------------ the day
 
     def run(self) -> SimulationResult:
-        self.open()
+        self.prepare()
         queue = self.queue
         while queue:
             when, _, action = heapq.heappop(queue)

@@ -120,7 +120,7 @@ def _optional_start(value: time | timedelta | None) -> timedelta | None:
     return None if value is None else _offset("start", value)
 
 
-def _bookings_open(value: time | timedelta) -> timedelta:
+def _opening_offset(value: time | timedelta) -> timedelta:
     return _offset("bookings_open", value)
 
 
@@ -516,7 +516,7 @@ class Scenario:
     doctors: tuple[DoctorPlan, ...] = attrs.field(converter=_doctors)
     policies: Policies = attrs.field(factory=Policies)
     day: date = attrs.field(default=date(2026, 11, 25))
-    bookings_open: timedelta = attrs.field(default=timedelta(hours=7), converter=_bookings_open)
+    bookings_open: timedelta = attrs.field(default=timedelta(hours=7), converter=_opening_offset)
     no_show: Mapping[Source, float] = attrs.field(default=_NO_SHOW, converter=_no_show)
     cancellation: Mapping[Source, float] = attrs.field(
         default=_CANCELLATION, converter=_cancellation
