@@ -558,7 +558,7 @@ class Scenario:
         consultations), Dr. Iyer (09:00-13:00, starts 20 minutes late, log-normal
         consultations) and Dr. Das (09:00-13:00, goes home sick at 11:00); Cardiology:
         Dr. Nair (09:00-12:00, 30-minute slots of 2, 15-minute log-normal consultations).
-        Each slot has online, paid and follow-up bookings; walk-ins peak from 08:30 to
+        Slots carry online, paid and follow-up bookings; walk-ins peak from 08:30 to
         10:00; emergencies arrive all morning. The policies default to bounded emergency
         overflow (1), a waitlist for full slots, aging every 20 minutes, and a doctor's lost
         minutes costing places.
@@ -573,19 +573,20 @@ class Scenario:
             )
         morning = Session(start=time(9), end=time(13), slot_minutes=20, capacity=2)
         cardiology = Session(start=time(9), end=time(12), slot_minutes=30, capacity=2)
-        booked = {Source.ONLINE: 1, Source.PAID: 0, Source.FOLLOW_UP: 0}
         walk_ins = Arrivals(per_hour={time(8, 30): 3.0, time(10): 1.5}, until=time(12, 15))
         emergencies = Arrivals(
             per_hour=0.4, start=time(8, 30), until=time(12, 30), priority=Priority.EMERGENCY
         )
 
-        def general(doctor_id: str, name: str, **extra: Any) -> DoctorPlan:
+        def general(
+            doctor_id: str, name: str, prebooked: Mapping[Source, int], **extra: Any
+        ) -> DoctorPlan:
             return DoctorPlan(
                 id=doctor_id,
                 name=name,
                 department="General Medicine",
                 sessions=(morning,),
-                prebooked=extra.pop("prebooked", booked),
+                prebooked=prebooked,
                 arrivals=(walk_ins, emergencies),
                 **extra,
             )
@@ -609,6 +610,7 @@ class Scenario:
                     "D3",
                     "Dr. Kiran Das",
                     consult=Exponential(8.0),
+                    prebooked={Source.ONLINE: 1},
                     unavailable_at=time(11),
                 ),
                 DoctorPlan(
