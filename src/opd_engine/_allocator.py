@@ -69,6 +69,8 @@ class _Desk:
     urgent_ids: set[str] = attrs.field(factory=set)  # present
     waitlist: Waitlist = attrs.field(factory=Waitlist)
     current: str | None = None  # token in consultation
+    # patient -> active token id (a tuple of ids in the rare case of several: emergencies).
+    active: dict[str, str | tuple[str, ...]] = attrs.field(factory=dict)
     delay: timedelta = timedelta(0)
     available: bool = True
     issued: int = 0  # display numbers issued
@@ -121,8 +123,6 @@ class Allocator:
     _desks: dict[str, _Desk] = attrs.field(init=False, factory=dict)
     _slots: dict[str, Slot] = attrs.field(init=False, factory=dict)
     _tokens: dict[str, Token] = attrs.field(init=False, factory=dict)
-    # (patient, doctor) -> active token ids, oldest first.
-    _active: dict[tuple[str, str], list[str]] = attrs.field(init=False, factory=dict)
     _seq: int = attrs.field(init=False, default=0)
     _aware: bool | None = attrs.field(init=False, default=None)
     _subscribers: list[Callable[[Event], object]] = attrs.field(init=False, factory=list)
@@ -265,8 +265,8 @@ class Allocator:
                         f"slot {slot_id!r} belongs to doctor {slot.doctor_id!r}, "
                         f"got doctor_id={doctor_id!r}"
                     )
-            if not emergency and (patient_id, doctor_id) in self._active:
-                held = self._held(patient_id, doctor_id)
+            if not emergency and patient_id in desk.active:
+                held = self._held(desk, patient_id)
                 if held is not None:
                     raise DuplicateBookingError(
                         f"patient already holds active token {held!r} with doctor {doctor_id!r}",
@@ -296,7 +296,7 @@ class Allocator:
                 checked_in_at=now if checked_in else None,
             )
             self._tokens[token.id] = token
-            self._active.setdefault((patient_id, doctor_id), []).append(token.id)
+            self._activate(desk, token)
             if target is None:
                 desk.waitlist.add(token)
                 self._note(TokenWaitlisted, now, token)
@@ -414,7 +414,7 @@ class Allocator:
             return token
 
     def _late_arrival(self, desk: _Desk, token: Token, now: datetime) -> Token:
-        held = self._held(token.patient_id, token.doctor_id)
+        held = self._held(desk, token.patient_id)
         if held is not None and token.priority is not Priority.EMERGENCY:
             raise DuplicateBookingError(
                 f"token {token.id!r} arrived late, but its patient meanwhile holds active "
@@ -437,7 +437,7 @@ class Allocator:
             status=TokenStatus.WAITLISTED if target is None else TokenStatus.CHECKED_IN,
             checked_in_at=now,
         )
-        self._active.setdefault((token.patient_id, token.doctor_id), []).append(token.id)
+        self._activate(desk, token)
         if target is None:
             desk.waitlist.add(token)
         else:
@@ -671,9 +671,7 @@ class Allocator:
                 self._deliver()
 
     def _reassign(self, desk: _Desk, token: Token, colleagues: list[_Desk], now: datetime) -> None:
-        candidates = [
-            d for d in colleagues if not self._active.get((token.patient_id, d.doctor.id))
-        ]
+        candidates = [d for d in colleagues if token.patient_id not in d.active]
         emergency = token.priority is Priority.EMERGENCY
         admits = self.policies.capacity.admits
         best: tuple[datetime, int, Slot, _Desk] | None = None
@@ -866,7 +864,7 @@ class Allocator:
             **changes,
         )
         if changes:
-            self._active.setdefault((token.patient_id, token.doctor_id), []).append(token.id)
+            self._activate(desk, token)
         if to is None:
             desk.waitlist.add(token)
         else:
@@ -1120,11 +1118,24 @@ class Allocator:
             )
             if token.status.active:
                 active.setdefault((token.patient_id, token.doctor_id), []).append(token.id)
+        indexed = {
+            (patient, desk.doctor.id): sorted([held] if isinstance(held, str) else held)
+            for desk in self._desks.values()
+            for patient, held in desk.active.items()
+        }
         require(
-            {k: sorted(v) for k, v in active.items()}
-            == {k: sorted(v) for k, v in self._active.items()},
+            {k: sorted(v) for k, v in active.items()} == indexed,
             "active-booking index",
             "index differs from the tokens",
+        )
+        require(
+            all(
+                isinstance(h, str) or len(h) > 1
+                for d in self._desks.values()
+                for h in d.active.values()
+            ),
+            "active-booking index",
+            "a single active token is stored as its id",
         )
         for (_, doctor), ids in active.items():
             normal = [i for i in ids if tokens[i].priority is not Priority.EMERGENCY]
@@ -1306,22 +1317,33 @@ class Allocator:
         self._tokens[token.id] = new
         return new
 
-    def _held(self, patient_id: str, doctor_id: str) -> str | None:
-        """The patient's active token with the doctor (a non-emergency one first)."""
-        held = self._active.get((patient_id, doctor_id))
-        if not held:
-            return None
-        if len(held) == 1:
-            return held[0]
+    def _held(self, desk: _Desk, patient_id: str) -> str | None:
+        """The patient's active token with the doctor (a non-emergency one first). O(1)."""
+        held = desk.active.get(patient_id)
+        if held is None or isinstance(held, str):
+            return held
         tokens = self._tokens
         return min(held, key=lambda i: (tokens[i].priority is Priority.EMERGENCY, tokens[i].seq))
 
+    def _activate(self, desk: _Desk, token: Token) -> None:
+        """Index ``token`` as one of its patient's active tokens with ``desk``'s doctor."""
+        held = desk.active.get(token.patient_id)
+        if held is None:
+            desk.active[token.patient_id] = token.id
+        else:
+            desk.active[token.patient_id] = (held if isinstance(held, tuple) else (held,)) + (
+                token.id,
+            )
+
     def _deactivate(self, token: Token) -> None:
-        key = (token.patient_id, token.doctor_id)
-        held = self._active[key]
-        held.remove(token.id)
-        if not held:
-            del self._active[key]
+        """Drop ``token`` from the index of its doctor (the one in ``token.doctor_id``)."""
+        active = self._desks[token.doctor_id].active
+        held = active[token.patient_id]
+        if isinstance(held, str):
+            del active[token.patient_id]
+            return
+        rest = tuple(i for i in held if i != token.id)
+        active[token.patient_id] = rest[0] if len(rest) == 1 else rest
 
     def _sync_present(self, desk: _Desk, slot: Slot) -> None:
         """Keep ``desk.present`` = the doctor's slots with a checked-in patient waiting, and

@@ -232,7 +232,7 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
             raise InvalidArgumentError(f"{item.path}.doctor_id {token.doctor_id!r} is unknown")
         alloc._tokens[token.id] = token
         if token.status.active:
-            alloc._active.setdefault((token.patient_id, token.doctor_id), []).append(token.id)
+            alloc._activate(holder, token)
         if token.status is TokenStatus.WAITLISTED:
             holder.waitlist.add(token)
             continue
