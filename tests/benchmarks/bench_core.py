@@ -3,11 +3,15 @@
 Run from the repository root (not collected by pytest)::
 
     python tests/benchmarks/bench_core.py            # 10^3, 10^4, 10^5 tokens in one slot
-    python tests/benchmarks/bench_core.py --quick    # 10^3, 10^4; fewer repeats
-    python tests/benchmarks/bench_core.py --sizes 1000 1000000 --json results.json
+    python tests/benchmarks/bench_core.py --full     # and 10^6 (a few minutes)
+    python tests/benchmarks/bench_core.py --quick    # 10^3, 10^4; 3 repeats
+    python tests/benchmarks/bench_core.py --full --json docs/benchmarks.json \\
+        --simulation-json sim.json                   # the docs' figures (see below)
+    python tests/benchmarks/bench_core.py --profile book --sizes 100000
 
 For each size n, every operation is timed on a slot already holding n tokens, over a batch
-of operations, and reported as the median of several repeats in microseconds per operation:
+of operations (at most n of them), and reported as the median of ``--repeats`` batches in
+microseconds per operation:
 
 - ``book``: mixed sources (online, walk-in, paid, follow-up) into the slot;
 - ``check_in``: booked tokens arrive;
@@ -24,32 +28,82 @@ Baselines, timed in the same process on the same sizes:
   per booking.
 
 Ratios are against these baselines, measured in the same run: absolute times on a shared
-machine are noise, ratios are the figure to quote.
+machine are noise, ratios are the figure to quote. The operations and the baselines take
+turns, one batch each per repeat, so that a slow spell of the machine falls on all alike.
+
+Filled states are built once per size and reused (booking 10^6 tokens takes seconds):
+right after each batch, untimed, the state is put back (booked tokens are cancelled,
+called and cancelled ones are replaced by new bookings); an operation that cannot be
+undone (``check_in``, ``cancel``) takes fresh targets each batch, rebuilding its state
+only when they run out. ``position``, ``estimated_start``, ``queue`` and ``book`` share one
+filled slot; ``check_in``, ``call_next`` and ``cancel`` have one each. The seconds spent
+building the states of each size (untimed) and in all are printed.
+
+Also measured:
+
+- a hospital: 200 doctors x 16 slots of capacity 30, filled with mixed sources up to 10
+  free places per doctor in its last slot (94,000 tokens); ``book`` without a slot (the
+  allocator walks the doctor's 16 slots to the last), ``check_in``, ``call_next`` (round
+  robin over the doctors) and ``cancel`` (a freed place is refilled by pulling forward a
+  checked-in patient of the nearest later slot with one, which frees a place there: a
+  cascade down the doctor's slots), against the floor at the same total size;
+- memory per live token at the largest size with :mod:`tracemalloc` (traced bytes after
+  filling the slot minus before, over n; the patient ids are the caller's strings, made
+  before tracing, and everything the allocator allocates is counted), next to the floor's
+  bytes per entry measured the same way;
+- with ``--simulation-json PATH`` (the ``--json`` output of ``bench_simulation.py``), the
+  simulation figures, printed and merged into ``--json`` under ``"simulation"``.
+
+Each target is printed next to its figure with PASS or MISS and summarised at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
+import platform
+import pstats
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from importlib.metadata import version
 from typing import Any
 
 from sortedcontainers import SortedList
 
-from opd_engine import Allocator, Doctor, OnFull, Policies, Slot, Source
+from opd_engine import Allocator, Doctor, OnFull, Policies, Slot, Source, TokenStatus
 
 START = datetime(2026, 11, 25, 9, 0)
 NOW = START + timedelta(minutes=5)
 SOURCES = (Source.ONLINE, Source.WALK_IN, Source.PAID, Source.FOLLOW_UP)
-ARRIVING = (Source.ONLINE, Source.PAID, Source.FOLLOW_UP)
+WAITING = (TokenStatus.BOOKED, TokenStatus.CHECKED_IN)
 
-# setup(n, batch) -> (run, operations): `run` performs that many operations; setup is not timed.
-Setup = Callable[[int, int], tuple[Callable[[], object], int]]
+BATCH = 2_000  # operations per timed batch (at most n)
+SEED_BATCH = 20  # the seed sorts n entries per booking
+QUEUE_BATCH = 3  # queue() returns n tokens per call
+
+HOSPITAL_DOCTORS = 200
+HOSPITAL_SLOTS = 16
+HOSPITAL_CAPACITY = 30
+HOSPITAL_ROOM = 10  # free places per doctor, in its last slot
+
+# Targets: (figure, limit); ratios measured at these sizes.
+BOOK_OVER_FLOOR = 5.0  # book / floor at 10^5, at most
+CANCEL_OVER_FLOOR = 6.0  # cancel / floor at 10^5, at most
+FLATNESS = 2.0  # per-op cost at the largest size / at the smallest, at most
+SEED_OVER_BOOK = 100.0  # seed / book at 10^4, at least
+BYTES_PER_TOKEN = 500.0  # at most
+CIW_OVER_OPD = 2.0  # bench_simulation.py's goal, at least
+TARGET_SIZE = 100_000
+SEED_SIZE = 10_000
+
+# A batch ready to time: (run, operations it performs).
+Trial = tuple[Callable[[], object], int]
 
 
 def clock() -> datetime:
@@ -64,11 +118,27 @@ def allocator(capacity: int, *, on_full: OnFull = OnFull.REJECT) -> Allocator:
     return alloc
 
 
-def fill(alloc: Allocator, n: int, sources: Sequence[Source], prefix: str = "P") -> list[str]:
-    return [
-        alloc.book(f"{prefix}{i}", "D1", "S1", source=sources[i % len(sources)]).id
-        for i in range(n)
-    ]
+def fill(
+    alloc: Allocator,
+    n: int,
+    prefix: str = "P",
+    *,
+    first: int = 0,
+    patients: Sequence[str] | None = None,
+) -> None:
+    """Book ``n`` tokens of mixed sources into slot S1 (waitlisted if it is full), for the
+    given ``patients`` or patients named ``prefix`` + number."""
+    book = alloc.book
+    if patients is None:
+        patients = [f"{prefix}{i}" for i in range(first, first + n)]
+    for i, patient in enumerate(patients, start=first):
+        book(patient, "D1", "S1", source=SOURCES[i % 4])
+
+
+def last_issued(alloc: Allocator, k: int) -> list[str]:
+    """Ids of the ``k`` tokens issued last. O(tokens)."""
+    tokens = alloc.tokens()
+    return [token.id for token in tokens[len(tokens) - k :]]
 
 
 def spread(ids: Sequence[str], batch: int) -> list[str]:
@@ -77,96 +147,236 @@ def spread(ids: Sequence[str], batch: int) -> list[str]:
     return list(ids[::step][:batch])
 
 
-# ------------------------------------------------------------------------- the library
+class Pool:
+    """Targets for operations that cannot be undone: each batch takes fresh ones."""
+
+    def __init__(self, ids: Sequence[str], batch: int) -> None:
+        self.unused = list(ids)
+        self.batch = min(batch, len(self.unused))
+
+    def enough(self) -> bool:
+        return len(self.unused) >= self.batch
+
+    def take(self, keep: Callable[[str], bool] | None = None) -> list[str]:
+        """Fresh targets spread over the unused ones (those ``keep`` accepts)."""
+        if keep is not None:
+            self.unused = [i for i in self.unused if keep(i)]
+        taken = spread(self.unused, self.batch)
+        gone = set(taken)
+        self.unused = [i for i in self.unused if i not in gone]
+        return taken
 
 
-def setup_book(n: int, batch: int) -> tuple[Callable[[], object], int]:
-    alloc = allocator(n + batch)
-    fill(alloc, n, SOURCES)
-    book = alloc.book
+class Bench:
+    """One operation at one size. Untimed, ``trial()`` readies the next batch and ``undo()``
+    (right after it) puts the state back as it was before the batch, where it can."""
 
-    def run() -> None:
-        for i in range(batch):
-            book(f"N{i}", "D1", "S1", source=SOURCES[i % 4])
+    def trial(self) -> Trial:
+        raise NotImplementedError
 
-    return run, batch
-
-
-def setup_check_in(n: int, batch: int) -> tuple[Callable[[], object], int]:
-    alloc = allocator(n)
-    targets = spread(fill(alloc, n, ARRIVING), batch)
-    check_in = alloc.check_in
-
-    def run() -> None:
-        for token_id in targets:
-            check_in(token_id)
-
-    return run, len(targets)
+    def undo(self) -> None:
+        pass
 
 
-def setup_call_next(n: int, batch: int) -> tuple[Callable[[], object], int]:
-    alloc = allocator(n + batch)
-    fill(alloc, n + batch, SOURCES)  # walk-ins present at once; the others check in below
-    for token in alloc.queue("S1"):
-        if token.checked_in_at is None:
-            alloc.check_in(token.id)
-    call_next = alloc.call_next
-
-    def run() -> None:
-        for _ in range(batch):
-            call_next("D1")
-
-    return run, batch
+# ------------------------------------------------------------------------- one slot
 
 
-def setup_cancel(n: int, batch: int) -> tuple[Callable[[], object], int]:
-    alloc = allocator(n, on_full=OnFull.WAITLIST)
-    targets = spread(fill(alloc, n, SOURCES), batch)
-    fill(alloc, len(targets), SOURCES, prefix="W")  # the slot is full: these are waitlisted
-    assert len(alloc.waitlist("D1")) == len(targets)
-    cancel = alloc.cancel
+class Filled:
+    """Slot S1 holding ``n`` tokens of mixed sources, with room for ``room`` more.
 
-    def run() -> None:
-        for token_id in targets:
-            cancel(token_id)  # each refills the place from the waitlist
+    Shared by position, estimated_start, queue and book (which cancels what it booked
+    right after each batch).
+    """
 
-    return run, len(targets)
-
-
-def setup_position(n: int, batch: int) -> tuple[Callable[[], object], int]:
-    alloc = allocator(n)
-    targets = spread(fill(alloc, n, SOURCES), batch)
-    position = alloc.position
-
-    def run() -> None:
-        for token_id in targets:
-            position(token_id)
-
-    return run, len(targets)
+    def __init__(self, n: int, room: int, alloc: Allocator | None = None) -> None:
+        self.n = n
+        if alloc is None:
+            alloc = allocator(n + room)
+            fill(alloc, n)
+        self.alloc = alloc
+        self.ids = [token.id for token in self.alloc.tokens()]
 
 
-def setup_estimated_start(n: int, batch: int) -> tuple[Callable[[], object], int]:
-    alloc = allocator(n)
-    targets = spread(fill(alloc, n, SOURCES), batch)
-    estimated_start = alloc.estimated_start
+def measure_memory(n: int, room: int) -> tuple[Filled, float, float]:
+    """A :class:`Filled` of ``n`` built under tracemalloc (slower to build, as fast to use),
+    its bytes per token, and the floor's bytes per entry (SortedList of tuples plus dict)."""
+    # Patient ids are the caller's strings (the allocator keeps a reference, not a copy), so
+    # they are made before tracing starts; everything the allocator allocates is counted.
+    patients = [f"P{i}" for i in range(n)]
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        alloc = allocator(n + room)
+        fill(alloc, n, patients=patients)
+        gc.collect()
+        per_token = (tracemalloc.get_traced_memory()[0] - before) / n
+        before = tracemalloc.get_traced_memory()[0]
+        queue: SortedList[tuple[int, int, str]] = SortedList()
+        index: dict[str, tuple[int, int, str]] = {}
+        for i in range(n):
+            key = key_of(i)
+            queue.add(key)
+            index[key[2]] = key
+        gc.collect()
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / n
+        del queue, index
+    finally:
+        tracemalloc.stop()
+    gc.collect()
+    return Filled(n, room, alloc), per_token, per_entry
 
-    def run() -> None:
-        for token_id in targets:
-            estimated_start(token_id)
 
-    return run, len(targets)
+class Read(Bench):
+    """position or estimated_start of tokens spread over the queue; changes nothing."""
+
+    def __init__(self, state: Filled, batch: int, name: str) -> None:
+        self.targets = spread(state.ids, batch)
+        self.method: Callable[[str], object] = getattr(state.alloc, name)
+
+    def trial(self) -> Trial:
+        method, targets = self.method, self.targets
+
+        def run() -> None:
+            for token_id in targets:
+                method(token_id)
+
+        return run, len(targets)
 
 
-def setup_queue(n: int, batch: int) -> tuple[Callable[[], object], int]:
-    alloc = allocator(n)
-    fill(alloc, n, SOURCES)
-    queue = alloc.queue
+class Queue(Bench):
+    def __init__(self, state: Filled, batch: int) -> None:
+        self.queue = state.alloc.queue
+        self.batch = batch
 
-    def run() -> None:
-        for _ in range(batch):
-            queue("S1")
+    def trial(self) -> Trial:
+        queue, batch = self.queue, self.batch
 
-    return run, batch
+        def run() -> None:
+            for _ in range(batch):
+                queue("S1")
+
+        return run, batch
+
+
+class Book(Bench):
+    def __init__(self, state: Filled, batch: int) -> None:
+        self.alloc = state.alloc
+        self.batch = batch
+        self.trials = 0
+
+    def trial(self) -> Trial:
+        alloc, batch = self.alloc, self.batch
+        self.trials += 1
+        book = alloc.book
+        patients = [f"N{self.trials}-{i}" for i in range(batch)]
+
+        def run() -> None:
+            for i, patient in enumerate(patients):
+                book(patient, "D1", "S1", source=SOURCES[i % 4])
+
+        return run, batch
+
+    def undo(self) -> None:  # the slot holds n tokens again
+        for token_id in last_issued(self.alloc, self.batch):
+            self.alloc.cancel(token_id)
+
+
+class CheckIn(Bench):
+    """Booked tokens of a slot of its own arrive; fresh ones each batch (a new slot when
+    every booked token has arrived)."""
+
+    def __init__(self, n: int, batch: int) -> None:
+        self.state = Filled(n, 0)
+        self.batch = batch
+        self.pool = self.booked(self.state, batch)
+
+    @staticmethod
+    def booked(state: Filled, batch: int) -> Pool:
+        booked = {t.id for t in state.alloc.tokens() if t.status is TokenStatus.BOOKED}
+        return Pool([i for i in state.ids if i in booked], batch)
+
+    def trial(self) -> Trial:
+        if not self.pool.enough():  # every booked token has arrived: a new slot
+            self.state = Filled(self.state.n, 0)
+            self.pool = self.booked(self.state, self.batch)
+        targets = self.pool.take()
+        check_in = self.state.alloc.check_in
+
+        def run() -> None:
+            for token_id in targets:
+                check_in(token_id)
+
+        return run, len(targets)
+
+
+class CallNext(Bench):
+    """n + batch tokens, all checked in; each batch calls ``batch`` of them, then as many
+    new checked-in patients are booked."""
+
+    def __init__(self, n: int, batch: int) -> None:
+        self.alloc = allocator(n + batch * 1_000)  # called patients keep their places
+        fill(self.alloc, n + batch)
+        for token in self.alloc.tokens():
+            if token.checked_in_at is None:
+                self.alloc.check_in(token.id)
+        self.batch = batch
+        self.trials = 0
+
+    def trial(self) -> Trial:
+        call_next, batch = self.alloc.call_next, self.batch
+
+        def run() -> None:
+            for _ in range(batch):
+                call_next("D1")
+
+        return run, batch
+
+    def undo(self) -> None:
+        self.trials += 1
+        for i in range(self.batch):
+            patient = f"C{self.trials}-{i}"
+            self.alloc.book(patient, "D1", "S1", source=SOURCES[i % 4], checked_in=True)
+
+
+class Cancel(Bench):
+    """A full slot of n tokens and ``batch`` waitlisted; each cancel refills from the
+    waitlist, then as many new tokens are waitlisted. Fresh targets each batch (a new slot
+    when they run out)."""
+
+    def __init__(self, n: int, batch: int) -> None:
+        self.n = n
+        self.batch = batch
+        self.build()
+
+    def build(self) -> None:
+        self.alloc = allocator(self.n, on_full=OnFull.WAITLIST)
+        fill(self.alloc, self.n)
+        self.pool = Pool([token.id for token in self.alloc.tokens()], self.batch)
+        self.batch = self.pool.batch
+        self.waitlisted = 0
+        self.top_up()
+
+    def top_up(self) -> None:
+        missing = self.batch - len(self.alloc.waitlist("D1"))
+        fill(self.alloc, missing, "W", first=self.waitlisted)
+        self.waitlisted += missing
+        assert self.alloc.slot("S1").free == 0
+
+    def trial(self) -> Trial:
+        if not self.pool.enough():
+            self.build()
+        targets = self.pool.take()
+        cancel = self.alloc.cancel
+
+        def run() -> None:
+            for token_id in targets:
+                cancel(token_id)  # each refills the place from the waitlist
+
+        return run, len(targets)
+
+    def undo(self) -> None:
+        self.top_up()
 
 
 # ------------------------------------------------------------------------- baselines
@@ -176,91 +386,438 @@ def key_of(i: int) -> tuple[int, int, str]:
     return (int(SOURCES[i % 4].default_priority), i, f"D1-{i:07d}")
 
 
-def setup_floor(n: int, batch: int) -> tuple[Callable[[], object], int]:
-    queue = SortedList(key_of(i) for i in range(n))
-    index = {key[2]: key for key in queue}
-    new = [key_of(n + i) for i in range(batch)]
+class Floor(Bench):
+    def __init__(self, n: int, batch: int) -> None:
+        self.queue = SortedList(key_of(i) for i in range(n))
+        self.index = {key[2]: key for key in self.queue}
+        self.new = [key_of(n + i) for i in range(batch)]
 
-    def run() -> None:
-        for key in new:
-            queue.add(key)
-            index[key[2]] = key
+    def trial(self) -> Trial:
+        queue, index, new = self.queue, self.index, self.new
 
-    return run, batch
+        def run() -> None:
+            for key in new:
+                queue.add(key)
+                index[key[2]] = key
+
+        return run, len(new)
+
+    def undo(self) -> None:
+        for key in self.new:
+            self.queue.remove(key)
+            del self.index[key[2]]
 
 
-def setup_seed(n: int, batch: int) -> tuple[Callable[[], object], int]:
+class Seed(Bench):
     # The seed kept a plain list of bookings and sorted it on every booking.
-    entries = [(int(SOURCES[i % 4].default_priority), i) for i in range(n)]
-    new = [(int(SOURCES[(n + i) % 4].default_priority), n + i) for i in range(batch)]
+    def __init__(self, n: int, batch: int) -> None:
+        self.entries = [(int(SOURCES[i % 4].default_priority), i) for i in range(n)]
+        self.new = [(int(SOURCES[(n + i) % 4].default_priority), n + i) for i in range(batch)]
 
-    def arrival_order(entry: tuple[int, int]) -> tuple[int, int]:
-        return entry
+    def trial(self) -> Trial:
+        entries = self.entries.copy()
+        new = self.new
 
-    def run() -> None:
-        for entry in new:
-            entries.append(entry)
-            entries.sort(key=arrival_order)
+        def arrival_order(entry: tuple[int, int]) -> tuple[int, int]:
+            return entry
 
-    return run, batch
+        def run() -> None:
+            for entry in new:
+                entries.append(entry)
+                entries.sort(key=arrival_order)
 
-
-OPERATIONS: dict[str, tuple[Setup, int]] = {
-    # name: (setup, batch size)
-    "floor": (setup_floor, 2000),
-    "seed": (setup_seed, 20),
-    "book": (setup_book, 2000),
-    "check_in": (setup_check_in, 2000),
-    "call_next": (setup_call_next, 2000),
-    "cancel": (setup_cancel, 2000),
-    "position": (setup_position, 2000),
-    "estimated_start": (setup_estimated_start, 2000),
-    "queue": (setup_queue, 3),
-}
+        return run, len(new)
 
 
-def measure(setup: Setup, n: int, batch: int, repeats: int) -> float:
-    """Median microseconds per operation over ``repeats`` fresh setups."""
-    samples = []
+# ------------------------------------------------------------------------- the hospital
+
+
+class Hospital:
+    """``doctors`` x ``slots`` slots of ``capacity`` (15 minutes each from 09:00), filled
+    with mixed sources, slot by slot, up to ``room`` free places in each doctor's last."""
+
+    def __init__(self, doctors: int, slots: int, capacity: int, room: int) -> None:
+        self.alloc = alloc = Allocator(clock=clock)
+        self.doctors = [f"D{d:03d}" for d in range(doctors)]
+        k = 0
+        for doctor in self.doctors:
+            alloc.add_doctor(Doctor(doctor, f"Dr. {doctor}"))
+            for s in range(slots):
+                begins = START + timedelta(minutes=15 * s)
+                slot = f"{doctor}-S{s:02d}"
+                alloc.add_slot(Slot(slot, doctor, begins, begins + timedelta(minutes=15), capacity))
+                for _ in range(capacity - (room if s == slots - 1 else 0)):
+                    alloc.book(f"P{k}", doctor, slot, source=SOURCES[k % 4])
+                    k += 1
+        self.tokens = k
+        self.ids = [token.id for token in alloc.tokens()]
+
+    def moves(self) -> int:
+        """Pull-forward moves so far, over every token. O(tokens)."""
+        return sum(token.moves for token in self.alloc.tokens())
+
+
+class HospitalBook(Bench):
+    """``book(patient, doctor)`` round robin over the doctors: the allocator walks each
+    doctor's full slots to the last; what was booked is cancelled after each batch."""
+
+    def __init__(self, hospital: Hospital, batch: int) -> None:
+        self.hospital = hospital
+        self.batch = batch
+        self.trials = 0
+
+    def trial(self) -> Trial:
+        alloc, batch, doctors = self.hospital.alloc, self.batch, self.hospital.doctors
+        self.trials += 1
+        book = alloc.book
+        calls = [(f"H{self.trials}-{i}", doctors[i % len(doctors)]) for i in range(batch)]
+
+        def run() -> None:
+            for i, (patient, doctor) in enumerate(calls):
+                book(patient, doctor, source=SOURCES[i % 4])
+
+        return run, batch
+
+    def undo(self) -> None:
+        for token_id in last_issued(self.hospital.alloc, self.batch):
+            self.hospital.alloc.cancel(token_id)
+
+
+class HospitalCheckIn(Bench):
+    def __init__(self, hospital: Hospital, batch: int) -> None:
+        self.hospital = hospital
+        booked = {t.id for t in hospital.alloc.tokens() if t.status is TokenStatus.BOOKED}
+        self.pool = Pool([i for i in hospital.ids if i in booked], batch)
+
+    def trial(self) -> Trial:
+        token = self.hospital.alloc.token
+        targets = self.pool.take(lambda i: token(i).status is TokenStatus.BOOKED)
+        assert len(targets) == self.pool.batch
+        check_in = self.hospital.alloc.check_in
+
+        def run() -> None:
+            for token_id in targets:
+                check_in(token_id)
+
+        return run, len(targets)
+
+
+class HospitalCallNext(Bench):
+    """``call_next`` round robin over the doctors, who call from their current slot."""
+
+    def __init__(self, hospital: Hospital, batch: int) -> None:
+        self.hospital = hospital
+        self.batch = batch
+
+    def trial(self) -> Trial:
+        alloc, doctors = self.hospital.alloc, self.hospital.doctors
+        calls = [doctors[i % len(doctors)] for i in range(self.batch)]
+        per_doctor = -(-self.batch // len(doctors))
+        for doctor in doctors:  # enough patients present that no call comes back empty
+            present = sum(slot.present for slot in alloc.slots(doctor))
+            if present < per_doctor:
+                arriving = [
+                    t.id
+                    for slot in alloc.slots(doctor)
+                    for t in alloc.queue(slot.id)
+                    if t.status is TokenStatus.BOOKED
+                ]
+                for token_id in arriving[: per_doctor - present]:
+                    alloc.check_in(token_id)
+        call_next = alloc.call_next
+
+        def run() -> None:
+            for doctor in calls:
+                call_next(doctor)
+
+        return run, len(calls)
+
+
+class HospitalCancel(Bench):
+    """Cancel waiting tokens spread over every doctor and slot. Each freed place is refilled
+    by pulling forward the first checked-in patient of the nearest later slot with one, and
+    so on down the doctor's slots; after each batch as many new tokens are booked (into the
+    freed places)."""
+
+    def __init__(self, hospital: Hospital, batch: int) -> None:
+        self.hospital = hospital
+        waiting = {t.id for t in hospital.alloc.tokens() if t.status in WAITING}
+        self.pool = Pool([i for i in hospital.ids if i in waiting], batch)
+        self.cancelled: list[str] = []
+        self.moves_before = 0
+        self.moves = 0
+        self.trials = 0
+
+    def trial(self) -> Trial:
+        alloc = self.hospital.alloc
+        token = alloc.token
+        targets = self.cancelled = self.pool.take(lambda i: token(i).status in WAITING)
+        assert len(targets) == self.pool.batch
+        self.moves_before = self.hospital.moves()
+        cancel = alloc.cancel
+
+        def run() -> None:
+            for token_id in targets:
+                cancel(token_id)
+
+        return run, len(targets)
+
+    def undo(self) -> None:
+        self.moves += self.hospital.moves() - self.moves_before
+        self.trials += 1
+        alloc = self.hospital.alloc
+        for i, token_id in enumerate(self.cancelled):
+            doctor = alloc.token(token_id).doctor_id
+            alloc.book(f"R{self.trials}-{i}", doctor, source=SOURCES[i % 4])
+
+    def moves_per_cancel(self) -> float:
+        return self.moves / (self.trials * self.pool.batch)
+
+
+# ------------------------------------------------------------------------- timing
+
+
+def measure(benches: dict[str, Bench], repeats: int) -> dict[str, float]:
+    """Median microseconds per operation of each bench over ``repeats`` batches.
+
+    The benches take turns, one batch each per repeat, so that a slow spell of the shared
+    machine falls on the operations and their baselines alike.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in benches}
     for _ in range(repeats):
-        run, operations = setup(n, batch)
-        gc.collect()
-        gc.disable()
-        try:
-            began = time.perf_counter_ns()
-            run()
-            elapsed = time.perf_counter_ns() - began
-        finally:
-            gc.enable()
-        samples.append(elapsed / operations / 1000)
-    return statistics.median(samples)
+        for name, bench in benches.items():
+            run, operations = bench.trial()
+            gc.collect()
+            gc.disable()
+            try:
+                began = time.perf_counter_ns()
+                run()
+                elapsed = time.perf_counter_ns() - began
+            finally:
+                gc.enable()
+            bench.undo()
+            samples[name].append(elapsed / operations / 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def settle() -> None:
+    """Collect, then exempt every live object from later collections (the filled states
+    would otherwise make each ``gc.collect()`` before a batch take seconds at 10^6)."""
+    gc.collect()
+    gc.freeze()
+
+
+def release() -> None:
+    gc.unfreeze()
+    gc.collect()
+
+
+SLOT_OPERATIONS = (
+    "floor",
+    "seed",
+    "book",
+    "check_in",
+    "call_next",
+    "cancel",
+    "position",
+    "estimated_start",
+    "queue",
+)
+SHARED = ("position", "estimated_start", "queue", "book")  # on one Filled per size
+HOSPITAL_OPERATIONS = ("floor", "book", "check_in", "call_next", "cancel")
+
+
+def batch_of(name: str, n: int) -> int:
+    if name == "seed":
+        return SEED_BATCH
+    if name == "queue":
+        return QUEUE_BATCH
+    return min(BATCH, n)
+
+
+def bench_for(name: str, n: int, state: Filled | None) -> Bench:
+    batch = batch_of(name, n)
+    if name == "floor":
+        return Floor(n, batch)
+    if name == "seed":
+        return Seed(n, batch)
+    if name == "check_in":
+        return CheckIn(n, batch)
+    if name == "call_next":
+        return CallNext(n, batch)
+    if name == "cancel":
+        return Cancel(n, batch)
+    assert state is not None
+    if name in ("position", "estimated_start"):
+        return Read(state, batch, name)
+    if name == "queue":
+        return Queue(state, batch)
+    assert name == "book"
+    return Book(state, batch)
+
+
+def run_sizes(
+    names: Sequence[str], sizes: Sequence[int], repeats: int, memory: bool
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, Any] | None]:
+    """Microseconds per operation per name and size; seconds per size spent building the
+    filled states (``setup``, untimed) and in all (``wall``); memory at the largest size."""
+    results: dict[str, dict[str, float]] = {name: {} for name in names}
+    seconds: dict[str, dict[str, float]] = {"setup": {}, "wall": {}}
+    memory_figures: dict[str, Any] | None = None
+    for n in sizes:
+        began = time.perf_counter()
+        state: Filled | None = None
+        if memory and n == sizes[-1]:
+            state, per_token, per_entry = measure_memory(n, BATCH)
+            memory_figures = {
+                "tokens": n,
+                "bytes_per_token": per_token,
+                "floor_bytes_per_entry": per_entry,
+            }
+        elif any(name in SHARED for name in names):
+            state = Filled(n, BATCH)
+        benches = {name: bench_for(name, n, state) for name in names}
+        setup = time.perf_counter() - began
+        settle()
+        for name, value in measure(benches, repeats).items():
+            results[name][str(n)] = value
+        del benches, state
+        release()
+        seconds["setup"][str(n)] = setup
+        seconds["wall"][str(n)] = time.perf_counter() - began
+        print(
+            f"  n={n:,}: {seconds['wall'][str(n)]:.1f} s, of which {setup:.1f} s building "
+            "filled states",
+            flush=True,
+        )
+    return results, seconds, memory_figures
+
+
+def run_hospital(repeats: int) -> dict[str, Any]:
+    began = time.perf_counter()
+    hospital = Hospital(HOSPITAL_DOCTORS, HOSPITAL_SLOTS, HOSPITAL_CAPACITY, HOSPITAL_ROOM)
+    build = time.perf_counter() - began
+    cancel = HospitalCancel(hospital, BATCH)
+    benches: dict[str, Bench] = {
+        "floor": Floor(hospital.tokens, BATCH),
+        "book": HospitalBook(hospital, BATCH),
+        "check_in": HospitalCheckIn(hospital, BATCH),
+        "call_next": HospitalCallNext(hospital, BATCH),
+        "cancel": cancel,
+    }
+    settle()
+    micro = measure(benches, repeats)
+    del benches
+    release()
+    return {
+        "doctors": HOSPITAL_DOCTORS,
+        "slots_per_doctor": HOSPITAL_SLOTS,
+        "capacity": HOSPITAL_CAPACITY,
+        "tokens": hospital.tokens,
+        "build_seconds": build,
+        "microseconds_per_operation": micro,
+        "ratios": {
+            f"{name} / floor": micro[name] / micro["floor"] for name in micro if name != "floor"
+        },
+        "moves_per_cancel": cancel.moves_per_cancel(),
+    }
+
+
+# ------------------------------------------------------------------------- report
+
+
+def verdict(met: bool) -> str:
+    return "PASS" if met else "MISS"
+
+
+def profile(name: str, n: int, repeats: int, top: int) -> None:
+    """cProfile ``repeats`` batches of ``name`` at size ``n`` (the batches only)."""
+    state = Filled(n, BATCH) if name in SHARED else None
+    bench = bench_for(name, n, state)
+    profiler = cProfile.Profile()
+    operations = 0
+    for _ in range(repeats):
+        run, count = bench.trial()
+        operations += count
+        profiler.enable()
+        run()
+        profiler.disable()
+        bench.undo()
+    print(f"cProfile of {operations:,} x {name} at n={n:,} (Python {platform.python_version()})")
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.strip_dirs().sort_stats("tottime").print_stats(top)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--full", action="store_true", help="add 10^6 to the sizes")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="sizes 10^3 and 10^4, 3 repeats")
-    parser.add_argument("--only", nargs="+", choices=list(OPERATIONS), help="a subset")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[*SLOT_OPERATIONS, "hospital", "memory"],
+        help="a subset (floor and seed always run)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--simulation-json",
+        metavar="PATH",
+        help="bench_simulation.py's --json output: print it and merge it into --json",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="OPERATION",
+        choices=SLOT_OPERATIONS,
+        help="only cProfile that operation at the largest size and print the top functions",
+    )
     args = parser.parse_args(argv)
-    sizes: list[int] = [1_000, 10_000] if args.quick else args.sizes
+    sizes: list[int] = [1_000, 10_000] if args.quick else list(args.sizes)
+    if args.full and 1_000_000 not in sizes:
+        sizes.append(1_000_000)
+    sizes = sorted(set(sizes))
     repeats: int = 3 if args.quick else args.repeats
-    names = args.only or list(OPERATIONS)
-    for required in ("floor", "seed"):
-        if required not in names:
-            names.insert(0, required)
+    if repeats < 1 or sizes[0] < 1:
+        parser.error("--repeats and --sizes must be >= 1")
+    if args.profile:
+        profile(args.profile, sizes[-1], repeats, top=15)
+        return 0
+    chosen = args.only or [*SLOT_OPERATIONS, "hospital", "memory"]
+    names = [name for name in SLOT_OPERATIONS if name in chosen or name in ("floor", "seed")]
+    simulation: dict[str, Any] | None = None
+    if args.simulation_json:
+        with open(args.simulation_json, encoding="utf-8") as file:
+            simulation = json.load(file)
 
-    results: dict[str, dict[str, float]] = {}
-    print(f"median of {repeats} runs, microseconds per operation (Python {sys.version.split()[0]})")
+    python = platform.python_version()
+    print(
+        f"opd-engine {version('opd-engine')}, sortedcontainers {version('sortedcontainers')}, "
+        f"Python {python}; median of {repeats} batches"
+    )
+    print(f"sizes: {', '.join(f'{n:,}' for n in sizes)} tokens in one slot", flush=True)
+    results, seconds, memory = run_sizes(names, sizes, repeats, "memory" in chosen)
+
+    print()
+    print("microseconds per operation")
     header = f"{'operation':<16}" + "".join(f"{f'n={n:,}':>14}" for n in sizes)
     print(header)
     print("-" * len(header))
     for name in names:
-        setup, batch = OPERATIONS[name]
-        row = {str(n): measure(setup, n, batch, repeats) for n in sizes}
-        results[name] = row
-        print(f"{name:<16}" + "".join(f"{row[str(n)]:>14.2f}" for n in sizes), flush=True)
+        row = results[name]
+        print(f"{name:<16}" + "".join(f"{row[str(n)]:>14.2f}" for n in sizes))
+    for kind, label in (("setup", "build states, s"), ("wall", "wall clock, s")):
+        print(f"{label:<16}" + "".join(f"{seconds[kind][str(n)]:>14.1f}" for n in sizes))
+
+    targets: list[dict[str, Any]] = []
+
+    def target(figure: str, value: float, limit: float, at_most: bool) -> str:
+        met = value <= limit if at_most else value >= limit
+        sign = "<=" if at_most else ">="
+        targets.append(
+            {"figure": figure, "value": value, "target": f"{sign} {limit:g}", "met": met}
+        )
+        return f"target {sign} {limit:g}: {verdict(met)}"
 
     print()
     print("ratios (same run)")
@@ -272,26 +829,115 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if "book" in results:
         pairs.append(("seed / book", "seed", "book"))
+    goals = {
+        "book / floor": (TARGET_SIZE, BOOK_OVER_FLOOR, True),
+        "cancel / floor": (TARGET_SIZE, CANCEL_OVER_FLOOR, True),
+        "seed / book": (SEED_SIZE, SEED_OVER_BOOK, False),
+    }
     for label, top, bottom in pairs:
         row = {str(n): results[top][str(n)] / results[bottom][str(n)] for n in sizes}
         ratios[label] = row
-        print(f"{label:<20}" + "".join(f"{row[str(n)]:>10.1f}x" for n in sizes))
+        line = f"{label:<20}" + "".join(f"{row[str(n)]:>13.1f}x" for n in sizes)
+        if label in goals:
+            at, limit, at_most = goals[label]
+            if str(at) in row:
+                note = target(f"{label} at n={at:,}", row[str(at)], limit, at_most)
+                line += f"   at n={at:,}: {note}"
+            else:
+                line += f"   (target at n={at:,}: not run)"
+        print(line)
+
+    flatness: dict[str, float] = {}
     if len(sizes) > 1:
-        first, last = str(sizes[0]), str(sizes[-1])
+        first, last = sizes[0], sizes[-1]
+        print()
+        print(f"flatness: per-op cost at n={last:,} / at n={first:,}")
         for name in ("book", "cancel", "call_next", "check_in"):
-            if name in results:
-                growth = results[name][last] / results[name][first]
-                ratios.setdefault(f"{name} growth", {})[f"{last}/{first}"] = growth
-                print(f"{name} at n={int(last):,} / at n={int(first):,}: {growth:.2f}x")
+            if name not in results:
+                continue
+            growth = results[name][str(last)] / results[name][str(first)]
+            flatness[name] = growth
+            line = f"{name:<20}{growth:>13.2f}x"
+            if name != "check_in":
+                line += "   " + target(f"{name} flatness", growth, FLATNESS, True)
+            print(line)
+
+    hospital: dict[str, Any] | None = None
+    if "hospital" in chosen:
+        hospital = run_hospital(repeats)
+        print()
+        print(
+            f"hospital: {hospital['doctors']} doctors x {hospital['slots_per_doctor']} slots "
+            f"of capacity {hospital['capacity']}, {hospital['tokens']:,} tokens, mixed sources "
+            f"(built in {hospital['build_seconds']:.1f} s)"
+        )
+        header = f"{'operation':<16}{'us/op':>10}{'/ floor':>10}"
+        print(header)
+        print("-" * len(header))
+        micro = hospital["microseconds_per_operation"]
+        for name in HOSPITAL_OPERATIONS:
+            ratio = micro[name] / micro["floor"]
+            print(f"{name:<16}{micro[name]:>10.2f}{ratio:>9.1f}x")
+        print(
+            "book walks each doctor's 16 slots to the last; each cancel moved "
+            f"{hospital['moves_per_cancel']:.1f} tokens forward on average"
+        )
+
+    if memory is not None:
+        print()
+        per_token, per_entry = memory["bytes_per_token"], memory["floor_bytes_per_entry"]
+        print(f"memory at n={memory['tokens']:,} (tracemalloc, after filling - before) / n")
+        print(
+            f"{'per live token':<20}{per_token:>10,.0f} bytes   "
+            + target(f"bytes per token at n={memory['tokens']:,}", per_token, BYTES_PER_TOKEN, True)
+        )
+        print(
+            f"{'floor, per entry':<20}{per_entry:>10,.0f} bytes   "
+            f"(SortedList of tuples + dict; token / floor {per_token / per_entry:.1f}x)"
+        )
+
+    if simulation is not None:
+        timing = simulation["timing"]
+        ratio = simulation["ratio_ciw_over_opd_engine"]
+        print()
+        print(
+            f"simulation ({args.simulation_json}: {simulation['repeats']} runs of "
+            f"~{simulation['expected_patients']:,.0f} patients, Python {simulation['python']}, "
+            f"Ciw {simulation['ciw']})"
+        )
+        print(
+            f"us per patient: opd-engine "
+            f"{timing['opd-engine']['microseconds_per_patient']:.1f}, Ciw "
+            f"{timing['ciw']['microseconds_per_patient']:.1f}; ciw / opd-engine {ratio:.2f}x   "
+            + target("simulation ciw / opd-engine", ratio, CIW_OVER_OPD, False)
+        )
+
+    print()
+    print("targets")
+    for item in targets:
+        print(
+            f"  {verdict(item['met'])}  {item['figure']:<34}{item['value']:>10.2f}"
+            f"   (target {item['target']})"
+        )
 
     if args.json:
         document: dict[str, Any] = {
-            "python": sys.version.split()[0],
+            "python": python,
+            "opd_engine": version("opd-engine"),
+            "sortedcontainers": version("sortedcontainers"),
             "repeats": repeats,
             "sizes": sizes,
+            "batch": {name: {str(n): batch_of(name, n) for n in sizes} for name in names},
             "microseconds_per_operation": results,
             "ratios": ratios,
+            "flatness": {"from": sizes[0], "to": sizes[-1], "ratios": flatness},
+            "seconds": seconds,
+            "memory": memory,
+            "hospital": hospital,
+            "targets": targets,
         }
+        if simulation is not None:
+            document["simulation"] = simulation
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(document, file, indent=2)
             file.write("\n")
