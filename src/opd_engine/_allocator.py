@@ -16,7 +16,7 @@ import attrs
 from . import _display, _snapshot
 from ._check import MAX_MINUTES, check_bool, check_enum, check_id, check_int
 from ._slot import Slot, Waitlist
-from ._values import Doctor, Priority, Source, Token, TokenStatus, check_priority
+from ._values import Doctor, Priority, Source, Token, TokenStatus, check_priority, copy_token
 from .errors import (
     DuplicateBookingError,
     InvalidArgumentError,
@@ -49,9 +49,6 @@ __all__ = ["Allocator"]
 
 _log = logging.getLogger("opd_engine")
 
-_TOKEN_FIELDS = tuple(field.name for field in attrs.fields(Token))
-_new_token = object.__new__
-_set_field = object.__setattr__
 _WAITING = (TokenStatus.BOOKED, TokenStatus.CHECKED_IN)
 _CANCELLABLE = (TokenStatus.BOOKED, TokenStatus.CHECKED_IN, TokenStatus.WAITLISTED)
 
@@ -204,7 +201,7 @@ class Allocator:
                         f"{desk.doctor.id!r}"
                     )
             now = self._now(aware)
-            slot._attach(self.policies.ordering, self._tokens)
+            slot._attach(self._policies.ordering, self._tokens)
             desk.slots.insert(i, slot)
             desk.ends.insert(i, slot.end)
             self._slots[slot.id] = slot
@@ -315,13 +312,13 @@ class Allocator:
         self, desk: _Desk, slot: Slot | None, source: Source, priority: Priority, now: datetime
     ) -> Slot | None:
         """The slot a new token goes to (None: the waitlist), or raise. Changes nothing."""
-        capacity = self.policies.capacity
+        capacity = self._policies.capacity
         doctor_id = desk.doctor.id
         if slot is not None:
             self._check_bookable(desk, slot, now)
             if priority is Priority.EMERGENCY or capacity.admits(slot, source, priority):
                 return slot
-            on_full = self.policies.on_full
+            on_full = self._policies.on_full
             if on_full is OnFull.REJECT:
                 raise SlotFullError(
                     f"slot {slot.id!r} is full ({slot.occupancy} of "
@@ -338,7 +335,7 @@ class Allocator:
         if priority is Priority.EMERGENCY:
             return desk.slots[first]
         target = self._first_with_room(desk, source, priority, now)
-        if target is None and self.policies.on_full is OnFull.REJECT:
+        if target is None and self._policies.on_full is OnFull.REJECT:
             raise SlotFullError(
                 f"doctor {doctor_id!r} is full: none of its "
                 f"{len(desk.slots) - first} open slots has room"
@@ -360,7 +357,7 @@ class Allocator:
         i = bisect_right(desk.ends, now)
         if after is not None:
             i = max(i, desk.slots.index(after) + 1)
-        admits = self.policies.capacity.admits
+        admits = self._policies.capacity.admits
         for slot in desk.slots[i:]:
             if admits(slot, source, priority):
                 return slot
@@ -371,7 +368,7 @@ class Allocator:
             raise SlotClosedError(
                 f"slot {slot.id!r} is closed: doctor {desk.doctor.id!r} is unavailable"
             )
-        if slot.end <= now:
+        if slot._end <= now:
             raise SlotClosedError(f"slot {slot.id!r} is closed: it ended at {slot.end}")
 
     # ================================================================ the day
@@ -548,7 +545,7 @@ class Allocator:
                     f"token {token_id!r} cannot be a no-show: it is {token.status.name}, not BOOKED"
                 )
             slot = self._slots[token.slot_id]  # type: ignore[index]
-            deadline = slot.start + self.policies.no_show_grace
+            deadline = slot.start + self._policies.no_show_grace
             if now < deadline:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be a no-show before {deadline} "
@@ -611,7 +608,7 @@ class Allocator:
                         total_minutes=int(desk.delay / timedelta(minutes=1)),
                     )
                 )
-            if self.policies.on_delay is OnDelay.SHRINK and desk.available:
+            if self._policies.on_delay is OnDelay.SHRINK and desk.available:
                 consult = timedelta(minutes=desk.doctor.consult_minutes)
                 self._lose_places(desk, desk.delay // consult - before // consult, now)
             if self._outbox:
@@ -673,7 +670,7 @@ class Allocator:
     def _reassign(self, desk: _Desk, token: Token, colleagues: list[_Desk], now: datetime) -> None:
         candidates = [d for d in colleagues if token.patient_id not in d.active]
         emergency = token.priority is Priority.EMERGENCY
-        admits = self.policies.capacity.admits
+        admits = self._policies.capacity.admits
         best: tuple[datetime, int, Slot, _Desk] | None = None
         for rank, colleague in enumerate(candidates):
             for slot in colleague.slots[bisect_right(colleague.ends, now) :]:
@@ -726,7 +723,7 @@ class Allocator:
             self._outbox.append(
                 SlotResized(at=now, slot_id=slot.id, old_capacity=old, capacity=slot.capacity)
             )
-        limit = self.policies.capacity.limit(slot.capacity)
+        limit = self._policies.capacity.limit(slot.capacity)
         while slot.occupancy - slot.emergencies > limit:
             if not self._displace(desk, slot, reason, now):
                 break
@@ -741,17 +738,17 @@ class Allocator:
         reason: MoveReason = MoveReason.DISPLACED,
     ) -> None:
         """Displace non-emergencies while ``slot`` is past the emergency policy's bound."""
-        bound = self.policies.emergency.overflow_limit(slot)
+        bound = self._policies.emergency.overflow_limit(slot)
         if bound is None:
             return
-        limit = self.policies.capacity.limit(slot.capacity)
+        limit = self._policies.capacity.limit(slot.capacity)
         while slot.occupancy - limit > bound:
             if not self._displace(desk, slot, reason, now):
                 return
 
     def _displace(self, desk: _Desk, slot: Slot, reason: MoveReason, now: datetime) -> bool:
         """Move the lowest-ranked displaceable token of ``slot`` onward; False if none."""
-        max_moves = self.policies.reallocation.max_moves
+        max_moves = self._policies.reallocation.max_moves
         victim = None
         for priority, _, token_id in slot._victims():
             if priority == Priority.EMERGENCY:
@@ -774,8 +771,8 @@ class Allocator:
         """Fill free places of ``slot`` (and of the slots that feeds from) at once."""
         if not desk.available:
             return
-        capacity = self.policies.capacity
-        pull_forward = self.policies.reallocation.pull_forward
+        capacity = self._policies.capacity
+        pull_forward = self._policies.reallocation.pull_forward
         pending = [slot]
         while pending:
             slot = pending.pop()
@@ -804,7 +801,7 @@ class Allocator:
                 pending.append(source)
 
     def _from_waitlist(self, desk: _Desk, slot: Slot) -> Token | None:
-        admits = self.policies.capacity.admits
+        admits = self._policies.capacity.admits
         for token_id in desk.waitlist:
             token = self._tokens[token_id]
             if admits(slot, token.source, token.priority):
@@ -813,7 +810,7 @@ class Allocator:
 
     def _pull_candidate(self, desk: _Desk, slot: Slot, now: datetime) -> Slot | None:
         """The nearest later slot whose next patient ``slot`` admits."""
-        admits = self.policies.capacity.admits
+        admits = self._policies.capacity.admits
         i = bisect_right(desk.present, (slot.start, slot.id))
         for _, later_id in desk.present[i:]:
             later = self._slots[later_id]
@@ -1153,7 +1150,7 @@ class Allocator:
         place: Callable[[str, str], None],
     ) -> None:
         tokens = self._tokens
-        ordering = self.policies.ordering
+        ordering = self._policies.ordering
         waiting = list(slot._waiting)
         require(waiting == sorted(waiting), "queue sorted on (priority, seq)", slot.id)
         absent = list(slot._absent)
@@ -1218,7 +1215,7 @@ class Allocator:
             )
             require(slot.held_by(source) == count, "per-source count", f"{slot.id} {source}")
         normal_waiting = any(tokens[k[2]].priority is not Priority.EMERGENCY for k in waiting)
-        limit = self.policies.capacity.limit(slot.capacity)
+        limit = self._policies.capacity.limit(slot.capacity)
         require(
             len(holders) - emergencies <= limit or not normal_waiting,
             "non-emergency tokens within the capacity limit",
@@ -1304,16 +1301,8 @@ class Allocator:
         return token
 
     def _replace(self, token: Token, **changes: Any) -> Token:
-        """A copy of ``token`` with ``changes``, stored as the current token.
-
-        Token is a frozen attrs value without validators, and the allocator alone makes
-        tokens, so copying its slots is the same as ``attrs.evolve``, at half the cost on the
-        hottest path of every call."""
-        new = _new_token(Token)
-        for name in _TOKEN_FIELDS:
-            _set_field(new, name, getattr(token, name))
-        for name, value in changes.items():
-            _set_field(new, name, value)
+        """A copy of ``token`` with ``changes``, stored as the current token."""
+        new = copy_token(token, changes)
         self._tokens[token.id] = new
         return new
 
@@ -1348,8 +1337,8 @@ class Allocator:
     def _sync_present(self, desk: _Desk, slot: Slot) -> None:
         """Keep ``desk.present`` = the doctor's slots with a checked-in patient waiting, and
         ``desk.urgent`` = those with a checked-in emergency waiting. O(log n + s)."""
-        key = (slot.start, slot.id)
-        has = slot.present > 0
+        key = (slot._start, slot._id)
+        has = len(slot._filed) > 0
         if has != (slot.id in desk.present_ids):
             if has:
                 desk.present_ids.add(slot.id)
@@ -1357,7 +1346,7 @@ class Allocator:
             else:
                 desk.present_ids.discard(slot.id)
                 desk.present.remove(key)
-        urgent = has and slot.emergencies > 0 and slot._present_emergencies() > 0
+        urgent = has and slot._emergencies > 0 and slot._present_emergencies() > 0
         if urgent != (slot.id in desk.urgent_ids):
             if urgent:
                 desk.urgent_ids.add(slot.id)
