@@ -167,7 +167,19 @@ def test_scenarios_pickle() -> None:
             lambda: DoctorPlan(
                 id="D1", sessions=[Session(start=time(9), end=time(10))], late_start=-5
             ),
-            "late_start must be an int >= 0",
+            "late_start must be >= 0",
+        ),
+        (
+            lambda: DoctorPlan(
+                id="D1", sessions=[Session(start=time(9), end=time(10))], late_start=24 * 60 + 1
+            ),
+            "late_start must be <= 1440",
+        ),
+        (
+            lambda: DoctorPlan(
+                id="D1", sessions=[Session(start=time(9), end=time(10))], consult_minutes=0
+            ),
+            "consult_minutes must be >= 1",
         ),
         (
             lambda: DoctorPlan(

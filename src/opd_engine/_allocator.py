@@ -207,8 +207,7 @@ class Allocator:
             self._slots[slot.id] = slot
             self._aware = aware
             self._refill(desk, slot, now)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
 
     # ================================================================ booking
 
@@ -304,8 +303,7 @@ class Allocator:
                 self._note(TokenBooked, now, token)
                 if emergency:
                     self._contain_overflow(desk, target, now)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
             return self._tokens[token.id]
 
     def _choose(
@@ -406,8 +404,7 @@ class Allocator:
                     + (" and already checked in" if token.checked_in_at else "")
                 )
             self._note(TokenCheckedIn, now, token)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
             return token
 
     def _late_arrival(self, desk: _Desk, token: Token, now: datetime) -> Token:
@@ -482,8 +479,7 @@ class Allocator:
                 called = self._replace(token, status=TokenStatus.IN_CONSULTATION, called_at=now)
                 desk.current = token_id
                 self._note(TokenCalled, now, called)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
             return called
 
     def complete(self, token_id: str) -> Token:
@@ -500,8 +496,7 @@ class Allocator:
                     "not IN_CONSULTATION"
                 )
             token = self._finish(self._desks[token.doctor_id], token, now)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
             return token
 
     def _finish(self, desk: _Desk, token: Token, now: datetime) -> Token:
@@ -525,8 +520,7 @@ class Allocator:
                     f"token {token_id!r} cannot be cancelled: it is {token.status.name}"
                 )
             token = self._release(token, TokenStatus.CANCELLED, TokenCancelled, now)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
             return token
 
     def no_show(self, token_id: str) -> Token:
@@ -552,8 +546,7 @@ class Allocator:
                     f"(slot start plus the grace period)"
                 )
             token = self._release(token, TokenStatus.NO_SHOW, TokenNoShow, now)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
             return token
 
     def _release(
@@ -611,8 +604,7 @@ class Allocator:
             if self._policies.on_delay is OnDelay.SHRINK and desk.available:
                 consult = timedelta(minutes=desk.doctor.consult_minutes)
                 self._lose_places(desk, desk.delay // consult - before // consult, now)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
 
     def _lose_places(self, desk: _Desk, places: int, now: datetime) -> None:
         """Take ``places`` off the doctor's open slots, earliest first, and move the excess."""
@@ -664,8 +656,7 @@ class Allocator:
             waiting.extend(desk.waitlist)
             for token_id in waiting:
                 self._reassign(desk, self._tokens[token_id], colleagues, now)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
 
     def _reassign(self, desk: _Desk, token: Token, colleagues: list[_Desk], now: datetime) -> None:
         candidates = [d for d in colleagues if token.patient_id not in d.active]
@@ -712,8 +703,7 @@ class Allocator:
             slot._set_capacity(capacity)
             self._resized(desk, slot, old, MoveReason.RESIZED, now)
             self._refill(desk, slot, now)
-            if self._outbox:
-                self._deliver()
+            self._deliver()
 
     def _resized(
         self, desk: _Desk, slot: Slot, old: int, reason: MoveReason, now: datetime
@@ -1339,18 +1329,18 @@ class Allocator:
         ``desk.urgent`` = those with a checked-in emergency waiting. O(log n + s)."""
         key = (slot._start, slot._id)
         has = len(slot._filed) > 0
-        if has != (slot.id in desk.present_ids):
+        if has != (slot._id in desk.present_ids):
             if has:
-                desk.present_ids.add(slot.id)
+                desk.present_ids.add(slot._id)
                 insort(desk.present, key)
             else:
-                desk.present_ids.discard(slot.id)
+                desk.present_ids.discard(slot._id)
                 desk.present.remove(key)
         urgent = has and slot._emergencies > 0 and slot._present_emergencies() > 0
-        if urgent != (slot.id in desk.urgent_ids):
+        if urgent != (slot._id in desk.urgent_ids):
             if urgent:
-                desk.urgent_ids.add(slot.id)
+                desk.urgent_ids.add(slot._id)
                 insort(desk.urgent, key)
             else:
-                desk.urgent_ids.discard(slot.id)
+                desk.urgent_ids.discard(slot._id)
                 desk.urgent.remove(key)

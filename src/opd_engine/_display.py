@@ -19,6 +19,8 @@ MAX_ROWS: Final = 50
 def _cell(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, float):
+        return f"{value:.1f}"
     if isinstance(value, datetime):
         return html.escape(value.strftime("%Y-%m-%d %H:%M"))
     return html.escape(str(value))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -12,6 +11,7 @@ from typing import Final, final
 import attrs
 
 from opd_engine._allocator import Allocator
+from opd_engine._display import table
 from opd_engine._frozen import FrozenMap
 from opd_engine._slot import Slot
 from opd_engine._values import Priority, Source, Token, TokenStatus
@@ -180,14 +180,6 @@ def _doctor_stats(day: DoctorDay, slots: Iterable[Slot]) -> DoctorStats:
     )
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return html.escape(str(value))
-
-
 def _text(value: object) -> str:
     if value is None:
         return "-"
@@ -206,15 +198,6 @@ def _text_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list
         )
         for row in cells
     ]
-
-
-def _html_table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return (
-        f"<table><caption>{html.escape(title)}</caption><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table>"
-    )
 
 
 _WAIT_HEADER: Final = (
@@ -330,17 +313,17 @@ class Summary:
 
     def _repr_html_(self) -> str:
         return (
-            _html_table(
+            table(
                 f"Waits by priority, seed {self.seed} (minutes)",
                 _WAIT_HEADER,
                 (_wait_row(n, s) for n, s in self.by_priority.items()),
             )
-            + _html_table(
+            + table(
                 "Waits by source (minutes)",
                 _WAIT_HEADER,
                 (_wait_row(n, s) for n, s in self.by_source.items()),
             )
-            + _html_table(
+            + table(
                 "Doctors",
                 _DOCTOR_HEADER,
                 (
@@ -560,7 +543,7 @@ class Replication:
             for name, e in sorted(self.estimates().items())
             if name.startswith("priority.") and name.endswith("_wait")
         ]
-        return _html_table(
+        return table(
             f"Waits over {len(self.summaries)} seeds (minutes, 95% interval)",
             ("figure", "mean", "low", "high", "n"),
             rows,

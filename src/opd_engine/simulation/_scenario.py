@@ -11,7 +11,14 @@ from typing import Any, Protocol, TypeVar, final, runtime_checkable
 
 import attrs
 
-from opd_engine._check import check_enum, check_id, check_str
+from opd_engine._check import (
+    MAX_MINUTES,
+    attrs_validator,
+    check_enum,
+    check_id,
+    check_int,
+    check_str,
+)
 from opd_engine._frozen import FrozenMap
 from opd_engine._values import Priority, Source
 from opd_engine.errors import InvalidArgumentError
@@ -267,8 +274,8 @@ class Session:
 
     start: timedelta = attrs.field(converter=_start)
     end: timedelta = attrs.field(converter=_end)
-    slot_minutes: int = attrs.field(default=60)
-    capacity: int = attrs.field(default=10)
+    slot_minutes: int = attrs.field(default=60, validator=attrs_validator(check_int, minimum=1))
+    capacity: int = attrs.field(default=10, validator=attrs_validator(check_int, minimum=0))
 
     @end.validator
     def _check_end(self, attribute: Any, value: timedelta) -> None:
@@ -276,18 +283,6 @@ class Session:
             raise InvalidArgumentError(
                 f"end must be after start, got start={self.start}, end={value}"
             )
-
-    @slot_minutes.validator
-    def _check_slot_minutes(self, attribute: Any, value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidArgumentError(
-                f"slot_minutes must be an int >= 1, got slot_minutes={value!r}"
-            )
-
-    @capacity.validator
-    def _check_capacity(self, attribute: Any, value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidArgumentError(f"capacity must be an int >= 0, got capacity={value!r}")
 
     def slots(self) -> list[tuple[timedelta, timedelta]]:
         """``(start, end)`` offsets of the session's slots. O(slots)."""
@@ -344,7 +339,9 @@ class Arrivals:
     per_hour: float | Steps = attrs.field(converter=_schedule)
     start: timedelta | None = attrs.field(default=None, converter=_optional_start)
     until: timedelta = attrs.field(converter=_until)
-    source: Source = attrs.field(default=Source.WALK_IN)
+    source: Source = attrs.field(
+        default=Source.WALK_IN, validator=attrs_validator(check_enum, enum=Source)
+    )
     priority: Priority | None = attrs.field(default=None)
 
     @start.validator
@@ -367,10 +364,6 @@ class Arrivals:
             raise InvalidArgumentError(
                 f"until must be after the first arrivals start {first}, got until={value}"
             )
-
-    @source.validator
-    def _check_source(self, attribute: Any, value: object) -> None:
-        check_enum("source", value, Source)
 
     @property
     def steps(self) -> Steps:
@@ -440,15 +433,18 @@ class DoctorPlan:
     doctor goes home sick, if any.
     """
 
-    id: str = attrs.field(validator=lambda _, a, v: check_id(a.name, v))
-    name: str = attrs.field(default="", validator=lambda _, a, v: check_str(a.name, v))
-    department: str = attrs.field(default="", validator=lambda _, a, v: check_str(a.name, v))
+    id: str = attrs.field(validator=attrs_validator(check_id))
+    name: str = attrs.field(default="", validator=attrs_validator(check_str))
+    department: str = attrs.field(default="", validator=attrs_validator(check_str))
     sessions: tuple[Session, ...] = attrs.field(converter=_sessions)
     consult: Duration = attrs.field(factory=lambda: Exponential(10.0), validator=_duration)
     consult_minutes: int | None = attrs.field(default=None)
     prebooked: Mapping[Source, int] = attrs.field(factory=dict, converter=_frozen_counts)
     arrivals: tuple[Arrivals, ...] = attrs.field(default=(), converter=_arrivals)
-    late_start: int = attrs.field(default=0)
+    # Reported through Allocator.delay, so within the bounds it puts on a doctor's delay.
+    late_start: int = attrs.field(
+        default=0, validator=attrs_validator(check_int, minimum=0, maximum=MAX_MINUTES)
+    )
     unavailable_at: timedelta | None = attrs.field(default=None, converter=_unavailable_at)
 
     @sessions.validator
@@ -462,19 +458,8 @@ class DoctorPlan:
 
     @consult_minutes.validator
     def _check_consult_minutes(self, attribute: Any, value: object) -> None:
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise InvalidArgumentError(
-                f"consult_minutes must be an int >= 1 or None, got consult_minutes={value!r}"
-            )
-
-    @late_start.validator
-    def _check_late_start(self, attribute: Any, value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidArgumentError(
-                f"late_start must be an int >= 0 (minutes), got late_start={value!r}"
-            )
+        if value is not None:  # the bounds Doctor puts on it
+            check_int("consult_minutes", value, minimum=1, maximum=MAX_MINUTES)
 
     @property
     def expected_minutes(self) -> int:
