@@ -58,6 +58,7 @@ TOKEN_FIELDS = [
     "booked_at",
     "checked_in_at",
     "moves",
+    "missed_calls",
     "called_at",
     "completed_at",
 ]
@@ -229,7 +230,7 @@ def test_add_slot_fills_from_the_waitlist(build: Build) -> None:
     alloc.add_slot(slot("D1@12", "D1", at(12), cap=1))
     assert ids(alloc.queue("D1@12")) == [waiting[0].id]
     assert ids(alloc.waitlist("D1")) == [waiting[1].id]
-    assert kinds(seen) == ["TokenMoved"]
+    assert kinds(seen) == ["SlotAdded", "TokenMoved"]
     alloc.check_invariants()
 
 
@@ -332,16 +333,17 @@ def test_no_show_of_a_waitlisted_token_is_refused(build: Build, clock: Clock) ->
 def test_delay(alloc: Allocator, clock: Clock) -> None:
     seen: list[Event] = []
     alloc.subscribe(seen.append)
+    v = alloc.version
     token = alloc.book("P", "D1")
     alloc.delay("D1", 0)
+    assert alloc.version == v + 1
     alloc.delay("D1", 15)
     clock.now = at(8, 45)
     alloc.delay("D1", 10)
     delays = [e for e in seen if isinstance(e, DoctorDelayed)]
-    assert delays == [
-        DoctorDelayed(at=at(8, 30), doctor_id="D1", minutes=0, total_minutes=0),
-        DoctorDelayed(at=at(8, 30), doctor_id="D1", minutes=15, total_minutes=15),
-        DoctorDelayed(at=at(8, 45), doctor_id="D1", minutes=10, total_minutes=25),
+    assert delays == [  # a delay of 0 minutes changes nothing, so it reports nothing
+        DoctorDelayed(at=at(8, 30), version=v + 2, doctor_id="D1", minutes=15, total_minutes=15),
+        DoctorDelayed(at=at(8, 45), version=v + 3, doctor_id="D1", minutes=10, total_minutes=25),
     ]
     assert alloc.estimated_start(token.id) == at(9, 25)
     assert alloc.token(token.id).slot_id == "D1@09"  # a delay moves nobody
@@ -352,14 +354,15 @@ def test_delay(alloc: Allocator, clock: Clock) -> None:
 def test_resize_emits_slot_resized(alloc: Allocator, clock: Clock) -> None:
     seen: list[Event] = []
     alloc.subscribe(seen.append)
+    v = alloc.version
     alloc.resize("D2@10", 7)
-    alloc.resize("D2@10", 7)
+    alloc.resize("D2@10", 7)  # the same capacity changes nothing
+    assert alloc.version == v + 1
     clock.now = at(9)
     alloc.resize("D2@10", 0)
     assert seen == [
-        SlotResized(at=at(8, 30), slot_id="D2@10", old_capacity=3, capacity=7),
-        SlotResized(at=at(8, 30), slot_id="D2@10", old_capacity=7, capacity=7),
-        SlotResized(at=at(9), slot_id="D2@10", old_capacity=7, capacity=0),
+        SlotResized(at=at(8, 30), version=v + 1, slot_id="D2@10", old_capacity=3, capacity=7),
+        SlotResized(at=at(9), version=v + 2, slot_id="D2@10", old_capacity=7, capacity=0),
     ]
     assert alloc.slot("D2@10").capacity == 0
     with pytest.raises(UnknownSlotError):
@@ -440,15 +443,18 @@ def test_lookups(alloc: Allocator) -> None:
 # ----------------------------------------------------------------------------- queue, waitlist
 
 
-def test_queue_lists_present_patients_first(build: Build, clock: Clock) -> None:
+def test_queue_is_the_standing_order(build: Build, clock: Clock) -> None:
+    """A booked token ranks by its triaged priority, present or not: the queue does not
+    jump when someone checks in."""
     alloc = build(Policies(ordering=StrictPriority()))
     paid = alloc.book("A", "D1", source=Source.PAID)  # not arrived
     standard = alloc.book("B", "D1")  # present
     follow_up = alloc.book("C", "D1", source=Source.FOLLOW_UP)
-    assert ids(alloc.queue("D1@09")) == [standard.id, paid.id, follow_up.id]
+    assert ids(alloc.queue("D1@09")) == [paid.id, follow_up.id, standard.id]
     clock.now = at(8, 40)
     alloc.check_in(follow_up.id)
-    assert ids(alloc.queue("D1@09")) == [follow_up.id, standard.id, paid.id]
+    assert ids(alloc.queue("D1@09")) == [paid.id, follow_up.id, standard.id]
+    assert [alloc.position(t) for t in (paid.id, follow_up.id, standard.id)] == [1, 2, 3]
     assert all(
         t.status in (TokenStatus.BOOKED, TokenStatus.CHECKED_IN) for t in alloc.queue("D1@09")
     )
@@ -631,6 +637,7 @@ def test_records(alloc: Allocator, clock: Clock) -> None:
         "booked_at": at(8, 30),
         "checked_in_at": None,
         "moves": 0,
+        "missed_calls": 0,
         "called_at": None,
         "completed_at": None,
     }
@@ -731,7 +738,7 @@ CORRUPTIONS: list[tuple[str, object, str]] = [
     ("doctors.0", "D1", "doctors"),
     ("doctors.0.consult_minutes", 0, "consult_minutes"),
     ("doctors.1.id", "D1", "twice"),
-    ("doctors.0.current", "D1-404", "malformed"),
+    ("doctors.0.current", "D1-404", "inconsistent"),
     ("slots.0.start", "nine o'clock", "ISO 8601"),
     ("slots.0.doctor_id", "D9", "unknown"),
     ("slots.1.id", "D1@09", "twice"),
@@ -744,6 +751,8 @@ CORRUPTIONS: list[tuple[str, object, str]] = [
             "start": "2026-11-25T09:00:00+00:00",
             "end": "2026-11-25T10:00:00+00:00",
             "capacity": 3,
+            "closed": False,
+            "elastic": 0,
         },
         "mixes naive and aware",
     ),
@@ -927,10 +936,10 @@ def test_a_clock_returning_no_datetime(value: object) -> None:
         return value
 
     alloc: Allocator = UntypedAllocator(clock=wrong)
-    alloc.add_doctor(DOCTORS[0])
     with pytest.raises(InvalidArgumentError, match="clock"):
-        alloc.add_slot(slot("S", "D1", at(9)))
-    assert alloc.slots() == []
+        alloc.add_doctor(DOCTORS[0])
+    assert alloc.doctors() == []
+    assert alloc.version == 0
 
 
 def test_a_clock_mixing_naive_and_aware(alloc: Allocator, clock: Clock) -> None:

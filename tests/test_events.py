@@ -70,8 +70,10 @@ def test_event_classes() -> None:
 
 def test_booking_emits_token_booked(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
     clock.now = at(8, 41)
+    v = alloc.version
     token = alloc.book("P", "D1", source=ONLINE)
-    assert seen == [TokenBooked(at=at(8, 41), token=token)]
+    assert alloc.version == v + 1
+    assert seen == [TokenBooked(at=at(8, 41), version=v + 1, token=token)]
     (event,) = seen
     assert isinstance(event, TokenBooked)
     assert event.token_id == token.id == "D1-001"
@@ -84,7 +86,7 @@ def test_booking_onto_the_waitlist_emits_token_waitlisted(build: Build) -> None:
     seen: list[Event] = []
     alloc.subscribe(seen.append)
     token = alloc.book("W", "D1", source=ONLINE)
-    assert seen == [TokenWaitlisted(at=at(8, 30), token=token)]
+    assert seen == [TokenWaitlisted(at=at(8, 30), version=alloc.version, token=token)]
 
 
 def test_cancellation_refilled_from_the_waitlist(build: Build, clock: Clock) -> None:
@@ -97,10 +99,12 @@ def test_cancellation_refilled_from_the_waitlist(build: Build, clock: Clock) -> 
     alloc.subscribe(seen.append)
     clock.now = at(8, 50)
     cancelled = alloc.cancel(first.id)
+    v = alloc.version
     assert seen == [
-        TokenCancelled(at=at(8, 50), token=cancelled),
+        TokenCancelled(at=at(8, 50), version=v, token=cancelled),
         TokenMoved(
             at=at(8, 50),
+            version=v,
             token=alloc.token(waiting.id),
             from_slot_id=None,
             to_slot_id="D1@09",
@@ -132,6 +136,7 @@ def test_a_call(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
     first = alloc.book("A", "D1")
     second = alloc.book("B", "D1")
     seen.clear()
+    v = alloc.version
     clock.now = at(9, 2)
     alloc.call_next("D1")
     clock.now = at(9, 12)
@@ -140,10 +145,11 @@ def test_a_call(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
     assert seen == [
         TokenCalled(
             at=at(9, 2),
+            version=v + 1,
             token=attrs.evolve(first, status=TokenStatus.IN_CONSULTATION, called_at=at(9, 2)),
         ),
-        TokenCompleted(at=at(9, 12), token=alloc.token(first.id)),
-        TokenCalled(at=at(9, 12), token=called),
+        TokenCompleted(at=at(9, 12), version=v + 2, token=alloc.token(first.id)),
+        TokenCalled(at=at(9, 12), version=v + 2, token=called),
     ]
     assert called.id == second.id
 
@@ -165,27 +171,30 @@ def test_check_in_and_late_arrival(alloc: Allocator, clock: Clock, seen: list[Ev
         "TokenMoved",
         "TokenCheckedIn",
     ]
-    assert seen[2] == TokenCheckedIn(at=at(8, 55), token=alloc.token(on_time.id))
+    v = alloc.version
+    assert seen[2] == TokenCheckedIn(at=at(8, 55), version=v - 2, token=alloc.token(on_time.id))
     assert seen[3] == TokenNoShow(
-        at=at(9, 30), token=attrs.evolve(late, status=TokenStatus.NO_SHOW)
+        at=at(9, 30), version=v - 1, token=attrs.evolve(late, status=TokenStatus.NO_SHOW)
     )
     assert seen[4] == TokenMoved(
         at=at(9, 45),
+        version=v,
         token=arrived,
         from_slot_id="D1@09",
         to_slot_id="D1@09",
         reason=MoveReason.LATE_ARRIVAL,
     )
-    assert seen[5] == TokenCheckedIn(at=at(9, 45), token=arrived)
+    assert seen[5] == TokenCheckedIn(at=at(9, 45), version=v, token=arrived)
 
 
 def test_resize_and_delay_events(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
     clock.now = at(9, 5)
+    v = alloc.version
     alloc.resize("D3@10", 4)
     alloc.delay("D3", 12)
     assert seen == [
-        SlotResized(at=at(9, 5), slot_id="D3@10", old_capacity=3, capacity=4),
-        DoctorDelayed(at=at(9, 5), doctor_id="D3", minutes=12, total_minutes=12),
+        SlotResized(at=at(9, 5), version=v + 1, slot_id="D3@10", old_capacity=3, capacity=4),
+        DoctorDelayed(at=at(9, 5), version=v + 2, doctor_id="D3", minutes=12, total_minutes=12),
     ]
 
 
@@ -223,7 +232,7 @@ def test_each_call_reads_the_clock_once(build: Build) -> None:
         alloc.add_doctor(doctor)
     for s in template.slots():
         alloc.add_slot(Slot(s.id, s.doctor_id, s.start, s.end, s.capacity))
-    assert ticking.reads == len(template.slots())
+    assert ticking.reads == len(template.doctors()) + len(template.slots())
     for i in range(3):
         alloc.book(f"P{i}", "D1", "D1@09", source=ONLINE)
     alloc.book("Q", "D1", "D1@10")
@@ -267,15 +276,24 @@ def test_events_are_frozen(alloc: Allocator, seen: list[Event]) -> None:
     assert isinstance(delayed, DoctorDelayed)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         delayed.minutes = 0  # type: ignore[misc]
-    assert delayed == DoctorDelayed(at=at(8, 30), doctor_id="D1", minutes=5, total_minutes=5)
+    assert delayed == DoctorDelayed(
+        at=at(8, 30), version=alloc.version, doctor_id="D1", minutes=5, total_minutes=5
+    )
     assert hash(delayed) == hash(attrs.evolve(delayed))
 
 
 def test_events_construct_by_keyword(alloc: Allocator) -> None:
     token = alloc.book("A", "D1")
     event = TokenMoved(
-        at=at(9), token=token, from_slot_id="D1@09", to_slot_id=None, reason=MoveReason.RESIZED
+        at=at(9),
+        version=7,
+        token=token,
+        from_slot_id="D1@09",
+        to_slot_id=None,
+        reason=MoveReason.RESIZED,
     )
-    assert (event.token_id, event.to_slot_id) == ("D1-001", None)
-    assert DoctorUnavailable(at=at(9), doctor_id="D1").doctor_id == "D1"
-    assert SlotResized(at=at(9), slot_id="S", old_capacity=1, capacity=2).capacity == 2
+    assert (event.token_id, event.to_slot_id, event.version) == ("D1-001", None, 7)
+    assert DoctorUnavailable(at=at(9), version=1, doctor_id="D1").doctor_id == "D1"
+    assert SlotResized(at=at(9), version=1, slot_id="S", old_capacity=1, capacity=2).capacity == 2
+    with pytest.raises(TypeError):
+        TokenBooked(at=at(9), token=token)  # type: ignore[call-arg]  # version is required

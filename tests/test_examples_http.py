@@ -134,6 +134,7 @@ def test_book_returns_201_with_every_token_field(client: TestClient, alloc: Allo
         "booked_at": "2026-11-25T08:30:00",
         "checked_in_at": None,
         "moves": 0,
+        "missed_calls": 0,
         "called_at": None,
         "completed_at": None,
     }
@@ -201,15 +202,15 @@ def test_call_next_with_nobody_waiting_is_204(client: TestClient, alloc: Allocat
     assert alloc.token("D1-001").status is TokenStatus.BOOKED
 
 
-def test_queue_in_call_order(client: TestClient) -> None:
+def test_queue_in_standing_order(client: TestClient) -> None:
     client.post("/tokens", json=book_body("A", slot_id="D1@09"))
     client.post("/tokens", json=book_body("B", slot_id="D1@09", source="WALK_IN"))
     client.post("/tokens", json=book_body("C", slot_id="D1@09", source="PAID"))
     response = client.get("/slots/D1@09/queue")
     assert response.status_code == 200
-    # checked in first (the walk-in), then the booked ones by (priority, seq)
-    assert [t["patient_id"] for t in response.json()] == ["B", "C", "A"]
-    assert [t["status"] for t in response.json()] == ["CHECKED_IN", "BOOKED", "BOOKED"]
+    # the standing order: paid first, then the standard patients by seq, present or not
+    assert [t["patient_id"] for t in response.json()] == ["C", "A", "B"]
+    assert [t["status"] for t in response.json()] == ["BOOKED", "BOOKED", "CHECKED_IN"]
 
 
 def test_waitlist_in_order(build: Build) -> None:

@@ -378,8 +378,8 @@ ALLOCATOR_ROWS: list[Row] = [
         "snapshot.version",
     ),
     (
-        "from_snapshot-version-2",
-        from_snapshot(edited(lambda d: d.update(version=2))),
+        "from_snapshot-version-99",
+        from_snapshot(edited(lambda d: d.update(version=99))),
         InvalidArgumentError,
         "snapshot.version",
     ),

@@ -1144,12 +1144,14 @@ def test_delay_capacity_loss_never_moves_emergencies(build: Build, clock: Clock)
 
 
 def test_position_in_queue_and_waitlist(build: Build) -> None:
-    """`position(token_id)` ... 1-based place in its slot queue or waitlist."""
+    """`position(token_id)` ... "1-based place in its slot's standing order (`queue()`) or in
+    its waitlist": a booked paid patient stands first before arriving, and the absent
+    standard patient booked first stands ahead of the present one booked after."""
     alloc = build(Policies(on_full=OnFull.WAITLIST))
     absent = alloc.book("A", "D1", source=ONLINE)
     present = alloc.book("B", "D1")
     paid = alloc.book("C", "D1", source=PAID)
-    assert [alloc.position(t.id) for t in (present, paid, absent)] == [1, 2, 3]
+    assert [alloc.position(t.id) for t in (present, paid, absent)] == [3, 1, 2]
     fill(alloc, "D1@10", 3, "X")
     fill(alloc, "D1@11", 3, "Y")
     late = alloc.book("W1", "D1", source=ONLINE)
@@ -1266,23 +1268,24 @@ def test_unavailable_doctor_closes_to_new_bookings(alloc: Allocator, clock: Cloc
 def test_unavailable_doctor_patients_move_within_the_department(
     alloc: Allocator, clock: Clock
 ) -> None:
-    """mark_unavailable: "every waiting token, in call order, moves to the earliest open slot
-    with room of another available doctor of the same department (never another
-    department)"."""
+    """mark_unavailable: "every waiting token, in standing order (slot by slot in start
+    order, then the waitlist), moves to the earliest open slot with room of another
+    available doctor of the same department (never another department)"."""
     events: list[Event] = []
     alloc.subscribe(events.append)
     online = alloc.book("A", "D1", "D1@09", source=Source.ONLINE)  # booked, not arrived
-    walk_in = alloc.book("B", "D1", "D1@09")  # present: called before A
+    walk_in = alloc.book("B", "D1", "D1@09")  # present, but booked after A
     later = alloc.book("C", "D1", "D1@11", source=Source.FOLLOW_UP)
     fill(alloc, "D2@09", 2, "X")  # one place left at 09:00 with D2
     events.clear()
     alloc.mark_unavailable("D1")
     assert kinds(events)[0] == "DoctorUnavailable"
-    # In call order: the walk-in takes D2's last 09:00 place, the online patient the next
-    # earliest open slot with room (D2@10), then the follow-up (also D2@10).
+    # In standing order: the online patient (same level, earlier seq) takes D2's last 09:00
+    # place even though the walk-in is present; the walk-in gets the next earliest open slot
+    # with room (D2@10), then the follow-up (also D2@10).
     assert moves(events) == [
-        (walk_in.id, "D1@09", "D2@09", MoveReason.REASSIGNED),
-        (online.id, "D1@09", "D2@10", MoveReason.REASSIGNED),
+        (online.id, "D1@09", "D2@09", MoveReason.REASSIGNED),
+        (walk_in.id, "D1@09", "D2@10", MoveReason.REASSIGNED),
         (later.id, "D1@11", "D2@10", MoveReason.REASSIGNED),
     ]
     moved = alloc.token(walk_in.id)

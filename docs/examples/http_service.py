@@ -161,6 +161,7 @@ class TokenOut(BaseModel):
     booked_at: datetime
     checked_in_at: datetime | None
     moves: int
+    missed_calls: int
     called_at: datetime | None
     completed_at: datetime | None
 

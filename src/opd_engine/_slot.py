@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from heapq import heappop, heappush
+from heapq import heappop, heappush, merge
 from typing import Any, final
 
 import attrs
@@ -18,7 +18,7 @@ from . import _display
 from ._check import attrs_validator, check_datetime, check_id, check_int
 from ._values import Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError
-from .policies import OrderingPolicy
+from .policies import Aging, OrderingPolicy, StrictPriority
 
 __all__ = ["Slot"]
 
@@ -26,6 +26,9 @@ __all__ = ["Slot"]
 WaitKey = tuple[int, int, str]
 # (level's key, token id) inside one level of the ordering index.
 PresentEntry = tuple[Any, str]
+# Orderings whose key is ``seq``: the standing order is then (level, seq), and a position
+# is a few bisections.
+_SEQ_KEYED = (StrictPriority, Aging)
 
 
 def _check_end(instance: Slot, attribute: Any, value: Any) -> None:
@@ -55,7 +58,9 @@ class Slot:
     allocator changes it (its fields are read-only), and it belongs to that allocator alone.
 
     Waiting tokens (``BOOKED`` and ``CHECKED_IN``) are kept sorted on ``(priority, seq)``;
-    the checked-in ones are also filed by the ordering policy for O(log n) calls.
+    the checked-in ones are also filed by the ordering policy for O(log n) calls. The
+    slot's *standing order* ranks them all: a checked-in token at its current level, a
+    booked one at its triaged priority, ties by ``seq``.
     """
 
     # Read-only to callers through the properties below; private so that no attribute write
@@ -87,6 +92,11 @@ class Slot:
     _changes: list[tuple[datetime, int, str]] = attrs.field(init=False, factory=list)
     _ordering: OrderingPolicy | None = attrs.field(init=False, default=None)
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
+    # Closed by close_slot: no bookings, no refills, never reopened.
+    _closed: bool = attrs.field(init=False, default=False)
+    # Places granted past the capacity policy to non-emergencies: the idle-fill rule, an
+    # emergency re-triaged to a lower level. They stay granted for the day.
+    _elastic: int = attrs.field(init=False, default=0)
 
     # ----------------------------------------------------------------- read-only views
 
@@ -129,6 +139,18 @@ class Slot:
     def overflow(self) -> int:
         """``max(0, occupancy - capacity)``: places beyond capacity (emergencies). O(1)."""
         return max(0, self.occupancy - self.capacity)
+
+    @property
+    def elastic(self) -> int:
+        """Places granted past the capacity policy to non-emergency tokens: by the idle-fill
+        rule (a present waitlisted patient called into a full slot) or to an emergency
+        re-triaged to a lower level. They stay granted for the day. O(1)."""
+        return self._elastic
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`Allocator.close_slot` closed it. O(1)."""
+        return self._closed
 
     @property
     def waiting(self) -> int:
@@ -219,6 +241,14 @@ class Slot:
         self._done += 1
         self._unfile(token.id)
 
+    def _unseat(self, token: Token) -> None:
+        """A called token gives its place back (a missed call made it a no-show). O(1)."""
+        self._done -= 1
+        if token.priority is Priority.EMERGENCY:
+            self._emergencies -= 1
+        else:
+            self._sources[token.source] -= 1
+
     def _arrive(self, token: Token, now: datetime) -> None:
         """A booked token checked in: move it from the absent list to the index. O(log n)."""
         self._absent.remove((token.priority, token.seq, token.id))
@@ -276,51 +306,66 @@ class Slot:
         heads = [self._tokens[levels[level][0][1]] for level in order]
         return levels[order[ordering.pick(heads, now)]][0][1]
 
-    def _present_order(self, now: datetime) -> Iterator[str]:
-        """Checked-in token ids in call order as of ``now``. O(n) (O(n * levels) if the
-        ordering is not lexicographic)."""
+    def _called_order(self, now: datetime) -> Iterator[tuple[int, int, str]]:
+        """Checked-in tokens as ``(level, seq, id)`` in the order the ordering calls them
+        as of ``now``. O(n) (O(n * levels) if the ordering is not lexicographic)."""
         self._advance(now)
         ordering = self._ordering
         assert ordering is not None
-        order = sorted(self._levels)
+        levels = self._levels
+        tokens = self._tokens
+        order = sorted(levels)
         if ordering.lexicographic:
             for level in order:
-                for _, token_id in self._levels[level]:
-                    yield token_id
+                for _, token_id in levels[level]:
+                    yield level, tokens[token_id].seq, token_id
             return
         cursors = dict.fromkeys(order, 0)
-        tokens = self._tokens
         while cursors:
             live = list(cursors)
-            heads = [tokens[self._levels[level][cursors[level]][1]] for level in live]
+            heads = [tokens[levels[level][cursors[level]][1]] for level in live]
             level = live[ordering.pick(heads, now)]
-            yield self._levels[level][cursors[level]][1]
+            token_id = levels[level][cursors[level]][1]
+            yield level, tokens[token_id].seq, token_id
             cursors[level] += 1
-            if cursors[level] == len(self._levels[level]):
+            if cursors[level] == len(levels[level]):
                 del cursors[level]
 
-    def _absent_order(self) -> Iterator[str]:
-        """Booked (not yet arrived) token ids in ``(priority, seq)`` order. O(n)."""
-        for _, _, token_id in self._absent:
+    def _standing(self, now: datetime) -> Iterator[str]:
+        """Every waiting token id in the standing order as of ``now``. O(n).
+
+        The checked-in tokens in call order, merged with the booked ones in ``(priority,
+        seq)`` order: whichever stream's head has the smaller ``(level, seq)`` goes first,
+        a booked token's level being its triaged priority (it does not age).
+        """
+        for _, _, token_id in merge(self._called_order(now), self._absent):
             yield token_id
 
     def _position(self, token: Token, now: datetime) -> int:
-        """1-based place in call order: checked-in patients first, then the booked ones."""
+        """1-based place of a waiting token in the standing order.
+
+        O(log n) under ``StrictPriority`` and ``Aging`` (whose key is ``seq``: the order is
+        then ``(level, seq)``), O(n) under any other ordering.
+        """
         ordering = self._ordering
         assert ordering is not None
-        if token.id in self._filed:
-            self._advance(now)
-            if ordering.lexicographic:
-                level, entry, _ = self._filed[token.id]
-                ahead = sum(len(v) for lv, v in self._levels.items() if lv < level)
-                return ahead + self._levels[level].index(entry) + 1
-            for place, token_id in enumerate(self._present_order(now), start=1):
-                if token_id == token.id:
-                    return place
-            raise AssertionError(f"token {token.id!r} is filed but not in call order")
-        # Booked: behind everybody present, then (priority, seq) among the booked.
-        key = (token.priority, token.seq, token.id)
-        return len(self._filed) + self._absent.index(key) + 1
+        self._advance(now)
+        if ordering.lexicographic and isinstance(ordering, _SEQ_KEYED):
+            filed = self._filed.get(token.id)
+            if filed is not None:
+                level = filed[0]
+                within = self._levels[level].index(filed[1])
+            else:
+                level = int(token.priority)
+                entries = self._levels.get(level)
+                within = 0 if entries is None else entries.bisect_left((token.seq, ""))
+            ahead = sum(len(v) for lv, v in self._levels.items() if lv < level) + within
+            booked = self._absent.bisect_left((level, token.seq, token.id))
+            return ahead + booked + 1
+        for place, token_id in enumerate(self._standing(now), start=1):
+            if token_id == token.id:
+                return place
+        raise AssertionError(f"token {token.id!r} waits but is not in the standing order")
 
     def _victims(self) -> Iterator[WaitKey]:
         """Waiting keys from the lowest-ranked up (lowest priority, latest seq). O(1) each."""
@@ -331,10 +376,12 @@ class Slot:
 class Waitlist:
     """A doctor's waitlist: tokens without a slot, in ``(priority, seq)`` order."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_keys", "_present")
 
     def __init__(self) -> None:
         self._keys: SortedList[WaitKey] = SortedList()
+        # The subset whose patients are present (checked_in_at set): idle-fill calls them.
+        self._present: SortedList[WaitKey] = SortedList()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -346,11 +393,25 @@ class Waitlist:
 
     def add(self, token: Token) -> None:
         """O(log n)."""
-        self._keys.add((token.priority, token.seq, token.id))
+        key = (token.priority, token.seq, token.id)
+        self._keys.add(key)
+        if token.checked_in_at is not None:
+            self._present.add(key)
 
     def remove(self, token: Token) -> None:
         """O(log n)."""
-        self._keys.remove((token.priority, token.seq, token.id))
+        key = (token.priority, token.seq, token.id)
+        self._keys.remove(key)
+        if token.checked_in_at is not None:
+            self._present.remove(key)
+
+    def arrive(self, token: Token) -> None:
+        """A waitlisted patient is present now. O(log n)."""
+        self._present.add((token.priority, token.seq, token.id))
+
+    def first_present(self) -> str | None:
+        """The id of the first present patient in waitlist order, or None. O(log n)."""
+        return self._present[0][2] if self._present else None
 
     def position(self, token: Token) -> int:
         """1-based place. O(log n)."""

@@ -1,11 +1,12 @@
 """Snapshots: an allocator's state to and from plain, JSON-safe, versioned dicts.
 
-The format (version 1)::
+The format (version 2)::
 
-    {"format": "opd-engine/snapshot", "version": 1, "seq": <last seq issued>,
+    {"format": "opd-engine/snapshot", "version": 2, "seq": <last seq issued>,
+     "allocator_version": <Allocator.version>,
      "doctors": [{"id", "name", "department", "consult_minutes", "issued",
                   "delay_minutes", "available", "current"}],
-     "slots":   [{"id", "doctor_id", "start", "end", "capacity"}],
+     "slots":   [{"id", "doctor_id", "start", "end", "capacity", "closed", "elastic"}],
      "tokens":  [{<every Token field>}]}
 
 Datetimes are ISO 8601 strings, enums their member names. Policies and the clock are not
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import attrs
 
 from ._check import MAX_MINUTES
+from ._desk import Desk
 from ._slot import Slot
 from ._values import Doctor, Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError, OPDError
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from .policies import Policies
 
 FORMAT: Final = "opd-engine/snapshot"
-VERSION: Final = 1
+VERSION: Final = 2
 
 E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
@@ -62,11 +64,13 @@ def dump(alloc: Allocator) -> dict[str, Any]:
                 "start": slot.start.isoformat(),
                 "end": slot.end.isoformat(),
                 "capacity": slot.capacity,
+                "closed": slot._closed,
+                "elastic": slot._elastic,
             }
             for slot in desk.slots
         )
     tokens = []
-    for token in alloc._tokens.values():
+    for token in alloc._day.tokens.values():
         row: dict[str, Any] = {}
         for field in attrs.fields(Token):
             value = getattr(token, field.name)
@@ -79,7 +83,8 @@ def dump(alloc: Allocator) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
-        "seq": alloc._seq,
+        "seq": alloc._day.seq,
+        "allocator_version": alloc._day.version,
         "doctors": doctors,
         "slots": slots,
         "tokens": tokens,
@@ -161,7 +166,7 @@ def load(
     alloc = factory(policies=policies, clock=clock)
     try:
         _fill(alloc, root)
-        alloc._check_invariants()
+        alloc.check_invariants()
     except AssertionError as error:
         raise InvalidArgumentError(f"snapshot is inconsistent: {error}") from None
     except InvalidArgumentError:
@@ -172,9 +177,9 @@ def load(
 
 
 def _fill(alloc: Allocator, root: _Reader) -> None:
-    from ._allocator import _Desk
-
-    alloc._seq = root.typed("seq", int)
+    day = alloc._day
+    day.seq = root.typed("seq", int)
+    day.version = root.typed("allocator_version", int)
     for item in root.items("doctors"):
         doctor = Doctor(
             item.typed("id", str),
@@ -184,7 +189,7 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
         )
         if doctor.id in alloc._desks:
             raise InvalidArgumentError(f"{item.path}.id {doctor.id!r} appears twice")
-        desk = _Desk(doctor)
+        desk = Desk(doctor, day)
         desk.issued = item.typed("issued", int)
         delay = item.typed("delay_minutes", int)
         if not 0 <= delay <= MAX_MINUTES:
@@ -195,6 +200,7 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
         desk.available = item.typed("available", bool)
         desk.current = item.maybe("current", str)
         alloc._desks[doctor.id] = desk
+        day.departments[doctor.id] = doctor.department
     slot_items = root.items("slots")
     for item in slot_items:
         start = item.when("start")
@@ -206,6 +212,11 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
             end,
             item.typed("capacity", int),
         )
+        slot._closed = item.typed("closed", bool)
+        elastic = item.typed("elastic", int)
+        if elastic < 0:
+            raise InvalidArgumentError(f"{item.path}.elastic must be >= 0, got {elastic!r}")
+        slot._elastic = elastic
         owner = alloc._desks.get(slot.doctor_id)
         if owner is None:
             raise InvalidArgumentError(f"{item.path}.doctor_id {slot.doctor_id!r} is unknown")
@@ -215,24 +226,26 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
         if alloc._aware is not None and aware != alloc._aware:
             raise InvalidArgumentError(f"{item.path} mixes naive and aware datetimes")
         alloc._aware = aware
-        slot._attach(alloc.policies.ordering, alloc._tokens)
+        slot._attach(alloc.policies.ordering, day.tokens)
         owner.slots.append(slot)
         alloc._slots[slot.id] = slot
     for desk in alloc._desks.values():
-        desk.slots.sort(key=lambda s: s.start)
-        desk.ends[:] = [s.end for s in desk.slots]
+        ordered = sorted(desk.slots, key=lambda s: s.start)
+        desk.slots.clear()
+        for i, slot in enumerate(ordered):
+            desk.insert(slot, i)
     token_items = root.items("tokens")
     tokens = [_token(item) for item in token_items]
     now = alloc._now() if tokens and alloc._aware is not None else None
     for item, token in zip(token_items, tokens, strict=True):
-        if token.id in alloc._tokens:
+        if token.id in day.tokens:
             raise InvalidArgumentError(f"{item.path}.id {token.id!r} appears twice")
         holder = alloc._desks.get(token.doctor_id)
         if holder is None:
             raise InvalidArgumentError(f"{item.path}.doctor_id {token.doctor_id!r} is unknown")
-        alloc._tokens[token.id] = token
+        day.tokens[token.id] = token
         if token.status.active:
-            alloc._activate(holder, token)
+            day.activate(token)
         if token.status is TokenStatus.WAITLISTED:
             holder.waitlist.add(token)
             continue
@@ -250,7 +263,7 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
             place._hold(token)
     for desk in alloc._desks.values():
         for slot in desk.slots:
-            alloc._sync_present(desk, slot)
+            desk.sync_present(slot)
 
 
 def _token(item: _Reader) -> Token:
@@ -267,6 +280,7 @@ def _token(item: _Reader) -> Token:
         booked_at=item.when("booked_at"),
         checked_in_at=item.maybe_when("checked_in_at"),
         moves=item.typed("moves", int),
+        missed_calls=item.typed("missed_calls", int),
         called_at=item.maybe_when("called_at"),
         completed_at=item.maybe_when("completed_at"),
     )

@@ -103,7 +103,9 @@ class Token:
     no-show arrives late and is re-queued); ``number`` is the display number, per doctor,
     stable for the token's life. ``slot_id`` is ``None`` while waitlisted; after a terminal
     status it keeps the slot the token last held. ``moves`` counts how often the allocator
-    moved the token out of a slot (displaced, reassigned, resized or pulled forward).
+    moved the token out of a slot (displaced, reassigned, resized, pulled forward, moved off
+    a closed slot); a desk's :meth:`~Allocator.reschedule` keeps it. ``missed_calls``
+    counts the calls the patient did not answer (:meth:`Allocator.missed_call`).
     ``called_at`` and ``completed_at`` record the consultation, for analysis.
     """
 
@@ -119,6 +121,7 @@ class Token:
     booked_at: datetime
     checked_in_at: datetime | None = None
     moves: int = 0
+    missed_calls: int = 0
     called_at: datetime | None = None
     completed_at: datetime | None = None
 
@@ -144,6 +147,7 @@ def copy_token(token: Token, changes: dict[str, object]) -> Token:
     _set(new, "booked_at", token.booked_at)
     _set(new, "checked_in_at", token.checked_in_at)
     _set(new, "moves", token.moves)
+    _set(new, "missed_calls", token.missed_calls)
     _set(new, "called_at", token.called_at)
     _set(new, "completed_at", token.completed_at)
     for name, value in changes.items():

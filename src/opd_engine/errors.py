@@ -10,7 +10,7 @@ in a caller keeps working::
     │   ├── UnknownDoctorError
     │   ├── UnknownSlotError
     │   └── UnknownTokenError
-    ├── SlotFullError                                 message contains "is full"
+    ├── SlotFullError                                 message contains "is full"; .alternatives
     ├── SlotClosedError
     ├── DuplicateBookingError                         .token_id = the existing active token
     └── InvalidTransitionError                        e.g. cancel a completed token
@@ -76,14 +76,27 @@ class UnknownTokenError(NotFoundError):
 class SlotFullError(OPDError):
     """A non-emergency token cannot be admitted: the slot (or every open slot) is full.
 
-    Raised only under ``OnFull.REJECT``; the other ``OnFull`` policies waitlist instead.
-    The message contains the words "is full".
+    Raised only under ``OnFull.REJECT`` (and by :meth:`Allocator.reschedule`); the other
+    ``OnFull`` policies waitlist instead. The message contains the words "is full".
+
+    ``alternatives`` is a tuple of at most 5 slot ids where the refused token would be
+    admitted now: the same doctor's later open slots first (in start order), then the open
+    slots of available doctors of the same department (start order, then doctor id); empty
+    if there are none.
     """
+
+    def __init__(self, message: str, alternatives: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.alternatives = alternatives
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.alternatives))
 
 
 @final
 class SlotClosedError(OPDError):
-    """The slot has ended, its doctor is unavailable, or the doctor has no open slot left.
+    """The slot has ended or was closed, its doctor is unavailable, or the doctor has no
+    open slot left.
 
     Unlike :class:`SlotFullError`, no capacity policy could admit the booking.
     """
@@ -91,10 +104,11 @@ class SlotClosedError(OPDError):
 
 @final
 class DuplicateBookingError(OPDError):
-    """The patient already holds an active token with this doctor.
+    """The patient already holds an active token that the duplicate rule counts.
 
-    ``token_id`` is the id of that existing token. Emergency bookings are never refused
-    for this reason.
+    By default that is an active token with the same doctor (``Policies.duplicates``
+    widens it to the department or the whole day). ``token_id`` is the id of that existing
+    token. Emergency bookings are never refused for this reason.
     """
 
     def __init__(self, message: str, token_id: str) -> None:

@@ -1,7 +1,9 @@
 """Events: what changed, delivered to subscribers after each change is complete.
 
-Every event is a frozen value with ``at`` (the allocator's clock when the call began).
-Token events carry ``token``, the token's value just after that step, and ``token_id``.
+Every event is a frozen value with ``at`` (the allocator's clock when the call began) and
+``version`` (the allocator's :attr:`~opd_engine.Allocator.version` after the call that
+emitted it; all events of one call share it). Token events carry ``token``, the token's
+value just after that step, and ``token_id``.
 A host system persists or notifies from these; the library itself never does.
 
 Events of one call are delivered in the order the changes happened, and only once the whole
@@ -16,15 +18,20 @@ from typing import final
 
 import attrs
 
-from ._values import Token
+from ._values import Doctor, Priority, Token
 
 __all__ = [
+    "DoctorAdded",
+    "DoctorAvailable",
     "DoctorDelayed",
     "DoctorUnavailable",
     "Event",
     "MoveReason",
+    "SlotAdded",
+    "SlotClosed",
     "SlotResized",
     "TokenBooked",
+    "TokenCallMissed",
     "TokenCalled",
     "TokenCancelled",
     "TokenCheckedIn",
@@ -32,6 +39,7 @@ __all__ = [
     "TokenEvent",
     "TokenMoved",
     "TokenNoShow",
+    "TokenRetriaged",
     "TokenWaitlisted",
 ]
 
@@ -54,13 +62,19 @@ class MoveReason(Enum):
     DELAYED = "delayed"
     #: A no-show arrived late and was re-queued.
     LATE_ARRIVAL = "late_arrival"
+    #: The front desk moved the token to another slot (:meth:`Allocator.reschedule`).
+    RESCHEDULED = "rescheduled"
+    #: The token's slot was closed (:meth:`Allocator.close_slot`).
+    SLOT_CLOSED = "slot_closed"
 
 
 @attrs.frozen(kw_only=True)
 class Event:
-    """Base of every event: ``at`` is the allocator's clock when the call began."""
+    """Base of every event: ``at`` is the allocator's clock when the call began, and
+    ``version`` the allocator's version after the call (shared by all its events)."""
 
     at: datetime
+    version: int
 
 
 @attrs.frozen(kw_only=True)
@@ -96,6 +110,25 @@ class TokenMoved(TokenEvent):
     from_slot_id: str | None
     to_slot_id: str | None
     reason: MoveReason
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenRetriaged(TokenEvent):
+    """The token's triage level changed from ``old_priority`` to ``token.priority``.
+
+    It kept its ``seq`` and its place and was re-ranked; raised to ``EMERGENCY`` it may
+    also have been seated from the waitlist or caused displacement (separate events).
+    """
+
+    old_priority: Priority
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenCallMissed(TokenEvent):
+    """The patient called in did not come; the token went back to its slot as ``BOOKED``
+    (``token.missed_calls`` counts the missed calls)."""
 
 
 @final
@@ -154,3 +187,39 @@ class DoctorUnavailable(Event):
     """The doctor stopped working; their open slots closed and waiting tokens moved."""
 
     doctor_id: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DoctorAvailable(Event):
+    """The doctor is back: their open slots reopened and their waitlist refilled them."""
+
+    doctor_id: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class SlotClosed(Event):
+    """One slot closed to new bookings (a break, a room lost); its waiting tokens moved."""
+
+    slot_id: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DoctorAdded(Event):
+    """A doctor joined the day (:meth:`Allocator.add_doctor`)."""
+
+    doctor: Doctor
+
+
+@final
+@attrs.frozen(kw_only=True)
+class SlotAdded(Event):
+    """A slot was added to ``doctor_id``'s day (:meth:`Allocator.add_slot`)."""
+
+    slot_id: str
+    doctor_id: str
+    start: datetime
+    end: datetime
+    capacity: int

@@ -39,6 +39,7 @@ __all__ = [
     "Aging",
     "CapacityPolicy",
     "Comparable",
+    "Duplicates",
     "EmergencyOverride",
     "EmergencyPolicy",
     "HardLimit",
@@ -217,7 +218,10 @@ class ReallocationPolicy(Protocol):
     doctor's nearest later slot with someone present moves into the freed place, and the
     place that leaves behind is refilled the same way. ``max_moves`` protects tokens from
     repeated displacement: a token already moved ``max_moves`` times is not displaced again
-    while another candidate exists.
+    while another candidate exists. ``fill_idle`` is the idle-fill rule: when the doctor
+    calls and no checked-in patient waits in any of their slots, the first checked-in
+    patient of their waitlist is seated in the current slot (over its capacity if need be)
+    and called, so no doctor sits idle while a present patient waits.
     """
 
     @property
@@ -230,14 +234,25 @@ class ReallocationPolicy(Protocol):
         """Moves after which a token is displaced only as the last resort."""
         ...
 
+    @property
+    def fill_idle(self) -> bool:
+        """Whether an idle doctor calls a present patient from the waitlist."""
+        ...
+
 
 @final
 @attrs.frozen(kw_only=True)
 class Reallocation:
-    """Refill from the waitlist, then (``pull_forward``) from later slots' present patients."""
+    """Refill from the waitlist, then (``pull_forward``) from later slots' present patients;
+    with ``fill_idle`` (the default) an idle doctor calls a present waitlisted patient.
+
+    ``fill_idle=False`` is the strict rule: a waitlisted patient is called only once a
+    place frees for them, so a booked patient who has not arrived holds the doctor's time.
+    """
 
     pull_forward: bool = attrs.field(default=True, validator=attrs_validator(check_bool))
     max_moves: int = attrs.field(default=2, validator=attrs_validator(check_int, minimum=0))
+    fill_idle: bool = attrs.field(default=True, validator=attrs_validator(check_bool))
 
 
 # --------------------------------------------------------------------------- ordering
@@ -483,6 +498,19 @@ class OnDelay(Enum):
     SHRINK = "shrink"
 
 
+@final
+class Duplicates(Enum):
+    """How many active tokens a patient may hold at once (emergencies are always exempt)."""
+
+    #: One per doctor (the default).
+    PER_DOCTOR = "per_doctor"
+    #: One per department: a patient waiting for one physician may not also queue for
+    #: another of the same department.
+    PER_DEPARTMENT = "per_department"
+    #: One in the whole allocator, that is one per OPD day.
+    ONE = "one"
+
+
 def _protocol_validator(protocol: type, name: str) -> Any:
     def validate(instance: object, attribute: Any, value: object) -> None:
         # A class has the Protocol's methods too; only an instance can serve as a policy.
@@ -508,7 +536,12 @@ def _check_grace(instance: object, attribute: Any, value: object) -> None:
 @final
 @attrs.frozen(kw_only=True)
 class Policies:
-    """One policy of each kind, plus the full-slot, no-show grace and delay rules.
+    """One policy of each kind, plus the full-slot, no-show grace, delay, duplicate and
+    missed-call rules.
+
+    ``duplicates`` (:class:`Duplicates`) says how many active tokens a patient may hold;
+    ``max_missed_calls`` (an int >= 1) is the number of unanswered calls after which
+    :meth:`Allocator.missed_call` makes a token ``NO_SHOW``.
 
     Construction validates every field and raises :class:`~opd_engine.InvalidArgumentError`
     for a value that is not a policy of the right kind.
@@ -535,3 +568,7 @@ class Policies:
     on_delay: OnDelay = attrs.field(
         default=OnDelay.SHIFT, validator=attrs_validator(check_enum, enum=OnDelay)
     )
+    duplicates: Duplicates = attrs.field(
+        default=Duplicates.PER_DOCTOR, validator=attrs_validator(check_enum, enum=Duplicates)
+    )
+    max_missed_calls: int = attrs.field(default=2, validator=attrs_validator(check_int, minimum=1))

@@ -1,0 +1,506 @@
+"""One doctor's day: slots in start order, the waitlist, refill, pull-forward, displacement
+and the idle-fill rule.
+
+The allocator asks; the desk decides and moves. A :class:`Desk` changes only its own
+doctor's slots and waitlist; moves between doctors are the allocator's. Every desk of an
+allocator shares one :class:`Day`: the tokens, the policies, the patient index, the
+counters and the events of the call in progress.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, final
+
+import attrs
+
+from ._slot import Slot, Waitlist
+from ._values import Doctor, Priority, Source, Token, TokenStatus, copy_token
+from .errors import SlotClosedError, SlotFullError
+from .events import (
+    Event,
+    MoveReason,
+    SlotResized,
+    TokenCalled,
+    TokenCompleted,
+    TokenEvent,
+    TokenMoved,
+)
+from .policies import Duplicates, OnFull, Policies
+
+
+@final
+@attrs.define(eq=False)
+class Day:
+    """What every desk of one allocator shares: one OPD day's tokens and counters."""
+
+    policies: Policies
+    tokens: dict[str, Token] = attrs.field(factory=dict)
+    # doctor id -> department, for the duplicate rule.
+    departments: dict[str, str] = attrs.field(factory=dict)
+    # patient -> active token id (a tuple of ids in the rare case of several).
+    active: dict[str, str | tuple[str, ...]] = attrs.field(factory=dict)
+    subscribers: list[Callable[[Event], object]] = attrs.field(factory=list)
+    outbox: deque[Event] = attrs.field(factory=deque)
+    seq: int = 0
+    version: int = 0
+
+    def replace(self, token: Token, **changes: Any) -> Token:
+        """A copy of ``token`` with ``changes``, stored as the current token. O(1)."""
+        new = copy_token(token, changes)
+        self.tokens[token.id] = new
+        return new
+
+    def note(self, kind: type[TokenEvent], now: datetime, token: Token) -> None:
+        """Queue a token event for delivery, if anybody listens. O(1)."""
+        if self.subscribers:
+            self.outbox.append(kind(at=now, version=self.version + 1, token=token))
+
+    def record(self, make: Callable[..., Event], now: datetime, **fields: Any) -> None:
+        """Queue any event for delivery, if anybody listens. O(1)."""
+        if self.subscribers:
+            self.outbox.append(make(at=now, version=self.version + 1, **fields))
+
+    # ------------------------------------------------------------ the patient index
+
+    def activate(self, token: Token) -> None:
+        """Index ``token`` as one of its patient's active tokens. O(1)."""
+        held = self.active.get(token.patient_id)
+        if held is None:
+            self.active[token.patient_id] = token.id
+        else:
+            self.active[token.patient_id] = (held if isinstance(held, tuple) else (held,)) + (
+                token.id,
+            )
+
+    def deactivate(self, token: Token) -> None:
+        """Drop ``token`` from its patient's active tokens. O(1)."""
+        held = self.active[token.patient_id]
+        if isinstance(held, str):
+            del self.active[token.patient_id]
+            return
+        rest = tuple(i for i in held if i != token.id)
+        self.active[token.patient_id] = rest[0] if len(rest) == 1 else rest
+
+    def duplicate(self, patient_id: str, doctor: Doctor, exclude: str | None = None) -> str | None:
+        """The patient's active token that the duplicate rule counts against a token with
+        ``doctor`` (a non-emergency one first, then the earliest), or None. O(k) for the
+        patient's k active tokens."""
+        held = self.active.get(patient_id)
+        if held is None:
+            return None
+        ids = (held,) if isinstance(held, str) else held
+        rule = self.policies.duplicates
+        best: Token | None = None
+        for token_id in ids:
+            if token_id == exclude:
+                continue
+            token = self.tokens[token_id]
+            if rule is Duplicates.PER_DOCTOR:
+                if token.doctor_id != doctor.id:
+                    continue
+            elif (
+                rule is Duplicates.PER_DEPARTMENT
+                and self.departments[token.doctor_id] != doctor.department
+            ):
+                continue
+            if best is None or (token.priority is Priority.EMERGENCY, token.seq) < (
+                best.priority is Priority.EMERGENCY,
+                best.seq,
+            ):
+                best = token
+        return None if best is None else best.id
+
+
+@final
+@attrs.define(eq=False)
+class Desk:
+    """Everything one doctor's day holds, and the rules that move tokens within it."""
+
+    doctor: Doctor
+    day: Day
+    slots: list[Slot] = attrs.field(factory=list)  # by start; never overlapping
+    starts: list[datetime] = attrs.field(factory=list)  # slots' starts, same order
+    ends: list[datetime] = attrs.field(factory=list)  # slots' ends, same order
+    present: list[tuple[datetime, str]] = attrs.field(factory=list)  # slots with arrivals
+    present_ids: set[str] = attrs.field(factory=set)
+    urgent: list[tuple[datetime, str]] = attrs.field(factory=list)  # slots with emergencies
+    urgent_ids: set[str] = attrs.field(factory=set)  # present
+    waitlist: Waitlist = attrs.field(factory=Waitlist)
+    current: str | None = None  # token in consultation
+    delay: timedelta = timedelta(0)
+    available: bool = True
+    issued: int = 0  # display numbers issued
+    slot_index: dict[str, Slot] = attrs.field(factory=dict)
+
+    # ================================================================ the slots
+
+    def insert(self, slot: Slot, index: int) -> None:
+        """Add ``slot`` at ``index`` of the start order. O(s)."""
+        self.slots.insert(index, slot)
+        self.starts.insert(index, slot.start)
+        self.ends.insert(index, slot.end)
+        self.slot_index[slot.id] = slot
+
+    def is_open(self, slot: Slot, now: datetime) -> bool:
+        """Whether ``slot`` takes bookings now. O(1)."""
+        return self.available and not slot._closed and slot._end > now
+
+    def open_slots(self, now: datetime, after: Slot | None = None) -> Iterator[Slot]:
+        """The open slots in start order (those starting after ``after``). O(log s) to
+        start, O(1) per slot."""
+        if not self.available:
+            return
+        i = bisect_right(self.ends, now)
+        if after is not None:
+            i = max(i, bisect_right(self.starts, after.start))
+        for slot in self.slots[i:]:
+            if not slot._closed:
+                yield slot
+
+    def check_bookable(self, slot: Slot, now: datetime) -> None:
+        """Raise :class:`SlotClosedError` unless ``slot`` takes bookings now. O(1)."""
+        if not self.available:
+            raise SlotClosedError(
+                f"slot {slot.id!r} is closed: doctor {self.doctor.id!r} is unavailable"
+            )
+        if slot._closed:
+            raise SlotClosedError(f"slot {slot.id!r} is closed")
+        if slot._end <= now:
+            raise SlotClosedError(f"slot {slot.id!r} is closed: it ended at {slot.end}")
+
+    def first_with_room(
+        self, source: Source, priority: Priority, now: datetime, *, after: Slot | None = None
+    ) -> Slot | None:
+        """The earliest open slot (later than ``after``) that admits the token. O(s)."""
+        admits = self.day.policies.capacity.admits
+        for slot in self.open_slots(now, after):
+            if admits(slot, source, priority):
+                return slot
+        return None
+
+    def emergency_slot(self, now: datetime) -> Slot | None:
+        """Where an emergency goes: the open slot containing now, else the next to start."""
+        return next(self.open_slots(now), None)
+
+    def seat_slot(self, now: datetime) -> Slot | None:
+        """The doctor's current slot for the idle-fill rule: the one containing now, else
+        the latest that has started, else the next to start. O(log s)."""
+        if not self.slots:
+            return None
+        i = bisect_right(self.starts, now)
+        return self.slots[max(0, i - 1)]
+
+    def choose(
+        self, slot: Slot | None, source: Source, priority: Priority, now: datetime
+    ) -> Slot | None:
+        """The slot a new token goes to (None: the waitlist), or raise. Changes nothing.
+
+        Raises :class:`SlotClosedError` and :class:`SlotFullError` (without alternatives:
+        the allocator, which sees the other doctors, adds them).
+        """
+        policies = self.day.policies
+        capacity = policies.capacity
+        doctor_id = self.doctor.id
+        if slot is not None:
+            self.check_bookable(slot, now)
+            if priority is Priority.EMERGENCY or capacity.admits(slot, source, priority):
+                return slot
+            on_full = policies.on_full
+            if on_full is OnFull.REJECT:
+                raise SlotFullError(
+                    f"slot {slot.id!r} is full ({slot.occupancy} of "
+                    f"{capacity.limit(slot.capacity)})"
+                )
+            if on_full is OnFull.WAITLIST:
+                return None
+            return self.first_with_room(source, priority, now, after=slot)
+        if not self.available:
+            raise SlotClosedError(f"doctor {doctor_id!r} is unavailable")
+        if priority is Priority.EMERGENCY:
+            target = self.emergency_slot(now)
+            if target is None:
+                raise SlotClosedError(f"doctor {doctor_id!r} has no open slot left")
+            return target
+        first = bisect_right(self.ends, now)
+        if first == len(self.slots) or all(s._closed for s in self.slots[first:]):
+            raise SlotClosedError(f"doctor {doctor_id!r} has no open slot left")
+        target = self.first_with_room(source, priority, now)
+        if target is None and policies.on_full is OnFull.REJECT:
+            raise SlotFullError(
+                f"doctor {doctor_id!r} is full: none of its "
+                f"{len(self.slots) - first} open slots has room"
+            )
+        return target
+
+    # ================================================================ filing tokens
+
+    def place(self, token: Token, slot: Slot | None, now: datetime) -> None:
+        """File a stored waiting token into ``slot`` (None: the waitlist). O(log n)."""
+        if slot is None:
+            self.waitlist.add(token)
+        else:
+            slot._add(token, now)
+            if token.status is TokenStatus.CHECKED_IN:
+                self.sync_present(slot)
+
+    def unplace(self, token: Token) -> Slot | None:
+        """Take a waiting or waitlisted token out of its slot or the waitlist; returns the
+        slot it left (None: the waitlist). O(log n)."""
+        if token.status is TokenStatus.WAITLISTED:
+            self.waitlist.remove(token)
+            return None
+        slot = self.slot_index[token.slot_id]  # type: ignore[index]
+        slot._remove(token)
+        self.sync_present(slot)
+        return slot
+
+    def move(
+        self, token: Token, to: Slot | None, reason: MoveReason, now: datetime, *, counted: bool
+    ) -> Token:
+        """Move a waiting or waitlisted token within this doctor's day. O(log n)."""
+        source = self.unplace(token)
+        return self.receive(token, source, to, reason, now, counted=counted)
+
+    def receive(
+        self,
+        token: Token,
+        source: Slot | None,
+        to: Slot | None,
+        reason: MoveReason,
+        now: datetime,
+        *,
+        counted: bool,
+    ) -> Token:
+        """File a token just taken out of ``source`` (of this or another doctor) into ``to``
+        (None: this doctor's waitlist), and report the move. O(log n)."""
+        if to is None:
+            status = TokenStatus.WAITLISTED
+        elif token.checked_in_at is not None:
+            status = TokenStatus.CHECKED_IN
+        else:
+            status = TokenStatus.BOOKED
+        token = self.day.replace(
+            token,
+            doctor_id=self.doctor.id,
+            slot_id=None if to is None else to.id,
+            status=status,
+            moves=token.moves + counted,
+        )
+        self.place(token, to, now)
+        self.day.record(
+            TokenMoved,
+            now,
+            token=token,
+            from_slot_id=None if source is None else source.id,
+            to_slot_id=token.slot_id,
+            reason=reason,
+        )
+        return token
+
+    def standing(self, now: datetime) -> list[str]:
+        """Every waiting token id: each slot's standing order, slots in start order, then
+        the waitlist. O(n)."""
+        waiting: list[str] = []
+        for slot in self.slots:
+            waiting.extend(slot._standing(now))
+        waiting.extend(self.waitlist)
+        return waiting
+
+    # ================================================================ calling
+
+    def call(self, now: datetime) -> Token | None:
+        """Complete the current consultation, then call the next checked-in patient (a
+        present emergency first, else the earliest slot with someone present), else apply
+        the idle-fill rule. O(log n)."""
+        day = self.day
+        if self.current is not None:
+            self.finish(day.tokens[self.current], now)
+        serving = self.urgent or self.present
+        if serving:
+            slot = self.slot_index[serving[0][1]]
+            token_id = slot._next(now)
+            assert token_id is not None
+            token = day.tokens[token_id]
+        else:
+            seated = self.idle_fill(now)
+            if seated is None:
+                return None
+            token = seated
+            slot = self.slot_index[token.slot_id]  # type: ignore[index]
+        slot._seat(token)
+        self.sync_present(slot)
+        called = day.replace(token, status=TokenStatus.IN_CONSULTATION, called_at=now)
+        self.current = token.id
+        day.note(TokenCalled, now, called)
+        return called
+
+    def idle_fill(self, now: datetime) -> Token | None:
+        """Seat the first present waitlisted patient in the current slot, over its capacity
+        if need be (``Reallocation.fill_idle``); None if the rule is off or nobody present
+        waits. O(log n)."""
+        if not self.day.policies.reallocation.fill_idle:
+            return None
+        token_id = self.waitlist.first_present()
+        if token_id is None:
+            return None
+        slot = self.seat_slot(now)
+        if slot is None:
+            return None
+        token = self.day.tokens[token_id]
+        if token.priority is not Priority.EMERGENCY and not self.admits(slot, token):
+            slot._elastic += 1
+        return self.move(token, slot, MoveReason.FROM_WAITLIST, now, counted=False)
+
+    def admits(self, slot: Slot, token: Token) -> bool:
+        """Whether the capacity policy admits ``token`` into ``slot`` now. O(1)."""
+        return self.day.policies.capacity.admits(slot, token.source, token.priority)
+
+    def finish(self, token: Token, now: datetime) -> Token:
+        """End the current consultation. O(1)."""
+        self.current = None
+        token = self.day.replace(token, status=TokenStatus.COMPLETED, completed_at=now)
+        self.day.deactivate(token)
+        self.day.note(TokenCompleted, now, token)
+        return token
+
+    # ================================================================ reallocation
+
+    def refill(self, slot: Slot, now: datetime, *, keep: str | None = None) -> None:
+        """Fill free places of ``slot`` (and of the slots that feeds from) at once: the
+        waitlist first, then pulling forward (never the token ``keep``, just rescheduled
+        away). O(k log n) for k tokens moved."""
+        if not self.available:
+            return
+        capacity = self.day.policies.capacity
+        pull_forward = self.day.policies.reallocation.pull_forward
+        tokens = self.day.tokens
+        pending = [slot]
+        while pending:
+            slot = pending.pop()
+            if slot._end <= now or slot._closed:
+                continue
+            while slot.occupancy < capacity.limit(slot.capacity):
+                token = self.from_waitlist(slot)
+                if token is not None:
+                    self.move(token, slot, MoveReason.FROM_WAITLIST, now, counted=False)
+                    continue
+                if not pull_forward:
+                    break
+                source = self.pull_candidate(slot, now, keep)
+                if source is None:
+                    break
+                token_id = source._next(now)
+                assert token_id is not None
+                self.move(tokens[token_id], slot, MoveReason.PULLED_FORWARD, now, counted=True)
+                pending.append(source)
+
+    def from_waitlist(self, slot: Slot) -> Token | None:
+        """The first waitlisted token ``slot`` admits. O(w) at worst."""
+        admits = self.day.policies.capacity.admits
+        tokens = self.day.tokens
+        for token_id in self.waitlist:
+            token = tokens[token_id]
+            if admits(slot, token.source, token.priority):
+                return token
+        return None
+
+    def pull_candidate(self, slot: Slot, now: datetime, keep: str | None = None) -> Slot | None:
+        """The nearest later slot whose next patient ``slot`` admits (and is not ``keep``)."""
+        admits = self.day.policies.capacity.admits
+        tokens = self.day.tokens
+        i = bisect_right(self.present, (slot.start, slot.id))
+        for _, later_id in self.present[i:]:
+            later = self.slot_index[later_id]
+            token_id = later._next(now)
+            assert token_id is not None
+            token = tokens[token_id]
+            if token_id != keep and admits(slot, token.source, token.priority):
+                return later
+        return None
+
+    # ================================================================ displacement
+
+    def resized(self, slot: Slot, old: int, reason: MoveReason, now: datetime) -> None:
+        """Report a capacity change and move the tokens a smaller slot no longer holds."""
+        self.day.record(SlotResized, now, slot_id=slot.id, old_capacity=old, capacity=slot.capacity)
+        limit = self.day.policies.capacity.limit(slot.capacity)
+        while slot.occupancy - slot.emergencies > limit:
+            if not self.displace(slot, reason, now):
+                break
+        if slot.emergencies:
+            self.contain_overflow(slot, now, reason)
+
+    def lose_places(self, places: int, now: datetime) -> None:
+        """Take ``places`` off the doctor's open slots, earliest first, and move the excess."""
+        shrunk: list[tuple[Slot, int]] = []
+        for slot in self.slots[bisect_right(self.ends, now) :]:
+            if places == 0:
+                break
+            taken = min(places, slot.capacity)
+            if taken:
+                shrunk.append((slot, slot.capacity))
+                slot._set_capacity(slot.capacity - taken)
+                places -= taken
+        # Every capacity is final before anyone moves, so nobody is moved twice.
+        for slot, old in shrunk:
+            self.resized(slot, old, MoveReason.DELAYED, now)
+
+    def contain_overflow(
+        self, slot: Slot, now: datetime, reason: MoveReason = MoveReason.DISPLACED
+    ) -> None:
+        """Displace non-emergencies while ``slot`` is past the emergency policy's bound."""
+        policies = self.day.policies
+        bound = policies.emergency.overflow_limit(slot)
+        if bound is None:
+            return
+        limit = policies.capacity.limit(slot.capacity)
+        while slot.occupancy - limit > bound:
+            if not self.displace(slot, reason, now):
+                return
+
+    def displace(self, slot: Slot, reason: MoveReason, now: datetime) -> bool:
+        """Move the lowest-ranked displaceable token of ``slot`` onward; False if none."""
+        max_moves = self.day.policies.reallocation.max_moves
+        tokens = self.day.tokens
+        victim = None
+        for priority, _, token_id in slot._victims():
+            if priority == Priority.EMERGENCY:
+                break
+            token = tokens[token_id]
+            if token.moves < max_moves:
+                victim = token
+                break
+            if victim is None:
+                victim = token  # protected: only if nobody else can go
+        if victim is None:
+            return False
+        onward = self.first_with_room(victim.source, victim.priority, now, after=slot)
+        self.move(victim, onward, reason, now, counted=True)
+        return True
+
+    # ================================================================ indexes
+
+    def sync_present(self, slot: Slot) -> None:
+        """Keep ``present`` = the doctor's slots with a checked-in patient waiting, and
+        ``urgent`` = those with a checked-in emergency waiting. O(log n + s)."""
+        key = (slot._start, slot._id)
+        has = len(slot._filed) > 0
+        if has != (slot._id in self.present_ids):
+            if has:
+                self.present_ids.add(slot._id)
+                insort(self.present, key)
+            else:
+                self.present_ids.discard(slot._id)
+                self.present.remove(key)
+        urgent = has and slot._emergencies > 0 and slot._present_emergencies() > 0
+        if urgent != (slot._id in self.urgent_ids):
+            if urgent:
+                self.urgent_ids.add(slot._id)
+                insort(self.urgent, key)
+            else:
+                self.urgent_ids.discard(slot._id)
+                self.urgent.remove(key)
