@@ -17,7 +17,9 @@ from opd_engine import (
     AccumulatingPriority,
     Aging,
     Allocator,
+    Doctor,
     DuplicateBookingError,
+    Duplicates,
     EmergencyOverride,
     Event,
     InvalidArgumentError,
@@ -37,8 +39,10 @@ from opd_engine import (
     Source,
     StrictPriority,
     TokenCancelled,
+    TokenRetriaged,
     TokenStatus,
     UnknownDoctorError,
+    UnknownSlotError,
     UnknownTokenError,
 )
 
@@ -1356,3 +1360,682 @@ def test_unavailable_doctor_emergency_respects_the_overflow_bound(build: Build) 
     assert alloc.token(d2[-1]).slot_id == "D2@10"
     assert alloc.slot("D2@09").overflow == 0
     alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- standing order
+
+
+def test_standing_order_ranks_booked_and_checked_in_together(alloc: Allocator) -> None:
+    """Standing order: "a checked-in token by its current (aged or accumulated) rank, a
+    BOOKED token that has not arrived by its triaged priority (only checked-in tokens age),
+    ties by seq ... So a paid patient booked for 10:00 stands ahead of a walk-in even
+    before arriving"."""
+    walk_in = alloc.book("W", "D1", "D1@10")  # present, standard
+    paid = alloc.book("P", "D1", "D1@10", source=PAID)  # not arrived
+    assert ids(alloc.queue("D1@10")) == [paid.id, walk_in.id]
+    assert (alloc.position(paid.id), alloc.position(walk_in.id)) == (1, 2)
+
+
+def test_standing_order_positions_do_not_jump_when_others_check_in(
+    alloc: Allocator, clock: Clock
+) -> None:
+    """Standing order: "a patient's position does not jump when others check in"."""
+    first = alloc.book("A", "D1", source=ONLINE)
+    second = alloc.book("B", "D1", source=ONLINE)
+    walk_in = alloc.book("C", "D1")
+    before = [alloc.position(t.id) for t in (first, second, walk_in)]
+    clock.now = at(8, 50)
+    alloc.check_in(second.id)
+    assert [alloc.position(t.id) for t in (first, second, walk_in)] == before == [1, 2, 3]
+
+
+def test_standing_order_booked_tokens_do_not_age(alloc: Allocator, clock: Clock) -> None:
+    """Standing order: "(only checked-in tokens age)": after an hour a present standard
+    patient has aged to FOLLOW_UP and passes a booked standard patient and a booked
+    follow-up booked later, but not a booked follow-up booked earlier."""
+    alloc.resize("D1@09", 4)
+    early_follow_up = alloc.book("F1", "D1", source=FOLLOW_UP)
+    booked_standard = alloc.book("S", "D1", source=ONLINE)
+    present = alloc.book("W", "D1")
+    late_follow_up = alloc.book("F2", "D1", source=FOLLOW_UP)
+    clock.now = at(9, 31)  # the walk-in has waited an hour: two steps, capped at FOLLOW_UP
+    assert ids(alloc.queue("D1@09")) == [
+        early_follow_up.id,
+        present.id,
+        late_follow_up.id,
+        booked_standard.id,
+    ]
+    assert [alloc.position(t) for t in ids(alloc.queue("D1@09"))] == [1, 2, 3, 4]
+    assert alloc.call_next("D1") == alloc.token(present.id)  # the first checked-in one
+
+
+@pytest.mark.parametrize("ordering", [StrictPriority(), Aging(), AccumulatingPriority()], ids=type)
+def test_position_counts_in_the_standing_order(
+    build: Build, clock: Clock, ordering: OrderingPolicy
+) -> None:
+    """`position(token_id)`: "1-based place in its slot's standing order (queue())", under
+    every ordering (O(log n) under the lexicographic ones, a scan otherwise)."""
+    alloc = build(Policies(ordering=ordering))
+    tokens = [
+        alloc.book("A", "D1", source=ONLINE),
+        alloc.book("B", "D1"),
+        alloc.book("C", "D1", source=PAID, checked_in=True),
+    ]
+    clock.now = at(9, 45)
+    queue = ids(alloc.queue("D1@09"))
+    assert sorted(queue) == sorted(ids(tokens))
+    assert [alloc.position(token_id) for token_id in queue] == [1, 2, 3]
+
+
+def test_call_next_skips_booked_tokens_in_the_standing_order(alloc: Allocator) -> None:
+    """call_next: "the first checked-in token of its standing order; BOOKED tokens that have
+    not arrived are skipped"."""
+    paid = alloc.book("P", "D1", source=PAID)
+    walk_in = alloc.book("W", "D1")
+    assert ids(alloc.queue("D1@09")) == [paid.id, walk_in.id]
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert called.id == walk_in.id
+    assert ids(alloc.queue("D1@09")) == [paid.id]
+
+
+# ----------------------------------------------------------------------------- idle-fill
+
+
+def one_place_day(clock: Clock, policies: Policies | None = None) -> Allocator:
+    alloc = Allocator(policies=policies, clock=clock)
+    alloc.add_doctor(Doctor("D1", "Dr. Rao"))
+    alloc.add_slot(Slot("D1@09", "D1", at(9), at(10), 1))
+    alloc.add_slot(Slot("D1@10", "D1", at(10), at(11), 1))
+    return alloc
+
+
+def test_idle_fill_calls_a_present_waitlisted_patient(clock: Clock) -> None:
+    """Idle-fill rule: "A doctor never sits idle while a present patient of theirs waits ...
+    it calls the first checked-in token of the doctor's waitlist: that token is placed in
+    the doctor's current slot ..., over its capacity if need be (TokenMoved(reason=
+    MoveReason.FROM_WAITLIST), then TokenCalled)". The issue's minimal case: an absent
+    online booking holds the only place, a present walk-in is waitlisted."""
+    alloc = one_place_day(clock, Policies(on_full=OnFull.WAITLIST))
+    online = alloc.book("A", "D1", "D1@09", source=ONLINE)
+    alloc.book("X", "D1", "D1@10", source=ONLINE)
+    walk_in = alloc.book("B", "D1", "D1@09")
+    assert walk_in.status is TokenStatus.WAITLISTED
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    clock.now = at(9)
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert (called.id, called.slot_id, called.status) == (
+        walk_in.id,
+        "D1@09",
+        TokenStatus.IN_CONSULTATION,
+    )
+    assert kinds(events) == ["TokenMoved", "TokenCalled"]
+    assert moves(events) == [(walk_in.id, None, "D1@09", MoveReason.FROM_WAITLIST)]
+    slot = alloc.slot("D1@09")
+    assert (slot.occupancy, slot.capacity, slot.overflow, slot.elastic) == (2, 1, 1, 1)
+    assert alloc.token(online.id).status is TokenStatus.BOOKED  # keeps its place
+    assert alloc.token(called.id).moves == 0
+    alloc.check_invariants()
+
+
+def test_idle_fill_prefers_slot_patients_and_skips_absent_waitlisted(clock: Clock) -> None:
+    """Idle-fill rule: only "when call_next finds no checked-in token in any of the doctor's
+    slots", and it calls "the first checked-in token of the doctor's waitlist"."""
+    alloc = one_place_day(clock, Policies(on_full=OnFull.WAITLIST))
+    alloc.book("A", "D1", "D1@09")  # present, in the slot
+    alloc.book("X", "D1", "D1@10", source=ONLINE)
+    absent = alloc.book("B", "D1", source=PAID)  # waitlisted, not arrived: ranks first
+    present = alloc.book("C", "D1")  # waitlisted, present
+    clock.now = at(9)
+    first = alloc.call_next("D1")
+    assert first is not None
+    assert first.patient_id == "A"
+    second = alloc.call_next("D1")
+    assert second is not None
+    assert second.id == present.id
+    assert ids(alloc.waitlist("D1")) == [absent.id]
+    assert alloc.call_next("D1") is None  # nobody present is left
+    alloc.check_invariants()
+
+
+def test_idle_fill_current_slot_is_the_latest_started(clock: Clock) -> None:
+    """Idle-fill rule: "the doctor's current slot (the one containing now, else the latest
+    that has started, else the next to start)"."""
+    alloc = one_place_day(clock, Policies(on_full=OnFull.WAITLIST))
+    alloc.book("A", "D1", "D1@09", source=ONLINE)
+    alloc.book("X", "D1", "D1@10", source=ONLINE)
+    early = alloc.book("B", "D1")  # 08:30: the next to start is D1@09
+    late = alloc.book("C", "D1")
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert (called.id, called.slot_id) == (early.id, "D1@09")
+    clock.now = at(11, 30)  # after the day: the latest that has started
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert (called.id, called.slot_id) == (late.id, "D1@10")
+    alloc.check_invariants()
+
+
+def test_idle_fill_off_is_the_strict_rule(clock: Clock) -> None:
+    """Idle-fill rule: "With fill_idle=False the strict rule holds: a waitlisted patient is
+    called only once a place frees for them"."""
+    alloc = one_place_day(
+        clock, Policies(on_full=OnFull.WAITLIST, reallocation=Reallocation(fill_idle=False))
+    )
+    online = alloc.book("A", "D1", "D1@09", source=ONLINE)
+    alloc.book("X", "D1", "D1@10", source=ONLINE)
+    walk_in = alloc.book("B", "D1", "D1@09")
+    clock.now = at(9)
+    assert alloc.call_next("D1") is None
+    clock.now = at(9, 14)
+    assert alloc.call_next("D1") is None
+    clock.now = at(9, 15)
+    alloc.no_show(online.id)  # the place frees: the walk-in takes it
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert called.id == walk_in.id
+
+
+# ----------------------------------------------------------------------------- reschedule
+
+
+def test_reschedule_moves_a_token_keeping_its_identity(alloc: Allocator, clock: Clock) -> None:
+    """reschedule: "the desk moves a waiting token (BOOKED, CHECKED_IN or WAITLISTED) to the
+    named slot, of the same doctor or another ... the token keeps id, number, seq,
+    checked_in_at and moves; TokenMoved(reason=MoveReason.RESCHEDULED)"."""
+    token = alloc.book("A", "D1", "D1@09")
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    clock.now = at(8, 40)
+    moved = alloc.reschedule(token.id, "D2@11")
+    assert (moved.id, moved.number, moved.seq, moved.checked_in_at, moved.moves) == (
+        token.id,
+        token.number,
+        token.seq,
+        token.checked_in_at,
+        token.moves,
+    )
+    assert (moved.doctor_id, moved.slot_id, moved.status) == (
+        "D2",
+        "D2@11",
+        TokenStatus.CHECKED_IN,
+    )
+    assert moves(events) == [(token.id, "D1@09", "D2@11", MoveReason.RESCHEDULED)]
+    assert ids(alloc.queue("D2@11")) == [token.id]
+    alloc.check_invariants()
+
+
+def test_reschedule_a_waitlisted_token(build: Build) -> None:
+    """reschedule: a WAITLISTED token may be moved to a slot with room; a booked one stays
+    BOOKED."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    for hour in HOURS:
+        fill(alloc, f"D1@{hour:02d}", CAPACITY, f"X{hour}")
+    waiting = alloc.book("W", "D1", source=ONLINE)
+    moved = alloc.reschedule(waiting.id, "D2@10")
+    assert (moved.slot_id, moved.status) == ("D2@10", TokenStatus.BOOKED)
+    assert alloc.waitlist("D1") == []
+    alloc.check_invariants()
+
+
+def test_reschedule_reallocates_the_freed_place(build: Build) -> None:
+    """reschedule: "the freed place is reallocated" (the waitlist first)."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    moving = fill(alloc, "D1@09", CAPACITY, "X")[0]
+    for hour in (10, 11):
+        fill(alloc, f"D1@{hour:02d}", CAPACITY, f"Y{hour}")
+    waiting = alloc.book("W", "D1", source=ONLINE)
+    alloc.reschedule(moving, "D2@09")
+    assert alloc.token(waiting.id).slot_id == "D1@09"
+    alloc.check_invariants()
+
+
+def test_reschedule_does_not_pull_the_token_back(alloc: Allocator) -> None:
+    """reschedule: a present patient moved to a later slot of the same doctor is not pulled
+    forward into the place they left (that would undo the desk's move)."""
+    token = alloc.book("A", "D1", "D1@09")
+    other = alloc.book("B", "D1", "D1@11")
+    moved = alloc.reschedule(token.id, "D1@10")
+    assert moved.slot_id == "D1@10"
+    assert alloc.token(token.id).slot_id == "D1@10"
+    assert alloc.token(other.id).slot_id == "D1@09"  # pulled forward instead
+    alloc.check_invariants()
+
+
+def test_reschedule_to_its_own_slot_changes_nothing(alloc: Allocator) -> None:
+    """reschedule: "the token's own slot -> returned unchanged, no event"."""
+    token = alloc.book("A", "D1", "D1@10")
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    version = alloc.version
+    assert alloc.reschedule(token.id, "D1@10") == token
+    assert events == []
+    assert alloc.version == version
+
+
+def test_reschedule_obeys_the_booking_rules(alloc: Allocator, clock: Clock) -> None:
+    """reschedule: "the target obeys the booking rules for that token (SlotClosedError,
+    SlotFullError for a non-emergency past the capacity policy, DuplicateBookingError if the
+    patient holds another active token that the duplicate rule counts), and on any error
+    nothing changes"."""
+    token = alloc.book("A", "D1", "D1@09", source=ONLINE)
+    alloc.book("A", "D2", "D2@09", source=ONLINE)  # the same patient, another doctor
+    fill(alloc, "D1@10", CAPACITY, "X")
+    before = alloc.snapshot()
+    with pytest.raises(SlotFullError, match="is full") as full:
+        alloc.reschedule(token.id, "D1@10")
+    # D2's slots have room, but the patient holds a token with D2 (PER_DOCTOR).
+    assert full.value.alternatives == ("D1@11",)
+    with pytest.raises(DuplicateBookingError) as duplicate:
+        alloc.reschedule(token.id, "D2@10")
+    assert duplicate.value.token_id == "D2-001"
+    alloc.close_slot("D1@11")
+    before = alloc.snapshot()
+    with pytest.raises(SlotClosedError):
+        alloc.reschedule(token.id, "D1@11")
+    clock.now = at(10, 5)
+    with pytest.raises(SlotClosedError, match="ended"):
+        alloc.reschedule(token.id, "D3@09")
+    assert alloc.snapshot() == before
+    alloc.mark_unavailable("D3")
+    with pytest.raises(SlotClosedError, match="unavailable"):
+        alloc.reschedule(token.id, "D3@11")
+
+
+def test_reschedule_an_emergency_follows_the_emergency_policy(build: Build) -> None:
+    """reschedule: an emergency bypasses the capacity limit within the emergency policy,
+    displacing the lowest-ranked token past the bound."""
+    alloc = build(Policies(emergency=EmergencyOverride(max_overflow=0)))
+    urgent = alloc.book("E", "D1", "D1@09", priority=EMERGENCY)
+    booked = fill(alloc, "D1@10", CAPACITY, "X")
+    moved = alloc.reschedule(urgent.id, "D1@10")
+    assert moved.slot_id == "D1@10"
+    assert alloc.token(booked[-1]).slot_id == "D1@11"  # displaced onward
+    alloc.check_invariants()
+
+
+def test_reschedule_refuses_tokens_not_waiting(alloc: Allocator, clock: Clock) -> None:
+    """reschedule moves "a waiting token (BOOKED, CHECKED_IN or WAITLISTED)"; any other
+    status raises InvalidTransitionError naming it."""
+    token = alloc.book("A", "D1")
+    clock.now = at(9)
+    alloc.call_next("D1")
+    with pytest.raises(InvalidTransitionError, match="IN_CONSULTATION"):
+        alloc.reschedule(token.id, "D1@10")
+    with pytest.raises(UnknownTokenError):
+        alloc.reschedule("D1-404", "D1@10")
+    with pytest.raises(UnknownSlotError):
+        alloc.reschedule(token.id, "D1@99")
+
+
+# ----------------------------------------------------------------------------- retriage
+
+
+def test_retriage_re_ranks_keeping_seq_and_place(alloc: Allocator) -> None:
+    """retriage: "a waiting token's triage level changes ...: it keeps seq and its place,
+    and is re-ranked in its slot or waitlist; TokenRetriaged"."""
+    first = alloc.book("A", "D1", source=ONLINE)
+    second = alloc.book("B", "D1", source=ONLINE)
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    worse = alloc.retriage(second.id, Priority.PAID)
+    assert (worse.priority, worse.seq, worse.slot_id) == (Priority.PAID, second.seq, "D1@09")
+    assert ids(alloc.queue("D1@09")) == [second.id, first.id]
+    (event,) = events
+    assert isinstance(event, TokenRetriaged)
+    assert (event.old_priority, event.token, event.version) == (
+        Priority.STANDARD,
+        worse,
+        alloc.version,
+    )
+    alloc.check_invariants()
+
+
+def test_retriage_to_the_same_level_changes_nothing(alloc: Allocator) -> None:
+    """retriage: "the same level -> unchanged, no event"."""
+    token = alloc.book("A", "D1", source=ONLINE)
+    version = alloc.version
+    assert alloc.retriage(token.id, Priority.STANDARD) == token
+    assert alloc.version == version
+
+
+def test_retriage_to_emergency_is_called_first(alloc: Allocator) -> None:
+    """retriage: "raised to EMERGENCY it follows the emergency policy in its slot": it keeps
+    its place (it already holds one, so no bound is passed), counts as an emergency, and is
+    called before everyone else, whatever slot it is in."""
+    alloc.book("A", "D1", "D1@09")
+    later = alloc.book("B", "D1", "D1@10")
+    urgent = alloc.retriage(later.id, EMERGENCY)
+    assert (urgent.slot_id, urgent.seq) == ("D1@10", later.seq)
+    assert alloc.slot("D1@10").emergencies == 1
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert called.id == later.id
+    alloc.check_invariants()
+
+
+def test_retriage_seats_a_waitlisted_emergency(build: Build, clock: Clock) -> None:
+    """retriage: "a waitlisted one is seated in the doctor's current slot (an emergency never
+    waits on a waitlist)"."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    for hour in HOURS:
+        fill(alloc, f"D1@{hour:02d}", CAPACITY, f"X{hour}")
+    waiting = alloc.book("W", "D1")
+    clock.now = at(10, 20)
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    urgent = alloc.retriage(waiting.id, EMERGENCY)
+    assert (urgent.slot_id, urgent.status) == ("D1@10", TokenStatus.CHECKED_IN)
+    assert kinds(events) == ["TokenRetriaged", "TokenMoved"]
+    assert alloc.call_next("D1") == alloc.token(waiting.id)  # emergencies first
+    alloc.check_invariants()
+
+
+def test_retriage_lowering_an_emergency_keeps_its_place(alloc: Allocator) -> None:
+    """retriage: the patient "keeps ... its place" when an emergency is lowered, even if the
+    slot is then past its capacity (the place is granted, ``Slot.elastic``)."""
+    fill(alloc, "D1@09", CAPACITY, "X")
+    urgent = alloc.book("E", "D1", "D1@09", priority=EMERGENCY)
+    lowered = alloc.retriage(urgent.id, Priority.PAID)
+    assert lowered.slot_id == "D1@09"
+    assert alloc.slot("D1@09").elastic == 1
+    assert ids(alloc.queue("D1@09"))[0] == urgent.id
+    alloc.check_invariants()
+
+
+def test_retriage_bad_input(alloc: Allocator, clock: Clock) -> None:
+    """retriage: a bad priority raises InvalidArgumentError naming the argument and the
+    value; a token not waiting raises InvalidTransitionError naming its status."""
+    token = alloc.book("A", "D1")
+    with pytest.raises(InvalidArgumentError, match="priority"):
+        alloc.retriage(token.id, 1)  # type: ignore[arg-type]
+    clock.now = at(9)
+    alloc.call_next("D1")
+    with pytest.raises(InvalidTransitionError, match="IN_CONSULTATION"):
+        alloc.retriage(token.id, Priority.PAID)
+
+
+# ----------------------------------------------------------------------------- missed calls
+
+
+def test_missed_call_sends_the_token_back_as_booked(alloc: Allocator, clock: Clock) -> None:
+    """missed_call: "the patient called in (IN_CONSULTATION) did not come: the token goes
+    back to its slot's queue as BOOKED (not present), keeping seq, and Token.missed_calls
+    grows by one (TokenCallMissed) ... the doctor has no current consultation afterwards"."""
+    token = alloc.book("A", "D1")
+    other = alloc.book("B", "D1")
+    clock.now = at(8, 45)  # before either has waited a whole aging step
+    alloc.call_next("D1")
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    back = alloc.missed_call(token.id)
+    assert (back.status, back.seq, back.slot_id, back.missed_calls, back.checked_in_at) == (
+        TokenStatus.BOOKED,
+        token.seq,
+        "D1@09",
+        1,
+        None,
+    )
+    assert kinds(events) == ["TokenCallMissed"]
+    assert ids(alloc.queue("D1@09")) == [token.id, other.id]
+    called = alloc.call_next("D1")  # completes nothing: no current consultation
+    assert called is not None
+    assert called.id == other.id
+    assert alloc.token(token.id).status is TokenStatus.BOOKED
+    alloc.check_invariants()
+
+
+def test_missed_calls_up_to_the_limit_make_a_no_show(build: Build, clock: Clock) -> None:
+    """missed_call: "at Policies.max_missed_calls missed calls it becomes NO_SHOW instead
+    (TokenNoShow, place freed and reallocated; a later check_in is a late arrival)"."""
+    alloc = build(Policies(max_missed_calls=2, on_full=OnFull.WAITLIST))
+    token = alloc.book("A", "D1", "D1@09")
+    fill(alloc, "D1@09", CAPACITY - 1, "X")
+    for hour in (10, 11):
+        fill(alloc, f"D1@{hour:02d}", CAPACITY, f"Y{hour}")
+    waiting = alloc.book("W", "D1", source=ONLINE)
+    clock.now = at(9)
+    alloc.call_next("D1")
+    alloc.missed_call(token.id)
+    alloc.check_in(token.id)
+    assert alloc.call_next("D1") == alloc.token(token.id)
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    gone = alloc.missed_call(token.id)
+    assert (gone.status, gone.missed_calls) == (TokenStatus.NO_SHOW, 2)
+    assert kinds(events) == ["TokenNoShow", "TokenMoved"]
+    assert alloc.token(waiting.id).slot_id == "D1@09"  # the place was reallocated
+    clock.now = at(9, 40)
+    late = alloc.check_in(token.id)
+    assert late.status in (TokenStatus.CHECKED_IN, TokenStatus.WAITLISTED)
+    assert late.seq > token.seq
+    alloc.check_invariants()
+
+
+def test_missed_call_bad_input(alloc: Allocator) -> None:
+    """missed_call of a token not in consultation raises InvalidTransitionError; a bad
+    max_missed_calls raises InvalidArgumentError naming the argument and the value."""
+    token = alloc.book("A", "D1")
+    with pytest.raises(InvalidTransitionError, match="CHECKED_IN"):
+        alloc.missed_call(token.id)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InvalidArgumentError, match=f"max_missed_calls.*{bad!r}"):
+            Policies(max_missed_calls=bad)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- close_slot
+
+
+def test_close_slot_moves_its_tokens_to_later_slots(alloc: Allocator, clock: Clock) -> None:
+    """close_slot: "one slot closes (a break, a room lost): no new bookings
+    (SlotClosedError); its waiting tokens move, in standing order, to the doctor's later
+    open slots with room ... MoveReason.SLOT_CLOSED; none is cancelled; SlotClosed"."""
+    booked = fill(alloc, "D1@10", 2, "X")
+    present = alloc.book("W", "D1", "D1@10")
+    fill(alloc, "D1@11", 1, "Y")
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    alloc.close_slot("D1@10")
+    assert kinds(events)[0] == "SlotClosed"
+    assert moves(events) == [
+        (booked[0], "D1@10", "D1@11", MoveReason.SLOT_CLOSED),
+        (booked[1], "D1@10", "D1@11", MoveReason.SLOT_CLOSED),
+        (present.id, "D1@10", "D2@09", MoveReason.SLOT_CLOSED),  # D1@11 full: a colleague
+    ]
+    assert alloc.slot("D1@10").closed
+    assert alloc.queue("D1@10") == []
+    with pytest.raises(SlotClosedError):
+        alloc.book("Z", "D1", "D1@10")
+    alloc.check_invariants()
+
+
+def test_close_slot_falls_back_to_the_waitlist(alloc: Allocator) -> None:
+    """close_slot: "... else as mark_unavailable moves them (same department), else to the
+    doctor's waitlist" (D3 is the only cardiologist and has no later slot)."""
+    token = alloc.book("A", "D3", "D3@11", source=ONLINE)
+    alloc.close_slot("D3@11")
+    moved = alloc.token(token.id)
+    assert (moved.status, moved.doctor_id, moved.moves) == (TokenStatus.WAITLISTED, "D3", 1)
+    alloc.check_invariants()
+
+
+def test_close_slot_twice_changes_nothing(alloc: Allocator) -> None:
+    """close_slot: "a closed slot -> no change"."""
+    alloc.close_slot("D1@09")
+    version = alloc.version
+    alloc.close_slot("D1@09")
+    assert alloc.version == version
+    with pytest.raises(UnknownSlotError):
+        alloc.close_slot("D1@99")
+
+
+def test_closed_slots_are_never_refilled(build: Build, clock: Clock) -> None:
+    """close_slot: a closed slot takes no new bookings, so no refill or pull-forward puts
+    anyone in it."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    alloc.close_slot("D1@09")
+    alloc.book("A", "D1", "D1@10")
+    alloc.resize("D1@09", 5)
+    assert alloc.queue("D1@09") == []
+    assert alloc.book("B", "D1").slot_id == "D1@10"
+
+
+# ----------------------------------------------------------------------------- mark_available
+
+
+def test_mark_available_reopens_and_refills(build: Build, clock: Clock) -> None:
+    """mark_available: "the doctor is back: slots that have not ended (and were not closed
+    by close_slot) reopen; the doctor's waitlist refills them; tokens moved away earlier stay
+    where they are; DoctorAvailable"."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    moved_away = alloc.book("A", "D1", "D1@11", source=ONLINE)
+    alloc.close_slot("D1@10")
+    for hour in HOURS:
+        fill(alloc, f"D2@{hour:02d}", CAPACITY, f"Y{hour}")
+    alloc.mark_unavailable("D1")
+    assert alloc.token(moved_away.id).doctor_id == "D2"  # the shortest colleague waitlist
+    alloc.mark_unavailable("D2")  # D2's patients: D1 is unavailable, so D2's own waitlist
+    waiting = ids(alloc.waitlist("D2"))
+    clock.now = at(9, 30)
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    alloc.mark_available("D2")
+    assert kinds(events)[0] == "DoctorAvailable"
+    assert alloc.token(waiting[0]).slot_id == "D2@09"
+    assert alloc.token(moved_away.id).doctor_id == "D2"
+    alloc.mark_available("D1")
+    assert alloc.slot("D1@10").closed  # closed with close_slot: stays closed
+    assert alloc.book("B", "D1").slot_id == "D1@09"
+    version = alloc.version
+    alloc.mark_available("D1")  # an available doctor: no change
+    assert alloc.version == version
+    alloc.check_invariants()
+
+
+def test_late_arrival_after_the_doctor_left_goes_to_a_colleague(
+    alloc: Allocator, clock: Clock
+) -> None:
+    """check_in: "if the doctor is unavailable, it is placed as mark_unavailable places a
+    waiting token (a same-department colleague first)"."""
+    token = alloc.book("A", "D1", "D1@09", source=ONLINE)
+    clock.now = at(9, 20)
+    alloc.no_show(token.id)
+    alloc.mark_unavailable("D1")
+    arrived = alloc.check_in(token.id)
+    assert (arrived.doctor_id, arrived.slot_id, arrived.status) == (
+        "D2",
+        "D2@09",
+        TokenStatus.CHECKED_IN,
+    )
+    alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- alternatives
+
+
+def test_slot_full_error_lists_alternatives(build: Build) -> None:
+    """SlotFullError.alternatives: "a tuple of at most 5 slot ids where the refused token
+    would be admitted now: the same doctor's later open slots first (start order), then the
+    open slots of available doctors of the same department (start order, then doctor id);
+    empty if none"."""
+    alloc = build()
+    fill(alloc, "D1@09", CAPACITY, "X")
+    fill(alloc, "D2@10", CAPACITY, "Y")
+    with pytest.raises(SlotFullError) as refused:
+        alloc.book("P", "D1", "D1@09", source=ONLINE)
+    assert refused.value.alternatives == ("D1@10", "D1@11", "D2@09", "D2@11")
+    fill(alloc, "D3@09", CAPACITY, "Z")
+    alloc.mark_unavailable("D3")
+    for hour in (10, 11):
+        fill(alloc, f"D3@{hour:02d}", 0, "W")
+    alloc.mark_available("D3")
+    fill(alloc, "D3@10", CAPACITY, "V")
+    fill(alloc, "D3@11", CAPACITY, "U")
+    with pytest.raises(SlotFullError) as none:
+        alloc.book("Q", "D3", source=ONLINE)
+    assert none.value.alternatives == ()
+
+
+def test_slot_full_error_alternatives_are_at_most_five(clock: Clock) -> None:
+    """SlotFullError.alternatives: "at most 5 slot ids"."""
+    alloc = Allocator(clock=clock)
+    alloc.add_doctor(Doctor("D1", "Dr. Rao", department="GM"))
+    alloc.add_doctor(Doctor("D2", "Dr. Iyer", department="GM"))
+    for doctor in ("D1", "D2"):
+        for hour in range(9, 13):
+            alloc.add_slot(Slot(f"{doctor}@{hour}", doctor, at(hour), at(hour + 1), 1))
+    alloc.book("A", "D1", "D1@9", source=ONLINE)
+    with pytest.raises(SlotFullError) as refused:
+        alloc.book("B", "D1", "D1@9", source=ONLINE)
+    assert refused.value.alternatives == ("D1@10", "D1@11", "D1@12", "D2@9", "D2@10")
+
+
+# ----------------------------------------------------------------------------- duplicates
+
+
+@pytest.mark.parametrize(
+    ("rule", "other_doctor_ok", "other_department_ok"),
+    [
+        (Duplicates.PER_DOCTOR, True, True),
+        (Duplicates.PER_DEPARTMENT, False, True),
+        (Duplicates.ONE, False, False),
+    ],
+)
+def test_duplicate_rule(
+    build: Build, rule: Duplicates, other_doctor_ok: bool, other_department_ok: bool
+) -> None:
+    """Duplicates: "PER_DOCTOR (the default: one per doctor), PER_DEPARTMENT (one per
+    department), ONE (one in the whole allocator, i.e. one per OPD day). Emergencies are
+    exempt under all three"."""
+    alloc = build(Policies(duplicates=rule))
+    first = alloc.book("P", "D1", source=ONLINE)
+    with pytest.raises(DuplicateBookingError) as same:
+        alloc.book("P", "D1", source=ONLINE)
+    assert same.value.token_id == first.id
+    for doctor, ok in (("D2", other_doctor_ok), ("D3", other_department_ok)):
+        if ok:
+            alloc.book("P", doctor, source=ONLINE)
+        else:
+            with pytest.raises(DuplicateBookingError) as refused:
+                alloc.book("P", doctor, source=ONLINE)
+            assert refused.value.token_id == first.id
+    urgent = alloc.book("P", "D3", priority=EMERGENCY)  # exempt
+    assert urgent.status is TokenStatus.CHECKED_IN
+    alloc.check_invariants()
+
+
+def test_duplicates_bad_value() -> None:
+    """Policies.duplicates takes a Duplicates member; anything else raises
+    InvalidArgumentError naming the argument and the value."""
+    with pytest.raises(InvalidArgumentError, match="duplicates.*'ONE'"):
+        Policies(duplicates="ONE")  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- version
+
+
+def test_version_counts_changes(clock: Clock) -> None:
+    """version: "the number of changes so far: every call that changes something
+    (add_doctor and add_slot included) adds one; a call that raises or changes nothing
+    leaves it; kept by snapshot()". Every event "carries version: the allocator's version
+    after the call that emitted it (all events of one call share it)"."""
+    alloc = one_place_day(clock)
+    assert alloc.version == 3
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    first = alloc.book("A", "D1", "D1@09", source=ONLINE)
+    assert alloc.version == 4
+    with pytest.raises(SlotFullError):
+        alloc.book("B", "D1", "D1@09", source=ONLINE)
+    assert alloc.version == 4
+    assert alloc.call_next("D1") is None  # nobody present: nothing changed
+    assert alloc.version == 4
+    alloc.book("C", "D1", "D1@10")
+    clock.now = at(9, 20)
+    alloc.cancel(first.id)  # cancelled, then C pulled forward: one change
+    assert alloc.version == 6
+    assert [e.version for e in events] == [4, 5, 6, 6]
+    copy = Allocator.from_snapshot(alloc.snapshot(), clock=clock)
+    assert copy.version == 6
