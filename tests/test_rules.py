@@ -2009,7 +2009,7 @@ def test_duplicate_rule(
 def test_duplicates_bad_value() -> None:
     """Policies.duplicates takes a Duplicates member; anything else raises
     InvalidArgumentError naming the argument and the value."""
-    with pytest.raises(InvalidArgumentError, match="duplicates.*'ONE'"):
+    with pytest.raises(InvalidArgumentError, match=r"duplicates.*'ONE'"):
         Policies(duplicates="ONE")  # type: ignore[arg-type]
 
 
