@@ -32,10 +32,12 @@ from opd_engine import (
     Aging,
     Allocator,
     Doctor,
+    Duplicates,
     EmergencyOverride,
     Event,
     HardLimit,
     InvalidArgumentError,
+    InvalidTransitionError,
     MoveReason,
     OnFull,
     OPDError,
@@ -44,6 +46,7 @@ from opd_engine import (
     Priority,
     Reallocation,
     Slot,
+    SlotClosedError,
     Source,
     SourceQuota,
     StrictPriority,
@@ -216,9 +219,10 @@ TOKEN_METHODS = [
     "position",
     "estimated_start",
     "token",
+    "missed_call",
 ]
-DOCTOR_METHODS = ["call_next", "mark_unavailable", "waitlist", "doctor"]
-SLOT_METHODS = ["queue", "slot"]
+DOCTOR_METHODS = ["call_next", "mark_unavailable", "mark_available", "waitlist", "doctor"]
+SLOT_METHODS = ["queue", "slot", "close_slot"]
 
 ALLOCATOR_ROWS: list[Row] = [
     *id_rows(TOKEN_METHODS, "token_id", UnknownTokenError, {}),
@@ -227,6 +231,31 @@ ALLOCATOR_ROWS: list[Row] = [
     *id_rows(["delay"], "doctor_id", UnknownDoctorError, {"minutes": 5}),
     *id_rows(SLOT_METHODS, "slot_id", UnknownSlotError, {}),
     *id_rows(["resize"], "slot_id", UnknownSlotError, {"capacity": 2}),
+    *id_rows(["reschedule"], "token_id", UnknownTokenError, {"slot_id": "D1@10"}),
+    *id_rows(["reschedule"], "slot_id", UnknownSlotError, {"token_id": BOOKED}),
+    *id_rows(["retriage"], "token_id", UnknownTokenError, {"priority": Priority.PAID}),
+    ("retriage-int", call("retriage", BOOKED, 1), InvalidArgumentError, "priority"),
+    ("retriage-None", call("retriage", BOOKED, None), InvalidArgumentError, "priority"),
+    ("retriage-str", call("retriage", BOOKED, "PAID"), InvalidArgumentError, "priority"),
+    (
+        "retriage-consulting",
+        call("retriage", CONSULTING, Priority.PAID),
+        InvalidTransitionError,
+        "IN_CONSULTATION",
+    ),
+    ("missed_call-booked", call("missed_call", BOOKED), InvalidTransitionError, "BOOKED"),
+    (
+        "reschedule-consulting",
+        call("reschedule", CONSULTING, "D2@10"),
+        InvalidTransitionError,
+        "IN_CONSULTATION",
+    ),
+    (
+        "reschedule-ended",
+        with_clock(at(10, 5), call("reschedule", PRESENT, "D3@09")),
+        SlotClosedError,
+        "ended",
+    ),
     # add_doctor
     ("add_doctor-None", call("add_doctor", None), InvalidArgumentError, "doctor"),
     ("add_doctor-str", call("add_doctor", "D9"), InvalidArgumentError, "doctor"),
@@ -1044,6 +1073,11 @@ MUTATORS: dict[str, dict[str, object]] = {
     "mark_unavailable": {"doctor_id": "D1"},
     "resize": {"slot_id": "D1@10", "capacity": 1},
     "subscribe": {"callback": lambda event: None},
+    "reschedule": {"token_id": BOOKED, "slot_id": "D2@10"},
+    "retriage": {"token_id": BOOKED, "priority": Priority.PAID},
+    "missed_call": {"token_id": CONSULTING},
+    "close_slot": {"slot_id": "D1@10"},
+    "mark_available": {"doctor_id": "D1"},
 }
 MUTATOR_ARGUMENTS = [
     pytest.param(method, argument, id=f"{method}-{argument}")
@@ -1164,6 +1198,8 @@ CONSTRUCTORS: dict[str, tuple[Callable[..., Any], dict[str, object], Callable[[A
             "ordering": Aging(),
             "on_full": OnFull.REJECT,
             "no_show_grace": timedelta(minutes=15),
+            "duplicates": Duplicates.PER_DOCTOR,
+            "max_missed_calls": 2,
         },
         use_policies,
     ),
@@ -1184,7 +1220,7 @@ CONSTRUCTORS: dict[str, tuple[Callable[..., Any], dict[str, object], Callable[[A
     ),
     "Reallocation": (
         Reallocation,
-        {"pull_forward": True, "max_moves": 2},
+        {"pull_forward": True, "max_moves": 2, "fill_idle": True},
         lambda p: use_policies(Policies(reallocation=p)),
     ),
     "Aging": (

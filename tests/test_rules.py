@@ -2039,3 +2039,19 @@ def test_version_counts_changes(clock: Clock) -> None:
     assert [e.version for e in events] == [4, 5, 6, 6]
     copy = Allocator.from_snapshot(alloc.snapshot(), clock=clock)
     assert copy.version == 6
+
+
+def test_lowering_an_emergency_obeys_the_duplicate_rule(alloc: Allocator) -> None:
+    """Emergencies "are exempt" from the duplicate rule, the other levels are not: lowering
+    an emergency whose patient holds another active token with the doctor raises
+    DuplicateBookingError carrying that token's id, and changes nothing."""
+    booked = alloc.book("P", "D1", source=ONLINE)
+    urgent = alloc.book("P", "D1", priority=EMERGENCY)
+    before = alloc.snapshot()
+    with pytest.raises(DuplicateBookingError) as refused:
+        alloc.retriage(urgent.id, Priority.STANDARD)
+    assert refused.value.token_id == booked.id
+    assert alloc.snapshot() == before
+    alloc.cancel(booked.id)
+    assert alloc.retriage(urgent.id, Priority.STANDARD).priority is Priority.STANDARD
+    alloc.check_invariants()

@@ -232,6 +232,16 @@ class Worker:
         roll = rng.random()
         if self.index == 0 and number == OPERATIONS // 2:
             alloc.mark_unavailable("D4")
+        elif self.index == 1 and number == OPERATIONS // 3:
+            alloc.close_slot(rng.choice(self.slot_ids))
+        elif self.index == 0 and number == 3 * OPERATIONS // 4:
+            alloc.mark_available("D4")
+        elif roll < 0.03:
+            alloc.reschedule(self.some_token(), rng.choice(self.slot_ids))
+        elif roll < 0.05:
+            alloc.retriage(self.some_token(), rng.choice(list(Priority)))
+        elif roll < 0.07:
+            alloc.missed_call(self.some_token())
         elif roll < 0.34:
             self.book()
         elif roll < 0.46:
@@ -343,10 +353,16 @@ def check_events(events: list[Event], tokens: list[Token]) -> None:
     for doctor_id, issued in numbers.items():
         assert len(issued) == len(set(issued)), f"doctor {doctor_id} reused a number"
 
+    # Every event carries the version of its call; calls are serialized, so versions only
+    # grow along the delivery order.
+    versions = [e.version for e in events]
+    assert versions == sorted(versions), "versions delivered out of order"
+
     kinds = Counter(type(e) for e in events)
     statuses = Counter(t.status for t in tokens)
     called = statuses[TokenStatus.IN_CONSULTATION] + statuses[TokenStatus.COMPLETED]
-    assert kinds[TokenCalled] == called
+    # A call the patient missed was a call too.
+    assert kinds[TokenCalled] == called + sum(t.missed_calls for t in tokens)
     assert kinds[TokenCompleted] == statuses[TokenStatus.COMPLETED]
     assert kinds[TokenCancelled] == statuses[TokenStatus.CANCELLED]
     assert kinds[TokenNoShow] >= statuses[TokenStatus.NO_SHOW]

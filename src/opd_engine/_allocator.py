@@ -629,7 +629,10 @@ class Allocator:
         O(k log n) for k tokens displaced.
 
         Raises :class:`InvalidArgumentError` for a ``priority`` that is not a
-        :class:`Priority`, and :class:`InvalidTransitionError` for a token not waiting.
+        :class:`Priority`, :class:`InvalidTransitionError` for a token not waiting, and
+        :class:`DuplicateBookingError` for an emergency lowered while its patient holds
+        another active token that the duplicate rule counts (emergencies are exempt from
+        it; the others are not): cancel one of the two first.
         """
         with self._lock:
             now = self._now()
@@ -644,6 +647,9 @@ class Allocator:
             day = self._day
             desk = self._desks[token.doctor_id]
             old = token.priority
+            if old is Priority.EMERGENCY:
+                # No longer exempt from the duplicate rule.
+                self._refuse_duplicate(token.patient_id, desk.doctor, token.id)
             slot = desk.unplace(token)
             token = day.replace(token, priority=priority)
             desk.place(token, slot, now)
