@@ -977,3 +977,37 @@ def test_late_arrival_after_the_last_slot_is_waitlisted(alloc: Allocator, clock:
     assert kinds(seen) == ["TokenMoved", "TokenCheckedIn"]
     assert moves(seen) == [(token.id, "D3@11", None, MoveReason.LATE_ARRIVAL)]
     alloc.check_invariants()
+
+
+def test_snapshot_keeps_the_front_desk_state(build: Build, clock: Clock) -> None:
+    """A closed slot, granted elastic places, missed calls, a doctor who came back and the
+    version all survive a snapshot, and the copy carries on as the original."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    fill_ids = [alloc.book(f"X{i}", "D1", "D1@09", source=ONLINE).id for i in range(3)]
+    alloc.book("W", "D1")  # D1@10 has room: the walk-in goes there
+    for hour in (10, 11):
+        while alloc.slot(f"D1@{hour}").free:
+            alloc.book(f"F{hour}{alloc.slot(f'D1@{hour}').free}", "D1", f"D1@{hour}", source=ONLINE)
+    waiting = alloc.book("Y", "D1")  # waitlisted, present
+    clock.now = at(9, 5)
+    alloc.close_slot("D3@10")
+    alloc.mark_unavailable("D3")
+    alloc.mark_available("D3")
+    called = alloc.call_next("D1")  # the walk-in in D1@10
+    assert called is not None
+    alloc.missed_call(called.id)
+    idle = alloc.call_next("D1")  # nobody present in a slot: the waitlisted walk-in
+    assert idle is not None
+    assert idle.id == waiting.id
+    data = json.loads(json.dumps(alloc.snapshot()))
+    copy = Allocator.from_snapshot(data, policies=alloc.policies, clock=clock)
+    assert copy.snapshot() == alloc.snapshot()
+    assert copy.version == alloc.version
+    assert copy.slot("D3@10").closed
+    assert copy.slot("D1@09").elastic == alloc.slot("D1@09").elastic == 1
+    assert copy.token(called.id).missed_calls == 1
+    for each in (alloc, copy):
+        each.check_in(called.id)
+        each.cancel(fill_ids[0])
+        each.call_next("D1")
+    assert copy.snapshot() == alloc.snapshot()
