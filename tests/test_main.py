@@ -157,11 +157,47 @@ def test_delay_resize_and_unavailable_doctor(day: str) -> None:
     assert lines_of(day, r"waitlist -> D1@11 \(FROM_WAITLIST\)")
 
 
+def test_missed_call_retriage_and_idle_fill(day: str) -> None:
+    [called] = lines_of(day, r"D1-003 called by D1: Chetan")
+    [missed] = lines_of(day, r"D1-003 missed the call \(1 so far\): back in D1@10")
+    assert missed == called + 1
+    [retriaged] = lines_of(day, r"D3-004 re-triaged STANDARD -> EMERGENCY")
+    [qadir] = lines_of(day, r"D3-004 called by D3: Qadir, walk-in, emergency")
+    assert qadir == retriaged + 1
+    [seated] = lines_of(day, r"D2-005 moved waitlist -> D1@10 \(FROM_WAITLIST\)")
+    [ravi] = lines_of(day, r"D2-005 called by D1: Ravi")
+    assert ravi == seated + 1
+
+
+def test_doctor_back_reschedule_close_slot_and_alternatives(day: str) -> None:
+    [back] = lines_of(day, r"doctor D2 available again")
+    [rescheduled] = lines_of(day, r"D1-004 moved D1@10 -> D2@10 \(RESCHEDULED\)")
+    [closed] = lines_of(day, r"slot D1@11 closed")
+    moved = lines_of(day, r"D1@11 -> D2@11 \(SLOT_CLOSED\)")
+    assert back < rescheduled < closed < moved[0]
+    assert len(moved) == 2
+    [refused] = lines_of(day, r"refused: SlotFullError: slot 'D1@10' is full")
+    assert day.splitlines()[refused + 1].strip() == "alternatives with room now: D2@11"
+
+
 def test_final_queues_and_invariants(day: str) -> None:
-    assert "Queues at 10:05" in day
-    assert "D2 Dr. Vikram Iyer (General Medicine), unavailable" in day
-    assert re.search(r"D1@11 11:00-12:00 \[3/3\]: D2-004 PAID", day)
+    assert "Queues at 10:32" in day
+    assert "D2 Dr. Vikram Iyer (General Medicine)\n" in day
+    assert re.search(r"D1@11 11:00-12:00 \[1/3\] closed: empty", day)
+    assert re.search(r"D2@11 11:00-12:00 \[2/3\]: D2-006 FOLLOW_UP", day)
     assert day.rstrip().endswith("check_invariants(): all hold.")
+
+
+def test_describe_every_event_kind() -> None:
+    alloc = Allocator(clock=lambda: at("08:00"))
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    alloc.add_doctor(Doctor("D9", "Dr. Nine", department="ENT"))
+    alloc.add_slot(Slot("D9@09", "D9", at("09:00"), at("10:00"), 2))
+    assert [describe(event) for event in seen] == [
+        "doctor D9 added (ENT)",
+        "slot D9@09 added for D9 (2 places)",
+    ]
 
 
 def test_describe_a_waitlisted_booking() -> None:

@@ -14,6 +14,8 @@ from . import (
     Aging,
     Allocator,
     Doctor,
+    DoctorAdded,
+    DoctorAvailable,
     DoctorDelayed,
     DoctorUnavailable,
     EmergencyOverride,
@@ -22,16 +24,21 @@ from . import (
     Policies,
     Priority,
     Slot,
+    SlotAdded,
+    SlotClosed,
+    SlotFullError,
     SlotResized,
     Source,
     Token,
     TokenBooked,
     TokenCalled,
+    TokenCallMissed,
     TokenCancelled,
     TokenCheckedIn,
     TokenCompleted,
     TokenMoved,
     TokenNoShow,
+    TokenRetriaged,
     TokenWaitlisted,
 )
 
@@ -85,6 +92,20 @@ def describe(event: Event) -> str:
         )
     if isinstance(event, DoctorUnavailable):
         return f"doctor {event.doctor_id} unavailable"
+    if isinstance(event, DoctorAvailable):
+        return f"doctor {event.doctor_id} available again"
+    if isinstance(event, TokenRetriaged):
+        old, new = event.old_priority.name, event.token.priority.name
+        return f"{event.token_id} re-triaged {old} -> {new}"
+    if isinstance(event, TokenCallMissed):
+        token = event.token
+        return f"{token.id} missed the call ({token.missed_calls} so far): back in {token.slot_id}"
+    if isinstance(event, SlotClosed):
+        return f"slot {event.slot_id} closed"
+    if isinstance(event, SlotAdded):
+        return f"slot {event.slot_id} added for {event.doctor_id} ({event.capacity} places)"
+    if isinstance(event, DoctorAdded):
+        return f"doctor {event.doctor.id} added ({event.doctor.department})"
     return repr(event)  # pragma: no cover - every event kind is described above
 
 
@@ -138,6 +159,9 @@ class Script:
             result = call(*args, **kwargs)
         except OPDError as error:
             self.say(f"       refused: {type(error).__name__}: {error}")
+            if isinstance(error, SlotFullError):
+                offered = ", ".join(error.alternatives) or "none"
+                self.say(f"       alternatives with room now: {offered}")
             return None
         for event in self.events:
             self.say(f"       {describe(event)}")
@@ -170,9 +194,10 @@ class Script:
             for slot in self.alloc.slots(doctor.id):
                 queue = self.alloc.queue(slot.id)
                 shown = ", ".join(_entry(self.alloc, t) for t in queue) or "empty"
+                closed = " closed" if slot.closed else ""
                 self.say(
                     f"    {slot.id} {hhmm(slot.start)}-{hhmm(slot.end)} "
-                    f"[{slot.occupancy}/{slot.capacity}]: {shown}"
+                    f"[{slot.occupancy}/{slot.capacity}]{closed}: {shown}"
                 )
             waitlist = self.alloc.waitlist(doctor.id)
             if waitlist:
@@ -214,6 +239,7 @@ def run(out: TextIO) -> None:
                     capacity,
                 )
             )
+    s.events.clear()  # DoctorAdded and SlotAdded: summed up per doctor instead
     for doctor in doctors:
         slots = ", ".join(f"{slot.id} ({slot.capacity} places)" for slot in alloc.slots(doctor.id))
         s.say(f"       {doctor.id} {doctor.name}, {doctor.department}: {slots}")
@@ -316,7 +342,44 @@ def run(out: TextIO) -> None:
             s.do(alloc.complete, called.id)
     s.call_next("D1")
 
-    s.show_queues("Queues at 10:05 (call order; ~ is the estimated start):")
+    s.time("10:06", "Ravi, on Dr. Rao's waitlist, arrives: he waits for a place.")
+    s.do(alloc.check_in, "D2-005")
+
+    s.time("10:10", "Dr. Rao calls Chetan, who has stepped out and does not answer. A")
+    s.say("       missed call sends him back to the queue as not here; two make a no-show.")
+    s.call_next("D1")
+    s.do(alloc.missed_call, "D1-003")
+    s.call_next("D1")
+
+    s.time("10:15", "Qadir's chest pain gets worse while he waits: the desk re-triages him")
+    s.say("       as an emergency, and he goes to the front of Dr. Nair's queue.")
+    s.do(alloc.retriage, "D3-004", Priority.EMERGENCY)
+    s.call_next("D3")
+
+    s.time("10:20", "Dr. Rao is free. Nobody in her slots is here (Chetan stepped out, the")
+    s.say("       others have not come), but Ravi on her waitlist is: the idle-fill rule")
+    s.say("       seats him in the 10:00 slot, over its capacity, and calls him.")
+    s.call_next("D1")
+
+    s.time("10:25", "Dr. Iyer is back. His slots reopen (the patients moved away stay where")
+    s.say("       they are), and he adds an 11:00 slot.")
+    s.do(alloc.mark_available, "D2")
+    s.unavailable.discard("D2")
+    s.do(alloc.add_slot, Slot("D2@11", "D2", at("11:00"), at("12:00"), 3))
+
+    s.time("10:28", "Divya asks to see Dr. Iyer instead: the desk reschedules her token. Her")
+    s.say("       place at 10:00 absorbs the one granted to Ravi, so nobody moves up.")
+    s.do(alloc.reschedule, "D1-004", "D2@10")
+
+    s.time("10:30", "Dr. Rao is needed in a meeting at 11:00: that slot closes, and its")
+    s.say("       patients move to Dr. Iyer's 11:00 slot (same department).")
+    s.do(alloc.close_slot, "D1@11")
+
+    s.time("10:32", "Uma asks for Dr. Rao at 10:00. It is full; the desk is told where")
+    s.say("       there is room now.")
+    s.book("Uma", "D1", "D1@10", source=Source.ONLINE)
+
+    s.show_queues("Queues at 10:32 (standing order; ~ is the estimated start):")
     s.say()
     s.say("Tokens by status:")
     counts: dict[str, int] = {}
