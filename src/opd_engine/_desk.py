@@ -176,9 +176,14 @@ class Desk:
         self, source: Source, priority: Priority, now: datetime, *, after: Slot | None = None
     ) -> Slot | None:
         """The earliest open slot (later than ``after``) that admits the token. O(s)."""
+        if not self.available:
+            return None
+        i = bisect_right(self.ends, now)
+        if after is not None:
+            i = max(i, bisect_right(self.starts, after._start))
         admits = self.day.policies.capacity.admits
-        for slot in self.open_slots(now, after):
-            if admits(slot, source, priority):
+        for slot in self.slots[i:]:
+            if not slot._closed and admits(slot, source, priority):
                 return slot
         return None
 
@@ -225,15 +230,16 @@ class Desk:
             if target is None:
                 raise SlotClosedError(f"doctor {doctor_id!r} has no open slot left")
             return target
-        first = bisect_right(self.ends, now)
-        if first == len(self.slots) or all(s._closed for s in self.slots[first:]):
-            raise SlotClosedError(f"doctor {doctor_id!r} has no open slot left")
         target = self.first_with_room(source, priority, now)
-        if target is None and policies.on_full is OnFull.REJECT:
-            raise SlotFullError(
-                f"doctor {doctor_id!r} is full: none of its "
-                f"{len(self.slots) - first} open slots has room"
-            )
+        if target is None:
+            first = bisect_right(self.ends, now)
+            open_slots = sum(1 for s in self.slots[first:] if not s._closed)
+            if open_slots == 0:
+                raise SlotClosedError(f"doctor {doctor_id!r} has no open slot left")
+            if policies.on_full is OnFull.REJECT:
+                raise SlotFullError(
+                    f"doctor {doctor_id!r} is full: none of its {open_slots} open slots has room"
+                )
         return target
 
     # ================================================================ filing tokens
