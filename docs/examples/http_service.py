@@ -11,7 +11,7 @@ GET      ``/tokens/{token_id}``              read a token
 POST     ``/tokens/{token_id}/check-in``     record the patient's arrival
 POST     ``/tokens/{token_id}/cancel``       cancel; the place is refilled at once
 POST     ``/doctors/{doctor_id}/call-next``  200 with the called token, 204 if nobody waits
-GET      ``/slots/{slot_id}/queue``          the slot's waiting tokens in call order
+GET      ``/slots/{slot_id}/queue``          the slot's waiting tokens in standing order
 GET      ``/doctors/{doctor_id}/waitlist``   the doctor's waitlist in order
 =======  ==================================  ==============================================
 

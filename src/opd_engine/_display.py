@@ -54,7 +54,7 @@ def slot_html(slot: Slot, queue: Sequence[Token]) -> str:
     caption = (
         f"Slot {slot.id} of {slot.doctor_id}, {slot.start:%Y-%m-%d %H:%M}-{slot.end:%H:%M}: "
         f"{slot.occupancy}/{slot.capacity} held, {slot.waiting} waiting, {slot.present} present "
-        f"(in (priority, seq) order; Allocator.queue gives the call order)"
+        f"(in (priority, seq) order; Allocator.queue gives the standing order)"
     )
     header = ("#", "token", "priority", "source", "present", "moves")
     return table(caption, header, (_token_row(t, i) for i, t in enumerate(queue, start=1)))
