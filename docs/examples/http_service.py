@@ -282,7 +282,7 @@ def create_app(allocator: Allocator) -> FastAPI:
 
     @app.get("/slots/{slot_id}/queue")
     def queue(slot_id: str) -> list[TokenOut]:
-        """The slot's waiting tokens in call order (checked in first, then booked)."""
+        """The slot's waiting tokens in standing order (booked and present together)."""
         return [TokenOut.of(token) for token in allocator.queue(slot_id)]
 
     @app.get("/doctors/{doctor_id}/waitlist")
