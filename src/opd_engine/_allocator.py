@@ -6,20 +6,21 @@ rule within one doctor's day lives in :mod:`opd_engine._desk`, and the policies 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, final
+from typing import Any, Concatenate, ParamSpec, TypeVar, final
 
 import attrs
 
-from . import _display, _invariants, _snapshot
+from . import _display, _guard, _invariants, _snapshot
 from ._check import MAX_MINUTES, check_bool, check_enum, check_id, check_int
 from ._desk import Day, Desk
-from ._slot import Slot
+from ._slot import Slot, Undo
 from ._values import Doctor, Priority, Source, Token, TokenStatus, check_priority
 from .errors import (
     DuplicateBookingError,
@@ -77,6 +78,39 @@ def _to_clock(value: Callable[[], datetime] | None) -> Callable[[], datetime]:
     return value
 
 
+R = TypeVar("R")
+A = ParamSpec("A")
+
+
+def _atomic(
+    method: Callable[Concatenate[Allocator, A], R],
+) -> Callable[Concatenate[Allocator, A], R]:
+    """Make ``method`` all or nothing when a user's policy could fail half-way: the changes
+    it made and the events it queued are undone before its exception goes on. With the
+    shipped policies only, there is nothing to undo and nothing is recorded."""
+
+    @functools.wraps(method)
+    def call(self: Allocator, /, *args: A.args, **kwargs: A.kwargs) -> R:
+        undo = self._day.undo
+        if undo is None:
+            return method(self, *args, **kwargs)
+        with self._lock:
+            outbox = self._day.outbox
+            queued = len(outbox)
+            saved = undo.begin()
+            try:
+                result = method(self, *args, **kwargs)
+            except BaseException:
+                undo.rollback(saved)
+                while len(outbox) > queued:
+                    outbox.pop()
+                raise
+            undo.end(saved)
+            return result
+
+    return call
+
+
 def _notify(callback: Callable[[Event], object], event: Event) -> None:
     """Deliver one event; a subscriber's exception is logged, never raised: the change it
     reports has already happened, and the caller's call succeeded."""
@@ -116,7 +150,10 @@ class Allocator:
 
     @_day.default
     def _new_day(self) -> Day:
-        return Day(self._policies)
+        guarded = _guard.checked(self._policies)
+        if guarded is None:
+            return Day(self._policies)
+        return Day(guarded, undo=Undo())
 
     @property
     def policies(self) -> Policies:
@@ -159,6 +196,7 @@ class Allocator:
 
     # ================================================================ setup
 
+    @_atomic
     def add_doctor(self, doctor: Doctor) -> None:
         """Add a doctor. O(1).
 
@@ -176,6 +214,7 @@ class Allocator:
             self._day.record(DoctorAdded, now, doctor=doctor)
             self._commit()
 
+    @_atomic
     def add_slot(self, slot: Slot) -> None:
         """Add a slot to its doctor's day, then fill it from the waitlist. O(s + log n).
 
@@ -204,10 +243,10 @@ class Allocator:
                     f"got start={slot.start!r}"
                 )
             if self._slots:
-                day = next(iter(self._slots.values())).start.date()
-                if slot.start.date() != day:
+                date = next(iter(self._slots.values())).start.date()
+                if slot.start.date() != date:
                     raise InvalidArgumentError(
-                        f"slot start must be on {day} like the other slots (an allocator "
+                        f"slot start must be on {date} like the other slots (an allocator "
                         f"is one OPD day), got start={slot.start!r}"
                     )
             i = bisect_left(desk.starts, slot.start)
@@ -219,9 +258,13 @@ class Allocator:
                         f"{desk.doctor.id!r}"
                     )
             now = self._now(aware)
-            slot._attach(self._policies.ordering, self._day.tokens)
+            day = self._day
+            slot._attach(day.policies.ordering, day.tokens, day.undo)
             desk.insert(slot, i)
             self._slots[slot.id] = slot
+            day.keep(self, "_aware")
+            if day.undo is not None and day.undo.steps is not None:
+                day.undo.steps.append(functools.partial(self._unadd, slot))
             self._aware = aware
             self._day.record(
                 SlotAdded,
@@ -237,6 +280,7 @@ class Allocator:
 
     # ================================================================ booking
 
+    @_atomic
     def book(
         self,
         patient_id: str,
@@ -299,7 +343,9 @@ class Allocator:
                     str(error),
                     self._alternatives(desk, slot, patient_id, None, source, priority, now),
                 ) from None
-            # ---- validated: from here on nothing raises.
+            # ---- validated: from here on only a user's policy may raise (and is undone).
+            day.keep(day, "seq")
+            day.keep(desk, "issued")
             day.seq += 1
             desk.issued += 1
             token = Token(
@@ -321,7 +367,7 @@ class Allocator:
                 booked_at=now,
                 checked_in_at=now if checked_in else None,
             )
-            day.tokens[token.id] = token
+            day.store(token)
             day.activate(token)
             desk.place(token, target, now)
             if target is None:
@@ -359,7 +405,7 @@ class Allocator:
         """Up to 5 slot ids that would admit the refused token now: the doctor's later open
         slots, then the department's (start order, then doctor id), passing over doctors
         the duplicate rule refuses. O(d * s)."""
-        admits = self._policies.capacity.admits
+        admits = self._day.policies.capacity.admits
         found = [s.id for s in desk.open_slots(now, slot) if admits(s, source, priority)]
         if len(found) < _ALTERNATIVES:
             department = desk.doctor.department
@@ -379,6 +425,7 @@ class Allocator:
 
     # ================================================================ the day
 
+    @_atomic
     def check_in(self, token_id: str) -> Token:
         """Record the patient's arrival.
 
@@ -434,6 +481,7 @@ class Allocator:
             target = desk.first_with_room(token.source, token.priority, now)
         # ---- validated
         missed = token.slot_id
+        day.keep(day, "seq")
         day.seq += 1
         token = day.replace(
             token,
@@ -457,6 +505,7 @@ class Allocator:
             to_desk.contain_overflow(target, now)
         return token
 
+    @_atomic
     def call_next(self, doctor_id: str) -> Token | None:
         """Complete the doctor's current consultation, then call the next patient.
 
@@ -482,6 +531,7 @@ class Allocator:
                 self._commit()
             return called
 
+    @_atomic
     def complete(self, token_id: str) -> Token:
         """End a consultation: ``IN_CONSULTATION`` -> ``COMPLETED``. O(1).
 
@@ -499,6 +549,7 @@ class Allocator:
             self._commit()
             return token
 
+    @_atomic
     def cancel(self, token_id: str) -> Token:
         """Cancel a booked, checked-in or waitlisted token; its place is refilled at once.
 
@@ -516,6 +567,7 @@ class Allocator:
             self._commit()
             return token
 
+    @_atomic
     def no_show(self, token_id: str) -> Token:
         """Mark a booked patient who never came: ``BOOKED`` -> ``NO_SHOW``; refill the place.
 
@@ -558,6 +610,7 @@ class Allocator:
 
     # ================================================================ the front desk
 
+    @_atomic
     def reschedule(self, token_id: str, slot_id: str) -> Token:
         """Move a waiting token (``BOOKED``, ``CHECKED_IN`` or ``WAITLISTED``) to the named
         slot, of the same doctor or another.
@@ -589,7 +642,7 @@ class Allocator:
             if not emergency:
                 self._refuse_duplicate(token.patient_id, to_desk.doctor, token.id)
                 if not to_desk.admits(target, token):
-                    limit = self._policies.capacity.limit(target.capacity)
+                    limit = self._day.policies.capacity.limit(target.capacity)
                     raise SlotFullError(
                         f"slot {target.id!r} is full ({target.occupancy} of {limit})",
                         self._alternatives(
@@ -614,6 +667,7 @@ class Allocator:
             self._commit()
             return self._day.tokens[token_id]
 
+    @_atomic
     def retriage(self, token_id: str, priority: Priority) -> Token:
         """Change a waiting token's triage level (the patient got worse, or better).
 
@@ -665,11 +719,11 @@ class Allocator:
                     desk.contain_overflow(slot, now)
                 elif old is Priority.EMERGENCY:
                     excess = slot.occupancy - slot.emergencies
-                    excess -= self._policies.capacity.limit(slot.capacity)
-                    slot._elastic = max(slot._elastic, excess)
+                    slot._grant(excess - self._day.policies.capacity.limit(slot.capacity))
             self._commit()
             return day.tokens[token_id]
 
+    @_atomic
     def missed_call(self, token_id: str) -> Token:
         """The patient called in (``IN_CONSULTATION``) did not come.
 
@@ -694,6 +748,7 @@ class Allocator:
             desk = self._desks[token.doctor_id]
             slot = self._slots[token.slot_id]  # type: ignore[index]
             missed = token.missed_calls + 1
+            day.keep(desk, "current")
             desk.current = None
             slot._unseat(token)
             if missed >= self._policies.max_missed_calls:
@@ -716,6 +771,7 @@ class Allocator:
 
     # ================================================================ disruptions
 
+    @_atomic
     def delay(self, doctor_id: str, minutes: int) -> None:
         """The doctor runs ``minutes`` late: estimated starts of waiting tokens shift.
 
@@ -740,6 +796,7 @@ class Allocator:
                 )
             if minutes == 0:
                 return
+            self._day.keep(desk, "delay")
             desk.delay += timedelta(minutes=minutes)
             self._day.record(
                 DoctorDelayed,
@@ -753,6 +810,7 @@ class Allocator:
                 desk.lose_places(desk.delay // consult - before // consult, now)
             self._commit()
 
+    @_atomic
     def mark_unavailable(self, doctor_id: str) -> None:
         """The doctor stops for the day: their open slots close and every patient moves.
 
@@ -773,6 +831,7 @@ class Allocator:
             desk = self._desk(doctor_id)
             if not desk.available:
                 return
+            self._day.keep(desk, "available")
             desk.available = False
             self._day.record(DoctorUnavailable, now, doctor_id=doctor_id)
             colleagues = self._colleagues(desk)
@@ -781,6 +840,7 @@ class Allocator:
                 self._reassign(desk, tokens[token_id], colleagues, MoveReason.REASSIGNED, now)
             self._commit()
 
+    @_atomic
     def mark_available(self, doctor_id: str) -> None:
         """The doctor is back: their slots that have not ended (and were not closed with
         :meth:`close_slot`) reopen, and the doctor's waitlist refills them, earliest first.
@@ -793,12 +853,14 @@ class Allocator:
             desk = self._desk(doctor_id)
             if desk.available:
                 return
+            self._day.keep(desk, "available")
             desk.available = True
             self._day.record(DoctorAvailable, now, doctor_id=doctor_id)
             for slot in list(desk.open_slots(now)):
                 desk.refill(slot, now)
             self._commit()
 
+    @_atomic
     def close_slot(self, slot_id: str) -> None:
         """Close one slot (a break, a room lost): no new bookings, its patients move.
 
@@ -815,7 +877,7 @@ class Allocator:
             if slot._closed:
                 return
             desk = self._desks[slot.doctor_id]
-            slot._closed = True
+            slot._close()
             self._day.record(SlotClosed, now, slot_id=slot_id)
             colleagues = self._colleagues(desk)
             tokens = self._day.tokens
@@ -853,7 +915,7 @@ class Allocator:
             d for d in colleagues if duplicate(token.patient_id, d.doctor, token.id) is None
         ]
         emergency = token.priority is Priority.EMERGENCY
-        admits = self._policies.capacity.admits
+        admits = self._day.policies.capacity.admits
         best: tuple[datetime, int, Slot, Desk] | None = None
         for rank, colleague in enumerate(candidates):
             for slot in colleague.open_slots(now):
@@ -881,6 +943,7 @@ class Allocator:
         if slot is not None and token.priority is Priority.EMERGENCY:
             to_desk.contain_overflow(slot, now)
 
+    @_atomic
     def resize(self, slot_id: str, capacity: int) -> None:
         """Change a slot's capacity.
 
@@ -938,6 +1001,7 @@ class Allocator:
         with self._lock:
             return list(self._day.tokens.values())
 
+    @_atomic
     def queue(self, slot_id: str) -> list[Token]:
         """The slot's waiting tokens (booked and checked in) in its standing order, as of
         ``clock()``. O(n).
@@ -961,6 +1025,7 @@ class Allocator:
             desk = self._desk(doctor_id)
             return [self._day.tokens[i] for i in desk.waitlist]
 
+    @_atomic
     def position(self, token_id: str) -> int:
         """1-based place of a waiting token in its slot's :meth:`queue` (the standing order)
         or its waitlist.
@@ -980,6 +1045,7 @@ class Allocator:
                 )
             return self._slots[token.slot_id]._position(token, now)  # type: ignore[index]
 
+    @_atomic
     def estimated_start(self, token_id: str) -> datetime | None:
         """When the patient should be seen, or None if the token is not waiting in a slot.
 
@@ -1044,6 +1110,7 @@ class Allocator:
 
     # ================================================================ invariants
 
+    @_atomic
     def check_invariants(self) -> None:
         """Assert every invariant of the allocator's state; raise ``AssertionError`` naming
         the broken one. O(n log n) in the tokens, whatever the number of doctors and slots.
@@ -1086,10 +1153,18 @@ class Allocator:
 
         return unsubscribe
 
+    def _unadd(self, slot: Slot) -> None:
+        """Undo the part of :meth:`add_slot` outside the desk."""
+        del self._slots[slot.id]
+        slot._attach(None, {}, None)  # free to be added again
+
     def _commit(self) -> None:
         """The call changed something: count it, then deliver its events."""
         day = self._day
         day.version += 1
+        if day.undo is not None and day.undo.steps is not None:
+            day.undo.steps.clear()  # final: a subscriber's failure undoes nothing
+            day.undo.after.clear()
         if self._delivering or not day.outbox:
             return
         self._delivering = True
@@ -1107,7 +1182,12 @@ class Allocator:
 
     def _now(self, aware: bool | None = None) -> datetime:
         """Read the clock once, checking it matches the slots' awareness."""
-        now = self._clock()
+        try:
+            now = self._clock()
+        except Exception as error:
+            raise InvalidArgumentError(
+                f"clock {self._clock!r} failed: {type(error).__name__}: {error}"
+            ) from error
         if not isinstance(now, datetime):
             raise InvalidArgumentError(f"clock must return a datetime, got {now!r}")
         if aware is None:

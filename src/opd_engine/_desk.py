@@ -13,11 +13,12 @@ from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, final
 
 import attrs
 
-from ._slot import Slot, Waitlist
+from ._slot import Slot, Undo, Waitlist
 from ._values import Doctor, Priority, Source, Token, TokenStatus, copy_token
 from .errors import SlotClosedError, SlotFullError
 from .events import (
@@ -47,12 +48,30 @@ class Day:
     outbox: deque[Event] = attrs.field(factory=deque)
     seq: int = 0
     version: int = 0
+    # None when every policy is a shipped one; else the undo log of the call in progress.
+    undo: Undo | None = None
+
+    def keep(self, owner: object, name: str) -> None:
+        """Remember ``owner.name`` before the call changes it, in case the call fails. O(1)."""
+        undo = self.undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(setattr, owner, name, getattr(owner, name)))
 
     def replace(self, token: Token, **changes: Any) -> Token:
         """A copy of ``token`` with ``changes``, stored as the current token. O(1)."""
         new = copy_token(token, changes)
         self.tokens[token.id] = new
+        undo = self.undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self.tokens.__setitem__, token.id, token))
         return new
+
+    def store(self, token: Token) -> None:
+        """Store a token just issued. O(1)."""
+        self.tokens[token.id] = token
+        undo = self.undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self.tokens.pop, token.id))
 
     def note(self, kind: type[TokenEvent], now: datetime, token: Token) -> None:
         """Queue a token event for delivery, if anybody listens. O(1)."""
@@ -66,8 +85,18 @@ class Day:
 
     # ------------------------------------------------------------ the patient index
 
+    def _keep_patient(self, patient_id: str) -> None:
+        undo = self.undo
+        if undo is not None and undo.steps is not None:
+            held = self.active.get(patient_id)
+            if held is None:
+                undo.steps.append(partial(self.active.pop, patient_id))
+            else:
+                undo.steps.append(partial(self.active.__setitem__, patient_id, held))
+
     def activate(self, token: Token) -> None:
         """Index ``token`` as one of its patient's active tokens. O(1)."""
+        self._keep_patient(token.patient_id)
         held = self.active.get(token.patient_id)
         if held is None:
             self.active[token.patient_id] = token.id
@@ -78,6 +107,7 @@ class Day:
 
     def deactivate(self, token: Token) -> None:
         """Drop ``token`` from its patient's active tokens. O(1)."""
+        self._keep_patient(token.patient_id)
         held = self.active[token.patient_id]
         if isinstance(held, str):
             del self.active[token.patient_id]
@@ -129,12 +159,16 @@ class Desk:
     present_ids: set[str] = attrs.field(factory=set)
     urgent: list[tuple[datetime, str]] = attrs.field(factory=list)  # slots with emergencies
     urgent_ids: set[str] = attrs.field(factory=set)  # present
-    waitlist: Waitlist = attrs.field(factory=Waitlist)
+    waitlist: Waitlist = attrs.field()
     current: str | None = None  # token in consultation
     delay: timedelta = timedelta(0)
     available: bool = True
     issued: int = 0  # display numbers issued
     slot_index: dict[str, Slot] = attrs.field(factory=dict)
+
+    @waitlist.default
+    def _new_waitlist(self) -> Waitlist:
+        return Waitlist(self.day.undo)
 
     # ================================================================ the slots
 
@@ -144,6 +178,13 @@ class Desk:
         self.starts.insert(index, slot.start)
         self.ends.insert(index, slot.end)
         self.slot_index[slot.id] = slot
+        undo = self.day.undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self._uninsert, slot, index))
+
+    def _uninsert(self, slot: Slot, index: int) -> None:
+        del self.slots[index], self.starts[index], self.ends[index]
+        del self.slot_index[slot.id]
 
     def is_open(self, slot: Slot, now: datetime) -> bool:
         """Whether ``slot`` takes bookings now. O(1)."""
@@ -340,6 +381,7 @@ class Desk:
         slot._seat(token)
         self.sync_present(slot)
         called = day.replace(token, status=TokenStatus.IN_CONSULTATION, called_at=now)
+        day.keep(self, "current")
         self.current = token.id
         day.note(TokenCalled, now, called)
         return called
@@ -358,7 +400,7 @@ class Desk:
             return None
         token = self.day.tokens[token_id]
         if token.priority is not Priority.EMERGENCY and not self.admits(slot, token):
-            slot._elastic += 1
+            slot._grant(slot._elastic + 1)
         return self.move(token, slot, MoveReason.FROM_WAITLIST, now, counted=False)
 
     def admits(self, slot: Slot, token: Token) -> bool:
@@ -367,6 +409,7 @@ class Desk:
 
     def finish(self, token: Token, now: datetime) -> Token:
         """End the current consultation. O(1)."""
+        self.day.keep(self, "current")
         self.current = None
         token = self.day.replace(token, status=TokenStatus.COMPLETED, completed_at=now)
         self.day.deactivate(token)
@@ -493,6 +536,10 @@ class Desk:
     def sync_present(self, slot: Slot) -> None:
         """Keep ``present`` = the doctor's slots with a checked-in patient waiting, and
         ``urgent`` = those with a checked-in emergency waiting. O(log n + s)."""
+        undo = self.day.undo
+        if undo is not None and undo.steps is not None:
+            # Recomputed once every step is undone: the indexes follow the restored slot.
+            undo.after.append(partial(self.sync_present, slot))
         key = (slot._start, slot._id)
         has = len(slot._filed) > 0
         if has != (slot._id in self.present_ids):

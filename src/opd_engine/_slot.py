@@ -6,8 +6,9 @@ of the underscored methods; everybody else sees a slot through its read-only pro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from functools import partial
 from heapq import heappop, heappush, merge
 from typing import Any, final
 
@@ -26,6 +27,8 @@ __all__ = ["Slot"]
 WaitKey = tuple[int, int, str]
 # (level's key, token id) inside one level of the ordering index.
 PresentEntry = tuple[Any, str]
+# How a checked-in token is filed: (level, entry, pending level change or None).
+Filed = tuple[int, PresentEntry, "tuple[datetime, int, str] | None"]
 # Orderings whose key is ``seq``: the standing order is then (level, seq), and a position
 # is a few bisections.
 _SEQ_KEYED = (StrictPriority, Aging)
@@ -84,9 +87,7 @@ class Slot:
     # Checked-in tokens: level -> entries sorted by the ordering's key.
     _levels: dict[int, SortedList[PresentEntry]] = attrs.field(init=False, factory=dict)
     # token id -> (level, entry in that level, pending level change or None).
-    _filed: dict[str, tuple[int, PresentEntry, tuple[datetime, int, str] | None]] = attrs.field(
-        init=False, factory=dict
-    )
+    _filed: dict[str, Filed] = attrs.field(init=False, factory=dict)
     # Pending level changes (when, seq, id): a heap. An entry whose token left (or was re-filed)
     # stays until it comes due and is then skipped: cheaper than removing it.
     _changes: list[tuple[datetime, int, str]] = attrs.field(init=False, factory=list)
@@ -97,6 +98,9 @@ class Slot:
     # Places granted past the capacity policy to non-emergencies: the idle-fill rule, an
     # emergency re-triaged to a lower level. They stay granted for the day.
     _elastic: int = attrs.field(init=False, default=0)
+    # The inverse of each change of the call in progress, kept only when the policies are
+    # not all shipped ones (a user's policy may fail half-way through a call).
+    _undo: Undo | None = attrs.field(init=False, default=None)
 
     # ----------------------------------------------------------------- read-only views
 
@@ -194,82 +198,145 @@ class Slot:
 
     # ----------------------------------------------------------------- allocator only
 
-    def _attach(self, ordering: OrderingPolicy, tokens: Mapping[str, Token]) -> None:
+    def _attach(
+        self, ordering: OrderingPolicy | None, tokens: Mapping[str, Token], undo: Undo | None
+    ) -> None:
         self._ordering = ordering
         self._tokens = tokens
-
-    def _set_capacity(self, capacity: int) -> None:
-        self._capacity = capacity
+        self._undo = undo
 
     def _add(self, token: Token, now: datetime) -> None:
         """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
+        # The ordering (user code, which may fail) is asked before anything changes.
+        filing = self._filing(token, now) if token.status is TokenStatus.CHECKED_IN else None
         key = (token.priority, token.seq, token.id)
         self._waiting.add(key)
-        if token.priority is Priority.EMERGENCY:
-            self._emergencies += 1
-        else:
-            self._sources[token.source] = self._sources.get(token.source, 0) + 1
-        if token.status is TokenStatus.CHECKED_IN:
-            self._file(token, now)
-        else:
+        self._count(token, 1)
+        if filing is None:
             self._absent.add(key)
+        else:
+            self._file(token.id, filing)
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self._remove, token))
 
     def _remove(self, token: Token) -> None:
         """Unfile a waiting token that gives up its place. O(log n)."""
         key = (token.priority, token.seq, token.id)
         self._waiting.remove(key)
-        if token.priority is Priority.EMERGENCY:
-            self._emergencies -= 1
-        else:
-            self._sources[token.source] -= 1
-        if token.id in self._filed:
+        self._count(token, -1)
+        filed = self._filed.get(token.id)
+        if filed is not None:
             self._unfile(token.id)
         else:
             self._absent.remove(key)
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self._restore, token, filed))
+
+    def _restore(self, token: Token, filed: Filed | None) -> None:
+        """Undo :meth:`_remove`: file the token back exactly as it was. O(log n)."""
+        key = (token.priority, token.seq, token.id)
+        self._waiting.add(key)
+        self._count(token, 1)
+        if filed is None:
+            self._absent.add(key)
+        else:
+            self._file(token.id, filed)
+
+    def _count(self, token: Token, step: int) -> None:
+        if token.priority is Priority.EMERGENCY:
+            self._emergencies += step
+        else:
+            self._sources[token.source] = self._sources.get(token.source, 0) + step
 
     def _hold(self, token: Token) -> None:
         """Count a token already called or completed (restoring a snapshot). O(1)."""
         self._done += 1
-        if token.priority is Priority.EMERGENCY:
-            self._emergencies += 1
-        else:
-            self._sources[token.source] = self._sources.get(token.source, 0) + 1
+        self._count(token, 1)
 
     def _seat(self, token: Token) -> None:
         """A waiting token was called: it leaves the queue but keeps its place. O(log n)."""
-        self._waiting.remove((token.priority, token.seq, token.id))
+        key = (token.priority, token.seq, token.id)
+        self._waiting.remove(key)
         self._done += 1
+        filed = self._filed[token.id]
         self._unfile(token.id)
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self._unseat_call, key, filed))
+
+    def _unseat_call(self, key: WaitKey, filed: Filed) -> None:
+        """Undo :meth:`_seat`. O(log n)."""
+        self._waiting.add(key)
+        self._done -= 1
+        self._file(key[2], filed)
 
     def _unseat(self, token: Token) -> None:
-        """A called token gives its place back (a missed call made it a no-show). O(1)."""
+        """A called token gives its place back (a missed call). O(1)."""
         self._done -= 1
-        if token.priority is Priority.EMERGENCY:
-            self._emergencies -= 1
-        else:
-            self._sources[token.source] -= 1
+        self._count(token, -1)
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self._hold, token))
 
     def _arrive(self, token: Token, now: datetime) -> None:
         """A booked token checked in: move it from the absent list to the index. O(log n)."""
-        self._absent.remove((token.priority, token.seq, token.id))
-        self._file(token, now)
+        filing = self._filing(token, now)
+        key = (token.priority, token.seq, token.id)
+        self._absent.remove(key)
+        self._file(token.id, filing)
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self._depart, key))
 
-    def _file(self, token: Token, now: datetime) -> None:
-        """Add a checked-in token to the ordering index. O(log n)."""
+    def _depart(self, key: WaitKey) -> None:
+        """Undo :meth:`_arrive`. O(log n)."""
+        self._unfile(key[2])
+        self._absent.add(key)
+
+    def _set_capacity(self, capacity: int) -> None:
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self._set_capacity, self._capacity))
+        self._capacity = capacity
+
+    def _close(self) -> None:
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(setattr, self, "_closed", self._closed))
+        self._closed = True
+
+    def _grant(self, places: int) -> None:
+        """Grant places past the capacity policy: ``elastic`` becomes at least ``places``."""
+        if places <= self._elastic:
+            return
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(setattr, self, "_elastic", self._elastic))
+        self._elastic = places
+
+    def _filing(self, token: Token, now: datetime) -> Filed:
+        """Where the ordering files a checked-in token now: ``(level, entry, change)``.
+        Asks the ordering only; changes nothing. O(1)."""
         ordering = self._ordering
         assert ordering is not None
         level = ordering.level(token, now)
         entry: PresentEntry = (ordering.key(token), token.id)
+        when = ordering.next_change(token, now)
+        change = None if when is None else (when, token.seq, token.id)
+        return level, entry, change
+
+    def _file(self, token_id: str, filed: Filed) -> None:
+        """Add a checked-in token to the ordering index. O(log n)."""
+        level, entry, change = filed
         entries = self._levels.get(level)
         if entries is None:
             entries = self._levels[level] = SortedList()
         entries.add(entry)
-        when = ordering.next_change(token, now)
-        change = None
-        if when is not None:
-            change = (when, token.seq, token.id)
+        if change is not None:
             heappush(self._changes, change)
-        self._filed[token.id] = (level, entry, change)
+        self._filed[token_id] = filed
 
     def _unfile(self, token_id: str) -> None:
         level, entry, _ = self._filed.pop(token_id)
@@ -285,12 +352,24 @@ class Slot:
         changes = self._changes
         filed = self._filed
         while changes and changes[0][0] <= now:
-            change = heappop(changes)
+            change = changes[0]
             token_id = change[2]
             current = filed.get(token_id)
-            if current is not None and current[2] == change:
-                self._unfile(token_id)
-                self._file(self._tokens[token_id], now)
+            if current is None or current[2] != change:
+                heappop(changes)  # stale: the token left or was re-filed
+                continue
+            filing = self._filing(self._tokens[token_id], now)
+            heappop(changes)
+            self._unfile(token_id)
+            self._file(token_id, filing)
+            undo = self._undo
+            if undo is not None and undo.steps is not None:
+                undo.steps.append(partial(self._refile, token_id, current))
+
+    def _refile(self, token_id: str, filed: Filed) -> None:
+        """Undo a level change of :meth:`_advance`. O(log n)."""
+        self._unfile(token_id)
+        self._file(token_id, filed)
 
     def _next(self, now: datetime) -> str | None:
         """The id of the checked-in token the ordering calls first. O(log n)."""
@@ -373,15 +452,61 @@ class Slot:
 
 
 @final
+class Undo:
+    """The inverse of every change made so far by the call in progress.
+
+    Kept only when a user's policy could fail half-way through a call: then ``steps`` is a
+    list during each call, and undoing it in reverse order restores the state exactly
+    (the inverses never call a policy); ``after`` holds what is recomputed from the restored
+    state (the desks' indexes). ``steps`` is None between calls.
+    """
+
+    __slots__ = ("after", "steps")
+
+    def __init__(self) -> None:
+        self.steps: list[Callable[[], object]] | None = None
+        self.after: list[Callable[[], object]] = []
+
+    def begin(self) -> tuple[list[Callable[[], object]] | None, list[Callable[[], object]]]:
+        """Start recording a call; returns what an enclosing call recorded. O(1)."""
+        saved = (self.steps, self.after)
+        self.steps = []
+        self.after = []
+        return saved
+
+    def end(
+        self, saved: tuple[list[Callable[[], object]] | None, list[Callable[[], object]]]
+    ) -> None:
+        """The call succeeded: forget its steps. O(1)."""
+        self.steps, self.after = saved
+
+    def rollback(
+        self, saved: tuple[list[Callable[[], object]] | None, list[Callable[[], object]]]
+    ) -> None:
+        """The call failed: undo its steps, newest first, then recompute. O(k) for k steps."""
+        steps = self.steps or []
+        after = self.after
+        self.steps = None  # the inverses record nothing
+        try:
+            for step in reversed(steps):
+                step()
+            for step in after:
+                step()
+        finally:
+            self.steps, self.after = saved
+
+
+@final
 class Waitlist:
     """A doctor's waitlist: tokens without a slot, in ``(priority, seq)`` order."""
 
-    __slots__ = ("_keys", "_present")
+    __slots__ = ("_keys", "_present", "_undo")
 
-    def __init__(self) -> None:
+    def __init__(self, undo: Undo | None = None) -> None:
         self._keys: SortedList[WaitKey] = SortedList()
         # The subset whose patients are present (checked_in_at set): idle-fill calls them.
         self._present: SortedList[WaitKey] = SortedList()
+        self._undo = undo
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -397,6 +522,9 @@ class Waitlist:
         self._keys.add(key)
         if token.checked_in_at is not None:
             self._present.add(key)
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self.remove, token))
 
     def remove(self, token: Token) -> None:
         """O(log n)."""
@@ -404,10 +532,17 @@ class Waitlist:
         self._keys.remove(key)
         if token.checked_in_at is not None:
             self._present.remove(key)
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self.add, token))
 
     def arrive(self, token: Token) -> None:
         """A waitlisted patient is present now. O(log n)."""
-        self._present.add((token.priority, token.seq, token.id))
+        key = (token.priority, token.seq, token.id)
+        self._present.add(key)
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self._present.remove, key))
 
     def first_present(self) -> str | None:
         """The id of the first present patient in waitlist order, or None. O(log n)."""

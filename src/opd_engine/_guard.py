@@ -1,0 +1,188 @@
+"""Checks on what a user's policy returns, so that nonsense is refused, not obeyed.
+
+The shipped policies are validated values and are used as they are. A policy of the
+user's own is wrapped here: every answer is checked (type and range) and a bad one raises
+:class:`~opd_engine.InvalidArgumentError` naming the policy and the value. The allocator
+undoes whatever the call had changed, so a failing policy leaves no trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, final
+
+import attrs
+
+from ._values import Priority, Source, Token
+from .errors import InvalidArgumentError
+from .policies import (
+    AccumulatingPriority,
+    Aging,
+    CapacityPolicy,
+    Comparable,
+    EmergencyOverride,
+    EmergencyPolicy,
+    HardLimit,
+    OrderingPolicy,
+    Overbooking,
+    Policies,
+    Reallocation,
+    ReallocationPolicy,
+    SourceQuota,
+    StrictPriority,
+)
+
+if TYPE_CHECKING:
+    from ._slot import Slot
+
+#: No capacity policy may admit more than this many non-emergency tokens to one slot.
+MAX_LIMIT = 10**9
+
+_SHIPPED = (
+    HardLimit,
+    Overbooking,
+    SourceQuota,
+    EmergencyOverride,
+    Reallocation,
+    StrictPriority,
+    Aging,
+    AccumulatingPriority,
+)
+
+
+def _refuse(policy: object, call: str, expected: str, value: object) -> InvalidArgumentError:
+    return InvalidArgumentError(f"policy {policy!r}: {call} must return {expected}, got {value!r}")
+
+
+def _check_bool(policy: object, call: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _refuse(policy, call, "a bool", value)
+    return value
+
+
+def _check_count(policy: object, call: str, value: object, maximum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+        raise _refuse(policy, call, f"an int in [0, {maximum}]", value)
+    return value
+
+
+@final
+class CheckedCapacity:
+    """A user's capacity policy whose answers are checked. A slot never admits past the
+    policy's own ``limit``, whatever ``admits`` says."""
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: CapacityPolicy) -> None:
+        self.policy = policy
+
+    def limit(self, capacity: int) -> int:
+        value = self.policy.limit(capacity)
+        return _check_count(self.policy, f"limit({capacity})", value, MAX_LIMIT)
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        value = self.policy.admits(slot, source, priority)
+        _check_bool(self.policy, "admits()", value)
+        return value and slot.occupancy - slot.emergencies < self.limit(slot.capacity)
+
+
+@final
+class CheckedEmergency:
+    """A user's emergency policy whose answers are checked."""
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: EmergencyPolicy) -> None:
+        self.policy = policy
+
+    def overflow_limit(self, slot: Slot) -> int | None:
+        value = self.policy.overflow_limit(slot)
+        if value is None:
+            return None
+        return _check_count(self.policy, "overflow_limit()", value, MAX_LIMIT)
+
+
+@final
+class CheckedReallocation:
+    """A user's reallocation policy whose answers are checked."""
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: ReallocationPolicy) -> None:
+        self.policy = policy
+
+    @property
+    def pull_forward(self) -> bool:
+        return _check_bool(self.policy, "pull_forward", self.policy.pull_forward)
+
+    @property
+    def max_moves(self) -> int:
+        return _check_count(self.policy, "max_moves", self.policy.max_moves, MAX_LIMIT)
+
+    @property
+    def fill_idle(self) -> bool:
+        return _check_bool(self.policy, "fill_idle", self.policy.fill_idle)
+
+
+@final
+class CheckedOrdering:
+    """A user's ordering whose answers are checked; ``next_change`` must move forward."""
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: OrderingPolicy) -> None:
+        self.policy = policy
+
+    @property
+    def lexicographic(self) -> bool:
+        return _check_bool(self.policy, "lexicographic", self.policy.lexicographic)
+
+    def level(self, token: Token, now: datetime) -> int:
+        value = self.policy.level(token, now)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _refuse(self.policy, f"level({token.id!r})", "an int", value)
+        return value
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        value = self.policy.next_change(token, now)
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or (value.tzinfo is None) != (now.tzinfo is None):
+            kind = "an aware" if now.tzinfo is not None else "a naive"
+            raise _refuse(self.policy, "next_change()", f"None or {kind} datetime", value)
+        if value <= now:
+            raise _refuse(self.policy, "next_change()", f"None or a time after {now}", value)
+        return value
+
+    def key(self, token: Token) -> Comparable:
+        value = self.policy.key(token)
+        if value is None:
+            raise _refuse(self.policy, f"key({token.id!r})", "a comparable value", value)
+        return value
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        value = self.policy.pick(heads, now)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < len(heads):
+            raise _refuse(self.policy, "pick()", f"an index in [0, {len(heads)})", value)
+        return value
+
+
+def checked(policies: Policies) -> Policies | None:
+    """``policies`` with every user policy wrapped in its checks, or None if every policy
+    is a shipped one (nothing to check, nothing can fail half-way). O(1)."""
+    capacity, emergency = policies.capacity, policies.emergency
+    reallocation, ordering = policies.reallocation, policies.ordering
+    if all(isinstance(p, _SHIPPED) for p in (capacity, emergency, reallocation, ordering)):
+        return None
+    return attrs.evolve(
+        policies,
+        capacity=capacity if isinstance(capacity, _SHIPPED) else CheckedCapacity(capacity),
+        emergency=emergency if isinstance(emergency, _SHIPPED) else CheckedEmergency(emergency),
+        reallocation=(
+            reallocation
+            if isinstance(reallocation, _SHIPPED)
+            else CheckedReallocation(reallocation)
+        ),
+        ordering=ordering if isinstance(ordering, _SHIPPED) else CheckedOrdering(ordering),
+    )
