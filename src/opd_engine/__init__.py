@@ -8,7 +8,7 @@ The whole public API is importable from here::
 from importlib.metadata import PackageNotFoundError, version
 
 from ._allocator import Allocator
-from ._slot import Slot
+from ._slot import Slot, SlotView
 from ._values import Doctor, Priority, Source, Token, TokenStatus
 from .errors import (
     DuplicateBookingError,
@@ -105,6 +105,7 @@ __all__ = [
     "SlotClosedError",
     "SlotFullError",
     "SlotResized",
+    "SlotView",
     "Source",
     "SourceQuota",
     "StrictPriority",

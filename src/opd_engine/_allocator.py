@@ -18,9 +18,18 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, final
 import attrs
 
 from . import _display, _guard, _invariants, _snapshot
-from ._check import MAX_MINUTES, check_bool, check_enum, check_id, check_int
+from ._check import (
+    EARLIEST,
+    LATEST,
+    MAX_MINUTES,
+    check_bool,
+    check_enum,
+    check_id,
+    check_int,
+    utc,
+)
 from ._desk import Day, Desk
-from ._slot import Slot, Undo
+from ._slot import Slot, SlotView, Undo
 from ._values import Doctor, Priority, Source, Token, TokenStatus, check_priority
 from .errors import (
     DuplicateBookingError,
@@ -249,9 +258,9 @@ class Allocator:
                         f"slot start must be on {date} like the other slots (an allocator "
                         f"is one OPD day), got start={slot.start!r}"
                     )
-            i = bisect_left(desk.starts, slot.start)
+            i = bisect_left(desk.starts, slot._at)
             for other in desk.slots[max(0, i - 1) : i + 1]:
-                if other.start < slot.end and slot.start < other.end:
+                if other._at < slot._until and slot._at < other._until:
                     raise InvalidArgumentError(
                         f"slot {slot.id!r} ({slot.start} to {slot.end}) overlaps slot "
                         f"{other.id!r} ({other.start} to {other.end}) of doctor "
@@ -411,7 +420,7 @@ class Allocator:
             department = desk.doctor.department
             duplicate = self._day.duplicate
             others = sorted(
-                (s.start, d.doctor.id, s.id)
+                (s._at, d.doctor.id, s.id)
                 for d in self._desks.values()
                 if d is not desk
                 and d.available
@@ -464,7 +473,7 @@ class Allocator:
                 )
             day.note(TokenCheckedIn, now, token)
             self._commit()
-            return token
+            return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
     def _late_arrival(self, desk: Desk, token: Token, now: datetime) -> Token:
         day = self._day
@@ -529,7 +538,7 @@ class Allocator:
             called = desk.call(now)
             if finished or called is not None:
                 self._commit()
-            return called
+            return None if called is None else self._day.tokens[called.id]
 
     @_atomic
     def complete(self, token_id: str) -> Token:
@@ -547,7 +556,7 @@ class Allocator:
                 )
             token = self._desks[token.doctor_id].finish(token, now)
             self._commit()
-            return token
+            return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
     @_atomic
     def cancel(self, token_id: str) -> Token:
@@ -565,7 +574,7 @@ class Allocator:
                 )
             token = self._release(token, TokenStatus.CANCELLED, TokenCancelled, now)
             self._commit()
-            return token
+            return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
     @_atomic
     def no_show(self, token_id: str) -> Token:
@@ -584,15 +593,17 @@ class Allocator:
                     f"token {token_id!r} cannot be a no-show: it is {token.status.name}, not BOOKED"
                 )
             slot = self._slots[token.slot_id]  # type: ignore[index]
-            deadline = slot.start + self._policies.no_show_grace
+            deadline = slot._at + self._policies.no_show_grace
             if now < deadline:
+                if now.tzinfo is not None:
+                    deadline = deadline.astimezone(now.tzinfo)
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be a no-show before {deadline} "
                     f"(slot start plus the grace period)"
                 )
             token = self._release(token, TokenStatus.NO_SHOW, TokenNoShow, now)
             self._commit()
-            return token
+            return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
     def _release(
         self, token: Token, status: TokenStatus, event: type[TokenEvent], now: datetime
@@ -920,8 +931,8 @@ class Allocator:
         for rank, colleague in enumerate(candidates):
             for slot in colleague.open_slots(now):
                 if emergency or admits(slot, token.source, token.priority):
-                    if best is None or (slot.start, rank) < best[:2]:
-                        best = (slot.start, rank, slot, colleague)
+                    if best is None or (slot._at, rank) < best[:2]:
+                        best = (slot._at, rank, slot, colleague)
                     break
         if best is not None:
             return best[3], best[2]
@@ -978,6 +989,13 @@ class Allocator:
         """The slot with this id. O(1). Raises :class:`UnknownSlotError`."""
         with self._lock:
             return self._slot(slot_id)
+
+    def slot_view(self, slot_id: str) -> SlotView:
+        """The slot's figures (occupancy, free, overflow, waiting, present, ...) read
+        together under the lock, as a frozen :class:`SlotView`. O(1). Raises
+        :class:`UnknownSlotError`."""
+        with self._lock:
+            return SlotView.of(self._slot(slot_id))
 
     def doctor(self, doctor_id: str) -> Doctor:
         """The doctor with this id. O(1). Raises :class:`UnknownDoctorError`."""
@@ -1061,8 +1079,9 @@ class Allocator:
             slot = self._slots[token.slot_id]  # type: ignore[index]
             desk = self._desks[token.doctor_id]
             position = slot._position(token, now)
-            begin = max(slot.start + desk.delay, now)
-            return begin + (position - 1) * timedelta(minutes=desk.doctor.consult_minutes)
+            begin = max(slot._at + desk.delay, utc(now))
+            start = begin + (position - 1) * timedelta(minutes=desk.doctor.consult_minutes)
+            return start if now.tzinfo is None else start.astimezone(now.tzinfo)
 
     def records(self) -> list[dict[str, object]]:
         """One row per token, in the order issued, ready for ``pandas.DataFrame``. O(n).
@@ -1190,6 +1209,12 @@ class Allocator:
             ) from error
         if not isinstance(now, datetime):
             raise InvalidArgumentError(f"clock must return a datetime, got {now!r}")
+        if not EARLIEST <= now.replace(tzinfo=None) <= LATEST:
+            raise InvalidArgumentError(
+                f"clock must return a time between {EARLIEST} and {LATEST}, got {now!r}"
+            )
+        if now.tzinfo is not None and now.utcoffset() is None:
+            raise InvalidArgumentError(f"clock's tzinfo gives no UTC offset, got {now!r}")
         if aware is None:
             aware = self._aware
         if aware is not None and (now.tzinfo is not None) != aware:

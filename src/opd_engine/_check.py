@@ -7,7 +7,7 @@ is expected, because ``True`` as a capacity is always a mistake.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -71,12 +71,35 @@ def check_bool(name: str, value: object) -> bool:
 
 
 def check_datetime(name: str, value: object) -> datetime:
-    """A ``datetime`` (naive or aware; consistency is checked by the allocator)."""
+    """A ``datetime`` (naive or aware; consistency is checked by the allocator) at least a
+    week inside ``datetime``'s range, whose ``tzinfo``, if any, gives a UTC offset."""
     if not isinstance(value, datetime):
         raise InvalidArgumentError(
             f"{name} must be a datetime, got {name}={value!r} ({type(value).__name__})"
         )
+    if value.tzinfo is not None:
+        try:
+            offset = value.utcoffset()
+        except Exception as error:
+            raise InvalidArgumentError(
+                f"{name} has a tzinfo that fails to give a UTC offset ({error!r}), "
+                f"got {name}={value!r}"
+            ) from None
+        if offset is None:
+            raise InvalidArgumentError(
+                f"{name} has a tzinfo without a UTC offset, got {name}={value!r}"
+            )
+    if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:
+        raise InvalidArgumentError(
+            f"{name} must be between {EARLIEST} and {LATEST}, got {name}={value!r}"
+        )
     return value
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` in real time: in UTC if it is aware (so that durations across a daylight
+    saving change come out right), as it is if naive. O(1)."""
+    return value if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def attrs_validator(check: Any, **kwargs: Any) -> Any:
@@ -92,3 +115,8 @@ def attrs_validator(check: Any, **kwargs: Any) -> Any:
 #: step): one day. Longer values are always mistakes, and they would overflow ``datetime``
 #: arithmetic near the end of its range.
 MAX_MINUTES = 24 * 60
+
+#: The range of datetimes the allocator takes: a week inside ``datetime``'s own, so that
+#: day-long durations added to them (aging steps, grace, delays) never overflow.
+EARLIEST = datetime.min + timedelta(days=7)
+LATEST = datetime.max - timedelta(days=7)

@@ -175,8 +175,8 @@ class Desk:
     def insert(self, slot: Slot, index: int) -> None:
         """Add ``slot`` at ``index`` of the start order. O(s)."""
         self.slots.insert(index, slot)
-        self.starts.insert(index, slot.start)
-        self.ends.insert(index, slot.end)
+        self.starts.insert(index, slot._at)
+        self.ends.insert(index, slot._until)
         self.slot_index[slot.id] = slot
         undo = self.day.undo
         if undo is not None and undo.steps is not None:
@@ -188,7 +188,7 @@ class Desk:
 
     def is_open(self, slot: Slot, now: datetime) -> bool:
         """Whether ``slot`` takes bookings now. O(1)."""
-        return self.available and not slot._closed and slot._end > now
+        return self.available and not slot._closed and slot._until > now
 
     def open_slots(self, now: datetime, after: Slot | None = None) -> Iterator[Slot]:
         """The open slots in start order (those starting after ``after``). O(log s) to
@@ -197,7 +197,7 @@ class Desk:
             return
         i = bisect_right(self.ends, now)
         if after is not None:
-            i = max(i, bisect_right(self.starts, after.start))
+            i = max(i, bisect_right(self.starts, after._at))
         for slot in self.slots[i:]:
             if not slot._closed:
                 yield slot
@@ -210,7 +210,7 @@ class Desk:
             )
         if slot._closed:
             raise SlotClosedError(f"slot {slot.id!r} is closed")
-        if slot._end <= now:
+        if slot._until <= now:
             raise SlotClosedError(f"slot {slot.id!r} is closed: it ended at {slot.end}")
 
     def first_with_room(
@@ -221,7 +221,7 @@ class Desk:
             return None
         i = bisect_right(self.ends, now)
         if after is not None:
-            i = max(i, bisect_right(self.starts, after._start))
+            i = max(i, bisect_right(self.starts, after._at))
         admits = self.day.policies.capacity.admits
         for slot in self.slots[i:]:
             if not slot._closed and admits(slot, source, priority):
@@ -430,7 +430,7 @@ class Desk:
         pending = [slot]
         while pending:
             slot = pending.pop()
-            if slot._end <= now or slot._closed:
+            if slot._until <= now or slot._closed:
                 continue
             while slot.occupancy < capacity.limit(slot.capacity):
                 token = self.from_waitlist(slot)
@@ -461,7 +461,7 @@ class Desk:
         """The nearest later slot whose next patient ``slot`` admits (and is not ``keep``)."""
         admits = self.day.policies.capacity.admits
         tokens = self.day.tokens
-        i = bisect_right(self.present, (slot.start, slot.id))
+        i = bisect_right(self.present, (slot._at, slot.id))
         for _, later_id in self.present[i:]:
             later = self.slot_index[later_id]
             token_id = later._next(now)
@@ -540,7 +540,7 @@ class Desk:
         if undo is not None and undo.steps is not None:
             # Recomputed once every step is undone: the indexes follow the restored slot.
             undo.after.append(partial(self.sync_present, slot))
-        key = (slot._start, slot._id)
+        key = (slot._at, slot._id)
         has = len(slot._filed) > 0
         if has != (slot._id in self.present_ids):
             if has:

@@ -109,7 +109,7 @@ def check(alloc: Allocator) -> None:
 
     for desk in alloc._desks.values():
         doctor_id = desk.doctor.id
-        with_urgent = sorted((slots[i].start, i) for i in urgent.get(doctor_id, ()))
+        with_urgent = sorted((slots[i]._at, i) for i in urgent.get(doctor_id, ()))
         _require(desk.urgent == with_urgent, "present-emergency index", doctor_id)
         _require(desk.urgent_ids == {i for _, i in with_urgent}, "present-emergency ids", doctor_id)
         issued = numbers.get(doctor_id, set())
@@ -129,13 +129,13 @@ def _check_desk(alloc: Allocator, desk: Desk, place: Callable[[str, str], None])
         "department index",
         doctor_id,
     )
-    starts = [slot.start for slot in desk.slots]
+    starts = [slot._at for slot in desk.slots]
     _require(starts == sorted(starts), "slots in start order", doctor_id)
     _require(desk.starts == starts, "slot starts index", doctor_id)
-    _require(desk.ends == [slot.end for slot in desk.slots], "slot ends index", doctor_id)
+    _require(desk.ends == [slot._until for slot in desk.slots], "slot ends index", doctor_id)
     _require(desk.slot_index == {slot.id: slot for slot in desk.slots}, "slot id index", doctor_id)
     for a, b in zip(desk.slots, desk.slots[1:], strict=False):
-        _require(a.end <= b.start, "slots never overlap", f"{a.id!r} and {b.id!r}")
+        _require(a._until <= b._at, "slots never overlap", f"{a.id!r} and {b.id!r}")
     keys = list(desk.waitlist._keys)
     _require(_sorted(keys), "waitlist sorted", doctor_id)  # type: ignore[arg-type]
     present = []
@@ -164,7 +164,7 @@ def _check_desk(alloc: Allocator, desk: Desk, place: Callable[[str, str], None])
             repr(token),
         )
         place(desk.current, f"consultation with {doctor_id!r}")
-    with_present = sorted((s.start, s.id) for s in desk.slots if s.present)
+    with_present = sorted((s._at, s.id) for s in desk.slots if s.present)
     _require(desk.present == with_present, "present-slot index", doctor_id)
     _require(desk.present_ids == {i for _, i in with_present}, "present-slot ids", doctor_id)
     for slot in desk.slots:

@@ -16,12 +16,12 @@ import attrs
 from sortedcontainers import SortedList
 
 from . import _display
-from ._check import attrs_validator, check_datetime, check_id, check_int
+from ._check import attrs_validator, check_datetime, check_id, check_int, utc
 from ._values import Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError
 from .policies import Aging, OrderingPolicy, StrictPriority
 
-__all__ = ["Slot"]
+__all__ = ["Slot", "SlotView"]
 
 # (priority, seq, token id): the contract's queue key, unique per token.
 WaitKey = tuple[int, int, str]
@@ -44,7 +44,7 @@ def _check_end(instance: Slot, attribute: Any, value: Any) -> None:
             f"start and end must both be naive or both aware, got start={instance.start!r}, "
             f"end={end!r}"
         )
-    if end <= instance.start:
+    if utc(end) <= utc(instance.start):
         raise InvalidArgumentError(
             f"end must be after start, got start={instance.start!r}, end={end!r}"
         )
@@ -59,6 +59,9 @@ class Slot:
     :class:`~opd_engine.InvalidArgumentError` for an empty id, ``end <= start``, a negative
     or non-integer capacity. Hand it to :meth:`Allocator.add_slot`; from then on only the
     allocator changes it (its fields are read-only), and it belongs to that allocator alone.
+    Each property is one read of figures the allocator changes under its lock; to read
+    several figures consistently while other threads call the allocator, take
+    :meth:`Allocator.slot_view`, a frozen copy of them all.
 
     Waiting tokens (``BOOKED`` and ``CHECKED_IN``) are kept sorted on ``(priority, seq)``;
     the checked-in ones are also filed by the ordering policy for O(log n) calls. The
@@ -74,6 +77,9 @@ class Slot:
     _end: datetime = attrs.field(validator=_check_end)
     _capacity: int = attrs.field(validator=attrs_validator(check_int, minimum=0))
 
+    # Start and end in real time (UTC when aware), for every comparison and duration.
+    _at: datetime = attrs.field(init=False)
+    _until: datetime = attrs.field(init=False)
     # Waiting tokens keyed (priority, seq, id).
     _waiting: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
     # The booked (not yet arrived) subset of _waiting.
@@ -103,6 +109,10 @@ class Slot:
     _undo: Undo | None = attrs.field(init=False, default=None)
 
     # ----------------------------------------------------------------- read-only views
+
+    def __attrs_post_init__(self) -> None:
+        self._at = utc(self._start)
+        self._until = utc(self._end)
 
     @property
     def id(self) -> str:
@@ -449,6 +459,49 @@ class Slot:
     def _victims(self) -> Iterator[WaitKey]:
         """Waiting keys from the lowest-ranked up (lowest priority, latest seq). O(1) each."""
         return reversed(self._waiting)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class SlotView:
+    """A slot's figures read together, under the allocator's lock: a frozen value, so a
+    display board on another thread never sees one figure from before a change and another
+    from after it. From :meth:`Allocator.slot_view`."""
+
+    id: str
+    doctor_id: str
+    start: datetime
+    end: datetime
+    capacity: int
+    occupancy: int
+    free: int
+    overflow: int
+    waiting: int
+    present: int
+    emergencies: int
+    elastic: int
+    closed: bool
+
+    @classmethod
+    def of(cls, slot: Slot) -> SlotView:
+        """The figures of ``slot`` now (the caller holds the lock). O(1)."""
+        occupancy = len(slot._waiting) + slot._done
+        capacity = slot._capacity
+        return cls(
+            id=slot._id,
+            doctor_id=slot._doctor_id,
+            start=slot._start,
+            end=slot._end,
+            capacity=capacity,
+            occupancy=occupancy,
+            free=max(0, capacity - occupancy),
+            overflow=max(0, occupancy - capacity),
+            waiting=len(slot._waiting),
+            present=len(slot._filed),
+            emergencies=slot._emergencies,
+            elastic=slot._elastic,
+            closed=slot._closed,
+        )
 
 
 @final

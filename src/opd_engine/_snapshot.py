@@ -230,7 +230,7 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
         owner.slots.append(slot)
         alloc._slots[slot.id] = slot
     for desk in alloc._desks.values():
-        ordered = sorted(desk.slots, key=lambda s: s.start)
+        ordered = sorted(desk.slots, key=lambda s: s._at)
         desk.slots.clear()
         for i, slot in enumerate(ordered):
             desk.insert(slot, i)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, final, runtime_checkable
 
 import attrs
 
-from ._check import MAX_MINUTES, attrs_validator, check_bool, check_enum, check_int
+from ._check import MAX_MINUTES, attrs_validator, check_bool, check_enum, check_int, utc
 from ._frozen import FrozenMap
 from ._values import Priority, Source, Token
 from .errors import InvalidArgumentError
@@ -352,7 +352,9 @@ class Aging:
 
     A token's level is ``max(ceiling, priority - floor(waited / step))`` for priorities
     below the ceiling, and its own priority otherwise; ties within a level go by ``seq``.
-    With the defaults a standard patient who has waited 30 minutes is called alongside the
+    Waits are measured in real time (in UTC for aware datetimes, so a daylight saving
+    change neither adds nor takes away waiting). With the defaults a standard patient who
+    has waited 30 minutes is called alongside the
     follow-ups, never ahead of paid patients or emergencies. The default ordering.
     """
 
@@ -369,7 +371,7 @@ class Aging:
         priority = int(token.priority)
         if priority <= self.ceiling or token.checked_in_at is None:
             return priority
-        waited = now - token.checked_in_at
+        waited = utc(now) - utc(token.checked_in_at)
         steps = max(0, waited // self.step)
         return max(int(self.ceiling), priority - steps)
 
@@ -378,7 +380,7 @@ class Aging:
         level = self.level(token, now)
         if level <= self.ceiling or token.checked_in_at is None:
             return None
-        return token.checked_in_at + (int(token.priority) - level + 1) * self.step
+        return utc(token.checked_in_at) + (int(token.priority) - level + 1) * self.step
 
     def key(self, token: Token) -> Comparable:
         """``seq``. O(1)."""
@@ -453,7 +455,8 @@ class AccumulatingPriority:
 
     def key(self, token: Token) -> Comparable:
         """``(checked_in_at, seq)``: the longest waiter leads its class. O(1)."""
-        return (token.checked_in_at, token.seq)
+        assert token.checked_in_at is not None
+        return (utc(token.checked_in_at), token.seq)
 
     def pick(self, heads: Sequence[Token], now: datetime) -> int:
         """The head with the most accumulated priority, ties by ``seq``. O(levels)."""
@@ -462,7 +465,7 @@ class AccumulatingPriority:
         best_seq = 0
         for i, token in enumerate(heads):
             assert token.checked_in_at is not None
-            waited = (now - token.checked_in_at).total_seconds() / 60
+            waited = (utc(now) - utc(token.checked_in_at)).total_seconds() / 60
             score = self.rates[token.priority] * waited
             if score > best_score or (score == best_score and token.seq < best_seq):
                 best, best_score, best_seq = i, score, token.seq
