@@ -18,10 +18,13 @@ from opd_engine import (
     Doctor,
     Event,
     InvalidArgumentError,
+    OnFull,
     Policies,
     Priority,
+    Reallocation,
     Slot,
     Source,
+    SourceQuota,
     StrictPriority,
 )
 
@@ -257,3 +260,59 @@ def test_slot_views_are_consistent(clock: Clock) -> None:
     now = alloc.slot_view("S")
     assert (now.occupancy, now.waiting, now.present, now.free, now.overflow) == (2, 2, 1, 0, 0)
     assert (now.id, now.capacity, now.closed, now.elastic) == ("S", 2, False, 0)
+
+
+# ----------------------------------------------------------------------------- costs
+
+
+class CountingQuota:
+    """SourceQuota's rule, counting how often the allocator asks it."""
+
+    def __init__(self) -> None:
+        self.inner = SourceQuota({Source.ONLINE: 1})
+        self.asked = 0
+
+    def limit(self, capacity: int) -> int:
+        return self.inner.limit(capacity)
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        self.asked += 1
+        return self.inner.admits(slot, source, priority)
+
+
+def test_a_refused_waitlist_is_not_rescanned(clock: Clock) -> None:
+    """Issue: "Under SourceQuota, each cancel rescans a waitlist that the quota refuses":
+    the capacity policy is asked once per (source, priority) class waiting, not once per
+    waitlisted token."""
+    quota = CountingQuota()
+    alloc = Allocator(policies=Policies(capacity=quota, on_full=OnFull.WAITLIST), clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 10))
+    alloc.book("O", "D1", "S", source=Source.ONLINE)
+    for i in range(300):
+        alloc.book(f"W{i}", "D1", "S", source=Source.ONLINE)  # refused by the quota
+    walk_in = alloc.book("K", "D1", "S")
+    quota.asked = 0
+    alloc.cancel(walk_in.id)
+    assert quota.asked <= 2  # one class waits: ONLINE at STANDARD
+    assert len(alloc.waitlist("D1")) == 300
+    alloc.check_invariants()
+
+
+def test_protected_tokens_are_displaced_last_and_cheaply(clock: Clock) -> None:
+    """Issue: "resize(slot, 0) is quadratic when every waiting token is protected": the
+    victim is found with a few bisections. The rule is unchanged: the lowest-ranked token
+    moved fewer than max_moves times goes first, protected ones only when nobody else can."""
+    policies = Policies(reallocation=Reallocation(max_moves=1, pull_forward=False))
+    alloc = Allocator(policies=policies, clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    for name, hour in (("A", 9), ("B", 10), ("C", 11)):
+        alloc.add_slot(Slot(name, "D1", at(hour), at(hour + 1), 4))
+    moved = [alloc.book(f"M{i}", "D1", "A", source=Source.ONLINE).id for i in range(3)]
+    alloc.resize("A", 0)  # M0..M2 move to B: moved once, now protected
+    fresh = alloc.book("F", "D1", "B", source=Source.FOLLOW_UP).id  # ranks above them
+    alloc.resize("B", 3)  # one must go: the unprotected follow-up, though it ranks higher
+    assert alloc.token(fresh).slot_id == "C"
+    alloc.resize("B", 1)  # only protected ones left: the lowest-ranked two go
+    assert [alloc.token(i).slot_id for i in moved] == ["B", "C", "C"]
+    alloc.check_invariants()

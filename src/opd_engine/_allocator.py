@@ -268,7 +268,12 @@ class Allocator:
                     )
             now = self._now(aware)
             day = self._day
-            slot._attach(day.policies.ordering, day.tokens, day.undo)
+            slot._attach(
+                day.policies.ordering,
+                day.tokens,
+                day.undo,
+                day.policies.reallocation.max_moves,
+            )
             desk.insert(slot, i)
             self._slots[slot.id] = slot
             day.keep(self, "_aware")

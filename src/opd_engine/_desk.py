@@ -448,14 +448,13 @@ class Desk:
                 pending.append(source)
 
     def from_waitlist(self, slot: Slot) -> Token | None:
-        """The first waitlisted token ``slot`` admits. O(w) at worst."""
+        """The first waitlisted token ``slot`` admits. O(c log n) for the c (source,
+        priority) classes waiting: the policy is asked once per class."""
+        if not len(self.waitlist):
+            return None
         admits = self.day.policies.capacity.admits
-        tokens = self.day.tokens
-        for token_id in self.waitlist:
-            token = tokens[token_id]
-            if admits(slot, token.source, token.priority):
-                return token
-        return None
+        token_id = self.waitlist.first_admitted(partial(admits, slot))
+        return None if token_id is None else self.day.tokens[token_id]
 
     def pull_candidate(self, slot: Slot, now: datetime, keep: str | None = None) -> Slot | None:
         """The nearest later slot whose next patient ``slot`` admits (and is not ``keep``)."""
@@ -513,20 +512,10 @@ class Desk:
 
     def displace(self, slot: Slot, reason: MoveReason, now: datetime) -> bool:
         """Move the lowest-ranked displaceable token of ``slot`` onward; False if none."""
-        max_moves = self.day.policies.reallocation.max_moves
-        tokens = self.day.tokens
-        victim = None
-        for priority, _, token_id in slot._victims():
-            if priority == Priority.EMERGENCY:
-                break
-            token = tokens[token_id]
-            if token.moves < max_moves:
-                victim = token
-                break
-            if victim is None:
-                victim = token  # protected: only if nobody else can go
-        if victim is None:
+        victim_id = slot._victim(self.day.policies.reallocation.max_moves)
+        if victim_id is None:
             return False
+        victim = self.day.tokens[victim_id]
         onward = self.first_with_room(victim.source, victim.priority, now, after=slot)
         self.move(victim, onward, reason, now, counted=True)
         return True

@@ -154,6 +154,15 @@ def _check_desk(alloc: Allocator, desk: Desk, place: Callable[[str, str], None])
             present.append(key)
         place(token_id, f"the waitlist of {doctor_id!r}")
     _require(list(desk.waitlist._present) == present, "present-waitlist index", doctor_id)
+    by_class: dict[tuple[Source, Priority], list[object]] = {}
+    for key in keys:
+        token = tokens[key[2]]
+        by_class.setdefault((token.source, token.priority), []).append(key)
+    _require(
+        {c: list(v) for c, v in desk.waitlist._classes.items()} == by_class,
+        "waitlist class index",
+        doctor_id,
+    )
     if desk.current is not None:
         token = tokens.get(desk.current)
         _require(
@@ -181,6 +190,7 @@ def _check_queue(
     absent = list(slot._absent)
     _require(_sorted(absent), "booked list sorted", slot.id)  # type: ignore[arg-type]
     booked = []
+    protected = []
     for key in waiting:
         priority, seq, token_id = key
         token = tokens.get(token_id)
@@ -201,6 +211,8 @@ def _check_queue(
         )
         if not filed:
             booked.append(key)
+        if token.moves >= slot._protect_at and token.priority is not Priority.EMERGENCY:
+            protected.append(key)
         _require(
             (desk.available and not slot._closed) or token.missed_calls > 0,
             "closed slots hold no waiting tokens but those a missed call sent back",
@@ -208,6 +220,7 @@ def _check_queue(
         )
         place(token_id, f"slot {slot.id!r}")
     _require(booked == absent, "booked list is the not-arrived part of the queue", slot.id)
+    _require(list(slot._protected) == protected, "protected-token index", slot.id)
     _require(len(slot._filed) == len(waiting) - len(booked), "filed tokens wait", slot.id)
     filed_count = 0
     for level, entries in slot._levels.items():

@@ -29,6 +29,8 @@ WaitKey = tuple[int, int, str]
 PresentEntry = tuple[Any, str]
 # How a checked-in token is filed: (level, entry, pending level change or None).
 Filed = tuple[int, PresentEntry, "tuple[datetime, int, str] | None"]
+# Sorts before every non-emergency waiting key, after every emergency.
+_FIRST_NORMAL: WaitKey = (int(Priority.EMERGENCY) + 1, -1, "")
 # Orderings whose key is ``seq``: the standing order is then (level, seq), and a position
 # is a few bisections.
 _SEQ_KEYED = (StrictPriority, Aging)
@@ -107,6 +109,10 @@ class Slot:
     # The inverse of each change of the call in progress, kept only when the policies are
     # not all shipped ones (a user's policy may fail half-way through a call).
     _undo: Undo | None = attrs.field(init=False, default=None)
+    # Waiting non-emergency tokens moved ``_protect_at`` times or more (the reallocation
+    # policy's max_moves when the slot was added): displaced only as the last resort.
+    _protected: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    _protect_at: int = attrs.field(init=False, default=2**62)
 
     # ----------------------------------------------------------------- read-only views
 
@@ -209,11 +215,16 @@ class Slot:
     # ----------------------------------------------------------------- allocator only
 
     def _attach(
-        self, ordering: OrderingPolicy | None, tokens: Mapping[str, Token], undo: Undo | None
+        self,
+        ordering: OrderingPolicy | None,
+        tokens: Mapping[str, Token],
+        undo: Undo | None,
+        protect_at: int = 2**62,
     ) -> None:
         self._ordering = ordering
         self._tokens = tokens
         self._undo = undo
+        self._protect_at = protect_at
 
     def _add(self, token: Token, now: datetime) -> None:
         """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
@@ -222,6 +233,8 @@ class Slot:
         key = (token.priority, token.seq, token.id)
         self._waiting.add(key)
         self._count(token, 1)
+        if token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY:
+            self._protected.add(key)
         if filing is None:
             self._absent.add(key)
         else:
@@ -235,6 +248,8 @@ class Slot:
         key = (token.priority, token.seq, token.id)
         self._waiting.remove(key)
         self._count(token, -1)
+        if token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY:
+            self._protected.remove(key)
         filed = self._filed.get(token.id)
         if filed is not None:
             self._unfile(token.id)
@@ -249,6 +264,8 @@ class Slot:
         key = (token.priority, token.seq, token.id)
         self._waiting.add(key)
         self._count(token, 1)
+        if token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY:
+            self._protected.add(key)
         if filed is None:
             self._absent.add(key)
         else:
@@ -270,16 +287,21 @@ class Slot:
         key = (token.priority, token.seq, token.id)
         self._waiting.remove(key)
         self._done += 1
+        protected = token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY
+        if protected:
+            self._protected.remove(key)
         filed = self._filed[token.id]
         self._unfile(token.id)
         undo = self._undo
         if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._unseat_call, key, filed))
+            undo.steps.append(partial(self._unseat_call, key, filed, protected))
 
-    def _unseat_call(self, key: WaitKey, filed: Filed) -> None:
+    def _unseat_call(self, key: WaitKey, filed: Filed, protected: bool) -> None:
         """Undo :meth:`_seat`. O(log n)."""
         self._waiting.add(key)
         self._done -= 1
+        if protected:
+            self._protected.add(key)
         self._file(key[2], filed)
 
     def _unseat(self, token: Token) -> None:
@@ -460,6 +482,44 @@ class Slot:
         """Waiting keys from the lowest-ranked up (lowest priority, latest seq). O(1) each."""
         return reversed(self._waiting)
 
+    def _victim(self, max_moves: int) -> str | None:
+        """The id of the token to displace: the lowest-ranked waiting non-emergency token
+        moved fewer than ``max_moves`` times, else the lowest-ranked one (protected tokens
+        go last); None if only emergencies wait. O(log^2 n) (O(n) if ``max_moves`` is not
+        the one the slot was added under, which only a user's policy can do)."""
+        waiting = self._waiting
+        first = waiting.bisect_left(_FIRST_NORMAL)
+        last = len(waiting) - 1
+        if first > last:
+            return None
+        if max_moves != self._protect_at:
+            tokens = self._tokens
+            fallback = None
+            for i in range(last, first - 1, -1):
+                token_id = waiting[i][2]
+                if tokens[token_id].moves < max_moves:
+                    return token_id
+                if fallback is None:
+                    fallback = token_id
+            return fallback
+        protected = self._protected
+        if len(protected) == last - first + 1 or waiting[last] not in protected:
+            return waiting[last][2]  # all protected, or the lowest-ranked is not
+        # The largest i whose key is not protected: the unprotected keys at or after
+        # index i number (last - i + 1) - (protected keys >= waiting[i]), which falls as i
+        # grows; find the last i where it is still 1 or more.
+        low, high = first, last
+        while low < high:
+            middle = (low + high + 1) // 2
+            unprotected = (
+                last - middle + 1 - (len(protected) - protected.bisect_left(waiting[middle]))
+            )
+            if unprotected >= 1:
+                low = middle
+            else:
+                high = middle - 1
+        return waiting[low][2]
+
 
 @final
 @attrs.frozen(kw_only=True)
@@ -553,12 +613,15 @@ class Undo:
 class Waitlist:
     """A doctor's waitlist: tokens without a slot, in ``(priority, seq)`` order."""
 
-    __slots__ = ("_keys", "_present", "_undo")
+    __slots__ = ("_classes", "_keys", "_present", "_undo")
 
     def __init__(self, undo: Undo | None = None) -> None:
         self._keys: SortedList[WaitKey] = SortedList()
         # The subset whose patients are present (checked_in_at set): idle-fill calls them.
         self._present: SortedList[WaitKey] = SortedList()
+        # The same keys by (source, priority): a capacity policy admits or refuses a whole
+        # class at once, so a refill asks it once per class, never once per token.
+        self._classes: dict[tuple[Source, Priority], SortedList[WaitKey]] = {}
         self._undo = undo
 
     def __len__(self) -> int:
@@ -575,6 +638,10 @@ class Waitlist:
         self._keys.add(key)
         if token.checked_in_at is not None:
             self._present.add(key)
+        group = self._classes.get((token.source, token.priority))
+        if group is None:
+            group = self._classes[token.source, token.priority] = SortedList()
+        group.add(key)
         undo = self._undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self.remove, token))
@@ -585,6 +652,10 @@ class Waitlist:
         self._keys.remove(key)
         if token.checked_in_at is not None:
             self._present.remove(key)
+        group = self._classes[token.source, token.priority]
+        group.remove(key)
+        if not group:
+            del self._classes[token.source, token.priority]
         undo = self._undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self.add, token))
@@ -596,6 +667,16 @@ class Waitlist:
         undo = self._undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self._present.remove, key))
+
+    def first_admitted(self, admits: Callable[[Source, Priority], bool]) -> str | None:
+        """The id of the first token, in waitlist order, whose (source, priority) class
+        ``admits`` accepts, or None. O(c log n) for c classes (at most 16)."""
+        best: WaitKey | None = None
+        for (source, priority), group in self._classes.items():
+            head = group[0]
+            if (best is None or head < best) and admits(source, priority):
+                best = head
+        return None if best is None else best[2]
 
     def first_present(self) -> str | None:
         """The id of the first present patient in waitlist order, or None. O(log n)."""

@@ -226,7 +226,9 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
         if alloc._aware is not None and aware != alloc._aware:
             raise InvalidArgumentError(f"{item.path} mixes naive and aware datetimes")
         alloc._aware = aware
-        slot._attach(day.policies.ordering, day.tokens, day.undo)
+        slot._attach(
+            day.policies.ordering, day.tokens, day.undo, day.policies.reallocation.max_moves
+        )
         owner.slots.append(slot)
         alloc._slots[slot.id] = slot
     for desk in alloc._desks.values():
