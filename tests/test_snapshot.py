@@ -421,6 +421,11 @@ CORRUPTIONS: list[tuple[str, object, str]] = [
     ("tokens.1.id", "D1-001", "snapshot.tokens[1].id 'D1-001' does not match its number 2"),
     ("tokens.0.seq", 2, "snapshot.tokens[1].seq 2 is also snapshot.tokens[0]'s"),
     ("tokens.0.moves", 1.5, "snapshot.tokens[0].moves must be int"),
+    ("tokens.0.missed_calls", -1, "snapshot.tokens[0].missed_calls must be >= 0"),
+    ("slots.0.closed", 0, "snapshot.slots[0].closed must be bool"),
+    ("slots.0.elastic", -1, "snapshot.slots[0].elastic must be >= 0"),
+    ("allocator_version", -1, "snapshot.allocator_version must be >= 0"),
+    ("slots.2.start", "2026-11-24T11:30:00", "snapshot.slots[2].start must be on 2026-11-25"),
 ]
 
 
@@ -463,6 +468,23 @@ def test_an_aware_datetime_in_a_naive_day_is_refused(day: Allocator, clock: Cloc
     assert refused(day, clock, data) == (
         "snapshot.tokens[1].checked_in_at is aware, but snapshot.slots[0].start is naive: a "
         "snapshot's datetimes are all naive or all aware, got '2026-11-25T08:30:00+00:00'"
+    )
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59", "0001-01-01T00:00:00"])
+def test_a_time_at_an_end_of_datetimes_range_is_refused(
+    build: Build, clock: Clock, text: str
+) -> None:
+    """A waitlisted patient who checked in at 9999-12-31 23:59 used to restore; once seated,
+    aging added half an hour to that time and the call raised ``OverflowError``."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    for patient in ("P1", "P2", "P3", "P4"):
+        alloc.book(patient, "D1", "D1@09")
+    data = alloc.snapshot()
+    assert data["tokens"][3]["status"] == "WAITLISTED"
+    data["tokens"][3]["checked_in_at"] = text
+    assert "snapshot.tokens[3].checked_in_at must be between 0001-01-08 and 9999-12-24" in (
+        refused(alloc, clock, data)
     )
 
 
@@ -747,6 +769,10 @@ def random_call(
             checked_in=rng.choice([None, True, False]),
         )
 
+    def call_and_miss() -> object:
+        called = alloc.call_next(doctor_id)
+        return None if called is None else alloc.missed_call(called.id)
+
     calls: list[Callable[[], object]] = [
         book,
         book,
@@ -760,6 +786,12 @@ def random_call(
         lambda: alloc.delay(doctor_id, rng.randint(0, 30)),
         lambda: alloc.resize(slot_id, rng.randint(0, 4)),
         lambda: alloc.mark_unavailable(doctor_id) if rng.random() < 0.2 else None,
+        lambda: alloc.mark_available(doctor_id),
+        lambda: alloc.close_slot(slot_id) if rng.random() < 0.2 else None,
+        lambda: alloc.reschedule(token_id, slot_id),
+        lambda: alloc.retriage(token_id, rng.choice(list(Priority))),
+        lambda: alloc.missed_call(token_id),
+        call_and_miss,
         lambda: clock.advance(rng.randint(1, 25)) if tick else None,
         lambda: alloc.queue(slot_id),
         lambda: alloc.waitlist(doctor_id),

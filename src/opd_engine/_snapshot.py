@@ -51,6 +51,13 @@ VERSION: Final = 3
 #: The versions :func:`load` reads: version 2 is version 3 without zone names.
 READABLE: Final = (2, 3)
 
+#: How far every datetime of a snapshot must be from the ends of ``datetime``'s range: more
+#: than any arithmetic the allocator does on a stored time (a UTC offset, a day of delay or
+#: grace, a day of aging per priority level), so a restored time can never overflow later.
+MARGIN: Final = timedelta(days=7)
+_EARLIEST: Final = datetime.min + MARGIN
+_LATEST: Final = datetime.max - MARGIN
+
 E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
 
@@ -171,6 +178,11 @@ class _Times:
 
     def parse(self, text: str, where: str) -> datetime:
         value = datetime_from_text(text, where)
+        if not _EARLIEST <= value.replace(tzinfo=None) <= _LATEST:
+            raise InvalidArgumentError(
+                f"{where} must be between {_EARLIEST.date().isoformat()} and "
+                f"{_LATEST.date().isoformat()}, got {text!r}"
+            )
         aware = value.tzinfo is not None
         if self.aware is None:
             self.aware, self.first = aware, where
