@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from ._check import MAX_MINUTES, check_id
+from ._check import EARLIEST, LATEST, MAX_MINUTES, check_id
 from ._desk import Desk
 from ._slot import Slot
 from ._values import Doctor, Priority, Source, Token, TokenStatus
@@ -50,13 +50,6 @@ FORMAT: Final = "opd-engine/snapshot"
 VERSION: Final = 3
 #: The versions :func:`load` reads: version 2 is version 3 without zone names.
 READABLE: Final = (2, 3)
-
-#: How far every datetime of a snapshot must be from the ends of ``datetime``'s range: more
-#: than any arithmetic the allocator does on a stored time (a UTC offset, a day of delay or
-#: grace, a day of aging per priority level), so a restored time can never overflow later.
-MARGIN: Final = timedelta(days=7)
-_EARLIEST: Final = datetime.min + MARGIN
-_LATEST: Final = datetime.max - MARGIN
 
 E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
@@ -178,10 +171,12 @@ class _Times:
 
     def parse(self, text: str, where: str) -> datetime:
         value = datetime_from_text(text, where)
-        if not _EARLIEST <= value.replace(tzinfo=None) <= _LATEST:
+        # The allocator's own range (``add_slot`` and the clock keep to it too), so that
+        # the durations it adds to a restored time never overflow.
+        if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:
             raise InvalidArgumentError(
-                f"{where} must be between {_EARLIEST.date().isoformat()} and "
-                f"{_LATEST.date().isoformat()}, got {text!r}"
+                f"{where} must be between {EARLIEST.date().isoformat()} and "
+                f"{LATEST.date().isoformat()}, got {text!r}"
             )
         aware = value.tzinfo is not None
         if self.aware is None:
