@@ -13,8 +13,9 @@ Enums are their member names. Datetimes are ISO 8601 strings with their UTC offs
 whose ``tzinfo`` is a :class:`zoneinfo.ZoneInfo` also names its zone in brackets, as RFC 9557
 writes it: ``2026-11-01T01:30:00-05:00[America/New_York]``. The offset pins the instant
 (which of a fall-back night's two 01:30s it is), the name brings the zone itself back, so a
-restored allocator does the same wall-clock arithmetic as the original. Any other ``tzinfo``
-is written as its fixed offset. Version 2 (the same without zone names) is still read;
+restored time is the original's: the same instant in the same zone, that compares, adds up
+and reads on a wall clock as the original does across a daylight saving change. Any other
+``tzinfo`` is written as its fixed offset. Version 2 (the same without zone names) is still read;
 version 1 is not (it has no ``allocator_version``, which a journal continues from).
 
 Restoring refuses, with :class:`InvalidArgumentError` naming the first problem and where it
@@ -55,11 +56,18 @@ E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
 
 
+def _show(value: object) -> str:
+    """``repr(value)``, cut short: a message names a bad value, it does not dump it."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
 # ============================================================================ datetimes
 
 
 def datetime_to_text(value: datetime) -> str:
-    """ISO 8601 with the offset, and the zone's name in brackets where it has one."""
+    """ISO 8601 (with the UTC offset if aware), and the zone's name in brackets where the
+    ``tzinfo`` is a :class:`~zoneinfo.ZoneInfo` with a key. O(1)."""
     text = value.isoformat()
     zone = value.tzinfo
     if isinstance(zone, ZoneInfo) and zone.key is not None:
@@ -68,7 +76,7 @@ def datetime_to_text(value: datetime) -> str:
 
 
 def datetime_from_text(text: str, where: str) -> datetime:
-    """The datetime :func:`datetime_to_text` wrote; ``where`` names it in errors.
+    """The datetime :func:`datetime_to_text` wrote; ``where`` names it in errors. O(1).
 
     A zone name comes back as that :class:`~zoneinfo.ZoneInfo`, at the same wall-clock time
     and on the same side of a fall-back change as the offset says (``fold``); an offset the
@@ -81,17 +89,21 @@ def datetime_from_text(text: str, where: str) -> datetime:
     try:
         value = datetime.fromisoformat(base)
     except ValueError:
-        raise InvalidArgumentError(f"{where} must be an ISO 8601 datetime, got {text!r}") from None
+        raise InvalidArgumentError(
+            f"{where} must be an ISO 8601 datetime, got {_show(text)}"
+        ) from None
     if zone_name is None:
         return value
     offset = value.utcoffset()
     if offset is None:
-        raise InvalidArgumentError(f"{where} names a time zone but has no UTC offset: {text!r}")
+        raise InvalidArgumentError(
+            f"{where} names a time zone but has no UTC offset: {_show(text)}"
+        )
     try:
         zone = ZoneInfo(zone_name)
     except (ValueError, LookupError, OSError):
         raise InvalidArgumentError(
-            f"{where} names an unknown time zone {zone_name!r}: {text!r}"
+            f"{where} names an unknown time zone {zone_name!r}: {_show(text)}"
         ) from None
     wall = value.replace(tzinfo=zone)
     for fold in (0, 1):
@@ -100,7 +112,7 @@ def datetime_from_text(text: str, where: str) -> datetime:
             return candidate
     raise InvalidArgumentError(
         f"{where} has offset {value:%z}, which {zone_name} does not have at "
-        f"{value:%Y-%m-%d %H:%M}: {text!r}"
+        f"{value:%Y-%m-%d %H:%M}: {_show(text)}"
     )
 
 
@@ -176,7 +188,7 @@ class _Times:
         if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:
             raise InvalidArgumentError(
                 f"{where} must be between {EARLIEST.date().isoformat()} and "
-                f"{LATEST.date().isoformat()}, got {text!r}"
+                f"{LATEST.date().isoformat()}, got {_show(text)}"
             )
         aware = value.tzinfo is not None
         if self.aware is None:
@@ -185,7 +197,7 @@ class _Times:
             kinds = ("naive", "aware") if self.aware else ("aware", "naive")
             raise InvalidArgumentError(
                 f"{where} is {kinds[0]}, but {self.first} is {kinds[1]}: a snapshot's "
-                f"datetimes are all naive or all aware, got {text!r}"
+                f"datetimes are all naive or all aware, got {_show(text)}"
             )
         return value
 
@@ -195,7 +207,7 @@ class _Reader:
 
     def __init__(self, data: object, path: str, times: _Times) -> None:
         if not isinstance(data, Mapping):
-            raise InvalidArgumentError(f"{path} must be an object, got {data!r}")
+            raise InvalidArgumentError(f"{path} must be an object, got {_show(data)}")
         self.data = data
         self.path = path
         self.times = times
@@ -208,7 +220,9 @@ class _Reader:
     def typed(self, key: str, kind: type[T]) -> T:
         value = self._get(key)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise InvalidArgumentError(f"{self.path}.{key} must be {kind.__name__}, got {value!r}")
+            raise InvalidArgumentError(
+                f"{self.path}.{key} must be {kind.__name__}, got {_show(value)}"
+            )
         return value
 
     def maybe(self, key: str, kind: type[T]) -> T | None:
@@ -251,7 +265,7 @@ class _Reader:
         except KeyError:
             names = ", ".join(m.name for m in enum)
             raise InvalidArgumentError(
-                f"{self.path}.{key} must be one of {names}, got {value!r}"
+                f"{self.path}.{key} must be one of {names}, got {_show(value)}"
             ) from None
 
     def items(self, key: str) -> list[_Reader]:
@@ -282,7 +296,7 @@ def load(
     root = _Reader(data, "snapshot", _Times())
     if root.data.get("format") != FORMAT:
         raise InvalidArgumentError(
-            f"snapshot.format must be {FORMAT!r}, got {root.data.get('format')!r}"
+            f"snapshot.format must be {FORMAT!r}, got {_show(root.data.get('format'))}"
         )
     version = root.typed("version", int)
     if version not in READABLE:
