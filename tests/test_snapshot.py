@@ -456,6 +456,17 @@ def test_from_snapshot_refuses_other_data(alloc: Allocator) -> None:
         Allocator.from_snapshot([data])  # type: ignore[arg-type]
 
 
+def test_a_long_bad_value_is_cut_short(alloc: Allocator) -> None:
+    """A message names a bad value; it does not dump a whole list into a log line."""
+    data = alloc.snapshot()
+    with pytest.raises(InvalidArgumentError) as info:
+        Allocator.from_snapshot({**data, "doctors": "x" * 10_000})
+    message = str(info.value)
+    assert message.startswith("snapshot.doctors must be list, got 'xxx")
+    assert message.endswith("...")
+    assert len(message) < 150
+
+
 # ============================================================================ naive and aware
 
 
