@@ -1,16 +1,30 @@
 """Snapshots: an allocator's state to and from plain, JSON-safe, versioned dicts.
 
-The format (version 2)::
+The format (version 3)::
 
-    {"format": "opd-engine/snapshot", "version": 2, "seq": <last seq issued>,
+    {"format": "opd-engine/snapshot", "version": 3, "seq": <last seq issued>,
      "allocator_version": <Allocator.version>,
      "doctors": [{"id", "name", "department", "consult_minutes", "issued",
                   "delay_minutes", "available", "current"}],
      "slots":   [{"id", "doctor_id", "start", "end", "capacity", "closed", "elastic"}],
      "tokens":  [{<every Token field>}]}
 
-Datetimes are ISO 8601 strings, enums their member names. Policies and the clock are not
-part of the state: the caller passes them again on restore.
+Enums are their member names. Datetimes are ISO 8601 strings with their UTC offset; one
+whose ``tzinfo`` is a :class:`zoneinfo.ZoneInfo` also names its zone in brackets, as RFC 9557
+writes it: ``2026-11-01T01:30:00-05:00[America/New_York]``. The offset pins the instant
+(which of a fall-back night's two 01:30s it is), the name brings the zone itself back, so a
+restored time is the original's: the same instant in the same zone, that compares, adds up
+and reads on a wall clock as the original does across a daylight saving change. Any other
+``tzinfo`` is written as its fixed offset. Version 2 (the same without zone names) is still read;
+version 1 is not (it has no ``allocator_version``, which a journal continues from).
+
+Restoring refuses, with :class:`InvalidArgumentError` naming the first problem and where it
+is, anything a real allocator cannot have produced: each field is checked on its own (types,
+ranges, ids), then against the others (a token's id is its issuing doctor's id and its
+number, a status agrees with the timestamps and the place it implies, every datetime is
+naive or every one aware), and finally the rebuilt allocator's own invariant check runs.
+Every check is one pass over the tokens, so a restore stays O(n log n). Policies and the
+clock are not part of the state: the caller passes them again on restore.
 """
 
 from __future__ import annotations
@@ -19,10 +33,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, TypeVar
+from zoneinfo import ZoneInfo
 
 import attrs
 
-from ._check import MAX_MINUTES
+from ._check import EARLIEST, LATEST, MAX_MINUTES, check_id
 from ._desk import Desk
 from ._slot import Slot
 from ._values import Doctor, Priority, Source, Token, TokenStatus
@@ -33,10 +48,75 @@ if TYPE_CHECKING:
     from .policies import Policies
 
 FORMAT: Final = "opd-engine/snapshot"
-VERSION: Final = 2
+VERSION: Final = 3
+#: The versions :func:`load` reads: version 2 is version 3 without zone names.
+READABLE: Final = (2, 3)
 
 E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
+
+
+def _show(value: object) -> str:
+    """``repr(value)``, cut short: a message names a bad value, it does not dump it."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+# ============================================================================ datetimes
+
+
+def datetime_to_text(value: datetime) -> str:
+    """ISO 8601 (with the UTC offset if aware), and the zone's name in brackets where the
+    ``tzinfo`` is a :class:`~zoneinfo.ZoneInfo` with a key. O(1)."""
+    text = value.isoformat()
+    zone = value.tzinfo
+    if isinstance(zone, ZoneInfo) and zone.key is not None:
+        return f"{text}[{zone.key}]"
+    return text
+
+
+def datetime_from_text(text: str, where: str) -> datetime:
+    """The datetime :func:`datetime_to_text` wrote; ``where`` names it in errors. O(1).
+
+    A zone name comes back as that :class:`~zoneinfo.ZoneInfo`, at the same wall-clock time
+    and on the same side of a fall-back change as the offset says (``fold``); an offset the
+    zone does not have at that time is refused.
+    """
+    base, zone_name = text, None
+    if text.endswith("]") and "[" in text:
+        base, _, rest = text.partition("[")
+        zone_name = rest[:-1]
+    try:
+        value = datetime.fromisoformat(base)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{where} must be an ISO 8601 datetime, got {_show(text)}"
+        ) from None
+    if zone_name is None:
+        return value
+    offset = value.utcoffset()
+    if offset is None:
+        raise InvalidArgumentError(
+            f"{where} names a time zone but has no UTC offset: {_show(text)}"
+        )
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ValueError, LookupError, OSError):
+        raise InvalidArgumentError(
+            f"{where} names an unknown time zone {zone_name!r}: {_show(text)}"
+        ) from None
+    wall = value.replace(tzinfo=zone)
+    for fold in (0, 1):
+        candidate = wall.replace(fold=fold)
+        if candidate.utcoffset() == offset:
+            return candidate
+    raise InvalidArgumentError(
+        f"{where} has offset {value:%z}, which {zone_name} does not have at "
+        f"{value:%Y-%m-%d %H:%M}: {_show(text)}"
+    )
+
+
+# ============================================================================ dump
 
 
 def dump(alloc: Allocator) -> dict[str, Any]:
@@ -61,8 +141,8 @@ def dump(alloc: Allocator) -> dict[str, Any]:
             {
                 "id": slot.id,
                 "doctor_id": slot.doctor_id,
-                "start": slot.start.isoformat(),
-                "end": slot.end.isoformat(),
+                "start": datetime_to_text(slot.start),
+                "end": datetime_to_text(slot.end),
                 "capacity": slot.capacity,
                 "closed": slot._closed,
                 "elastic": slot._elastic,
@@ -77,7 +157,7 @@ def dump(alloc: Allocator) -> dict[str, Any]:
             if isinstance(value, Enum):
                 value = value.name
             elif isinstance(value, datetime):
-                value = value.isoformat()
+                value = datetime_to_text(value)
             row[field.name] = value
         tokens.append(row)
     return {
@@ -91,14 +171,46 @@ def dump(alloc: Allocator) -> dict[str, Any]:
     }
 
 
+# ============================================================================ reading
+
+
+class _Times:
+    """Parses every datetime of one snapshot, and refuses naive and aware ones mixed."""
+
+    def __init__(self) -> None:
+        self.aware: bool | None = None
+        self.first = ""  # where the first datetime was
+
+    def parse(self, text: str, where: str) -> datetime:
+        value = datetime_from_text(text, where)
+        # The allocator's own range (``add_slot`` and the clock keep to it too), so that
+        # the durations it adds to a restored time never overflow.
+        if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:
+            raise InvalidArgumentError(
+                f"{where} must be between {EARLIEST.date().isoformat()} and "
+                f"{LATEST.date().isoformat()}, got {_show(text)}"
+            )
+        aware = value.tzinfo is not None
+        if self.aware is None:
+            self.aware, self.first = aware, where
+        elif aware != self.aware:
+            kinds = ("naive", "aware") if self.aware else ("aware", "naive")
+            raise InvalidArgumentError(
+                f"{where} is {kinds[0]}, but {self.first} is {kinds[1]}: a snapshot's "
+                f"datetimes are all naive or all aware, got {_show(text)}"
+            )
+        return value
+
+
 class _Reader:
     """Typed access to one JSON object, with errors that name the path."""
 
-    def __init__(self, data: object, path: str) -> None:
+    def __init__(self, data: object, path: str, times: _Times) -> None:
         if not isinstance(data, Mapping):
-            raise InvalidArgumentError(f"{path} must be an object, got {data!r}")
+            raise InvalidArgumentError(f"{path} must be an object, got {_show(data)}")
         self.data = data
         self.path = path
+        self.times = times
 
     def _get(self, key: str) -> object:
         if key not in self.data:
@@ -108,7 +220,9 @@ class _Reader:
     def typed(self, key: str, kind: type[T]) -> T:
         value = self._get(key)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise InvalidArgumentError(f"{self.path}.{key} must be {kind.__name__}, got {value!r}")
+            raise InvalidArgumentError(
+                f"{self.path}.{key} must be {kind.__name__}, got {_show(value)}"
+            )
         return value
 
     def maybe(self, key: str, kind: type[T]) -> T | None:
@@ -117,14 +231,28 @@ class _Reader:
             return None
         return self.typed(key, kind)
 
-    def when(self, key: str) -> datetime:
+    def ident(self, key: str) -> str:
+        """A non-empty string without surrounding whitespace, as every id is."""
         value = self.typed(key, str)
         try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidArgumentError(
-                f"{self.path}.{key} must be an ISO 8601 datetime, got {value!r}"
-            ) from None
+            return check_id(key, value)
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(f"{self.path}.{error}") from None
+
+    def maybe_ident(self, key: str) -> str | None:
+        """Like :meth:`ident`, but ``null`` is allowed."""
+        return None if self._get(key) is None else self.ident(key)
+
+    def count(self, key: str, minimum: int, maximum: int | None = None) -> int:
+        """An ``int`` in ``[minimum, maximum]``."""
+        value = self.typed(key, int)
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+            raise InvalidArgumentError(f"{self.path}.{key} must be {bound}, got {value!r}")
+        return value
+
+    def when(self, key: str) -> datetime:
+        return self.times.parse(self.typed(key, str), f"{self.path}.{key}")
 
     def maybe_when(self, key: str) -> datetime | None:
         """Like :meth:`when`, but ``null`` is allowed."""
@@ -137,12 +265,24 @@ class _Reader:
         except KeyError:
             names = ", ".join(m.name for m in enum)
             raise InvalidArgumentError(
-                f"{self.path}.{key} must be one of {names}, got {value!r}"
+                f"{self.path}.{key} must be one of {names}, got {_show(value)}"
             ) from None
 
     def items(self, key: str) -> list[_Reader]:
         value = self.typed(key, list)
-        return [_Reader(item, f"{self.path}.{key}[{i}]") for i, item in enumerate(value)]
+        return [
+            _Reader(item, f"{self.path}.{key}[{i}]", self.times) for i, item in enumerate(value)
+        ]
+
+    def build(self, factory: Callable[..., T], *args: object) -> T:
+        """``factory(*args)``, its own validation errors prefixed with this object's path."""
+        try:
+            return factory(*args)
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(f"{self.path}: {error}") from None
+
+
+# ============================================================================ load
 
 
 def load(
@@ -153,15 +293,16 @@ def load(
     factory: Callable[..., Allocator],
 ) -> Allocator:
     """Rebuild an allocator from :func:`dump`'s output; raise InvalidArgumentError if bad."""
-    root = _Reader(data, "snapshot")
+    root = _Reader(data, "snapshot", _Times())
     if root.data.get("format") != FORMAT:
         raise InvalidArgumentError(
-            f"snapshot.format must be {FORMAT!r}, got {root.data.get('format')!r}"
+            f"snapshot.format must be {FORMAT!r}, got {_show(root.data.get('format'))}"
         )
     version = root.typed("version", int)
-    if version != VERSION:
+    if version not in READABLE:
+        readable = " and ".join(map(str, READABLE))
         raise InvalidArgumentError(
-            f"snapshot.version {version} is not supported (this opd-engine reads {VERSION})"
+            f"snapshot.version {version} is not supported (this opd-engine reads {readable})"
         )
     alloc = factory(policies=policies, clock=clock)
     try:
@@ -172,117 +313,222 @@ def load(
     except InvalidArgumentError:
         raise
     except (OPDError, KeyError, ValueError, TypeError, OverflowError) as error:
+        # A safety net: every state the checks above let through restores; say so if not.
         raise InvalidArgumentError(f"snapshot is malformed: {error!r}") from None
     return alloc
 
 
 def _fill(alloc: Allocator, root: _Reader) -> None:
     day = alloc._day
-    day.seq = root.typed("seq", int)
-    day.version = root.typed("allocator_version", int)
+    seq = root.count("seq", 0)
+    day.seq = seq
+    day.version = root.count("allocator_version", 0)
+    desks = alloc._desks
     for item in root.items("doctors"):
-        doctor = Doctor(
+        doctor = item.build(
+            Doctor,
             item.typed("id", str),
             item.typed("name", str),
             item.typed("department", str),
             item.typed("consult_minutes", int),
         )
-        if doctor.id in alloc._desks:
+        if doctor.id in desks:
             raise InvalidArgumentError(f"{item.path}.id {doctor.id!r} appears twice")
         desk = Desk(doctor, day)
-        desk.issued = item.typed("issued", int)
-        delay = item.typed("delay_minutes", int)
-        if not 0 <= delay <= MAX_MINUTES:
-            raise InvalidArgumentError(
-                f"{item.path}.delay_minutes must be in [0, {MAX_MINUTES}], got {delay!r}"
-            )
-        desk.delay = timedelta(minutes=delay)
+        desk.issued = item.count("issued", 0)
+        desk.delay = timedelta(minutes=item.count("delay_minutes", 0, MAX_MINUTES))
         desk.available = item.typed("available", bool)
-        desk.current = item.maybe("current", str)
-        alloc._desks[doctor.id] = desk
+        desk.current = item.maybe_ident("current")
+        desks[doctor.id] = desk
         day.departments[doctor.id] = doctor.department
-    slot_items = root.items("slots")
-    for item in slot_items:
-        start = item.when("start")
-        end = item.when("end")
-        slot = Slot(
+    slots = alloc._slots
+    first: Slot | None = None
+    for item in root.items("slots"):
+        slot = item.build(
+            Slot,
             item.typed("id", str),
             item.typed("doctor_id", str),
-            start,
-            end,
+            item.when("start"),
+            item.when("end"),
             item.typed("capacity", int),
         )
         slot._closed = item.typed("closed", bool)
-        elastic = item.typed("elastic", int)
-        if elastic < 0:
-            raise InvalidArgumentError(f"{item.path}.elastic must be >= 0, got {elastic!r}")
-        slot._elastic = elastic
-        owner = alloc._desks.get(slot.doctor_id)
+        slot._elastic = item.count("elastic", 0)
+        owner = desks.get(slot.doctor_id)
         if owner is None:
             raise InvalidArgumentError(f"{item.path}.doctor_id {slot.doctor_id!r} is unknown")
-        if slot.id in alloc._slots:
+        if slot.id in slots:
             raise InvalidArgumentError(f"{item.path}.id {slot.id!r} appears twice")
-        aware = slot.start.tzinfo is not None
-        if alloc._aware is not None and aware != alloc._aware:
-            raise InvalidArgumentError(f"{item.path} mixes naive and aware datetimes")
-        alloc._aware = aware
+        if first is None:
+            first = slot
+        elif slot.start.date() != first.start.date():
+            raise InvalidArgumentError(
+                f"{item.path}.start must be on {first.start.date()} like the other slots (an "
+                f"allocator is one OPD day), got {slot.start.isoformat()!r}"
+            )
         slot._attach(
             day.policies.ordering, day.tokens, day.undo, day.policies.reallocation.max_moves
         )
         owner.slots.append(slot)
-        alloc._slots[slot.id] = slot
-    for desk in alloc._desks.values():
+        slots[slot.id] = slot
+    for desk in desks.values():
         ordered = sorted(desk.slots, key=lambda s: s._at)
         desk.slots.clear()
         for i, slot in enumerate(ordered):
             desk.insert(slot, i)
-    token_items = root.items("tokens")
-    tokens = [_token(item) for item in token_items]
-    now = alloc._now() if tokens and alloc._aware is not None else None
-    for item, token in zip(token_items, tokens, strict=True):
-        if token.id in day.tokens:
+    tokens = day.tokens
+    seqs: dict[int, str] = {}
+    for item in root.items("tokens"):
+        token = _token(alloc, item, seq, seqs)
+        if token.id in tokens:
             raise InvalidArgumentError(f"{item.path}.id {token.id!r} appears twice")
-        holder = alloc._desks.get(token.doctor_id)
-        if holder is None:
-            raise InvalidArgumentError(f"{item.path}.doctor_id {token.doctor_id!r} is unknown")
-        day.tokens[token.id] = token
-        if token.status.active:
-            day.activate(token)
-        if token.status is TokenStatus.WAITLISTED:
-            holder.waitlist.add(token)
+        tokens[token.id] = token
+    alloc._aware = root.times.aware
+    for i, desk in enumerate(desks.values()):
+        current = desk.current
+        if current is None:
             continue
-        if token.status in (TokenStatus.CANCELLED, TokenStatus.NO_SHOW):
-            continue
-        place = alloc._slots.get(token.slot_id) if token.slot_id is not None else None
-        if place is None or place.doctor_id != token.doctor_id:
-            raise InvalidArgumentError(
-                f"{item.path}.slot_id {token.slot_id!r} is not a slot of {token.doctor_id!r}"
+        called = tokens.get(current)
+        if (
+            called is None
+            or called.status is not TokenStatus.IN_CONSULTATION
+            or called.doctor_id != desk.doctor.id
+        ):
+            what = (
+                "no token" if called is None else f"{called.status.name} with {called.doctor_id!r}"
             )
-        if token.status.waiting:
-            assert now is not None
-            place._add(token, now)
-        else:
-            place._hold(token)
-    for desk in alloc._desks.values():
+            raise InvalidArgumentError(
+                f"snapshot.doctors[{i}].current {current!r} must be a token IN_CONSULTATION "
+                f"with {desk.doctor.id!r}, got {what}"
+            )
+    now = alloc._now() if tokens else None
+    for token in tokens.values():
+        _place(alloc, token, now)
+    for desk in desks.values():
         for slot in desk.slots:
             desk.sync_present(slot)
 
 
-def _token(item: _Reader) -> Token:
-    return Token(
-        id=item.typed("id", str),
-        patient_id=item.typed("patient_id", str),
-        doctor_id=item.typed("doctor_id", str),
-        slot_id=item.maybe("slot_id", str),
+def _token(alloc: Allocator, item: _Reader, seq_counter: int, seqs: dict[int, str]) -> Token:
+    """One token, checked on its own and against the doctors, the slots and the ``seq`` of
+    the tokens before it (``seqs``: where each was seen)."""
+    path = item.path
+    token_id = item.ident("id")
+    doctor_id = item.typed("doctor_id", str)
+    holder = alloc._desks.get(doctor_id)
+    if holder is None:
+        raise InvalidArgumentError(f"{path}.doctor_id {doctor_id!r} is unknown")
+    slot_id = item.maybe("slot_id", str)
+    slot = None
+    if slot_id is not None:
+        slot = alloc._slots.get(slot_id)
+        if slot is None or slot.doctor_id != doctor_id:
+            raise InvalidArgumentError(f"{path}.slot_id {slot_id!r} is not a slot of {doctor_id!r}")
+    seq = item.count("seq", 1)
+    if seq > seq_counter:
+        raise InvalidArgumentError(
+            f"{path}.seq {seq} is above snapshot.seq {seq_counter}, the last seq issued"
+        )
+    if seq in seqs:
+        raise InvalidArgumentError(f"{path}.seq {seq} is also {seqs[seq]}'s")
+    seqs[seq] = path
+    number = item.count("number", 1)
+    issuer_id, _, _ = token_id.rpartition("-")
+    issuer = alloc._desks.get(issuer_id)
+    if issuer is None:
+        raise InvalidArgumentError(
+            f"{path}.id {token_id!r} must start with the id of the doctor who issued it, "
+            f"and there is no doctor {issuer_id!r}"
+        )
+    issued_as = f"{issuer_id}-{number:03d}"
+    if token_id != issued_as:
+        raise InvalidArgumentError(
+            f"{path}.id {token_id!r} does not match its number {number}: doctor "
+            f"{issuer_id!r} issued number {number} as {issued_as!r}"
+        )
+    if number > issuer.issued:
+        raise InvalidArgumentError(
+            f"{path}.number {number} is above doctor {issuer_id!r}'s issued count "
+            f"{issuer.issued}: the next token it issues would take this one's id"
+        )
+    token = Token(
+        id=token_id,
+        patient_id=item.ident("patient_id"),
+        doctor_id=doctor_id,
+        slot_id=slot_id,
         priority=item.member("priority", Priority),
         source=item.member("source", Source),
-        seq=item.typed("seq", int),
-        number=item.typed("number", int),
+        seq=seq,
+        number=number,
         status=item.member("status", TokenStatus),
         booked_at=item.when("booked_at"),
         checked_in_at=item.maybe_when("checked_in_at"),
-        moves=item.typed("moves", int),
-        missed_calls=item.typed("missed_calls", int),
+        moves=item.count("moves", 0),
+        missed_calls=item.count("missed_calls", 0),
         called_at=item.maybe_when("called_at"),
         completed_at=item.maybe_when("completed_at"),
     )
+    problem = _status_problem(token, holder, slot)
+    if problem is not None:
+        raise InvalidArgumentError(f"{path} is {token.status.name} but {problem}")
+    return token
+
+
+_IN_A_SLOT: Final = frozenset(
+    {
+        TokenStatus.BOOKED,
+        TokenStatus.CHECKED_IN,
+        TokenStatus.IN_CONSULTATION,
+        TokenStatus.COMPLETED,
+    }
+)
+_ARRIVED: Final = frozenset(
+    {TokenStatus.CHECKED_IN, TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED}
+)
+_CALLED: Final = frozenset({TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED})
+
+
+def _status_problem(token: Token, holder: Desk, slot: Slot | None) -> str | None:
+    """What about ``token`` contradicts its status, or None. O(1)."""
+    status = token.status
+    if status is TokenStatus.WAITLISTED and token.slot_id is not None:
+        return f"has slot_id {token.slot_id!r}: a waitlisted token has no slot"
+    if status in _IN_A_SLOT and token.slot_id is None:
+        return "has no slot_id: it holds a place in a slot"
+    if status is TokenStatus.BOOKED and token.checked_in_at is not None:
+        return "has a checked_in_at: a booked patient has not arrived"
+    if status in _ARRIVED and token.checked_in_at is None:
+        return "has no checked_in_at: only an arrived patient is checked in or called"
+    if status in _CALLED and token.called_at is None:
+        return "has no called_at: it was never called"
+    if (status is TokenStatus.COMPLETED) != (token.completed_at is not None):
+        if status is TokenStatus.COMPLETED:
+            return "has no completed_at"
+        return "has a completed_at: only a completed consultation has one"
+    if status is TokenStatus.IN_CONSULTATION and holder.current != token.id:
+        return f"doctor {token.doctor_id!r} is consulting {holder.current!r}"
+    if status.waiting and token.missed_calls == 0:
+        # Leaving or closing moves every waiting token out; only a missed call sends one back.
+        if not holder.available:
+            return (
+                f"waits in slot {token.slot_id!r} of doctor {token.doctor_id!r}, who is "
+                "unavailable, and missed no call"
+            )
+        if slot is not None and slot._closed:
+            return f"waits in slot {token.slot_id!r}, which is closed, and missed no call"
+    return None
+
+
+def _place(alloc: Allocator, token: Token, now: datetime | None) -> None:
+    """File ``token`` where its status says it is."""
+    desk = alloc._desks[token.doctor_id]
+    status = token.status
+    if status.active:
+        alloc._day.activate(token)
+    if status is TokenStatus.WAITLISTED:
+        desk.waitlist.add(token)
+    elif status.waiting:
+        assert now is not None
+        alloc._slots[token.slot_id]._add(token, now)  # type: ignore[index]
+    elif status in _IN_A_SLOT:
+        alloc._slots[token.slot_id]._hold(token)  # type: ignore[index]
