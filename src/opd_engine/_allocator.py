@@ -100,9 +100,9 @@ def _atomic(
 
     @functools.wraps(method)
     def call(self: Allocator, /, *args: A.args, **kwargs: A.kwargs) -> R:
-        undo = self._day.undo
-        if undo is None:
+        if not self._day.guarded:
             return method(self, *args, **kwargs)
+        undo = self._day.undo
         with self._lock:
             outbox = self._day.outbox
             queued = len(outbox)
@@ -159,10 +159,10 @@ class Allocator:
 
     @_day.default
     def _new_day(self) -> Day:
-        guarded = _guard.checked(self._policies)
-        if guarded is None:
+        checked = _guard.checked(self._policies)
+        if checked is None:
             return Day(self._policies)
-        return Day(guarded, undo=Undo())
+        return Day(checked, guarded=True)
 
     @property
     def policies(self) -> Policies:
@@ -277,7 +277,7 @@ class Allocator:
             desk.insert(slot, i)
             self._slots[slot.id] = slot
             day.keep(self, "_aware")
-            if day.undo is not None and day.undo.steps is not None:
+            if day.undo.steps is not None:
                 day.undo.steps.append(functools.partial(self._unadd, slot))
             self._aware = aware
             self._day.record(
@@ -735,7 +735,8 @@ class Allocator:
                     desk.contain_overflow(slot, now)
                 elif old is Priority.EMERGENCY:
                     excess = slot.occupancy - slot.emergencies
-                    slot._grant(excess - self._day.policies.capacity.limit(slot.capacity))
+                    limit = self._day.policies.capacity.limit(slot.capacity)
+                    desk.grant(slot, excess - limit, now)
             self._commit()
             return day.tokens[token_id]
 
@@ -1180,13 +1181,13 @@ class Allocator:
     def _unadd(self, slot: Slot) -> None:
         """Undo the part of :meth:`add_slot` outside the desk."""
         del self._slots[slot.id]
-        slot._attach(None, {}, None)  # free to be added again
+        slot._attach(None, {}, Undo())  # free to be added again
 
     def _commit(self) -> None:
         """The call changed something: count it, then deliver its events."""
         day = self._day
         day.version += 1
-        if day.undo is not None and day.undo.steps is not None:
+        if day.undo.steps is not None:
             day.undo.steps.clear()  # final: a subscriber's failure undoes nothing
             day.undo.after.clear()
         if self._delivering or not day.outbox:

@@ -24,6 +24,7 @@ from .errors import SlotClosedError, SlotFullError
 from .events import (
     Event,
     MoveReason,
+    PlacesGranted,
     SlotResized,
     TokenCalled,
     TokenCompleted,
@@ -48,8 +49,10 @@ class Day:
     outbox: deque[Event] = attrs.field(factory=deque)
     seq: int = 0
     version: int = 0
-    # None when every policy is a shipped one; else the undo log of the call in progress.
-    undo: Undo | None = None
+    # The undo log of the call in progress: it records when a user's policy could fail
+    # half-way through a call (``guarded``) and while journal events are applied.
+    undo: Undo = attrs.field(factory=Undo)
+    guarded: bool = False
 
     def keep(self, owner: object, name: str) -> None:
         """Remember ``owner.name`` before the call changes it, in case the call fails. O(1)."""
@@ -400,8 +403,15 @@ class Desk:
             return None
         token = self.day.tokens[token_id]
         if token.priority is not Priority.EMERGENCY and not self.admits(slot, token):
-            slot._grant(slot._elastic + 1)
+            self.grant(slot, slot._elastic + 1, now)
         return self.move(token, slot, MoveReason.FROM_WAITLIST, now, counted=False)
+
+    def grant(self, slot: Slot, elastic: int, now: datetime) -> None:
+        """Grant ``slot`` places past its capacity policy, up to ``elastic`` in all, and
+        report it (:class:`PlacesGranted`). O(1)."""
+        if elastic > slot._elastic:
+            slot._grant(elastic)
+            self.day.record(PlacesGranted, now, slot_id=slot.id, elastic=elastic)
 
     def admits(self, slot: Slot, token: Token) -> bool:
         """Whether the capacity policy admits ``token`` into ``slot`` now. O(1)."""

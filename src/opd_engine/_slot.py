@@ -108,7 +108,7 @@ class Slot:
     _elastic: int = attrs.field(init=False, default=0)
     # The inverse of each change of the call in progress, kept only when the policies are
     # not all shipped ones (a user's policy may fail half-way through a call).
-    _undo: Undo | None = attrs.field(init=False, default=None)
+    _undo: Undo | None = attrs.field(init=False, default=None)  # the allocator's, once added
     # Waiting non-emergency tokens moved ``_protect_at`` times or more (the reallocation
     # policy's max_moves when the slot was added): displaced only as the last resort.
     _protected: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
@@ -278,9 +278,18 @@ class Slot:
             self._sources[token.source] = self._sources.get(token.source, 0) + step
 
     def _hold(self, token: Token) -> None:
-        """Count a token already called or completed (restoring a snapshot). O(1)."""
+        """Count a token already called or completed (restoring a snapshot, replaying a
+        journal). O(1)."""
         self._done += 1
         self._count(token, 1)
+        undo = self._undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self._unhold, token))
+
+    def _unhold(self, token: Token) -> None:
+        """Undo :meth:`_hold`. O(1)."""
+        self._done -= 1
+        self._count(token, -1)
 
     def _seat(self, token: Token) -> None:
         """A waiting token was called: it leaves the queue but keeps its place. O(log n)."""
@@ -310,7 +319,12 @@ class Slot:
         self._count(token, -1)
         undo = self._undo
         if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._hold, token))
+            undo.steps.append(partial(self._rehold, token))
+
+    def _rehold(self, token: Token) -> None:
+        """Undo :meth:`_unseat`. O(1)."""
+        self._done += 1
+        self._count(token, 1)
 
     def _arrive(self, token: Token, now: datetime) -> None:
         """A booked token checked in: move it from the absent list to the index. O(log n)."""

@@ -27,6 +27,7 @@ __all__ = [
     "DoctorUnavailable",
     "Event",
     "MoveReason",
+    "PlacesGranted",
     "SlotAdded",
     "SlotClosed",
     "SlotResized",
@@ -223,3 +224,14 @@ class SlotAdded(Event):
     start: datetime
     end: datetime
     capacity: int
+
+
+@final
+@attrs.frozen(kw_only=True)
+class PlacesGranted(Event):
+    """A slot was granted places past its capacity policy: by the idle-fill rule (a present
+    waitlisted patient called into a full slot) or to an emergency lowered to another
+    level. ``elastic`` is the number so granted now (:attr:`Slot.elastic`)."""
+
+    slot_id: str
+    elastic: int
