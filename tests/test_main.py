@@ -43,8 +43,11 @@ def test_main_simulates_the_default_day(capsys: pytest.CaptureFixture[str]) -> N
     assert out.startswith("opd-engine: a simulated OPD day (25 November 2026), seed 1")
     assert "D2 Dr. Vikram Iyer, General Medicine (starts 20 minutes late)" in out
     assert "D3 Dr. Kiran Das, General Medicine (goes home sick at 11:00)" in out
-    for heading in ("Waits by priority", "Waits by source", "Doctors (minutes)", "Moves: "):
+    assert "D1 Dr. Asha Rao, General Medicine (a break 11:00-11:20)" in out
+    assert "D4 Dr. Meera Nair, Cardiology (away 10:30-11:00)" in out
+    for heading in ("Patients by priority", "Patients by source", "Doctors (minutes)", "Moves: "):
         assert heading in out
+    assert "idle while a patient waited: 0.0 min" in out
     for name in ("EMERGENCY", "PAID", "FOLLOW_UP", "STANDARD", "ONLINE", "WALK_IN", "D4"):
         assert re.search(rf"^{name} ", out, re.MULTILINE), name
 
