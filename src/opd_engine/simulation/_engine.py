@@ -305,9 +305,14 @@ class _Day:
             self.worsening[token.id] = minutes
 
     def worsen(self, token_id: str) -> None:
+        """The patient's condition worsens: if still waiting present while their doctor's
+        day lasts, the desk re-triages them as an emergency."""
         token = self.alloc.token(token_id)
-        if _present(token) and token.priority is not Priority.EMERGENCY:
-            self.alloc.retriage(token_id, Priority.EMERGENCY)
+        if not _present(token) or token.priority is Priority.EMERGENCY:
+            return
+        if self.now >= self.doctors[token.doctor_id].duty[-1][1]:
+            return  # the sessions are over: the patient is sent on, not re-triaged here
+        self.alloc.retriage(token_id, Priority.EMERGENCY)
 
     def refuse(self, doctor_id: str, source: Source, priority: Priority, error: OPDError) -> None:
         if not isinstance(error, SlotFullError | SlotClosedError):

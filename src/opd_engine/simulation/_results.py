@@ -309,7 +309,8 @@ _DOCTOR_HEADER: Final = (
     "unseen, checked in",
 )
 _LEGEND: Final = (
-    ("tokens", "tokens issued (refused: turned away at booking, no token issued)"),
+    ("tokens", "tokens issued"),
+    ("refused", "turned away at booking: no token issued"),
     ("seen", "called in by a doctor (doctors: patients seen)"),
     ("mean, p90", "minutes from check-in to call, over the patients seen"),
     ("unseen", "never seen: still on a waitlist when the day ended"),

@@ -665,8 +665,9 @@ class Scenario:
         slots of 2, 15-minute log-normal consultations, called away to the ward from 10:30
         to 11:00). Slots carry online, paid and follow-up bookings; walk-ins peak from 08:30
         to 10:00; emergencies arrive all morning. At the desk, one online patient in ten
-        asks to come later, a waiting patient's condition worsens to an emergency at 0.1
-        an hour, and one called patient in twenty does not come at first. The policies
+        asks to come later, a waiting patient's condition worsens to an emergency at a rate
+        of 0.03 per hour of waiting (two or three patients a day), and one called patient in
+        twenty does not come at first. The policies
         default to bounded emergency overflow (1), a waitlist for full slots, aging every
         20 minutes, and a doctor's lost minutes costing places; the idle-fill rule
         (``Reallocation(fill_idle=True)``) is on, so no doctor on duty sits idle while a
@@ -745,6 +746,6 @@ class Scenario:
             ),
             policies=policies,
             reschedule={Source.ONLINE: 0.1},
-            retriage_per_hour=0.1,
+            retriage_per_hour=0.03,
             missed_call=0.05,
         )
