@@ -46,6 +46,7 @@ from opd_engine.simulation import (
     Session,
     SimulationResult,
     Summary,
+    _engine,
     _results,
     replicate,
     simulate,
@@ -902,3 +903,25 @@ def test_doctor_explanations() -> None:
         "D1: idle 12.0 min, only while none of their patients was here; "
         "no patient of theirs left unseen."
     )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_engine_knows_who_waits_present(seed: int) -> None:
+    """The engine's count of present patients per doctor, kept from the events, agrees with
+    the allocator's tokens at the end of the day (when unseen patients still wait)."""
+    strict = DAY.with_policies(attrs.evolve(DAY.policies, reallocation=STRICT))
+    for scenario in (DAY, strict):
+        engine = _engine._Day(scenario, seed)
+        result = engine.run()
+        truth = {
+            t.id: t.doctor_id
+            for t in result.allocator.tokens()
+            if t.status is TokenStatus.CHECKED_IN
+            or (t.status is TokenStatus.WAITLISTED and t.checked_in_at is not None)
+        }
+        assert truth  # the day ends with patients still waiting: the check has teeth
+        assert engine.present == truth
+        counts = Counter(truth.values())
+        assert {d: doctor.waiting for d, doctor in engine.doctors.items()} == {
+            d: counts[d] for d in engine.doctors
+        }

@@ -26,6 +26,8 @@ Job = tuple[Scenario, int]
 Mapper = Callable[[Callable[[Job], Summary], Iterable[Job]], Iterable[Summary]]
 
 _MINUTE: Final = timedelta(minutes=1)
+_CHECKED_IN: Final = TokenStatus.CHECKED_IN
+_WAITLISTED: Final = TokenStatus.WAITLISTED
 # Pre-booked sources in the order their tokens are issued for each slot.
 _BOOKED_ORDER: Final = (Source.PAID, Source.FOLLOW_UP, Source.ONLINE, Source.WALK_IN)
 
@@ -99,7 +101,10 @@ class _Doctor:
         """In a session (after any late start), present, and not on a break. O(sessions)."""
         if not self.available or self.on_break:
             return False
-        return any(start <= now < end for start, end in self.duty)
+        for start, end in self.duty:  # noqa: SIM110 - a loop, not any(): the hot path
+            if start <= now < end:
+                return True
+        return False
 
 
 def _present(token: Token) -> bool:
@@ -158,18 +163,20 @@ class _Day:
         self.events.append(event)
         if isinstance(event, TokenEvent):
             token = event.token
+            doctor_id = token.doctor_id
             was = self.present.pop(token.id, None)
             if was is not None:
                 self.doctors[was].waiting -= 1
                 self.touched[was] = None
-            if _present(token):
-                self.present[token.id] = token.doctor_id
-                self.doctors[token.doctor_id].waiting += 1
-            self.touched[token.doctor_id] = None
+            status = token.status
+            if status is _CHECKED_IN or (status is _WAITLISTED and token.checked_in_at is not None):
+                self.present[token.id] = doctor_id
+                self.doctors[doctor_id].waiting += 1
+            self.touched[doctor_id] = None
         else:
-            doctor_id = getattr(event, "doctor_id", None)
-            if doctor_id in self.doctors:
-                self.touched[doctor_id] = None
+            about = getattr(event, "doctor_id", None)
+            if about in self.doctors:
+                self.touched[about] = None
 
     def at(self, when: datetime, action: Callable[[], None]) -> None:
         self.order += 1
@@ -387,9 +394,8 @@ class _Day:
         """
         touched = self.touched
         while touched:
-            doctor_id = next(iter(touched))
-            del touched[doctor_id]
-            doctor = self.doctors[doctor_id]
+            # Any order will do: a doctor's call touches only their own patients.
+            doctor = self.doctors[touched.popitem()[0]]
             if doctor.busy is None:
                 self.try_call(doctor)
             self.clock_idle(doctor)
