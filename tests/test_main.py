@@ -52,6 +52,19 @@ def test_main_simulates_the_default_day(capsys: pytest.CaptureFixture[str]) -> N
         assert re.search(rf"^{name} ", out, re.MULTILINE), name
 
 
+@pytest.mark.parametrize("seed", ["1", "5", "23"])
+def test_the_report_fits_an_80_column_terminal(
+    capsys: pytest.CaptureFixture[str], seed: str
+) -> None:
+    """Issue 14: no line of the printed day is wider than 80 columns; the legend and one
+    line per doctor are there."""
+    out = simulated(capsys, "--seed", seed)
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "\nLegend\n" in out
+    for doctor in ("D1", "D2", "D3", "D4"):
+        assert re.search(rf"^{doctor}: (idle|never idle)", out, re.MULTILINE), doctor
+
+
 def test_main_seed_chooses_the_day(capsys: pytest.CaptureFixture[str]) -> None:
     first = simulated(capsys, "--seed", "7")
     assert simulated(capsys, "--seed", "7") == first
