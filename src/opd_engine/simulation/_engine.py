@@ -140,7 +140,8 @@ class _Day:
         self.grace = scenario.policies.no_show_grace
         # token id -> doctor id, for every token waiting present.
         self.present: dict[str, str] = {}
-        # Doctors an event or a change of duty touched since the last settle, in order.
+        # Doctors an event or a change of duty touched since the last settle (a set that
+        # iterates in a fixed order, unlike a set of strings under hash randomisation).
         self.touched: dict[str, None] = {}
         # A pre-booked patient's planned arrival (moved by a reschedule).
         self.arrivals: dict[str, datetime] = {}
@@ -533,10 +534,14 @@ def simulate(scenario: Scenario, seed: int) -> SimulationResult:
     """Simulate one OPD day of ``scenario`` through a real :class:`~opd_engine.Allocator`.
 
     Deterministic for a given ``seed``: the same seed gives the same records and events in
-    any process. Each random process of the day (each doctor's arrivals and consultations,
-    cancellations, no-shows, punctuality) draws from its own stream derived from the seed,
-    so changing one rate leaves the others' draws as they were. O(p log p) for p patients,
-    plus the allocator's own costs.
+    any process. Each random process of the day (each doctor's arrivals, consultations and
+    missed calls, cancellations, no-shows, punctuality, reschedules, re-triage, returns
+    after a missed call) draws from its own stream derived from the seed, so changing one
+    rate leaves the others' draws as they were. A doctor on duty who is free calls the next
+    patient at every moment one of their patients is present (a check-in, a consultation's
+    end, a slot's start, a break's end, the doctor's return, a token moved to them), so the
+    idle-fill rule leaves no idle-while-waiting minutes. O(p log p) for p patients, plus the
+    allocator's own costs.
     """
     _check(scenario, seed)
     return _Day(scenario, seed).run()
