@@ -666,7 +666,13 @@ def duty_windows(scenario: Scenario, plan: DoctorPlan) -> list[tuple[datetime, d
             if not any(a <= t < b for a, b in gaps):
                 on.add(t)
             t += minute
-    return [(t, t + minute) for t in sorted(on)]
+    merged: list[tuple[datetime, datetime]] = []
+    for t in sorted(on):
+        if merged and merged[-1][1] == t:
+            merged[-1] = (merged[-1][0], t + minute)
+        else:
+            merged.append((t, t + minute))
+    return merged
 
 
 def recount_idle_waiting(scenario: Scenario, result: SimulationResult) -> dict[str, float]:
@@ -741,6 +747,8 @@ def test_default_day_never_idle_while_a_patient_waits() -> None:
         idle = {d: s.idle_waiting_minutes for d, s in result.summary().by_doctor.items()}
         assert idle == dict.fromkeys(idle, 0.0), (seed, idle)
         assert result.idle_waiting() == []
+        # And not merely by the engine's own account: rebuilt from the events, too.
+        assert recount_idle_waiting(DAY, result) == idle, seed
 
 
 def test_idle_waiting_in_summary_figures_and_rows(day: SimulationResult) -> None:
@@ -764,18 +772,25 @@ def events_of(result: SimulationResult, kind: str) -> list[dict[str, object]]:
 def test_retriage_makes_waiting_patients_emergencies() -> None:
     """A waiting patient's condition worsens at `retriage_per_hour`: the desk re-triages
     them as an emergency, and only while they wait present."""
-    assert not events_of(simulate(clinic(), 4), "TokenRetriaged")
-    result = simulate(clinic(retriage_per_hour=3.0), 4)
+    waitlist = Policies(on_full=OnFull.WAITLIST)
+    assert not events_of(simulate(clinic(policies=waitlist), 4), "TokenRetriaged")
+    result = simulate(clinic(retriage_per_hour=3.0, policies=waitlist), 4)
     retriaged = events_of(result, "TokenRetriaged")
     assert len(retriaged) >= 3
     assert {row["priority"] for row in retriaged} == {"EMERGENCY"}
     assert {row["status"] for row in retriaged} <= {"CHECKED_IN", "WAITLISTED"}
     ids = [row["token_id"] for row in retriaged]
     assert len(set(ids)) == len(ids)  # an emergency is not re-triaged again
+    # Only while the doctor's day lasts: the unseen still waiting at 12:00 are sent on.
+    assert all(cast(datetime, row["at"]) < datetime(2026, 11, 25, 12) for row in retriaged)
+    unseen = [t for t in result.allocator.tokens() if t.status is TokenStatus.WAITLISTED]
+    assert unseen
+    assert all(t.priority is not Priority.EMERGENCY for t in unseen)
     # Re-triage draws from its own stream: the patients who come are the same (their
     # triage, of course, is not).
     came = [(doctor, at) for doctor, at, _ in arrivals_of(result)]
-    assert came == [(doctor, at) for doctor, at, _ in arrivals_of(simulate(clinic(), 4))]
+    before = arrivals_of(simulate(clinic(policies=waitlist), 4))
+    assert came == [(doctor, at) for doctor, at, _ in before]
 
 
 def test_missed_calls_come_back_until_they_are_no_shows() -> None:
@@ -925,3 +940,21 @@ def test_the_engine_knows_who_waits_present(seed: int) -> None:
         assert {d: doctor.waiting for d, doctor in engine.doctors.items()} == {
             d: counts[d] for d in engine.doctors
         }
+
+
+def test_duty_is_the_sessions_less_the_gaps() -> None:
+    """Duty minutes leave out breaks and time away, wherever they fall and overlap."""
+    at = datetime(2026, 11, 25)
+
+    def h(hour: float) -> datetime:
+        return at + timedelta(hours=hour)
+
+    windows = [(h(9), h(12)), (h(14), h(16))]
+    assert _results._without(windows, []) == windows
+    gaps = [(h(11.5), h(15)), (h(8), h(9.5)), (h(10), h(10.5)), (h(10.25), h(10.75))]
+    assert _results._without(windows, gaps) == [
+        (h(9.5), h(10)),
+        (h(10.75), h(11.5)),
+        (h(15), h(16)),
+    ]
+    assert _results._without(windows, [(h(8), h(17))]) == []
