@@ -958,3 +958,13 @@ def test_duty_is_the_sessions_less_the_gaps() -> None:
         (h(15), h(16)),
     ]
     assert _results._without(windows, [(h(8), h(17))]) == []
+
+
+def test_the_moves_line_wraps_between_reasons() -> None:
+    """A reason and its count stay on one line; every line fits 80 columns."""
+    reasons = [f"{reason.name} {count}" for count, reason in enumerate(MoveReason, start=10)]
+    lines = _results._items("Moves: ", reasons)
+    assert len(lines) > 1
+    assert max(len(line) for line in lines) <= 80
+    assert " ".join(line.strip() for line in lines) == "Moves: " + ", ".join(reasons)
+    assert _results._items("Moves: ", []) == ["Moves: none"]

@@ -426,6 +426,21 @@ def explain(name: str, d: DoctorStats) -> str:
     return f"{name}: {idle}; {unseen}."
 
 
+def _items(label: str, items: Sequence[str], indent: str = "    ") -> list[str]:
+    """``label`` and comma-separated items, wrapped between items, never inside one."""
+    lines = [label.rstrip() + " none"] if not items else []
+    line = label
+    for i, item in enumerate(items):
+        text = item + ("," if i < len(items) - 1 else "")
+        if line not in (label, indent) and len(line) + len(text) > WIDTH:
+            lines.append(line.rstrip())
+            line = indent
+        line += text + " "
+    if items:
+        lines.append(line.rstrip())
+    return lines
+
+
 def _wrap(text: str, indent: str = "") -> list[str]:
     return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
@@ -521,9 +536,8 @@ class Summary:
         lines.append("")
         for name, doctor in self.by_doctor.items():
             lines += _wrap(explain(name, doctor), "    ")
-        moved = ", ".join(f"{reason} {count}" for reason, count in self.moves.items())
         lines.append("")
-        lines += _wrap(f"Moves: {moved or 'none'}", "    ")
+        lines += _items("Moves: ", [f"{reason} {count}" for reason, count in self.moves.items()])
         lines += [
             f"Tokens: {self.tokens}, refused: {self.refused}, unseen: {self.unseen}, "
             f"idle while a patient waited: {self.idle_waiting_minutes:.1f} min",
