@@ -43,10 +43,26 @@ def test_main_simulates_the_default_day(capsys: pytest.CaptureFixture[str]) -> N
     assert out.startswith("opd-engine: a simulated OPD day (25 November 2026), seed 1")
     assert "D2 Dr. Vikram Iyer, General Medicine (starts 20 minutes late)" in out
     assert "D3 Dr. Kiran Das, General Medicine (goes home sick at 11:00)" in out
-    for heading in ("Waits by priority", "Waits by source", "Doctors (minutes)", "Moves: "):
+    assert "D1 Dr. Asha Rao, General Medicine (a break 11:00-11:20)" in out
+    assert "D4 Dr. Meera Nair, Cardiology (away 10:30-11:00)" in out
+    for heading in ("Patients by priority", "Patients by source", "Doctors (minutes)", "Moves: "):
         assert heading in out
+    assert "idle while a patient waited: 0.0 min" in out
     for name in ("EMERGENCY", "PAID", "FOLLOW_UP", "STANDARD", "ONLINE", "WALK_IN", "D4"):
         assert re.search(rf"^{name} ", out, re.MULTILINE), name
+
+
+@pytest.mark.parametrize("seed", ["1", "5", "23"])
+def test_the_report_fits_an_80_column_terminal(
+    capsys: pytest.CaptureFixture[str], seed: str
+) -> None:
+    """Issue 14: no line of the printed day is wider than 80 columns; the legend and one
+    line per doctor are there."""
+    out = simulated(capsys, "--seed", seed)
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "\nLegend\n" in out
+    for doctor in ("D1", "D2", "D3", "D4"):
+        assert re.search(rf"^{doctor}: (idle|never idle)", out, re.MULTILINE), doctor
 
 
 def test_main_seed_chooses_the_day(capsys: pytest.CaptureFixture[str]) -> None:

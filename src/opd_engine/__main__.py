@@ -15,15 +15,21 @@ from ._demo import run
 from .simulation import Scenario, simulate
 
 
+def _clock(offset: timedelta) -> str:
+    hours, rest = divmod(offset, timedelta(hours=1))
+    return f"{hours:02d}:{rest // timedelta(minutes=1):02d}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: the command line), run the day, print it. Returns 0."""
     parser = argparse.ArgumentParser(
         prog="python -m opd_engine",
         description=(
             "Simulate a default OPD day through opd-engine (four doctors in two departments, "
-            "bookings from every channel, walk-ins, emergencies, no-shows, cancellations, a "
-            "late start and a doctor going home sick) and print its report; or, with "
-            "--scripted, play a scripted day as a timeline."
+            "bookings from every channel, walk-ins, emergencies, no-shows, cancellations, "
+            "rescheduled bookings, re-triage, missed calls, a late start, a break, a doctor "
+            "called away and back, and a doctor going home sick) and print its report; or, "
+            "with --scripted, play a scripted day as a timeline."
         ),
     )
     parser.add_argument(
@@ -47,15 +53,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes = []
         if plan.late_start:
             notes.append(f"starts {plan.late_start} minutes late")
-        if plan.unavailable_at is not None:
-            hours, rest = divmod(plan.unavailable_at, timedelta(hours=1))
-            notes.append(f"goes home sick at {hours:02d}:{rest // timedelta(minutes=1):02d}")
+        for pause in plan.breaks:
+            slot = next(
+                e for session in plan.sessions for s, e in session.slots() if s == pause.start
+            )
+            notes.append(f"a break {_clock(pause.start)}-{_clock(slot)}")
+        if plan.unavailable_at is not None and plan.returns_at is not None:
+            notes.append(f"away {_clock(plan.unavailable_at)}-{_clock(plan.returns_at)}")
+        elif plan.unavailable_at is not None:
+            notes.append(f"goes home sick at {_clock(plan.unavailable_at)}")
         extra = f" ({', '.join(notes)})" if notes else ""
         print(f"  {plan.id} {plan.name}, {plan.department}{extra}")
     print()
     print(result.summary().report())
     print()
-    print("Run with --scripted for the scripted day, event by event; --seed N for another day.")
+    print("--seed N simulates another day; --scripted plays a scripted day, event by event.")
     return 0
 
 

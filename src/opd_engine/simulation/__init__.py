@@ -1,6 +1,7 @@
 """Seeded simulation of OPD days through the real allocator, and its analytic references.
 
-Describe a day as a :class:`Scenario` (doctors, sessions, demand, disruptions, policies),
+Describe a day as a :class:`Scenario` (doctors, sessions, demand, disruptions, the front
+desk's operations, policies),
 run it with :func:`simulate` for one seed or :func:`replicate` over many, and analyse the
 rows (``records()``, ``events()``) or the :class:`Summary`. :mod:`opd_engine.simulation.theory`
 holds the queueing formulas the simulation is validated against.
@@ -17,6 +18,7 @@ from ._results import (
 )
 from ._scenario import (
     Arrivals,
+    Break,
     DoctorPlan,
     Duration,
     Exponential,
@@ -29,6 +31,7 @@ from ._scenario import (
 
 __all__ = [
     "Arrivals",
+    "Break",
     "DoctorPlan",
     "DoctorStats",
     "Duration",

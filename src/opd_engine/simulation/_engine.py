@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -11,9 +12,9 @@ from typing import Final
 
 from opd_engine._allocator import Allocator
 from opd_engine._slot import Slot
-from opd_engine._values import Doctor, Priority, Source, TokenStatus
+from opd_engine._values import Doctor, Priority, Source, Token, TokenStatus
 from opd_engine.errors import InvalidArgumentError, OPDError, SlotClosedError, SlotFullError
-from opd_engine.events import Event
+from opd_engine.events import Event, TokenEvent
 
 from ._results import DoctorDay, Refusal, Replication, SimulationResult, Summary
 from ._scenario import DoctorPlan, Scenario
@@ -25,6 +26,8 @@ Job = tuple[Scenario, int]
 Mapper = Callable[[Callable[[Job], Summary], Iterable[Job]], Iterable[Summary]]
 
 _MINUTE: Final = timedelta(minutes=1)
+_CHECKED_IN: Final = TokenStatus.CHECKED_IN
+_WAITLISTED: Final = TokenStatus.WAITLISTED
 # Pre-booked sources in the order their tokens are issued for each slot.
 _BOOKED_ORDER: Final = (Source.PAID, Source.FOLLOW_UP, Source.ONLINE, Source.WALK_IN)
 
@@ -48,23 +51,35 @@ def _label(offset: timedelta) -> str:
 
 
 class _Doctor:
-    """The engine's view of one doctor: duty windows, the consultation in progress."""
+    """The engine's view of one doctor: duty windows, breaks, the patient in progress.
+
+    ``waiting`` counts the doctor's patients waiting present (checked in, or waitlisted
+    after checking in), kept from the allocator's events; ``idle_since`` is when the doctor
+    last became idle on duty while one of them waited (None while that is not the case).
+    """
 
     __slots__ = (
         "available",
+        "away_since",
+        "break_since",
         "busy",
         "consult",
         "day",
         "duty",
         "id",
+        "idle_since",
+        "missed",
+        "on_break",
         "plan",
         "slots",
+        "waiting",
     )
 
     def __init__(self, plan: DoctorPlan, midnight: datetime, seed: int) -> None:
         self.plan = plan
         self.id = plan.id
         self.consult = _stream(seed, f"consult/{plan.id}")
+        self.missed = _stream(seed, f"missed-call/{plan.id}")
         # (duty start, session end) per session, in order; a late start delays the first.
         sessions = sorted(plan.sessions, key=lambda s: s.start)
         late = timedelta(minutes=plan.late_start)
@@ -74,12 +89,40 @@ class _Doctor:
         ]
         self.slots: list[Slot] = []
         self.available = True
-        self.busy: str | None = None  # token in consultation
+        self.on_break = False
+        self.away_since: datetime | None = None
+        self.break_since: datetime | None = None
+        self.busy: str | None = None  # the token called in (consultation or missed call)
+        self.waiting = 0
+        self.idle_since: datetime | None = None
         self.day = DoctorDay(doctor_id=plan.id, sessions=tuple(self.duty))
+
+    def on_duty(self, now: datetime) -> bool:
+        """In a session (after any late start), present, and not on a break. O(sessions)."""
+        if not self.available or self.on_break:
+            return False
+        for start, end in self.duty:  # noqa: SIM110 - a loop, not any(): the hot path
+            if start <= now < end:
+                return True
+        return False
+
+
+def _present(token: Token) -> bool:
+    """Waiting present: checked in with a place, or waitlisted after checking in."""
+    status = token.status
+    return status is TokenStatus.CHECKED_IN or (
+        status is TokenStatus.WAITLISTED and token.checked_in_at is not None
+    )
 
 
 class _Day:
-    """One simulated day. Everything happens in :meth:`run`; the result is plain data."""
+    """One simulated day. Everything happens in :meth:`run`; the result is plain data.
+
+    The allocator's events keep, per doctor, the count of patients waiting present and mark
+    the doctors an event touched; after every action the engine settles: each marked doctor
+    who is free calls the next patient (so a doctor on duty calls whenever one of their
+    patients is present), and the idle-while-waiting clock of each is brought up to date.
+    """
 
     def __init__(self, scenario: Scenario, seed: int) -> None:
         self.scenario = scenario
@@ -88,21 +131,53 @@ class _Day:
         self.now = self.midnight + scenario.bookings_open
         self.alloc = Allocator(policies=scenario.policies, clock=self._clock)
         self.events: list[Event] = []
-        self.alloc.subscribe(self.events.append)
+        self.alloc.subscribe(self._observe)
         self.queue: list[tuple[datetime, int, Callable[[], None]]] = []
         self.order = 0
         self.patients = 0
         self.refusals: list[Refusal] = []
         self.doctors = {plan.id: _Doctor(plan, self.midnight, seed) for plan in scenario.doctors}
         self.grace = scenario.policies.no_show_grace
+        # token id -> doctor id, for every token waiting present.
+        self.present: dict[str, str] = {}
+        # Doctors an event or a change of duty touched since the last settle (a set that
+        # iterates in a fixed order, unlike a set of strings under hash randomisation).
+        self.touched: dict[str, None] = {}
+        # A pre-booked patient's planned arrival (moved by a reschedule).
+        self.arrivals: dict[str, datetime] = {}
+        # Minutes of waiting present after which a patient's condition worsens.
+        self.worsening: dict[str, float] = {}
         # One stream per process, drawn once per patient whatever the outcome.
         self.cancels = _stream(seed, "cancellation")
         self.cancel_times = _stream(seed, "cancellation-time")
         self.no_shows = _stream(seed, "no-show")
         self.punctuality = _stream(seed, "punctuality")
+        self.reschedules = _stream(seed, "reschedule")
+        self.retriages = _stream(seed, "retriage")
+        self.returns = _stream(seed, "missed-call-return")
 
     def _clock(self) -> datetime:
         return self.now
+
+    def _observe(self, event: Event) -> None:
+        """Subscriber: keep the event, the present counts, and which doctors to settle."""
+        self.events.append(event)
+        if isinstance(event, TokenEvent):
+            token = event.token
+            doctor_id = token.doctor_id
+            was = self.present.pop(token.id, None)
+            if was is not None:
+                self.doctors[was].waiting -= 1
+                self.touched[was] = None
+            status = token.status
+            if status is _CHECKED_IN or (status is _WAITLISTED and token.checked_in_at is not None):
+                self.present[token.id] = doctor_id
+                self.doctors[doctor_id].waiting += 1
+            self.touched[doctor_id] = None
+        else:
+            about = getattr(event, "doctor_id", None)
+            if about in self.doctors:
+                self.touched[about] = None
 
     def at(self, when: datetime, action: Callable[[], None]) -> None:
         self.order += 1
@@ -111,6 +186,9 @@ class _Day:
     def patient(self) -> str:
         self.patients += 1
         return f"P{self.patients:05d}"
+
+    def touch(self, doctor: _Doctor) -> None:
+        self.touched[doctor.id] = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -140,38 +218,73 @@ class _Day:
         for doctor in self.doctors.values():
             self.prebook(doctor)
             self.plan_arrivals(doctor)
-            for duty_start, _ in doctor.duty:
-                self.at(duty_start, partial(self.try_call, doctor))
-            plan = doctor.plan
-            if plan.late_start:
-                first = self.midnight + min(s.start for s in plan.sessions)
-                self.at(first, partial(self.alloc.delay, doctor.id, plan.late_start))
-            if plan.unavailable_at is not None:
-                self.at(self.midnight + plan.unavailable_at, partial(self.leave, doctor))
+            self.plan_duty(doctor)
+
+    def plan_duty(self, doctor: _Doctor) -> None:
+        """Every moment the doctor's duty changes, or a slot starts, settles the doctor."""
+        plan = doctor.plan
+        touch = partial(self.touch, doctor)
+        for duty_start, duty_end in doctor.duty:
+            self.at(duty_start, touch)
+            self.at(duty_end, touch)
+        for slot in doctor.slots:
+            self.at(slot.start, touch)
+        if plan.late_start:
+            first = self.midnight + min(s.start for s in plan.sessions)
+            self.at(first, partial(self.alloc.delay, doctor.id, plan.late_start))
+        by_start = {slot.start: slot for slot in doctor.slots}
+        for pause in plan.breaks:
+            slot = by_start[self.midnight + pause.start]
+            closed = slot.start if pause.closed_at is None else self.midnight + pause.closed_at
+            self.at(closed, partial(self.alloc.close_slot, slot.id))
+            self.at(max(closed, slot.start), partial(self.pause, doctor, True))
+            self.at(slot.end, partial(self.pause, doctor, False))
+        if plan.unavailable_at is not None:
+            self.at(self.midnight + plan.unavailable_at, partial(self.leave, doctor))
+        if plan.returns_at is not None:
+            self.at(self.midnight + plan.returns_at, partial(self.come_back, doctor))
 
     def prebook(self, doctor: _Doctor) -> None:
         counts = doctor.plan.prebooked
+        scenario = self.scenario
         opened = self.now
-        for slot in doctor.slots:
+        for index, slot in enumerate(doctor.slots):
+            later = doctor.slots[index + 1 :]
             for source in _BOOKED_ORDER:
                 for _ in range(counts.get(source, 0)):
                     cancel = self.cancels.random()
                     cancel_at = self.cancel_times.random()
                     no_show = self.no_shows.random()
-                    offset = self.scenario.punctuality.sample(self.punctuality)
+                    offset = scenario.punctuality.sample(self.punctuality)
+                    move = self.reschedules.random()
+                    move_at = self.reschedules.random()
+                    move_to = self.reschedules.random()
+                    worsening = self.draw_worsening()
                     try:
                         token = self.alloc.book(self.patient(), doctor.id, slot.id, source=source)
                     except OPDError as error:
                         self.refuse(doctor.id, source, source.default_priority, error)
                         continue
-                    if cancel < self.scenario.cancellation.get(source, 0.0):
+                    self.note_worsening(token, worsening)
+                    if cancel < scenario.cancellation.get(source, 0.0):
                         when = opened + (slot.start - opened) * cancel_at
                         self.at(when, partial(self.cancel, token.id))
                         continue
-                    if no_show >= self.scenario.no_show.get(source, 0.0):
-                        when = max(opened, slot.start + offset * _MINUTE)
-                        self.at(when, partial(self.arrive, token.id))
+                    comes = no_show >= scenario.no_show.get(source, 0.0)
+                    if comes:
+                        self.plan_arrival(token.id, max(opened, slot.start + offset * _MINUTE))
+                    if later and move < scenario.reschedule.get(source, 0.0):
+                        when = opened + (slot.start - opened) * move_at
+                        target = later[int(move_to * len(later))]
+                        self.at(
+                            when,
+                            partial(self.reschedule, token.id, target, offset if comes else None),
+                        )
                     self.at(slot.start + self.grace, partial(self.grace_over, token.id))
+
+    def plan_arrival(self, token_id: str, when: datetime) -> None:
+        self.arrivals[token_id] = when
+        self.at(when, partial(self.arrive, token_id, when))
 
     def plan_arrivals(self, doctor: _Doctor) -> None:
         for number, arrivals in enumerate(doctor.plan.arrivals):
@@ -184,6 +297,31 @@ class _Day:
 
     # ------------------------------------------------------------------ patients
 
+    def draw_worsening(self) -> float:
+        """Minutes of waiting present before the patient's condition worsens (inf: never)."""
+        rate = self.scenario.retriage_per_hour
+        if rate == 0:
+            return math.inf
+        return -math.log1p(-self.retriages.random()) * 60 / rate
+
+    def note_worsening(self, token: Token, minutes: float) -> None:
+        if minutes == math.inf or token.priority is Priority.EMERGENCY:
+            return
+        if _present(token):
+            self.at(self.now + minutes * _MINUTE, partial(self.worsen, token.id))
+        else:
+            self.worsening[token.id] = minutes
+
+    def worsen(self, token_id: str) -> None:
+        """The patient's condition worsens: if still waiting present while their doctor's
+        day lasts, the desk re-triages them as an emergency."""
+        token = self.alloc.token(token_id)
+        if not _present(token) or token.priority is Priority.EMERGENCY:
+            return
+        if self.now >= self.doctors[token.doctor_id].duty[-1][1]:
+            return  # the sessions are over: the patient is sent on, not re-triaged here
+        self.alloc.retriage(token_id, Priority.EMERGENCY)
+
     def refuse(self, doctor_id: str, source: Source, priority: Priority, error: OPDError) -> None:
         if not isinstance(error, SlotFullError | SlotClosedError):
             raise error  # anything else is a bug in the engine, not a refusal
@@ -195,27 +333,46 @@ class _Day:
         )
 
     def walk_in(self, doctor: _Doctor, source: Source, priority: Priority | None) -> None:
+        worsening = self.draw_worsening()
         try:
             token = self.alloc.book(self.patient(), doctor.id, source=source, priority=priority)
         except OPDError as error:
             self.refuse(doctor.id, source, priority or source.default_priority, error)
             return
-        self.wake(token.doctor_id)
+        self.note_worsening(token, worsening)
 
     def cancel(self, token_id: str) -> None:
         if self.alloc.token(token_id).status in (TokenStatus.BOOKED, TokenStatus.WAITLISTED):
             self.alloc.cancel(token_id)
-            self.wake_all()  # a refill may have seated someone already present
 
-    def arrive(self, token_id: str) -> None:
+    def reschedule(self, token_id: str, slot: Slot, offset: float | None) -> None:
+        """The patient asks to come later; the desk moves them if the slot has room."""
+        if self.alloc.token(token_id).status is not TokenStatus.BOOKED:
+            return  # cancelled, or already here
+        try:
+            self.alloc.reschedule(token_id, slot.id)
+        except (SlotFullError, SlotClosedError):
+            return  # refused: the booking stays as it was
+        if offset is not None:
+            self.plan_arrival(token_id, max(self.now, slot.start + offset * _MINUTE))
+
+    def arrive(self, token_id: str, when: datetime) -> None:
+        if self.arrivals.get(token_id) != when:
+            return  # rescheduled since: the patient comes for the new slot
+        self.check_in(token_id)
+
+    def check_in(self, token_id: str) -> None:
+        """A patient comes to the desk: check in (a late arrival after a no-show is
+        re-queued), and start the clock of their condition."""
         token = self.alloc.token(token_id)
-        if token.status is TokenStatus.NO_SHOW:
-            token = self.alloc.check_in(token_id)  # a late arrival, re-queued
-        elif token.status in (TokenStatus.BOOKED, TokenStatus.WAITLISTED):
+        status = token.status
+        if status in (TokenStatus.NO_SHOW, TokenStatus.BOOKED) or (
+            status is TokenStatus.WAITLISTED and token.checked_in_at is None
+        ):
             token = self.alloc.check_in(token_id)
-        else:
-            return
-        self.wake(token.doctor_id)
+            minutes = self.worsening.pop(token_id, None)
+            if minutes is not None:
+                self.note_worsening(token, minutes)
 
     def grace_over(self, token_id: str) -> None:
         token = self.alloc.token(token_id)
@@ -227,65 +384,133 @@ class _Day:
             self.at(deadline, partial(self.grace_over, token_id))
             return
         self.alloc.no_show(token_id)
-        self.wake_all()
 
     # ------------------------------------------------------------------ doctors
 
-    def wake(self, doctor_id: str) -> None:
-        doctor = self.doctors[doctor_id]
-        if doctor.busy is None:
-            self.try_call(doctor)
+    def settle(self) -> None:
+        """Let every doctor touched since the last settle call if free; update idle clocks.
 
-    def wake_all(self) -> None:
-        for doctor in self.doctors.values():
+        A call touches its doctor again (its events), so the loop ends once no doctor can
+        call anyone more. O(touched doctors), plus the calls made.
+        """
+        touched = self.touched
+        while touched:
+            # Any order will do: a doctor's call touches only their own patients.
+            doctor = self.doctors[touched.popitem()[0]]
             if doctor.busy is None:
                 self.try_call(doctor)
+            self.clock_idle(doctor)
+
+    def clock_idle(self, doctor: _Doctor) -> None:
+        """Open or close the doctor's idle-while-a-patient-waits period. O(sessions)."""
+        now = self.now
+        idle = doctor.busy is None and doctor.waiting > 0 and doctor.on_duty(now)
+        if idle:
+            if doctor.idle_since is None:
+                doctor.idle_since = now
+        elif doctor.idle_since is not None:
+            if now > doctor.idle_since:
+                doctor.day.idle_waiting.append((doctor.idle_since, now))
+            doctor.idle_since = None
 
     def try_call(self, doctor: _Doctor) -> None:
         """Call the next patient if the doctor is free, on duty and someone is present.
 
-        On duty means: a session has started (after any late start); after its end the
+        On duty means: a session has started (after any late start), the doctor is not away
+        and not on a break; the doctor then calls whenever one of their patients is present
+        (the allocator chooses whom, the idle-fill rule included). After a session's end the
         doctor stays on while patients of slots that started before that end are present.
         """
-        if doctor.busy is not None or not doctor.available:
+        if doctor.busy is not None or not doctor.available or doctor.on_break:
             return
-        bound = None
-        for start, end in doctor.duty:
-            if start > self.now:
-                break
-            bound = end
-        if bound is None:
-            return
-        if not any(slot.present for slot in doctor.slots if slot.start < bound):
-            return
+        now = self.now
+        if doctor.on_duty(now):
+            if not doctor.waiting:
+                return
+        else:
+            bound = None
+            for start, end in doctor.duty:
+                if start > now:
+                    break
+                bound = end
+            if bound is None:
+                return
+            if not any(slot.present for slot in doctor.slots if slot.start < bound):
+                return
         token = self.alloc.call_next(doctor.id)
-        assert token is not None
+        if token is None:
+            return  # only waitlisted patients are present, and the policy keeps them there
         doctor.busy = token.id
+        scenario = self.scenario
+        if (
+            scenario.missed_call
+            and doctor.missed.random() < scenario.missed_call
+            and token.priority is not Priority.EMERGENCY
+        ):
+            wait = now + scenario.missed_call_wait * _MINUTE
+            self.at(wait, partial(self.missed_call, doctor, now))
+            return
         minutes = doctor.plan.consult.sample(doctor.consult)
-        doctor.day.consultations.append((self.now, self.now + minutes * _MINUTE))
-        self.at(self.now + minutes * _MINUTE, partial(self.finish, doctor))
+        doctor.day.consultations.append((now, now + minutes * _MINUTE))
+        self.at(now + minutes * _MINUTE, partial(self.finish, doctor))
 
     def finish(self, doctor: _Doctor) -> None:
         assert doctor.busy is not None
-        self.alloc.complete(doctor.busy)
-        doctor.busy = None
-        self.try_call(doctor)
+        token_id, doctor.busy = doctor.busy, None
+        self.alloc.complete(token_id)
+
+    def missed_call(self, doctor: _Doctor, called_at: datetime) -> None:
+        """The called patient did not come: the desk records it; they come back later,
+        unless the missed calls made them a no-show."""
+        assert doctor.busy is not None
+        token_id, doctor.busy = doctor.busy, None
+        doctor.day.missed_calls.append((called_at, self.now))
+        token = self.alloc.missed_call(token_id)
+        if token.status is not TokenStatus.NO_SHOW:
+            back = self.scenario.missed_call_return.sample(self.returns)
+            self.at(self.now + max(0.0, back) * _MINUTE, partial(self.check_in, token_id))
+
+    def pause(self, doctor: _Doctor, on_break: bool) -> None:
+        """A break starts or ends (its slot was closed by the desk)."""
+        if on_break:
+            doctor.break_since = self.now
+        else:
+            assert doctor.break_since is not None
+            doctor.day.off_duty.append((doctor.break_since, self.now))
+            doctor.break_since = None
+        doctor.on_break = on_break
+        self.touch(doctor)
 
     def leave(self, doctor: _Doctor) -> None:
         self.alloc.mark_unavailable(doctor.id)
         doctor.available = False
+        doctor.away_since = self.now
         doctor.day.left_at = self.now
-        self.wake_all()
+        self.touch(doctor)
+
+    def come_back(self, doctor: _Doctor) -> None:
+        self.alloc.mark_available(doctor.id)
+        doctor.available = True
+        assert doctor.away_since is not None
+        doctor.day.off_duty.append((doctor.away_since, self.now))
+        doctor.away_since = None
+        doctor.day.left_at = None
+        self.touch(doctor)
 
     # ------------------------------------------------------------------ the day
 
     def run(self) -> SimulationResult:
         self.prepare()
+        self.settle()
         queue = self.queue
         while queue:
             when, _, action = heapq.heappop(queue)
             self.now = when
             action()
+            if self.touched:
+                self.settle()
+        for doctor in self.doctors.values():
+            assert doctor.idle_since is None, "a duty window's end closes every idle period"
         return SimulationResult(
             scenario=self.scenario,
             seed=self.seed,
@@ -309,10 +534,14 @@ def simulate(scenario: Scenario, seed: int) -> SimulationResult:
     """Simulate one OPD day of ``scenario`` through a real :class:`~opd_engine.Allocator`.
 
     Deterministic for a given ``seed``: the same seed gives the same records and events in
-    any process. Each random process of the day (each doctor's arrivals and consultations,
-    cancellations, no-shows, punctuality) draws from its own stream derived from the seed,
-    so changing one rate leaves the others' draws as they were. O(p log p) for p patients,
-    plus the allocator's own costs.
+    any process. Each random process of the day (each doctor's arrivals, consultations and
+    missed calls, cancellations, no-shows, punctuality, reschedules, re-triage, returns
+    after a missed call) draws from its own stream derived from the seed, so changing one
+    rate leaves the others' draws as they were. A doctor on duty who is free calls the next
+    patient at every moment one of their patients is present (a check-in, a consultation's
+    end, a slot's start, a break's end, the doctor's return, a token moved to them), so the
+    idle-fill rule leaves no idle-while-waiting minutes. O(p log p) for p patients, plus the
+    allocator's own costs.
     """
     _check(scenario, seed)
     return _Day(scenario, seed).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
@@ -42,6 +43,7 @@ _OUTCOMES: Final = {
 }
 _EVENT_COLUMNS: Final = (
     "at",
+    "version",
     "event",
     "token_id",
     "doctor_id",
@@ -86,12 +88,18 @@ class Refusal:
 @final
 @attrs.define(kw_only=True)
 class DoctorDay:
-    """What a doctor did: duty windows, consultations, when they left (if they did)."""
+    """What a doctor did, as it happened: duty windows (sessions, after any late start),
+    consultations, missed calls (from the call to the desk giving up), time off duty within
+    the sessions (breaks, time away), when they left for good (if they did), and the periods
+    they were idle on duty while one of their patients waited present."""
 
     doctor_id: str
     sessions: tuple[tuple[datetime, datetime], ...]
     consultations: list[tuple[datetime, datetime]] = attrs.field(factory=list)
+    missed_calls: list[tuple[datetime, datetime]] = attrs.field(factory=list)
+    off_duty: list[tuple[datetime, datetime]] = attrs.field(factory=list)
     left_at: datetime | None = None
+    idle_waiting: list[tuple[datetime, datetime]] = attrs.field(factory=list)
 
 
 @final
@@ -116,18 +124,34 @@ class WaitStats:
 @final
 @attrs.frozen(kw_only=True)
 class DoctorStats:
-    """One doctor's day, in minutes. ``utilisation`` is the share of session time spent in
-    consultation (until the doctor left, if they did); ``overtime`` runs from the end of the
-    last session to the end of the last consultation; ``emergency_overflow`` is the places
-    used beyond capacity in the doctor's slots."""
+    """One doctor's day, in minutes.
+
+    ``session_minutes`` is the time on duty: the sessions from the (late) start, less breaks
+    and time away, until the doctor left for good if they did. ``utilisation`` is the share
+    of that time spent in consultation, so it is at most 1; consultations after the last
+    session's end are ``overtime_minutes`` (to the end of the last consultation), outside
+    duty, so a doctor can be fully utilised and still run over. ``idle_minutes`` is duty
+    time neither in consultation nor calling a patient who did not come
+    (``calling_minutes``, over ``missed_calls`` calls); ``idle_waiting_minutes`` the part
+    of it during which one of the doctor's own patients waited present (checked in, or
+    waitlisted after checking in): zero under the idle-fill rule.
+    ``emergency_overflow`` is the places used beyond capacity in the doctor's slots;
+    ``unseen`` the tokens with the doctor at the end of the day that were never seen, of
+    which ``unseen_present`` had checked in.
+    """
 
     patients: int
     session_minutes: float
     busy_minutes: float
     utilisation: float
     idle_minutes: float
+    idle_waiting_minutes: float
+    calling_minutes: float
+    missed_calls: int
     overtime_minutes: float
     emergency_overflow: int
+    unseen: int
+    unseen_present: int
 
 
 def _wait_stats(tokens: list[Token], refused: int) -> WaitStats:
@@ -157,26 +181,54 @@ def _overlap(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> floa
     return max(0.0, _minutes(end - start))
 
 
-def _doctor_stats(day: DoctorDay, slots: Iterable[Slot]) -> DoctorStats:
-    windows = [
+def _without(
+    windows: Iterable[tuple[datetime, datetime]], gaps: Iterable[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """The parts of ``windows`` outside every gap. O((w + g) log g)."""
+    cuts = sorted(gaps)
+    pieces = []
+    for start, end in windows:
+        for gap_start, gap_end in cuts:
+            if gap_end <= start or gap_start >= end:
+                continue
+            if gap_start > start:
+                pieces.append((start, gap_start))
+            start = max(start, gap_end)
+            if start >= end:
+                break
+        if start < end:
+            pieces.append((start, end))
+    return pieces
+
+
+def _doctor_stats(day: DoctorDay, slots: Iterable[Slot], tokens: Iterable[Token]) -> DoctorStats:
+    until = [
         (start, end if day.left_at is None else min(end, day.left_at))
         for start, end in day.sessions
         if day.left_at is None or start < day.left_at
     ]
+    windows = _without(until, day.off_duty)
     session = math.fsum(_minutes(end - start) for start, end in windows)
     busy = math.fsum(_minutes(end - start) for start, end in day.consultations)
     inside = math.fsum(_overlap(c, w) for c in day.consultations for w in windows)
+    calling = math.fsum(_overlap(c, w) for c in day.missed_calls for w in windows)
     last_end = day.sessions[-1][1]
     finished = max((end for _, end in day.consultations), default=last_end)
     overtime = _minutes(finished - last_end) if day.left_at is None else 0.0
+    unseen = [t for t in tokens if _OUTCOMES[t.status] == "unseen"]
     return DoctorStats(
         patients=len(day.consultations),
         session_minutes=session,
         busy_minutes=busy,
         utilisation=inside / session if session else 0.0,
-        idle_minutes=max(0.0, session - inside),
+        idle_minutes=max(0.0, session - inside - calling),
+        idle_waiting_minutes=math.fsum(_minutes(end - start) for start, end in day.idle_waiting),
+        calling_minutes=calling,
+        missed_calls=len(day.missed_calls),
         overtime_minutes=max(0.0, overtime),
         emergency_overflow=sum(slot.overflow for slot in slots),
+        unseen=len(unseen),
+        unseen_present=sum(1 for t in unseen if t.checked_in_at is not None),
     )
 
 
@@ -195,11 +247,28 @@ def _text_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list
         "  ".join(
             cell.ljust(width) if i == 0 else cell.rjust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        )
+        ).rstrip()
         for row in cells
     ]
 
 
+#: The report's width: an 80-column terminal.
+WIDTH: Final = 80
+
+# The text report's group tables: the key figures only, so that they fit in 80 columns.
+_GROUP_HEADER: Final = (
+    "group",
+    "tokens",
+    "seen",
+    "mean",
+    "p90",
+    "unseen",
+    "no-show",
+    "cancel",
+    "refused",
+    "moves",
+)
+# The HTML tables have room for every figure.
 _WAIT_HEADER: Final = (
     "group",
     "count",
@@ -214,14 +283,81 @@ _WAIT_HEADER: Final = (
     "moves",
     "refused",
 )
+_DOCTOR_TEXT_HEADER: Final = (
+    "doctor",
+    "duty",
+    "seen",
+    "busy",
+    "idle",
+    "idle-waiting",
+    "overtime",
+    "overflow",
+    "unseen",
+)
 _DOCTOR_HEADER: Final = (
     "doctor",
     "patients",
+    "duty min",
     "utilisation",
     "idle min",
+    "idle while a patient waited",
+    "calling min",
+    "missed calls",
     "overtime min",
     "overflow",
+    "unseen",
+    "unseen, checked in",
 )
+_LEGEND: Final = (
+    ("tokens", "tokens issued"),
+    ("refused", "turned away at booking: no token issued"),
+    ("seen", "called in by a doctor (doctors: patients seen)"),
+    ("mean, p90", "minutes from check-in to call, over the patients seen"),
+    ("unseen", "never seen: still on a waitlist when the day ended"),
+    ("no-show", "never came, or missed too many calls"),
+    ("cancel", "cancelled before the slot"),
+    ("moves", "times a token was moved, by reason in the Moves line"),
+    ("duty", "minutes on duty: the sessions from any late start, less breaks and time away"),
+    (
+        "busy",
+        "utilisation, the share of duty spent in consultation; consultations past the "
+        "session's end are overtime, outside duty, so 100% busy and overtime mean a "
+        "full day and then some",
+    ),
+    ("idle", "duty minutes out of consultation"),
+    (
+        "idle-waiting",
+        "idle minutes while a patient of the doctor's waited present (checked in, or "
+        "waitlisted after checking in): zero under the idle-fill rule",
+    ),
+    ("overtime", "minutes from the session's end to the end of the last consultation"),
+    ("overflow", "places used beyond the slots' capacity (emergencies, idle-fill)"),
+)
+_TERM: Final = 14
+
+
+def _legend() -> list[str]:
+    lines = ["Legend"]
+    for term, text in _LEGEND:
+        first, *rest = textwrap.wrap(text, WIDTH - _TERM - 2, break_on_hyphens=False)
+        lines.append(f"  {term:<{_TERM}}{first}")
+        lines += [" " * (_TERM + 2) + line for line in rest]
+    return lines
+
+
+def _group_row(name: str, s: WaitStats) -> tuple[object, ...]:
+    return (
+        name,
+        s.count,
+        s.seen,
+        s.mean_wait,
+        s.p90_wait,
+        s.unseen,
+        s.no_shows,
+        s.cancellations,
+        s.refused,
+        s.moves,
+    )
 
 
 def _wait_row(name: str, s: WaitStats) -> tuple[object, ...]:
@@ -241,6 +377,74 @@ def _wait_row(name: str, s: WaitStats) -> tuple[object, ...]:
     )
 
 
+def _doctor_row(name: str, d: DoctorStats) -> tuple[object, ...]:
+    return (
+        name,
+        d.patients,
+        d.session_minutes,
+        f"{d.utilisation:.0%}",
+        d.idle_minutes,
+        d.idle_waiting_minutes,
+        d.calling_minutes,
+        d.missed_calls,
+        d.overtime_minutes,
+        d.emergency_overflow,
+        d.unseen,
+        d.unseen_present,
+    )
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def explain(name: str, d: DoctorStats) -> str:
+    """One sentence on a doctor's idle time and unseen patients. O(1)."""
+    if d.idle_minutes < 0.05:
+        idle = "never idle on duty"
+    elif d.idle_waiting_minutes < 0.05:
+        idle = f"idle {d.idle_minutes:.1f} min, only while none of their patients was here"
+    else:
+        idle = (
+            f"idle {d.idle_minutes:.1f} min, {d.idle_waiting_minutes:.1f} of them while a "
+            f"patient of theirs waited"
+        )
+    if d.missed_calls:
+        idle += (
+            f" (and {d.calling_minutes:.1f} calling {_plural(d.missed_calls, 'absent patient')})"
+        )
+    absent = d.unseen - d.unseen_present
+    if not d.unseen:
+        unseen = "no patient of theirs left unseen"
+    else:
+        parts = []
+        if d.unseen_present:
+            parts.append(f"{d.unseen_present} here but still waitlisted when the session ended")
+        if absent:
+            parts.append(f"{absent} on the waitlist who never came")
+        unseen = f"{d.unseen} unseen: " + ", ".join(parts)
+    return f"{name}: {idle}; {unseen}."
+
+
+def _items(label: str, items: Sequence[str], indent: str = "    ") -> list[str]:
+    """``label`` and comma-separated items, wrapped between items, never inside one."""
+    lines = [label.rstrip() + " none"] if not items else []
+    line = label
+    for i, item in enumerate(items):
+        text = item + ("," if i < len(items) - 1 else "")
+        if line not in (label, indent) and len(line) + len(text) > WIDTH:
+            lines.append(line.rstrip())
+            line = indent
+        line += text + " "
+    if items:
+        lines.append(line.rstrip())
+    return lines
+
+
+def _wrap(text: str, indent: str = "") -> list[str]:
+    return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
+
+
 @final
 @attrs.frozen(kw_only=True)
 class Summary:
@@ -258,10 +462,27 @@ class Summary:
     by_doctor: Mapping[str, DoctorStats]
     moves: Mapping[str, int]
 
+    @property
+    def idle_waiting_minutes(self) -> float:
+        """Minutes doctors were idle on duty while one of their patients waited present,
+        over all doctors. O(doctors)."""
+        return math.fsum(d.idle_waiting_minutes for d in self.by_doctor.values())
+
+    @property
+    def unseen(self) -> int:
+        """Tokens never seen (still waiting or waitlisted at the end of the day). O(1)."""
+        return sum(s.unseen for s in self.by_priority.values())
+
     def figures(self) -> dict[str, float]:
         """Every figure as ``{"priority.STANDARD.mean_wait": 12.5, ...}``, leaving out
-        waits of groups nobody in which was seen. O(figures)."""
-        flat: dict[str, float] = {"tokens": self.tokens, "refused": self.refused}
+        waits of groups nobody in which was seen; ``idle_waiting_minutes`` and ``unseen``
+        are the day's totals. O(figures)."""
+        flat: dict[str, float] = {
+            "tokens": self.tokens,
+            "refused": self.refused,
+            "unseen": self.unseen,
+            "idle_waiting_minutes": self.idle_waiting_minutes,
+        }
         for group, stats in (("priority", self.by_priority), ("source", self.by_source)):
             for name, wait in stats.items():
                 for field, value in attrs.asdict(wait).items():
@@ -282,33 +503,47 @@ class Summary:
             for name, wait in stats.items()
         ]
 
+    def doctor_rows(self) -> list[dict[str, object]]:
+        """One row per doctor: ``doctor`` and every :class:`DoctorStats` field. O(doctors)."""
+        return [{"doctor": name, **attrs.asdict(d)} for name, d in self.by_doctor.items()]
+
     def report(self) -> str:
-        """The summary as plain-text tables, for a terminal or a log. O(figures)."""
-        lines = [f"Waits by priority (minutes from check-in to call), seed {self.seed}"]
-        lines += _text_table(_WAIT_HEADER, [_wait_row(n, s) for n, s in self.by_priority.items()])
-        lines += ["", "Waits by source"]
-        lines += _text_table(_WAIT_HEADER, [_wait_row(n, s) for n, s in self.by_source.items()])
+        """The summary as plain text for a terminal or a log, at most 80 columns wide: the
+        patients by priority and by source, the doctors, one line per doctor on their idle
+        time and unseen patients, the moves, and a legend. O(figures)."""
+        lines = [f"Patients by priority, seed {self.seed} (waits in minutes)"]
+        lines += _text_table(_GROUP_HEADER, [_group_row(n, s) for n, s in self.by_priority.items()])
+        lines += ["", "Patients by source"]
+        lines += _text_table(_GROUP_HEADER, [_group_row(n, s) for n, s in self.by_source.items()])
         lines += ["", "Doctors (minutes)"]
         lines += _text_table(
-            _DOCTOR_HEADER,
+            _DOCTOR_TEXT_HEADER,
             [
                 (
                     n,
+                    d.session_minutes,
                     d.patients,
                     f"{d.utilisation:.0%}",
                     d.idle_minutes,
+                    d.idle_waiting_minutes,
                     d.overtime_minutes,
                     d.emergency_overflow,
+                    d.unseen,
                 )
                 for n, d in self.by_doctor.items()
             ],
         )
-        moved = ", ".join(f"{reason} {count}" for reason, count in self.moves.items())
+        lines.append("")
+        for name, doctor in self.by_doctor.items():
+            lines += _wrap(explain(name, doctor), "    ")
+        lines.append("")
+        lines += _items("Moves: ", [f"{reason} {count}" for reason, count in self.moves.items()])
         lines += [
+            f"Tokens: {self.tokens}, refused: {self.refused}, unseen: {self.unseen}, "
+            f"idle while a patient waited: {self.idle_waiting_minutes:.1f} min",
             "",
-            f"Moves: {moved or 'none'}",
-            f"Tokens: {self.tokens}, refused: {self.refused}",
         ]
+        lines += _legend()
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -324,19 +559,9 @@ class Summary:
                 (_wait_row(n, s) for n, s in self.by_source.items()),
             )
             + table(
-                "Doctors",
+                "Doctors (minutes; utilisation is the share of duty in consultation)",
                 _DOCTOR_HEADER,
-                (
-                    (
-                        n,
-                        d.patients,
-                        f"{d.utilisation:.0%}",
-                        d.idle_minutes,
-                        d.overtime_minutes,
-                        d.emergency_overflow,
-                    )
-                    for n, d in self.by_doctor.items()
-                ),
+                (_doctor_row(n, d) for n, d in self.by_doctor.items()),
             )
         )
 
@@ -355,7 +580,15 @@ def _event_row(event: Event) -> dict[str, object]:
             source=token.source.name,
             status=token.status.name,
         )
-    for name in ("doctor_id", "slot_id", "old_capacity", "capacity", "minutes", "total_minutes"):
+    for name in (
+        "version",
+        "doctor_id",
+        "slot_id",
+        "old_capacity",
+        "capacity",
+        "minutes",
+        "total_minutes",
+    ):
         if hasattr(event, name):
             row[name] = getattr(event, name)
     if isinstance(event, TokenMoved):
@@ -423,6 +656,21 @@ class SimulationResult:
             for r in self._refusals
         ]
 
+    def idle_waiting(self) -> list[dict[str, object]]:
+        """One row per period a doctor was idle on duty while one of their patients waited
+        present: ``doctor_id``, ``start``, ``end``, ``minutes``. Empty under the idle-fill
+        rule. O(periods)."""
+        return [
+            {
+                "doctor_id": day.doctor_id,
+                "start": start,
+                "end": end,
+                "minutes": _minutes(end - start),
+            }
+            for day in self._doctors
+            for start, end in day.idle_waiting
+        ]
+
     def summary(self) -> Summary:
         """Per-class, per-source and per-doctor figures; computed once. O(tokens)."""
         if self._summary is None:
@@ -443,8 +691,13 @@ class SimulationResult:
         slots_of: dict[str, list[Slot]] = {}
         for slot in self._slots:
             slots_of.setdefault(slot.doctor_id, []).append(slot)
+        tokens_of: dict[str, list[Token]] = {}
+        for token in self._tokens:
+            tokens_of.setdefault(token.doctor_id, []).append(token)
         by_doctor = {
-            day.doctor_id: _doctor_stats(day, slots_of.get(day.doctor_id, []))
+            day.doctor_id: _doctor_stats(
+                day, slots_of.get(day.doctor_id, []), tokens_of.get(day.doctor_id, [])
+            )
             for day in self._doctors
         }
         moves: dict[str, int] = {}

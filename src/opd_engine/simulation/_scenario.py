@@ -35,6 +35,7 @@ T = TypeVar("T")
 
 __all__ = [
     "Arrivals",
+    "Break",
     "DoctorPlan",
     "Duration",
     "Exponential",
@@ -111,6 +112,10 @@ def _cancellation(value: Mapping[Source, float]) -> Mapping[Source, float]:
     return _probabilities("cancellation", value)
 
 
+def _reschedule(value: Mapping[Source, float]) -> Mapping[Source, float]:
+    return _probabilities("reschedule", value)
+
+
 def _start(value: time | timedelta) -> timedelta:
     return _offset("start", value)
 
@@ -133,6 +138,36 @@ def _opening_offset(value: time | timedelta) -> timedelta:
 
 def _unavailable_at(value: time | timedelta | None) -> timedelta | None:
     return None if value is None else _offset("unavailable_at", value)
+
+
+def _returns_at(value: time | timedelta | None) -> timedelta | None:
+    return None if value is None else _offset("returns_at", value)
+
+
+def _break_start(value: time | timedelta) -> timedelta:
+    return _offset("start", value)
+
+
+def _closed_at(value: time | timedelta | None) -> timedelta | None:
+    return None if value is None else _offset("closed_at", value)
+
+
+def _probability(instance: object, attribute: Any, value: float) -> None:
+    name = attribute.alias
+    _number(name, value, minimum=0)
+    if value > 1:
+        raise InvalidArgumentError(f"{name} must be <= 1, got {name}={value!r}")
+
+
+def _rate(instance: object, attribute: Any, value: float) -> None:
+    _number(attribute.alias, value, minimum=0)
+
+
+def _minutes_bound(instance: object, attribute: Any, value: float) -> None:
+    name = attribute.alias
+    _number(name, value, minimum=0)
+    if value > MAX_MINUTES:
+        raise InvalidArgumentError(f"{name} must be <= {MAX_MINUTES}, got {name}={value!r}")
 
 
 def _items(name: str, value: object, kind: type[T]) -> tuple[T, ...]:
@@ -416,6 +451,27 @@ def _sessions(value: Iterable[Session]) -> tuple[Session, ...]:
     return _items("sessions", value, Session)
 
 
+@final
+@attrs.frozen(kw_only=True)
+class Break:
+    """A doctor's break: the slot starting at ``start`` is closed (:meth:`Allocator.close_slot`).
+
+    The front desk closes the slot at ``closed_at`` (None: at the slot's start), and the
+    doctor calls nobody from then (or from the slot's start, if later) to the slot's end:
+    the slot's waiting patients move to the doctor's later slots, else to a colleague, else
+    to the waitlist. ``start`` must be the start of one of the doctor's slots, and
+    ``closed_at`` before that slot's end. Times are times of day or offsets from the
+    scenario's midnight.
+    """
+
+    start: timedelta = attrs.field(converter=_break_start)
+    closed_at: timedelta | None = attrs.field(default=None, converter=_closed_at)
+
+
+def _breaks(value: Iterable[Break]) -> tuple[Break, ...]:
+    return _items("breaks", value, Break)
+
+
 def _arrivals(value: Iterable[Arrivals]) -> tuple[Arrivals, ...]:
     return _items("arrivals", value, Arrivals)
 
@@ -429,8 +485,10 @@ class DoctorPlan:
     the doctor's expected length used for estimates, defaults to its mean, rounded);
     ``prebooked`` is how many tokens each slot has booked before the day, per source;
     ``arrivals`` are walk-ins and emergencies; ``late_start`` minutes late for the first
-    session (reported through :meth:`Allocator.delay`); ``unavailable_at`` the time the
-    doctor goes home sick, if any.
+    session (reported through :meth:`Allocator.delay`); ``breaks`` close one slot each
+    (:class:`Break`); ``unavailable_at`` the time the doctor leaves
+    (:meth:`Allocator.mark_unavailable`), if ever, and ``returns_at`` the time they come
+    back (:meth:`Allocator.mark_available`; None: gone for the day, home sick).
     """
 
     id: str = attrs.field(validator=attrs_validator(check_id))
@@ -445,7 +503,9 @@ class DoctorPlan:
     late_start: int = attrs.field(
         default=0, validator=attrs_validator(check_int, minimum=0, maximum=MAX_MINUTES)
     )
+    breaks: tuple[Break, ...] = attrs.field(default=(), converter=_breaks)
     unavailable_at: timedelta | None = attrs.field(default=None, converter=_unavailable_at)
+    returns_at: timedelta | None = attrs.field(default=None, converter=_returns_at)
 
     @sessions.validator
     def _check_sessions(self, attribute: Any, value: tuple[Session, ...]) -> None:
@@ -455,6 +515,39 @@ class DoctorPlan:
         for a, b in itertools.pairwise(ordered):
             if a.end > b.start:
                 raise InvalidArgumentError(f"sessions must not overlap, got sessions={value!r}")
+
+    @breaks.validator
+    def _check_breaks(self, attribute: Any, value: tuple[Break, ...]) -> None:
+        ends = {start: end for session in self.sessions for start, end in session.slots()}
+        starts = [b.start for b in value]
+        if len(set(starts)) != len(starts):
+            raise InvalidArgumentError(f"breaks must close distinct slots, got breaks={value!r}")
+        for pause in value:
+            if pause.start not in ends:
+                raise InvalidArgumentError(
+                    f"a break's start must be the start of one of the doctor's slots, "
+                    f"got start={pause.start}"
+                )
+            if pause.closed_at is not None and pause.closed_at >= ends[pause.start]:
+                raise InvalidArgumentError(
+                    f"a break's closed_at must be before its slot's end "
+                    f"{ends[pause.start]}, got closed_at={pause.closed_at}"
+                )
+
+    @returns_at.validator
+    def _check_returns_at(self, attribute: Any, value: timedelta | None) -> None:
+        if value is None:
+            return
+        if self.unavailable_at is None:
+            raise InvalidArgumentError(
+                f"returns_at needs unavailable_at (the time the doctor leaves), "
+                f"got returns_at={value}, unavailable_at=None"
+            )
+        if value <= self.unavailable_at:
+            raise InvalidArgumentError(
+                f"returns_at must be after unavailable_at={self.unavailable_at}, "
+                f"got returns_at={value}"
+            )
 
     @consult_minutes.validator
     def _check_consult_minutes(self, attribute: Any, value: object) -> None:
@@ -496,6 +589,23 @@ class Scenario:
     else arrives at the slot's start plus a draw from ``punctuality`` (minutes, negative
     for early). The front desk marks patients who have not come as no-shows once the grace
     period has passed; a patient who then arrives late is re-queued by the allocator.
+
+    The front desk's everyday operations, each off by default:
+
+    - ``reschedule[source]``: the probability that a pre-booked patient who keeps their
+      booking asks, at a uniformly random time before the slot, to move to a later slot of
+      the same doctor (:meth:`Allocator.reschedule`; a full or closed slot is refused and the
+      booking stays); they then come for the new slot.
+    - ``retriage_per_hour``: the rate, per hour of waiting present, at which a
+      non-emergency patient's condition worsens; the desk re-triages them as an emergency
+      (:meth:`Allocator.retriage`).
+    - ``missed_call``: the probability that a called non-emergency patient does not come.
+      The doctor calls for ``missed_call_wait`` minutes, then the desk records the missed
+      call (:meth:`Allocator.missed_call`); the patient comes back after a draw from
+      ``missed_call_return`` and checks in again, until ``Policies.max_missed_calls``
+      makes the token a no-show (then they do not come back).
+
+    Breaks and a doctor leaving and coming back are per doctor (:class:`DoctorPlan`).
     """
 
     doctors: tuple[DoctorPlan, ...] = attrs.field(converter=_doctors)
@@ -507,6 +617,15 @@ class Scenario:
         default=_CANCELLATION, converter=_cancellation
     )
     punctuality: Duration = attrs.field(factory=lambda: Normal(-10.0, 10.0), validator=_duration)
+    reschedule: Mapping[Source, float] = attrs.field(
+        factory=lambda: FrozenMap({}), converter=_reschedule
+    )
+    retriage_per_hour: float = attrs.field(default=0.0, validator=_rate)
+    missed_call: float = attrs.field(default=0.0, validator=_probability)
+    missed_call_wait: float = attrs.field(default=2.0, validator=_minutes_bound)
+    missed_call_return: Duration = attrs.field(
+        factory=lambda: Exponential(10.0), validator=_duration
+    )
 
     @doctors.validator
     def _check_doctors(self, attribute: Any, value: tuple[DoctorPlan, ...]) -> None:
@@ -540,13 +659,19 @@ class Scenario:
         """A morning OPD of four doctors in two departments with every kind of event.
 
         General Medicine: Dr. Rao (09:00-13:00, 20-minute slots of 2, exponential
-        consultations), Dr. Iyer (09:00-13:00, starts 20 minutes late, log-normal
-        consultations) and Dr. Das (09:00-13:00, goes home sick at 11:00); Cardiology:
-        Dr. Nair (09:00-12:00, 30-minute slots of 2, 15-minute log-normal consultations).
-        Slots carry online, paid and follow-up bookings; walk-ins peak from 08:30 to
-        10:00; emergencies arrive all morning. The policies default to bounded emergency
-        overflow (1), a waitlist for full slots, aging every 20 minutes, and a doctor's lost
-        minutes costing places.
+        consultations, a break at 11:00 whose slot the desk closes at 10:00), Dr. Iyer
+        (09:00-13:00, starts 20 minutes late, log-normal consultations) and Dr. Das
+        (09:00-13:00, goes home sick at 11:00); Cardiology: Dr. Nair (09:00-12:00, 30-minute
+        slots of 2, 15-minute log-normal consultations, called away to the ward from 10:30
+        to 11:00). Slots carry online, paid and follow-up bookings; walk-ins peak from 08:30
+        to 10:00; emergencies arrive all morning. At the desk, one online patient in ten
+        asks to come later, a waiting patient's condition worsens to an emergency at a rate
+        of 0.03 per hour of waiting (two or three patients a day), and one called patient in
+        twenty does not come at first. The policies
+        default to bounded emergency overflow (1), a waitlist for full slots, aging every
+        20 minutes, and a doctor's lost minutes costing places; the idle-fill rule
+        (``Reallocation(fill_idle=True)``) is on, so no doctor on duty sits idle while a
+        patient of theirs is present.
         """
         if policies is None:
             policies = Policies(
@@ -583,6 +708,7 @@ class Scenario:
                     "Dr. Asha Rao",
                     consult=Exponential(8.0),
                     prebooked={Source.ONLINE: 1, Source.PAID: 1},
+                    breaks=(Break(start=time(11), closed_at=time(10)),),
                 ),
                 general(
                     "D2",
@@ -605,6 +731,8 @@ class Scenario:
                     sessions=(cardiology,),
                     consult=LogNormal(15.0, 6.0),
                     prebooked={Source.PAID: 1, Source.FOLLOW_UP: 1},
+                    unavailable_at=time(10, 30),
+                    returns_at=time(11),
                     arrivals=(
                         Arrivals(per_hour=1.0, start=time(8, 45), until=time(11, 30)),
                         Arrivals(
@@ -617,4 +745,7 @@ class Scenario:
                 ),
             ),
             policies=policies,
+            reschedule={Source.ONLINE: 0.1},
+            retriage_per_hour=0.03,
+            missed_call=0.05,
         )
