@@ -71,6 +71,7 @@ EVENT_KINDS = {
     "SlotClosed",
     "TokenRetriaged",
     "TokenCallMissed",
+    "PlacesGranted",
 }
 
 
