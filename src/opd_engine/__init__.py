@@ -8,6 +8,7 @@ The whole public API is importable from here::
 from importlib.metadata import PackageNotFoundError, version
 
 from ._allocator import Allocator
+from ._journal import event_from_dict, event_to_dict
 from ._slot import Slot, SlotView
 from ._values import Doctor, Priority, Source, Token, TokenStatus
 from .errors import (
@@ -128,4 +129,6 @@ __all__ = [
     "UnknownSlotError",
     "UnknownTokenError",
     "__version__",
+    "event_from_dict",
+    "event_to_dict",
 ]

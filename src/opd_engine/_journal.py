@@ -1,0 +1,398 @@
+"""The journal: events to and from JSON-safe dicts, and replaying them onto an allocator.
+
+Every change an allocator makes is reported by events that say what the state became, so a
+host that stores each event (one row per event, O(1) per change) can rebuild the allocator
+exactly. Replay *sets* the state the events describe; it never asks a capacity, emergency
+or reallocation policy what to do (the ordering files present patients, as it does for a
+snapshot), so a replica ends where the original ended, whatever the policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from enum import Enum
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from ._desk import Desk
+from ._slot import Slot
+from ._snapshot import _Reader, _show, _Times, datetime_to_text
+from ._values import Doctor, Priority, Source, Token, TokenStatus
+from .errors import InvalidArgumentError, OPDError
+from .events import (
+    DoctorAdded,
+    DoctorAvailable,
+    DoctorDelayed,
+    DoctorUnavailable,
+    Event,
+    MoveReason,
+    PlacesGranted,
+    SlotAdded,
+    SlotClosed,
+    SlotResized,
+    TokenBooked,
+    TokenCalled,
+    TokenCallMissed,
+    TokenCancelled,
+    TokenCheckedIn,
+    TokenCompleted,
+    TokenEvent,
+    TokenMoved,
+    TokenNoShow,
+    TokenRetriaged,
+    TokenWaitlisted,
+)
+
+if TYPE_CHECKING:
+    from ._allocator import Allocator
+
+#: Every event class, by the name ``event_to_dict`` writes under ``"kind"``.
+KINDS: Final[dict[str, type[Event]]] = {
+    kind.__name__: kind
+    for kind in (
+        TokenBooked,
+        TokenWaitlisted,
+        TokenMoved,
+        TokenCheckedIn,
+        TokenCalled,
+        TokenCompleted,
+        TokenCancelled,
+        TokenNoShow,
+        TokenRetriaged,
+        TokenCallMissed,
+        SlotAdded,
+        SlotResized,
+        SlotClosed,
+        PlacesGranted,
+        DoctorAdded,
+        DoctorDelayed,
+        DoctorUnavailable,
+        DoctorAvailable,
+    )
+}
+
+_HELD = (TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED)
+
+
+# ============================================================================ to and from dicts
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Enum):
+        return value.name
+    if isinstance(value, datetime):
+        return datetime_to_text(value)
+    if isinstance(value, Token | Doctor):
+        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    return value
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """``event`` as a JSON-safe dict: ``"kind"`` names its class, then every field, with
+    enums by name, datetimes in ISO 8601 with their offset (and their zone's name in
+    brackets where they have one), and a token or doctor as a dict of its fields.
+    :func:`event_from_dict` reads it back exactly. O(1).
+
+    Raises :class:`InvalidArgumentError` if ``event`` is not one of opd-engine's events.
+    """
+    kind = type(event)
+    if KINDS.get(kind.__name__) is not kind:
+        raise InvalidArgumentError(f"event must be an opd-engine event, got event={event!r}")
+    data: dict[str, Any] = {"kind": kind.__name__}
+    for field in attrs.fields(kind):
+        data[field.name] = _plain(getattr(event, field.name))
+    return data
+
+
+def _token(item: _Reader) -> Token:
+    return Token(
+        id=item.ident("id"),
+        patient_id=item.ident("patient_id"),
+        doctor_id=item.ident("doctor_id"),
+        slot_id=item.maybe_ident("slot_id"),
+        priority=item.member("priority", Priority),
+        source=item.member("source", Source),
+        seq=item.count("seq", 1),
+        number=item.count("number", 1),
+        status=item.member("status", TokenStatus),
+        booked_at=item.when("booked_at"),
+        checked_in_at=item.maybe_when("checked_in_at"),
+        moves=item.count("moves", 0),
+        missed_calls=item.count("missed_calls", 0),
+        called_at=item.maybe_when("called_at"),
+        completed_at=item.maybe_when("completed_at"),
+    )
+
+
+def _doctor(item: _Reader) -> Doctor:
+    return item.build(
+        Doctor,
+        item.ident("id"),
+        item.typed("name", str),
+        item.typed("department", str),
+        item.typed("consult_minutes", int),
+    )
+
+
+def event_from_dict(data: Mapping[str, Any], *, _times: _Times | None = None) -> Event:
+    """The event :func:`event_to_dict` wrote. O(1).
+
+    Raises :class:`InvalidArgumentError` naming what is wrong: an unknown ``kind``, a
+    missing or extra field, a value of the wrong type or out of range.
+    """
+    item = _Reader(data, "event", _times if _times is not None else _Times())
+    name = item.typed("kind", str)
+    kind = KINDS.get(name)
+    if kind is None:
+        raise InvalidArgumentError(f"event.kind {_show(name)} is not an opd-engine event")
+    fields = {f.name for f in attrs.fields(kind)}
+    extra = sorted(set(data) - fields - {"kind"})
+    if extra:
+        raise InvalidArgumentError(f"event.{extra[0]} is not a field of {name}")
+    values: dict[str, Any] = {"at": item.when("at"), "version": item.count("version", 1)}
+    for field in sorted(fields - {"at", "version"}):
+        if field == "token":
+            values[field] = _token(_Reader(item._get("token"), "event.token", item.times))
+        elif field == "doctor":
+            values[field] = _doctor(_Reader(item._get("doctor"), "event.doctor", item.times))
+        elif field == "reason":
+            values[field] = item.member("reason", MoveReason)
+        elif field == "old_priority":
+            values[field] = item.member("old_priority", Priority)
+        elif field in ("start", "end"):
+            values[field] = item.when(field)
+        elif field in ("from_slot_id", "to_slot_id"):
+            values[field] = item.maybe_ident(field)
+        elif field in ("slot_id", "doctor_id"):
+            values[field] = item.ident(field)
+        else:  # counts: capacity, old_capacity, minutes, total_minutes, elastic
+            values[field] = item.count(field, 0)
+    return kind(**values)
+
+
+# ============================================================================ applying
+
+
+class _Replay:
+    """Applies events, in order, to an allocator's state, checking each against it."""
+
+    def __init__(self, alloc: Allocator) -> None:
+        self.alloc = alloc
+        self.day = alloc._day
+        self.where = ""
+
+    def fail(self, message: str) -> InvalidArgumentError:
+        return InvalidArgumentError(f"{self.where}: {message}")
+
+    def apply(self, event: Event, index: int) -> None:
+        self.where = f"event {index} ({type(event).__name__}, version {event.version})"
+        if isinstance(event, TokenEvent):
+            self.token(event)
+        elif isinstance(event, DoctorAdded):
+            self.doctor_added(event)
+        elif isinstance(event, SlotAdded):
+            self.slot_added(event)
+        elif isinstance(event, SlotResized):
+            slot = self.slot(event.slot_id)
+            if slot.capacity != event.old_capacity:
+                raise self.fail(
+                    f"slot {event.slot_id!r} has capacity {slot.capacity}, not {event.old_capacity}"
+                )
+            slot._set_capacity(event.capacity)
+        elif isinstance(event, SlotClosed):
+            self.slot(event.slot_id)._close()
+        elif isinstance(event, PlacesGranted):
+            self.slot(event.slot_id)._grant(event.elastic)
+        elif isinstance(event, DoctorDelayed):
+            desk = self.desk(event.doctor_id)
+            self.day.keep(desk, "delay")
+            desk.delay = timedelta(minutes=event.total_minutes)
+        else:
+            assert isinstance(event, DoctorUnavailable | DoctorAvailable)
+            desk = self.desk(event.doctor_id)
+            self.day.keep(desk, "available")
+            desk.available = isinstance(event, DoctorAvailable)
+
+    def desk(self, doctor_id: str) -> Desk:
+        desk = self.alloc._desks.get(doctor_id)
+        if desk is None:
+            raise self.fail(f"unknown doctor {doctor_id!r}")
+        return desk
+
+    def slot(self, slot_id: str) -> Slot:
+        slot = self.alloc._slots.get(slot_id)
+        if slot is None:
+            raise self.fail(f"unknown slot {slot_id!r}")
+        return slot
+
+    def doctor_added(self, event: DoctorAdded) -> None:
+        alloc, day = self.alloc, self.day
+        doctor = event.doctor
+        if doctor.id in alloc._desks:
+            raise self.fail(f"doctor {doctor.id!r} is already there")
+        alloc._desks[doctor.id] = Desk(doctor, day)
+        day.departments[doctor.id] = doctor.department
+        if day.undo.steps is not None:
+            day.undo.steps.append(lambda: alloc._desks.pop(doctor.id))
+            day.undo.steps.append(lambda: day.departments.pop(doctor.id))
+
+    def slot_added(self, event: SlotAdded) -> None:
+        alloc, day = self.alloc, self.day
+        desk = self.desk(event.doctor_id)
+        if event.slot_id in alloc._slots:
+            raise self.fail(f"slot {event.slot_id!r} is already there")
+        try:
+            slot = Slot(event.slot_id, event.doctor_id, event.start, event.end, event.capacity)
+        except OPDError as error:
+            raise self.fail(str(error)) from None
+        aware = slot.start.tzinfo is not None
+        if alloc._aware is not None and aware != alloc._aware:
+            raise self.fail("naive and aware datetimes mixed")
+        index = sum(1 for start in desk.starts if start < slot._at)
+        for other in desk.slots[max(0, index - 1) : index + 1]:
+            if other._at < slot._until and slot._at < other._until:
+                raise self.fail(f"slot {slot.id!r} overlaps slot {other.id!r}")
+        slot._attach(
+            day.policies.ordering, day.tokens, day.undo, day.policies.reallocation.max_moves
+        )
+        desk.insert(slot, index)
+        alloc._slots[slot.id] = slot
+        day.keep(alloc, "_aware")
+        alloc._aware = aware
+        if day.undo.steps is not None:
+            day.undo.steps.append(lambda: alloc._slots.pop(slot.id))
+
+    # ------------------------------------------------------------------ tokens
+
+    def token(self, event: TokenEvent) -> None:
+        """Move the token from where it is to where ``event.token`` says it now is."""
+        new = event.token
+        day = self.day
+        old = day.tokens.get(new.id)
+        issuing = isinstance(event, TokenBooked | TokenWaitlisted)
+        if issuing and old is not None:
+            raise self.fail(f"token {new.id!r} is already issued")
+        if not issuing and old is None:
+            raise self.fail(f"unknown token {new.id!r}")
+        desk = self.desk(new.doctor_id)
+        slot = None
+        if new.slot_id is not None:
+            slot = self.slot(new.slot_id)
+            if slot.doctor_id != new.doctor_id:
+                raise self.fail(f"slot {slot.id!r} is not a slot of doctor {new.doctor_id!r}")
+        placed = new.status.waiting or new.status in _HELD
+        if placed and slot is None:
+            raise self.fail(f"token {new.id!r} is {new.status.name} without a slot")
+        if new.status is TokenStatus.WAITLISTED and new.slot_id is not None:
+            raise self.fail(f"token {new.id!r} is waitlisted in slot {new.slot_id!r}")
+        if old is not None and (old.patient_id, old.number) != (new.patient_id, new.number):
+            raise self.fail(f"token {new.id!r} changes patient or number")
+        held_there = (
+            old is not None
+            and old.status in _HELD
+            and new.status in _HELD
+            and old.slot_id == new.slot_id
+        )
+        if old is not None:
+            self.leave(old, keep_place=held_there)
+        if issuing:
+            day.store(new)
+            issuer = self.desk(new.id.rpartition("-")[0])
+            if new.number > issuer.issued:
+                day.keep(issuer, "issued")
+                issuer.issued = new.number
+        else:
+            assert old is not None
+            day.replace(old, **{f.name: getattr(new, f.name) for f in attrs.fields(Token)})
+        if new.seq > day.seq:
+            day.keep(day, "seq")
+            day.seq = new.seq
+        self.enter(new, desk, slot, event.at, keep_place=held_there)
+        if (old is None or not old.status.active) and new.status.active:
+            day.activate(new)
+        elif old is not None and old.status.active and not new.status.active:
+            day.deactivate(old)
+
+    def leave(self, token: Token, *, keep_place: bool) -> None:
+        desk = self.alloc._desks[token.doctor_id]
+        if token.status.waiting or token.status is TokenStatus.WAITLISTED:
+            desk.unplace(token)
+        elif token.status in _HELD and not keep_place:
+            self.alloc._slots[token.slot_id]._unseat(token)  # type: ignore[index]
+        if token.status is TokenStatus.IN_CONSULTATION and desk.current == token.id:
+            self.day.keep(desk, "current")
+            desk.current = None
+
+    def enter(
+        self, token: Token, desk: Desk, slot: Slot | None, at: datetime, *, keep_place: bool
+    ) -> None:
+        if token.status.waiting:
+            desk.place(token, slot, at)
+        elif token.status is TokenStatus.WAITLISTED:
+            desk.place(token, None, at)
+        elif token.status in _HELD:
+            assert slot is not None
+            if not keep_place:
+                slot._hold(token)
+            if token.status is TokenStatus.IN_CONSULTATION:
+                if desk.current is not None and desk.current != token.id:
+                    raise self.fail(f"doctor {desk.doctor.id!r} is already seeing {desk.current!r}")
+                self.day.keep(desk, "current")
+                desk.current = token.id
+
+
+def as_events(events: Iterable[Event | Mapping[str, Any]]) -> list[Event]:
+    """Events given as values or as :func:`event_to_dict` dicts, as values. O(n)."""
+    times = _Times()
+    result = []
+    for index, item in enumerate(events):
+        if isinstance(item, Event):
+            if KINDS.get(type(item).__name__) is not type(item):
+                raise InvalidArgumentError(f"event {index} is not an opd-engine event: {item!r}")
+            result.append(item)
+        elif isinstance(item, Mapping):
+            try:
+                result.append(event_from_dict(item, _times=times))
+            except InvalidArgumentError as error:
+                raise InvalidArgumentError(f"event {index}: {error}") from None
+        else:
+            raise InvalidArgumentError(
+                f"event {index} must be an event or a dict, got {_show(item)}"
+            )
+    return result
+
+
+def apply(alloc: Allocator, events: list[Event]) -> list[Event]:
+    """Apply the events newer than ``alloc``'s version to ``alloc``, in order; returns those
+    applied. Older ones are skipped; the rest must follow on without a gap (the events of
+    one call share its version, the next call's carry the next). The caller holds the lock
+    and, to make it all or nothing, records the undo log. O(log n) per event."""
+    for earlier, later in pairwise(events):
+        if later.version < earlier.version:
+            raise InvalidArgumentError(
+                f"event versions must not step back, got {earlier.version} then {later.version}"
+            )
+    current = alloc._day.version
+    fresh = [event for event in events if event.version > current]
+    replay = _Replay(alloc)
+    for index, event in enumerate(fresh):
+        if event.version == current + 1:
+            current = event.version  # the first event of the next call
+        elif event.version != current or index == 0:
+            raise InvalidArgumentError(
+                f"event {index} ({type(event).__name__}) has version {event.version}: the "
+                f"journal must go on from version {current} without a gap"
+            )
+        try:
+            replay.apply(event, index)
+        except InvalidArgumentError:
+            raise
+        except (LookupError, ValueError, TypeError, AssertionError) as error:
+            raise replay.fail(
+                f"it contradicts the state ({type(error).__name__}: {error})"
+            ) from None
+    alloc._day.version = current
+    return fresh
