@@ -24,9 +24,12 @@ if TYPE_CHECKING:
 _HELD = (TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED)
 
 
-def _require(ok: object, name: str, detail: str) -> None:
+def _require(ok: object, name: str, detail: object) -> None:
+    """Raise naming the invariant unless ``ok``; ``detail`` (a string, or a value shown by
+    its repr) is formatted only then, so the pass costs no repr per token."""
     if not ok:
-        raise AssertionError(f"invariant {name!r} broken: {detail}")
+        shown = detail if isinstance(detail, str) else repr(detail)
+        raise AssertionError(f"invariant {name!r} broken: {shown}")
 
 
 def _sorted(items: list[object]) -> bool:
@@ -63,28 +66,30 @@ def check(alloc: Allocator) -> None:
         where = placed.get(token.id)
         status = token.status
         if status.waiting or status is TokenStatus.WAITLISTED:
-            _require(where is not None, "no token lost", f"{token!r} is in no queue")
+            if where is None:
+                _require(False, "no token lost", f"{token!r} is in no queue")
         elif status is TokenStatus.IN_CONSULTATION:
-            _require(where is not None, "no token lost", f"{token!r} is not in consultation")
-        else:
-            _require(where is None, "ended tokens hold no place", f"{token!r} in {where}")
+            if where is None:
+                _require(False, "no token lost", f"{token!r} is not in consultation")
+        elif where is not None:
+            _require(False, "ended tokens hold no place", f"{token!r} in {where}")
         _require(
             token.checked_in_at is not None or status is not TokenStatus.CHECKED_IN,
             "checked-in tokens have checked_in_at",
-            repr(token),
+            token,
         )
         _require(
             token.checked_in_at is None or status is not TokenStatus.BOOKED,
             "booked tokens have not checked in",
-            repr(token),
+            token,
         )
-        _require(token.missed_calls >= 0, "missed calls count up", repr(token))
+        _require(token.missed_calls >= 0, "missed calls count up", token)
         if status in _HELD:
             slot = slots.get(token.slot_id) if token.slot_id is not None else None
             _require(
                 slot is not None and slot.doctor_id == token.doctor_id,
                 "called tokens hold a place in their doctor's slot",
-                repr(token),
+                token,
             )
             assert slot is not None
             held[slot.id] += 1
@@ -148,7 +153,7 @@ def _check_desk(alloc: Allocator, desk: Desk, place: Callable[[str, str], None])
             (token.priority, token.seq, token.doctor_id, token.status, token.slot_id)
             == (priority, seq, doctor_id, TokenStatus.WAITLISTED, None),
             "waitlist entries match their tokens",
-            repr(token),
+            token,
         )
         if token.checked_in_at is not None:
             present.append(key)
@@ -170,7 +175,7 @@ def _check_desk(alloc: Allocator, desk: Desk, place: Callable[[str, str], None])
             and token.status is TokenStatus.IN_CONSULTATION
             and token.doctor_id == doctor_id,
             "current consultation",
-            repr(token),
+            token,
         )
         place(desk.current, f"consultation with {doctor_id!r}")
     with_present = sorted((s._at, s.id) for s in desk.slots if s.present)
@@ -200,14 +205,14 @@ def _check_queue(
             (token.priority, token.seq, token.slot_id, token.doctor_id)
             == (priority, seq, slot.id, slot.doctor_id),
             "queue entries match their tokens",
-            repr(token),
+            token,
         )
-        _require(token.status.waiting, "queue holds waiting tokens", repr(token))
+        _require(token.status.waiting, "queue holds waiting tokens", token)
         filed = token_id in slot._filed
         _require(
             filed == (token.status is TokenStatus.CHECKED_IN),
             "checked-in tokens are filed for calling",
-            repr(token),
+            token,
         )
         if not filed:
             booked.append(key)
@@ -216,7 +221,7 @@ def _check_queue(
         _require(
             (desk.available and not slot._closed) or token.missed_calls > 0,
             "closed slots hold no waiting tokens but those a missed call sent back",
-            repr(token),
+            token,
         )
         place(token_id, f"slot {slot.id!r}")
     _require(booked == absent, "booked list is the not-arrived part of the queue", slot.id)
@@ -235,7 +240,7 @@ def _check_queue(
                 and record[:2] == (level, entry)
                 and entry[0] == ordering.key(token),
                 "ordering index matches its tokens",
-                repr(token),
+                token,
             )
             filed_count += 1
     _require(filed_count == len(slot._filed), "ordering index complete", slot.id)
