@@ -69,7 +69,11 @@ class CapacityPolicy(Protocol):
     """How many non-emergency tokens a slot admits.
 
     Emergencies never ask the capacity policy; they follow the :class:`EmergencyPolicy`.
-    Both methods must be pure and O(1): the allocator calls them on every booking.
+    Both methods must be pure and O(1): the allocator calls them on every booking, and asks
+    ``admits`` once per (source, priority) class when it refills a place from a waitlist.
+    What a policy of your own answers is checked: ``limit`` must be an int in [0, 10^9],
+    ``admits`` a bool, and a slot never admits past ``limit`` whatever ``admits`` says; a
+    bad answer raises :class:`~opd_engine.InvalidArgumentError`, the call changing nothing.
     """
 
     def limit(self, capacity: int) -> int:
@@ -211,7 +215,8 @@ class EmergencyOverride:
 
 @runtime_checkable
 class ReallocationPolicy(Protocol):
-    """How a freed place (cancel, no-show, resize) is refilled.
+    """How a freed place (cancel, no-show, resize) is refilled, and whether an idle doctor
+    calls a present patient from the waitlist.
 
     The doctor's waitlist is always tried first, in ``(priority, seq)`` order. Then, if
     ``pull_forward`` is true, the checked-in patient the ordering would call first in the
@@ -270,9 +275,16 @@ class OrderingPolicy(Protocol):
     key) of every non-empty level, in ascending level order, and calls the one it picks.
 
     ``lexicographic`` promises that ``pick`` always returns 0, so the call order is simply
-    ``(level, key)``; the slot then answers ``position`` in O(log n) instead of O(n).
+    ``(level, key)``. Booked patients who have not arrived are not filed: the slot's
+    standing order (:meth:`Allocator.queue`) merges the call order with them, a booked
+    token standing at its triaged priority, and between the two the smaller
+    ``(level, seq)`` goes first. The slot answers ``position`` in O(log n) under the
+    shipped ``StrictPriority`` and ``Aging`` (whose key is ``seq``), in O(n) otherwise.
 
-    The clock must not run backwards: a level once reached is kept.
+    The clock must not run backwards: a level once reached is kept. ``next_change`` must
+    lie after ``now``; what a policy of your own answers is checked, and nonsense (a
+    non-advancing ``next_change``, a ``pick`` outside the heads, a ``key`` of None) raises
+    :class:`~opd_engine.InvalidArgumentError` naming the policy, the call changing nothing.
     """
 
     @property
