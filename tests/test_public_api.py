@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import inspect
+import logging
 import pkgutil
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import opd_engine
@@ -95,3 +98,45 @@ def test_every_allocator_method_states_its_complexity() -> None:
 def test_the_package_is_typed() -> None:
     files = {p.name for p in importlib.resources.files("opd_engine").iterdir()}
     assert "py.typed" in files
+
+
+def test_the_logger_has_a_null_handler() -> None:
+    handlers = logging.getLogger("opd_engine").handlers
+    assert [type(h) for h in handlers if isinstance(h, logging.NullHandler)] == [
+        logging.NullHandler
+    ]
+
+
+FAILING_SUBSCRIBER = """
+import logging, sys
+from datetime import datetime
+from opd_engine import Allocator, Doctor, Slot
+
+def broken(event):
+    raise RuntimeError("display board offline")
+
+alloc = Allocator(clock=lambda: datetime(2026, 11, 25, 8, 30))
+alloc.add_doctor(Doctor("D1", "Dr. Rao"))
+alloc.add_slot(Slot("D1@09", "D1", datetime(2026, 11, 25, 9), datetime(2026, 11, 25, 10), 2))
+alloc.subscribe(broken)
+if sys.argv[1:] == ["configured"]:
+    logging.basicConfig(format="%(name)s %(levelname)s %(message)s")
+print(alloc.book("P1", "D1").id)
+"""
+
+
+def test_a_failing_subscriber_prints_nothing_unless_the_host_configures_logging() -> None:
+    """Without a NullHandler, Python's last-resort handler would print the traceback."""
+    quiet = subprocess.run(
+        [sys.executable, "-c", FAILING_SUBSCRIBER], capture_output=True, text=True, check=True
+    )
+    assert (quiet.stdout, quiet.stderr) == ("D1-001\n", "")
+    configured = subprocess.run(
+        [sys.executable, "-c", FAILING_SUBSCRIBER, "configured"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert configured.stdout == "D1-001\n"
+    assert configured.stderr.startswith("opd_engine ERROR opd_engine subscriber ")
+    assert "RuntimeError: display board offline" in configured.stderr

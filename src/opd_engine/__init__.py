@@ -5,6 +5,7 @@ The whole public API is importable from here::
     from opd_engine import Allocator, Doctor, Slot, Priority, Source, Policies
 """
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from ._allocator import Allocator
@@ -70,6 +71,11 @@ try:
     __version__ = version("opd-engine")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
+
+# A library configures no logging, but its logger gets a NullHandler (the logging HOWTO's
+# advice): a host that sets up no logging then sees nothing, not a traceback printed through
+# logging's last-resort handler, when a subscriber fails. A host's own handlers still get it.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "AccumulatingPriority",
