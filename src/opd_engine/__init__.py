@@ -5,6 +5,7 @@ The whole public API is importable from here::
     from opd_engine import Allocator, Doctor, Slot, Priority, Source, Policies
 """
 
+import inspect
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
@@ -138,3 +139,18 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
 ]
+
+# Public names show their public path, as in httpx: help(), reprs, tracebacks and the
+# reference say ``opd_engine.Token``, not ``opd_engine._values.Token``, and a pickle names
+# ``opd_engine.Token``, which this module resolves. ``typing.get_type_hints`` evaluates a
+# class's string annotations in ``sys.modules[cls.__module__]``, so each class's own
+# annotations are evaluated first, in the module that wrote them (they must be resolvable
+# there once the facade is imported). Names of ``opd_engine.simulation`` keep their module.
+for _name in __all__:
+    _obj = globals()[_name]
+    _public = inspect.isclass(_obj) or inspect.isfunction(_obj)
+    if _public and not _obj.__module__.startswith("opd_engine.simulation"):
+        if inspect.isclass(_obj):
+            _obj.__annotations__ = inspect.get_annotations(_obj, eval_str=True)
+        _obj.__module__ = __name__
+del _name, _obj, _public
