@@ -12,6 +12,7 @@ import pydoc
 import subprocess
 import sys
 import traceback
+import types
 import typing
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -54,7 +55,7 @@ def public_classes() -> list[type]:
     return [obj for name in opd_engine.__all__ if inspect.isclass(obj := getattr(opd_engine, name))]
 
 
-def public_functions() -> list[object]:
+def public_functions() -> list[types.FunctionType]:
     return [
         obj for name in opd_engine.__all__ if inspect.isfunction(obj := getattr(opd_engine, name))
     ]
@@ -181,10 +182,9 @@ def test_public_names_show_their_public_path() -> None:
     module the class is written in."""
     classes = public_classes()
     assert len(classes) >= 40
+    named: list[type | types.FunctionType] = [*classes, *public_functions()]
     elsewhere = [
-        f"{obj.__module__}.{obj.__qualname__}"
-        for obj in [*classes, *public_functions()]
-        if getattr(obj, "__module__", None) != "opd_engine"
+        f"{obj.__module__}.{obj.__qualname__}" for obj in named if obj.__module__ != "opd_engine"
     ]
     assert elsewhere == []
     assert repr(Token) == "<class 'opd_engine.Token'>"
