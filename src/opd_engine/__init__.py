@@ -7,6 +7,7 @@ The whole public API is importable from here::
 
 import inspect
 import logging
+import typing
 from importlib.metadata import PackageNotFoundError, version
 
 from ._allocator import Allocator
@@ -150,7 +151,8 @@ for _name in __all__:
     _obj = globals()[_name]
     _public = inspect.isclass(_obj) or inspect.isfunction(_obj)
     if _public and not _obj.__module__.startswith("opd_engine.simulation"):
-        if inspect.isclass(_obj):
-            _obj.__annotations__ = inspect.get_annotations(_obj, eval_str=True)
+        if inspect.isclass(_obj):  # nested forward references too: get_type_hints, not eval
+            _hints = typing.get_type_hints(_obj, include_extras=True)
+            _obj.__annotations__ = {key: _hints[key] for key in inspect.get_annotations(_obj)}
         _obj.__module__ = __name__
-del _name, _obj, _public
+del _name, _obj, _public, _hints
