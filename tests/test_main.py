@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
@@ -142,12 +143,17 @@ def test_the_console_script_runs_the_same_day(capsys: pytest.CaptureFixture[str]
 
 
 def test_usage_names_the_command_as_it_was_run() -> None:
+    wide = {**os.environ, "COLUMNS": "100"}  # each usage line fits on one line
     script = subprocess.run(
-        [str(console_script()), "--help"], capture_output=True, text=True, check=True
+        [str(console_script()), "--help"], capture_output=True, text=True, check=True, env=wide
     )
     assert script.stdout.startswith("usage: opd-engine ")
     module = subprocess.run(
-        [sys.executable, "-m", "opd_engine", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "opd_engine", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=wide,
     )
     assert module.stdout.startswith("usage: python -m opd_engine ")
     assert module.stdout.split("\n", 1)[1] == script.stdout.split("\n", 1)[1]
