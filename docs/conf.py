@@ -55,6 +55,9 @@ nitpick_ignore: list[tuple[str, str]] = [
     # (simulate() builds it; nobody else calls it); they are not public.
     ("py:class", "Refusal"),
     ("py:class", "DoctorDay"),
+    # event_from_dict's private keyword ``_times`` (replay shares one zone table) names a
+    # private class.
+    ("py:class", "opd_engine._snapshot._Times"),
 ]
 nitpick_ignore_regex: list[tuple[str, str]] = []
 
@@ -139,7 +142,7 @@ for _project, (_name, _pattern, _root, _targets) in _INVENTORIES.items():
 
 def _defining_modules() -> dict[object, str]:
     """Each public class and function of the facade -> the private module that defines it
-    (the one whose ``__all__`` names it)."""
+    (the one whose ``__all__`` names it, or, for a function, whose file holds its code)."""
     where: dict[object, str] = {}
     for info in pkgutil.iter_modules(opd_engine.__path__, "opd_engine."):
         if info.ispkg or info.name == "opd_engine.__main__":
@@ -148,6 +151,11 @@ def _defining_modules() -> dict[object, str]:
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name)
             if getattr(obj, "__module__", None) == "opd_engine":
+                where[obj] = info.name
+        for obj in vars(module).values():  # functions of a module without __all__
+            code = getattr(obj, "__code__", None)
+            public = getattr(obj, "__module__", None) == "opd_engine"
+            if public and code is not None and code.co_filename == module.__file__:
                 where[obj] = info.name
     return where
 
