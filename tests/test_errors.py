@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from opd_engine import (
@@ -73,6 +75,36 @@ def test_slot_full_error_says_is_full(alloc: Allocator) -> None:
         alloc.book("X", "D2", "D2@11")
     assert "is full" in str(info.value)
     assert "D2@11" in str(info.value)
+
+
+def test_errors_raised_by_the_allocator_cross_process_boundaries(alloc: Allocator) -> None:
+    """A process pool sends a worker's exception back pickled: each keeps its class, message
+    and attributes (a lost argument would break unpickling in the parent)."""
+    first = alloc.book("P", "D1")
+    for i in range(3):
+        alloc.book(f"P{i}", "D2", "D2@11")
+    raised: list[OPDError] = []
+    for call in (
+        lambda: alloc.book("P", "D1"),
+        lambda: alloc.book("X", "D2", "D2@11"),
+        lambda: alloc.token("nope"),
+        lambda: alloc.complete(first.id),
+        lambda: alloc.add_slot(alloc.slot("D1@09")),
+    ):
+        with pytest.raises(OPDError) as info:
+            call()
+        raised.append(info.value)
+    assert len({type(error) for error in raised}) == 5
+    for error in raised:
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error)
+        assert str(again) == str(error)
+        assert vars(again) == vars(error)
+    duplicate, full = raised[0], raised[1]
+    assert isinstance(duplicate, DuplicateBookingError)
+    assert pickle.loads(pickle.dumps(duplicate)).token_id == first.id
+    assert isinstance(full, SlotFullError)
+    assert pickle.loads(pickle.dumps(full)).alternatives == full.alternatives
 
 
 def test_every_error_has_a_docstring() -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
+import sysconfig
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +117,46 @@ def test_runs_as_a_module(capsys: pytest.CaptureFixture[str], day: str) -> None:
     )
     assert default.stdout == simulated(capsys)  # the same day in another process
     assert default.stderr == ""
+
+
+def console_script() -> Path:
+    """The installed ``opd-engine`` script, beside this interpreter's other scripts."""
+    folder = Path(sysconfig.get_path("scripts"))
+    found = sorted(folder.glob("opd-engine*"))
+    assert found, f"no opd-engine script in {folder}: reinstall the project (pip install -e .)"
+    return found[0]
+
+
+def test_the_console_script_is_main() -> None:
+    [script] = entry_points(group="console_scripts", name="opd-engine")
+    assert script.load() is main
+
+
+def test_the_console_script_runs_the_same_day(capsys: pytest.CaptureFixture[str], day: str) -> None:
+    script = str(console_script())
+    scripted = subprocess.run([script, "--scripted"], capture_output=True, text=True, check=True)
+    assert scripted.stdout == day
+    assert scripted.stderr == ""
+    seeded = subprocess.run([script, "--seed", "3"], capture_output=True, text=True, check=True)
+    assert seeded.stdout == simulated(capsys, "--seed", "3")
+    assert seeded.stderr == ""
+
+
+def test_usage_names_the_command_as_it_was_run() -> None:
+    wide = {**os.environ, "COLUMNS": "100"}  # each usage line fits on one line
+    script = subprocess.run(
+        [str(console_script()), "--help"], capture_output=True, text=True, check=True, env=wide
+    )
+    assert script.stdout.startswith("usage: opd-engine ")
+    module = subprocess.run(
+        [sys.executable, "-m", "opd_engine", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=wide,
+    )
+    assert module.stdout.startswith("usage: python -m opd_engine ")
+    assert module.stdout.split("\n", 1)[1] == script.stdout.split("\n", 1)[1]
 
 
 def test_three_doctors_in_two_departments(day: str) -> None:

@@ -5,6 +5,9 @@ The whole public API is importable from here::
     from opd_engine import Allocator, Doctor, Slot, Priority, Source, Policies
 """
 
+import inspect
+import logging
+import typing
 from importlib.metadata import PackageNotFoundError, version
 
 from ._allocator import Allocator
@@ -71,6 +74,11 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
+# A library configures no logging, but its logger gets a NullHandler (the logging HOWTO's
+# advice): a host that sets up no logging then sees nothing, not a traceback printed through
+# logging's last-resort handler, when a subscriber fails. A host's own handlers still get it.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 __all__ = [
     "AccumulatingPriority",
     "Aging",
@@ -132,3 +140,19 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
 ]
+
+# Public names show their public path, as in httpx: help(), reprs, tracebacks and the
+# reference say ``opd_engine.Token``, not ``opd_engine._values.Token``, and a pickle names
+# ``opd_engine.Token``, which this module resolves. ``typing.get_type_hints`` evaluates a
+# class's string annotations in ``sys.modules[cls.__module__]``, so each class's own
+# annotations are evaluated first, in the module that wrote them (they must be resolvable
+# there once the facade is imported). Names of ``opd_engine.simulation`` keep their module.
+for _name in __all__:
+    _obj = globals()[_name]
+    _public = inspect.isclass(_obj) or inspect.isfunction(_obj)
+    if _public and not _obj.__module__.startswith("opd_engine.simulation"):
+        if inspect.isclass(_obj):  # nested forward references too: get_type_hints, not eval
+            _hints = typing.get_type_hints(_obj, include_extras=True)
+            _obj.__annotations__ = {key: _hints[key] for key in inspect.get_annotations(_obj)}
+        _obj.__module__ = __name__
+del _name, _obj, _public, _hints

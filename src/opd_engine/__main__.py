@@ -1,6 +1,8 @@
-"""``python -m opd_engine``: a simulated OPD day and its report, or the scripted day.
+"""``opd-engine``, or ``python -m opd_engine``: a simulated OPD day and its report, or the
+scripted day.
 
-The one module of the package that prints.
+The one module of the package that prints. The ``opd-engine`` console script calls
+:func:`main`, the same as ``python -m opd_engine``.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ def _clock(offset: timedelta) -> str:
     return f"{hours:02d}:{rest // timedelta(minutes=1):02d}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default: the command line), run the day, print it. Returns 0."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "opd-engine") -> int:
+    """Parse ``argv`` (default: the command line), run the day, print it. Returns 0.
+
+    ``prog`` is the command's name in ``--help`` and in error messages.
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m opd_engine",
+        prog=prog,
         description=(
             "Simulate a default OPD day through opd-engine (four doctors in two departments, "
             "bookings from every channel, walk-ins, emergencies, no-shows, cancellations, "
@@ -72,4 +77,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - run in a subprocess by the tests
-    sys.exit(main())
+    sys.exit(main(prog="python -m opd_engine"))

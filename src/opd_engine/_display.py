@@ -5,7 +5,10 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Final
+
+import attrs
 
 if TYPE_CHECKING:
     from ._allocator import Allocator
@@ -23,6 +26,8 @@ def _cell(value: object) -> str:
         return f"{value:.1f}"
     if isinstance(value, datetime):
         return html.escape(value.strftime("%Y-%m-%d %H:%M"))
+    if isinstance(value, Enum):
+        return html.escape(value.name)
     return html.escape(str(value))
 
 
@@ -42,6 +47,14 @@ def table(caption: str, header: Sequence[str], rows: Iterable[Sequence[object]])
         f"<table><caption>{html.escape(caption)}</caption>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
+
+
+def token_html(token: Token) -> str:
+    """A token's fields, one row each, as its repr shows them (``patient_id`` stays out, as
+    in the repr: a notebook is easily shared). O(fields)."""
+    rows = [(f.name, getattr(token, f.name)) for f in attrs.fields(type(token)) if f.repr]
+    caption = f"Token {token.id} of {token.doctor_id}: {token.status.name}"
+    return table(caption, ("field", "value"), rows)
 
 
 def _token_row(token: Token, position: int) -> tuple[object, ...]:

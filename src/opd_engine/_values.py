@@ -9,6 +9,7 @@ from typing import final
 import attrs
 
 from ._check import MAX_MINUTES, attrs_validator, check_enum, check_id, check_int, check_str
+from ._display import token_html
 
 __all__ = ["Doctor", "Priority", "Source", "Token", "TokenStatus"]
 
@@ -124,6 +125,11 @@ class Token:
     missed_calls: int = 0
     called_at: datetime | None = None
     completed_at: datetime | None = None
+
+    def _repr_html_(self) -> str:
+        """The token's fields as a table for notebooks, escaped; like the repr, without
+        ``patient_id``. O(fields)."""
+        return token_html(self)
 
 
 _new = object.__new__

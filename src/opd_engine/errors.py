@@ -115,6 +115,9 @@ class DuplicateBookingError(OPDError):
         super().__init__(message)
         self.token_id = token_id
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.token_id))
+
 
 @final
 class InvalidTransitionError(OPDError):
