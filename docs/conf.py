@@ -55,9 +55,6 @@ nitpick_ignore: list[tuple[str, str]] = [
     # (simulate() builds it; nobody else calls it); they are not public.
     ("py:class", "Refusal"),
     ("py:class", "DoctorDay"),
-    # event_from_dict's private keyword ``_times`` (replay shares one zone table) names a
-    # private class.
-    ("py:class", "opd_engine._snapshot._Times"),
 ]
 nitpick_ignore_regex: list[tuple[str, str]] = []
 

@@ -137,13 +137,19 @@ def _doctor(item: _Reader) -> Doctor:
     )
 
 
-def event_from_dict(data: Mapping[str, Any], *, _times: _Times | None = None) -> Event:
+def event_from_dict(data: Mapping[str, Any]) -> Event:
     """The event :func:`event_to_dict` wrote. O(1).
 
     Raises :class:`InvalidArgumentError` naming what is wrong: an unknown ``kind``, a
     missing or extra field, a value of the wrong type or out of range.
     """
-    item = _Reader(data, "event", _times if _times is not None else _Times())
+    return _event_from_dict(data, _Times())
+
+
+def _event_from_dict(data: Mapping[str, Any], times: _Times) -> Event:
+    """:func:`event_from_dict`, with ``times`` shared by a whole journal (so that naive and
+    aware datetimes are never mixed in one)."""
+    item = _Reader(data, "event", times)
     name = item.typed("kind", str)
     kind = KINDS.get(name)
     if kind is None:
@@ -355,7 +361,7 @@ def as_events(events: Iterable[Event | Mapping[str, Any]]) -> list[Event]:
             result.append(item)
         elif isinstance(item, Mapping):
             try:
-                result.append(event_from_dict(item, _times=times))
+                result.append(_event_from_dict(item, times))
             except InvalidArgumentError as error:
                 raise InvalidArgumentError(f"event {index}: {error}") from None
         else:
