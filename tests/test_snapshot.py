@@ -22,10 +22,12 @@ from hypothesis import strategies as st
 
 from conftest import DAY, Build, Clock, at
 from opd_engine import (
+    AccumulatingPriority,
     Aging,
     Allocator,
     Doctor,
     DuplicateBookingError,
+    Duplicates,
     EmergencyOverride,
     InvalidArgumentError,
     OnFull,
@@ -33,8 +35,10 @@ from opd_engine import (
     Overbooking,
     Policies,
     Priority,
+    Reallocation,
     Slot,
     Source,
+    SourceQuota,
     StrictPriority,
     TokenStatus,
 )
@@ -714,6 +718,13 @@ POLICIES = (
     Policies(on_full=OnFull.WAITLIST, emergency=EmergencyOverride(max_overflow=1)),
     Policies(on_full=OnFull.NEXT_SLOT, ordering=StrictPriority(), capacity=Overbooking(0.25)),
     Policies(ordering=Aging(step=timedelta(minutes=10), ceiling=Priority.PAID)),
+    Policies(
+        ordering=AccumulatingPriority(),
+        capacity=SourceQuota({Source.ONLINE: 1}),
+        reallocation=Reallocation(fill_idle=False, max_moves=1),
+        duplicates=Duplicates.PER_DEPARTMENT,
+        max_missed_calls=1,
+    ),
 )
 # (the zone, the day's first slot start): naive, a fixed offset, and New York's fall-back
 # night, so that the random clock crosses the change.
