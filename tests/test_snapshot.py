@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,7 @@ from opd_engine import (
     AccumulatingPriority,
     Aging,
     Allocator,
+    Comparable,
     Doctor,
     DuplicateBookingError,
     Duplicates,
@@ -40,6 +42,7 @@ from opd_engine import (
     Source,
     SourceQuota,
     StrictPriority,
+    Token,
     TokenStatus,
 )
 
@@ -342,6 +345,25 @@ IMPOSSIBLE: list[tuple[str, Edit, str, str]] = [
         "a token is in exactly one place at a time",
     ),
     (
+        "completed-without-completed-at",
+        lambda d: d["tokens"][4].update(completed_at=None),
+        "snapshot.tokens[4] is COMPLETED but has no completed_at",
+        "complete: IN_CONSULTATION -> COMPLETED",
+    ),
+    (
+        "waiting-in-a-closed-slot",
+        lambda d: d["slots"][0].update(closed=True),
+        "snapshot.tokens[0] is BOOKED but waits in slot 'D1@09', which is closed, and missed "
+        "no call",
+        "close_slot: its waiting tokens move",
+    ),
+    (
+        "one-token-twice",
+        lambda d: (d.update(seq=8), d["tokens"].append({**d["tokens"][0], "seq": 8})),
+        "snapshot.tokens[7].id 'D1-001' appears twice",
+        "a token is in exactly one place at a time",
+    ),
+    (
         "slots-overlap",
         lambda d: d["slots"][1].update(start="2026-11-25T09:30:00"),
         "invariant 'slots never overlap' broken",
@@ -469,6 +491,35 @@ def test_a_long_bad_value_is_cut_short(alloc: Allocator) -> None:
     assert message.startswith("snapshot.doctors must be list, got 'xxx")
     assert message.endswith("...")
     assert len(message) < 150
+
+
+@attrs.frozen
+class FailingKey:
+    """Strict priority, but ``key`` raises: a user's own ordering with a bug."""
+
+    lexicographic: bool = True
+
+    def level(self, token: Token, now: datetime) -> int:
+        return int(token.priority)
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        return None
+
+    def key(self, token: Token) -> Comparable:
+        raise RuntimeError("bug in the ordering")
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        return 0
+
+
+def test_a_failing_policy_is_not_blamed_on_the_snapshot(alloc: Allocator, clock: Clock) -> None:
+    """A sound snapshot restored under a user's policy that raises: the policy's error comes
+    through as it is, not as "the snapshot is malformed"."""
+    alloc.book("P", "D1")
+    with pytest.raises(RuntimeError, match="bug in the ordering"):
+        Allocator.from_snapshot(
+            alloc.snapshot(), policies=Policies(ordering=FailingKey()), clock=clock
+        )
 
 
 # ============================================================================ naive and aware

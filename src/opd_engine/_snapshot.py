@@ -41,7 +41,7 @@ from ._check import EARLIEST, LATEST, MAX_MINUTES, check_id
 from ._desk import Desk
 from ._slot import Slot
 from ._values import Doctor, Priority, Source, Token, TokenStatus
-from .errors import InvalidArgumentError, OPDError
+from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from ._allocator import Allocator
@@ -305,16 +305,13 @@ def load(
             f"snapshot.version {version} is not supported (this opd-engine reads {readable})"
         )
     alloc = factory(policies=policies, clock=clock)
+    # Every problem with the data is refused by name before anything is built, so whatever
+    # else is raised from here on (a user's policy failing, say) is passed on as it is.
+    _fill(alloc, root)
     try:
-        _fill(alloc, root)
         alloc.check_invariants()
     except AssertionError as error:
         raise InvalidArgumentError(f"snapshot is inconsistent: {error}") from None
-    except InvalidArgumentError:
-        raise
-    except (OPDError, KeyError, ValueError, TypeError, OverflowError) as error:
-        # A safety net: every state the checks above let through restores; say so if not.
-        raise InvalidArgumentError(f"snapshot is malformed: {error!r}") from None
     return alloc
 
 
