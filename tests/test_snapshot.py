@@ -149,6 +149,25 @@ def test_an_unavailable_doctor_may_keep_a_waitlist(alloc: Allocator, clock: Cloc
     assert copy.token("D1-001").doctor_id == "D2"  # reassigned: D1's id, D2's token
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=InvalidArgumentError,
+    reason="missed_call sends a token back over a shrunk slot's limit without granting the "
+    "place, so the state breaks the capacity invariant",
+)
+def test_a_missed_call_in_a_shrunk_slot_leaves_a_state_that_restores(
+    alloc: Allocator, clock: Clock
+) -> None:
+    """Every state a real allocator reaches restores. Here a patient is called, the slot
+    shrinks to no places (a called patient keeps theirs), and the patient misses the call:
+    back in the queue, the token holds a place past the slot's limit."""
+    token = alloc.book("A", "D3")
+    assert alloc.call_next("D3") is not None
+    alloc.resize(token.slot_id or "", 0)
+    alloc.missed_call(token.id)
+    assert restore(alloc.snapshot(), alloc, clock).snapshot() == alloc.snapshot()
+
+
 # ============================================================================ impossible states
 
 
