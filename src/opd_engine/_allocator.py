@@ -102,20 +102,7 @@ def _atomic(
     def call(self: Allocator, /, *args: A.args, **kwargs: A.kwargs) -> R:
         if not self._day.guarded:
             return method(self, *args, **kwargs)
-        undo = self._day.undo
-        with self._lock:
-            outbox = self._day.outbox
-            queued = len(outbox)
-            saved = undo.begin()
-            try:
-                result = method(self, *args, **kwargs)
-            except BaseException:
-                undo.rollback(saved)
-                while len(outbox) > queued:
-                    outbox.pop()
-                raise
-            undo.end(saved)
-            return result
+        return self._atomically(method, self, *args, **kwargs)
 
     return call
 
@@ -294,7 +281,6 @@ class Allocator:
 
     # ================================================================ booking
 
-    @_atomic
     def book(
         self,
         patient_id: str,
@@ -325,9 +311,19 @@ class Allocator:
         O(d * s) on that error path only), and :class:`InvalidArgumentError` or a
         :class:`NotFoundError` for bad arguments.
         """
+        day = self._day
+        if day.guarded and day.undo.steps is None:
+            return self._atomically(
+                self.book,
+                patient_id,
+                doctor_id,
+                slot_id,
+                source=source,
+                priority=priority,
+                checked_in=checked_in,
+            )
         with self._lock:
             now = self._now()
-            day = self._day
             check_id("patient_id", patient_id)
             desk = self._desk(doctor_id)
             check_enum("source", source, Source)
@@ -358,8 +354,9 @@ class Allocator:
                     self._alternatives(desk, slot, patient_id, None, source, priority, now),
                 ) from None
             # ---- validated: from here on only a user's policy may raise (and is undone).
-            day.keep(day, "seq")
-            day.keep(desk, "issued")
+            if day.undo.steps is not None:
+                day.keep(day, "seq")
+                day.keep(desk, "issued")
             day.seq += 1
             desk.issued += 1
             token = Token(
@@ -439,7 +436,6 @@ class Allocator:
 
     # ================================================================ the day
 
-    @_atomic
     def check_in(self, token_id: str) -> Token:
         """Record the patient's arrival.
 
@@ -455,6 +451,8 @@ class Allocator:
         in consultation, completed, cancelled), and :class:`DuplicateBookingError` for a late
         arrival whose patient has meanwhile booked again.
         """
+        if self._day.guarded and self._day.undo.steps is None:
+            return self._atomically(self.check_in, token_id)
         with self._lock:
             now = self._now()
             day = self._day
@@ -519,7 +517,6 @@ class Allocator:
             to_desk.contain_overflow(target, now)
         return token
 
-    @_atomic
     def call_next(self, doctor_id: str) -> Token | None:
         """Complete the doctor's current consultation, then call the next patient.
 
@@ -536,6 +533,8 @@ class Allocator:
         (``IN_CONSULTATION``), or None if nobody present is waiting. O(log n) in the slot's
         size.
         """
+        if self._day.guarded and self._day.undo.steps is None:
+            return self._atomically(self.call_next, doctor_id)
         with self._lock:
             now = self._now()
             desk = self._desk(doctor_id)
@@ -545,12 +544,13 @@ class Allocator:
                 self._commit()
             return None if called is None else self._day.tokens[called.id]
 
-    @_atomic
     def complete(self, token_id: str) -> Token:
         """End a consultation: ``IN_CONSULTATION`` -> ``COMPLETED``. O(1).
 
         Raises :class:`InvalidTransitionError` for any other status.
         """
+        if self._day.guarded and self._day.undo.steps is None:
+            return self._atomically(self.complete, token_id)
         with self._lock:
             now = self._now()
             token = self._token(token_id)
@@ -563,13 +563,14 @@ class Allocator:
             self._commit()
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
-    @_atomic
     def cancel(self, token_id: str) -> Token:
         """Cancel a booked, checked-in or waitlisted token; its place is refilled at once.
 
         O(log n) in the slot's size, plus O(log n) per token the refill moves. Raises
         :class:`InvalidTransitionError` for a token in consultation or already ended.
         """
+        if self._day.guarded and self._day.undo.steps is None:
+            return self._atomically(self.cancel, token_id)
         with self._lock:
             now = self._now()
             token = self._token(token_id)
@@ -783,6 +784,11 @@ class Allocator:
                 )
                 desk.place(token, slot, now)
                 day.note(TokenCallMissed, now, token)
+                if token.priority is not Priority.EMERGENCY:
+                    # Back in the queue, the token keeps its place even if the slot shrank
+                    # meanwhile: the place is granted past the limit.
+                    limit = day.policies.capacity.limit(slot.capacity)
+                    desk.grant(slot, slot.occupancy - slot.emergencies - limit, now)
             self._commit()
             return day.tokens[token_id]
 
@@ -1241,6 +1247,25 @@ class Allocator:
 
         return unsubscribe
 
+    def _atomically(self, method: Callable[A, R], /, *args: A.args, **kwargs: A.kwargs) -> R:
+        """Run ``method`` recording the undo log; on an exception, undo its changes and drop
+        the events it queued before the exception goes on."""
+        day = self._day
+        undo = day.undo
+        with self._lock:
+            outbox = day.outbox
+            queued = len(outbox)
+            saved = undo.begin()
+            try:
+                result = method(*args, **kwargs)
+            except BaseException:
+                undo.rollback(saved)
+                while len(outbox) > queued:
+                    outbox.pop()
+                raise
+            undo.end(saved)
+            return result
+
     def _unadd(self, slot: Slot) -> None:
         """Undo the part of :meth:`add_slot` outside the desk."""
         del self._slots[slot.id]
@@ -1250,14 +1275,17 @@ class Allocator:
         """The call changed something: count it, then deliver its events."""
         day = self._day
         day.version += 1
-        self._deliver()
+        if day.outbox or day.undo.steps is not None:
+            self._deliver()
 
     def _deliver(self) -> None:
         """Deliver the events queued (unless a delivery is already under way)."""
         day = self._day
         if day.undo.steps is not None:
-            day.undo.steps.clear()  # final: a subscriber's failure undoes nothing
-            day.undo.after.clear()
+            # The call is final: a subscriber's failure undoes nothing, and a subscriber's
+            # own calls record (and undo) their own changes.
+            day.undo.steps = None
+            day.undo.after = []
         if self._delivering or not day.outbox:
             return
         self._delivering = True
@@ -1283,7 +1311,10 @@ class Allocator:
             ) from error
         if not isinstance(now, datetime):
             raise InvalidArgumentError(f"clock must return a datetime, got {now!r}")
-        if not EARLIEST <= now.replace(tzinfo=None) <= LATEST:
+        year = now.year  # cheap: only the first and last years hold refused times
+        if (year == EARLIEST.year or year == LATEST.year) and not (
+            EARLIEST <= now.replace(tzinfo=None) <= LATEST
+        ):
             raise InvalidArgumentError(
                 f"clock must return a time between {EARLIEST} and {LATEST}, got {now!r}"
             )

@@ -99,7 +99,8 @@ class Day:
 
     def activate(self, token: Token) -> None:
         """Index ``token`` as one of its patient's active tokens. O(1)."""
-        self._keep_patient(token.patient_id)
+        if self.undo.steps is not None:
+            self._keep_patient(token.patient_id)
         held = self.active.get(token.patient_id)
         if held is None:
             self.active[token.patient_id] = token.id
@@ -110,7 +111,8 @@ class Day:
 
     def deactivate(self, token: Token) -> None:
         """Drop ``token`` from its patient's active tokens. O(1)."""
-        self._keep_patient(token.patient_id)
+        if self.undo.steps is not None:
+            self._keep_patient(token.patient_id)
         held = self.active[token.patient_id]
         if isinstance(held, str):
             del self.active[token.patient_id]

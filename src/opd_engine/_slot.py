@@ -232,9 +232,13 @@ class Slot:
         filing = self._filing(token, now) if token.status is TokenStatus.CHECKED_IN else None
         key = (token.priority, token.seq, token.id)
         self._waiting.add(key)
-        self._count(token, 1)
-        if token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY:
-            self._protected.add(key)
+        if token.priority is Priority.EMERGENCY:
+            self._emergencies += 1
+        else:
+            sources = self._sources
+            sources[token.source] = sources.get(token.source, 0) + 1
+            if token.moves >= self._protect_at:
+                self._protected.add(key)
         if filing is None:
             self._absent.add(key)
         else:

@@ -383,7 +383,8 @@ class Aging:
         priority = int(token.priority)
         if priority <= self.ceiling or token.checked_in_at is None:
             return priority
-        waited = utc(now) - utc(token.checked_in_at)
+        arrived = token.checked_in_at
+        waited = now - arrived if now.tzinfo is None else utc(now) - utc(arrived)
         steps = max(0, waited // self.step)
         return max(int(self.ceiling), priority - steps)
 
