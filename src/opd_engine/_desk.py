@@ -191,10 +191,6 @@ class Desk:
         del self.slots[index], self.starts[index], self.ends[index]
         del self.slot_index[slot.id]
 
-    def is_open(self, slot: Slot, now: datetime) -> bool:
-        """Whether ``slot`` takes bookings now. O(1)."""
-        return self.available and not slot._closed and slot._until > now
-
     def open_slots(self, now: datetime, after: Slot | None = None) -> Iterator[Slot]:
         """The open slots in start order (those starting after ``after``). O(log s) to
         start, O(1) per slot."""

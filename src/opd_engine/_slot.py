@@ -496,10 +496,6 @@ class Slot:
                 return place
         raise AssertionError(f"token {token.id!r} waits but is not in the standing order")
 
-    def _victims(self) -> Iterator[WaitKey]:
-        """Waiting keys from the lowest-ranked up (lowest priority, latest seq). O(1) each."""
-        return reversed(self._waiting)
-
     def _victim(self, max_moves: int) -> str | None:
         """The id of the token to displace: the lowest-ranked waiting non-emergency token
         moved fewer than ``max_moves`` times, else the lowest-ranked one (protected tokens
