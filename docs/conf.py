@@ -26,7 +26,10 @@ copyright = "2026, opd-engine developers"
 release = _version("opd-engine")
 version = ".".join(release.split(".")[:2])
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
+
 extensions = [
+    "benchmark_tables",
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
