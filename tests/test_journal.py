@@ -324,6 +324,9 @@ def test_events_that_contradict_the_state_are_refused() -> None:
     booking = next(e for e in journal if isinstance(e, TokenBooked))
     index = journal.index(booking)
     for token, match in [
+        (attrs.evolve(booking.token, id="D1-007", number=7), "not the next token"),
+        (attrs.evolve(booking.token, number=booking.token.number + 1), "not the next token"),
+        (attrs.evolve(booking.token, seq=0), "seq"),
         (attrs.evolve(booking.token, doctor_id="D9"), "unknown doctor"),
         (attrs.evolve(booking.token, slot_id="D1@99"), "unknown slot"),
         (attrs.evolve(booking.token, slot_id="D2@9"), "not a slot of doctor"),

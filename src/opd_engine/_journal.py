@@ -305,13 +305,23 @@ class _Replay:
         if old is not None:
             self.leave(old, keep_place=held_there)
         if issuing:
-            day.store(new)
             issuer = self.desk(new.id.rpartition("-")[0])
-            if new.number > issuer.issued:
-                day.keep(issuer, "issued")
-                issuer.issued = new.number
+            if new.id != f"{issuer.doctor.id}-{issuer.issued + 1:03d}" or new.number != (
+                issuer.issued + 1
+            ):
+                raise self.fail(
+                    f"token {new.id!r} (number {new.number}) is not the next token of doctor "
+                    f"{issuer.doctor.id!r}, which has issued {issuer.issued}"
+                )
+            if new.seq <= day.seq:
+                raise self.fail(f"token {new.id!r} has seq {new.seq}, not after {day.seq}")
+            day.store(new)
+            day.keep(issuer, "issued")
+            issuer.issued = new.number
         else:
             assert old is not None
+            if new.seq != old.seq and new.seq <= day.seq:
+                raise self.fail(f"token {new.id!r} takes seq {new.seq}, not after {day.seq}")
             day.replace(old, **{f.name: getattr(new, f.name) for f in attrs.fields(Token)})
         if new.seq > day.seq:
             day.keep(day, "seq")
