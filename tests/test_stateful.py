@@ -70,6 +70,7 @@ from opd_engine import (
     TokenEvent,
     TokenMoved,
     TokenRetriaged,
+    TokenStatus,
     UnknownDoctorError,
     UnknownSlotError,
     UnknownTokenError,
@@ -1241,7 +1242,7 @@ BOOKINGS = st.builds(
     Booking,
     patient=st.sampled_from(PATIENTS),
     doctor=DOCTOR_INDEX,
-    slot=st.none() | st.integers(0, 5),
+    slot=st.none() | st.integers(0, 2),
     source=st.sampled_from(Source),
     priority=st.none() | st.sampled_from(Priority),
     checked_in=st.none() | st.booleans(),
@@ -1559,11 +1560,11 @@ class AllocatorMachine(RuleBasedStateMachine):
             lambda: self.model.resize(slot_id, capacity),
         )
 
-    @rule(minutes=st.integers(0, 40))
+    @rule(minutes=st.integers(0, 20))
     def advance(self, minutes: int) -> None:
         self.clock.now += timedelta(minutes=minutes)
 
-    @rule(minutes=st.integers(0, 40))
+    @rule(minutes=st.integers(0, 20))
     def advance_more(self, minutes: int) -> None:
         self.advance(minutes)
 
@@ -1601,6 +1602,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     def bad_call(self, variant: int, doctor: int) -> None:
         doctor_id = self.doctor(doctor)
         calls = bad_calls(self.alloc, doctor_id, self.model.slots_of(doctor_id)[0].id)
+        assert len(calls) == BAD_CALLS
         kind, call = calls[variant]
 
         def refuse() -> None:
@@ -1788,8 +1790,23 @@ VALID_STEPS = st.one_of(
         Step, kind=st.just("resize"), a=st.integers(0, len(DAY_SLOTS) - 1), b=st.integers(-1, 5)
     ),
     st.builds(Step, kind=st.just("advance"), a=st.integers(0, 40)),
+    st.builds(
+        Step,
+        kind=st.just("reschedule"),
+        a=st.integers(0, 50),
+        b=st.integers(0, len(DAY_SLOTS) - 1),
+    ),
+    st.builds(Step, kind=st.just("retriage"), a=st.integers(0, 50), b=st.integers(0, 3)),
+    st.builds(
+        Step,
+        kind=st.sampled_from(["missed_call", "mark_unavailable", "mark_available"]),
+        a=st.integers(0, 1),
+    ),
+    st.builds(Step, kind=st.just("close_slot"), a=st.integers(0, len(DAY_SLOTS) - 1)),
 )
-BAD_STEPS = st.builds(Step, kind=st.just("bad"), a=st.integers(0, 13), b=st.integers(0, 1))
+BAD_STEPS = st.builds(
+    Step, kind=st.just("bad"), a=st.integers(0, BAD_CALLS - 1), b=st.integers(0, 1)
+)
 
 PROPERTY_COMBOS = [
     *(pytest.param(combo.policies, id=name) for name, combo in COMBOS.items()),
@@ -1851,7 +1868,22 @@ def apply(alloc: Allocator, clock: Clock, step: Step, issued: list[str]) -> OPDE
         "call_next": lambda: alloc.call_next(doctor_id),
         "delay": lambda: alloc.delay(doctor_id, step.b),
         "resize": lambda: alloc.resize(DAY_SLOT_IDS[step.a], step.b),
+        "reschedule": lambda: alloc.reschedule(token_id, DAY_SLOT_IDS[step.b]),
+        "retriage": lambda: alloc.retriage(token_id, list(Priority)[step.b]),
+        "missed_call": lambda: alloc.missed_call(in_consultation),
+        "close_slot": lambda: alloc.close_slot(DAY_SLOT_IDS[step.a]),
+        "mark_unavailable": lambda: alloc.mark_unavailable(doctor_id),
+        "mark_available": lambda: alloc.mark_available(doctor_id),
     }
+    # missed_call: the doctor's patient in consultation, if any.
+    in_consultation = next(
+        (
+            t.id
+            for t in alloc.tokens()
+            if t.doctor_id == doctor_id and t.status is TokenStatus.IN_CONSULTATION
+        ),
+        token_id,
+    )
     if step.kind == "bad":
         kind, call = bad_calls(alloc, DAY_DOCTORS[step.b], DAY_SLOT_IDS[0])[step.a]
         _, error = capture(call)
