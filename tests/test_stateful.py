@@ -3,9 +3,15 @@
 ``AllocatorMachine`` drives a real :class:`Allocator` (injected clock) beside ``Model``, a
 deliberately naive reference written from the contract: plain lists and dicts, every view
 recomputed by scanning and sorting on each read, no index and no code shared with the
-library. After every step the two must agree on every token (all fields), every queue and
-waitlist, every position and estimated start, and every event delivered; and a call that
-raises must raise the error the model predicts and change nothing.
+library. The machine books, checks in, calls, completes, cancels, marks no-shows, delays,
+resizes, adds slots, reschedules, re-triages, misses calls, closes slots and sends doctors
+away and back, under ten policy combinations (capacity, emergency bound, reallocation with
+and without idle-fill, ordering, on_full, grace, delay handling, duplicate rule, missed-call
+limit). After every step the two must agree on every token (all fields), every queue (the
+standing order), slot figure and waitlist, every position and estimated start, the version,
+and every event delivered (with its version); and a call that raises must raise the error
+the model predicts (the duplicate's token id, the full slot's alternatives) and change
+nothing, version included.
 
 The property tests below run random operation lists under every policy combination and
 check that no token is ever lost and that failing calls leave no trace.
@@ -1674,7 +1680,7 @@ def ids_of(tokens: Iterable[MToken]) -> list[str]:
 
 MACHINE_SETTINGS = settings(
     max_examples=100,
-    stateful_step_count=50,
+    stateful_step_count=60,
     derandomize=True,
     database=None,
     deadline=None,
