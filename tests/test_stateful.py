@@ -60,6 +60,7 @@ from opd_engine import (
     OnFull,
     OPDError,
     Overbooking,
+    PlacesGranted,
     Policies,
     Priority,
     Reallocation,
@@ -259,15 +260,6 @@ COMBOS = {
     )
 }
 
-# Known library bugs (reported with minimal reproductions): while True, the machine does not
-# make the two calls below, each of which leaves a state that the library's own
-# check_invariants() refuses. Set it to False to see them fail.
-# - retriage() lowering an emergency whose patient holds another active token the duplicate
-#   rule counts: the patient then holds two (invariant "one active token per patient").
-# - missed_call() sending a non-emergency back into a slot already past its limit (a resize
-#   to 0 during the consultation): invariant "non-emergency tokens within the capacity limit".
-AVOID_KNOWN_LIBRARY_BUGS = True
-
 # LIBRARY DEVIATION, reported and modelled as the library behaves (flip to True once fixed):
 # DESIGN section 4 exempts emergencies from the duplicate rule, but when a token leaves its
 # doctor (mark_unavailable, close_slot, a late arrival at an unavailable doctor) the library
@@ -404,6 +396,10 @@ class Model:
 
     def holders(self, slot: MSlot) -> list[MToken]:
         return [t for t in self.tokens.values() if t.slot_id == slot.id and t.status in HOLDING]
+
+    def normal(self, slot: MSlot) -> int:
+        """Non-emergency tokens holding a place."""
+        return len([t for t in self.holders(slot) if t.priority is not Priority.EMERGENCY])
 
     def room(self, slot: MSlot) -> bool:
         """A free place under the capacity policy's limit."""
@@ -563,28 +559,6 @@ class Model:
         begin = max(slot.start + timedelta(minutes=doctor.delay_minutes), self.now)
         return begin + (position - 1) * timedelta(minutes=doctor.consult_minutes)
 
-    def hits_known_bug(self, call: str, token_id: str, priority: Priority | None = None) -> bool:
-        """Whether the call is one of the known library bugs (``AVOID_KNOWN_LIBRARY_BUGS``)."""
-        token = self.tokens.get(token_id)
-        if not AVOID_KNOWN_LIBRARY_BUGS or token is None:
-            return False
-        if call == "retriage":
-            return (
-                token.priority is Priority.EMERGENCY
-                and isinstance(priority, Priority)
-                and priority is not Priority.EMERGENCY
-                and token.status in ("BOOKED", "CHECKED_IN", "WAITLISTED")
-                and self.duplicate(token.patient_id, token.doctor_id, token.id) is not None
-            )
-        if token.status != "IN_CONSULTATION" or token.priority is Priority.EMERGENCY:
-            return False
-        if token.missed_calls + 1 >= self.combo.max_missed_calls:
-            return False
-        assert token.slot_id is not None
-        slot = self.slots[token.slot_id]
-        normal = [t for t in self.holders(slot) if t.priority is not Priority.EMERGENCY]
-        return len(normal) > self.combo.limit(slot.capacity) + slot.elastic
-
     # ---------------------------------------------------------------- changing
 
     def event(self, kind: str, *fields: object) -> None:
@@ -592,6 +566,12 @@ class Model:
 
     def emit(self, kind: str, token: MToken, *extra: object) -> None:
         self.event(kind, *token.row().values(), *extra)
+
+    def grant(self, slot: MSlot, elastic: int) -> None:
+        """Grant places past the limit, up to ``elastic`` in all (``PlacesGranted``)."""
+        if elastic > slot.elastic:
+            slot.elastic = elastic
+            self.event("PlacesGranted", slot.id, elastic)
 
     def move(
         self,
@@ -873,7 +853,7 @@ class Model:
         seat = started[-1] if started else slots[0]
         token = arrived[0]
         if token.priority is not Priority.EMERGENCY and not self.admits(seat, token.source):
-            seat.elastic += 1
+            self.grant(seat, seat.elastic + 1)
         self.move(token, seat, "FROM_WAITLIST", counted=False)
         return self.call(token)
 
@@ -953,6 +933,8 @@ class Model:
             raise Refused(InvalidTransitionError)
         if priority is token.priority:
             return token
+        if token.priority is Priority.EMERGENCY:  # no longer exempt from the duplicate rule
+            self.refuse_duplicate(token.patient_id, token.doctor_id, token.id)
         old, token.priority = token.priority, priority
         self.emit("TokenRetriaged", token, old.name)
         slot = self.slots[token.slot_id] if token.slot_id and token.status in WAITING else None
@@ -966,8 +948,7 @@ class Model:
             if emergency:
                 self.contain(slot)
             elif old is Priority.EMERGENCY:
-                normal = [t for t in self.holders(slot) if t.priority is not Priority.EMERGENCY]
-                slot.elastic = max(slot.elastic, len(normal) - self.combo.limit(slot.capacity))
+                self.grant(slot, self.normal(slot) - self.combo.limit(slot.capacity))
         return token
 
     def missed_call(self, token_id: str) -> MToken:
@@ -983,6 +964,9 @@ class Model:
         else:
             token.status, token.checked_in_at, token.called_at = "BOOKED", None, None
             self.emit("TokenCallMissed", token)
+            if token.priority is not Priority.EMERGENCY:  # its place, even in a shrunk slot
+                slot = self.slots[token.slot_id]
+                self.grant(slot, self.normal(slot) - self.combo.limit(slot.capacity))
         return token
 
     # ---------------------------------------------------------------- disruptions
@@ -1102,6 +1086,8 @@ def event_row(event: Event) -> Row:
         return (*head, event.doctor_id)
     if isinstance(event, SlotClosed):
         return (*head, event.slot_id)
+    if isinstance(event, PlacesGranted):
+        return (*head, event.slot_id, event.elastic)
     if isinstance(event, DoctorAdded):
         doctor = event.doctor
         return (*head, doctor.id, doctor.name, doctor.department, doctor.consult_minutes)
@@ -1511,8 +1497,6 @@ class AllocatorMachine(RuleBasedStateMachine):
     def retriage(self, token: str, pick: int | None, priority: Priority | None) -> None:
         token = self.pick_token(pick, WAITING_OR_LISTED, token)
         level = cast(Priority, 0) if priority is None else priority
-        if self.model.hits_known_bug("retriage", token, level):
-            return
         self.run(
             lambda: self.alloc.retriage(token, level), lambda: self.model.retriage(token, level)
         )
@@ -1521,8 +1505,6 @@ class AllocatorMachine(RuleBasedStateMachine):
     def missed_call(self, token: str, pick: int | None) -> None:
         """The patient called in does not come (or, for a bundle token, any token)."""
         token = self.pick_token(pick, ("IN_CONSULTATION",), token)
-        if self.model.hits_known_bug("missed_call", token):
-            return
         self.run(lambda: self.alloc.missed_call(token), lambda: self.model.missed_call(token))
 
     @rule(
