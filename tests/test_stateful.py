@@ -19,8 +19,9 @@ check that no token is ever lost and that failing calls leave no trace.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -81,6 +82,7 @@ from opd_engine import (
     UnknownDoctorError,
     UnknownSlotError,
     UnknownTokenError,
+    event_to_dict,
 )
 
 T = TypeVar("T")
@@ -150,6 +152,51 @@ class Combo:
         if self.no_show_rate is None:
             return capacity
         return math.floor(capacity / (1 - Fraction(self.no_show_rate)))
+
+
+class OwnHardLimit:
+    """A user's capacity policy: the hard limit, written by hand (the allocator checks its
+    answers and records an undo log, as for any policy of the user's own)."""
+
+    def limit(self, capacity: int) -> int:
+        return capacity
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        return slot.occupancy < slot.capacity  # as HardLimit: emergencies' places count
+
+
+class OwnOverflow:
+    """A user's emergency policy: at most one extra place."""
+
+    def overflow_limit(self, slot: Slot) -> int | None:
+        return 1
+
+
+class OwnReallocation:
+    """A user's reallocation policy: the default, written by hand."""
+
+    pull_forward = True
+    max_moves = 2
+    fill_idle = True
+
+
+class OwnStrict:
+    """A user's ordering: strict priority, written by hand (not lexicographic to the slot's
+    fast paths, so positions are counted by walking the standing order)."""
+
+    lexicographic = True
+
+    def level(self, token: Token, now: datetime) -> int:
+        return int(token.priority)
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        return None
+
+    def key(self, token: Token) -> int:
+        return token.seq
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        return 0
 
 
 COMBOS = {
@@ -247,6 +294,19 @@ COMBOS = {
             max_missed_calls=1,
         ),
         Combo(
+            "user",
+            lambda: Policies(
+                capacity=OwnHardLimit(),
+                emergency=OwnOverflow(),
+                reallocation=OwnReallocation(),
+                ordering=OwnStrict(),
+                on_full=OnFull.WAITLIST,
+            ),
+            ordering="strict",
+            max_overflow=1,
+            on_full=OnFull.WAITLIST,
+        ),
+        Combo(
             "no_idle_fill",
             lambda: Policies(
                 reallocation=Reallocation(fill_idle=False),
@@ -259,13 +319,6 @@ COMBOS = {
         ),
     )
 }
-
-# LIBRARY DEVIATION, reported and modelled as the library behaves (flip to True once fixed):
-# DESIGN section 4 exempts emergencies from the duplicate rule, but when a token leaves its
-# doctor (mark_unavailable, close_slot, a late arrival at an unavailable doctor) the library
-# passes over colleagues the duplicate rule refuses for the patient even when the token is an
-# emergency, so an emergency can land on a waitlist while a colleague has room.
-EMERGENCY_MOVES_IGNORE_DUPLICATES = False
 
 
 # ============================================================================ the model
@@ -527,14 +580,19 @@ class Model:
         source: Source,
     ) -> tuple[str, ...]:
         """Section 5: the doctor's later open slots that admit, then the department's
-        (start order, then doctor id), at most 5."""
-        own = [s.id for s in self.open_slots(doctor_id, after) if self.admits(s, source)]
+        (start order, then doctor id), at most 5; never the slot the token already holds."""
+        held = None if exclude is None else self.tokens[exclude].slot_id  # not where it is
+        own = [
+            s.id
+            for s in self.open_slots(doctor_id, after)
+            if s.id != held and self.admits(s, source)
+        ]
         others = sorted(
             (s.start, d.id, s.id)
             for d in self.colleagues(doctor_id)
             if self.duplicate(patient_id, d.id, exclude) is None
             for s in self.open_slots(d.id)
-            if self.admits(s, source)
+            if s.id != held and self.admits(s, source)
         )
         return tuple([*own, *(slot_id for _, _, slot_id in others)][:5])
 
@@ -663,7 +721,7 @@ class Model:
         candidates = [
             d
             for d in self.colleagues(token.doctor_id)
-            if (emergency and EMERGENCY_MOVES_IGNORE_DUPLICATES)
+            if emergency  # DESIGN section 4: emergencies are exempt from the duplicate rule
             or self.duplicate(token.patient_id, d.id, token.id) is None
         ]
         best: tuple[datetime, int, MSlot] | None = None
@@ -1655,6 +1713,14 @@ class AllocatorMachine(RuleBasedStateMachine):
             end = len(self.model.events) if listener.last is None else listener.last
             assert listener.received == end - listener.first
 
+    def teardown(self) -> None:
+        """DESIGN section 9: the events are a complete journal. A replica rebuilt from them
+        (as JSON dicts) has the original's snapshot, under every policy combination."""
+        journal = [json.loads(json.dumps(event_to_dict(e))) for e in self.events]
+        replica = Allocator.replay(journal, policies=self.combo.policies(), clock=self.clock)
+        assert replica.snapshot() == self.alloc.snapshot()
+        assert replica.version == self.alloc.version
+
 
 def ids_of(tokens: Iterable[MToken]) -> list[str]:
     return [t.id for t in tokens]
@@ -1706,6 +1772,10 @@ class NoIdleFillMachine(AllocatorMachine):
     combo = COMBOS["no_idle_fill"]
 
 
+class UserPolicyMachine(AllocatorMachine):
+    combo = COMBOS["user"]
+
+
 TestAllocatorMachine = AllocatorMachine.TestCase
 TestStrictMachine = StrictMachine.TestCase
 TestWaitlistMachine = WaitlistMachine.TestCase
@@ -1716,6 +1786,7 @@ TestTightMachine = TightMachine.TestCase
 TestOverbookingMachine = OverbookingMachine.TestCase
 TestQuotaMachine = QuotaMachine.TestCase
 TestNoIdleFillMachine = NoIdleFillMachine.TestCase
+TestUserPolicyMachine = UserPolicyMachine.TestCase
 TestAllocatorMachine.settings = MACHINE_SETTINGS
 TestStrictMachine.settings = MACHINE_SETTINGS
 TestWaitlistMachine.settings = MACHINE_SETTINGS
@@ -1726,6 +1797,7 @@ TestTightMachine.settings = MACHINE_SETTINGS
 TestOverbookingMachine.settings = MACHINE_SETTINGS
 TestQuotaMachine.settings = MACHINE_SETTINGS
 TestNoIdleFillMachine.settings = MACHINE_SETTINGS
+TestUserPolicyMachine.settings = MACHINE_SETTINGS
 
 
 # ============================================================================ random days

@@ -415,9 +415,13 @@ class Allocator:
     ) -> tuple[str, ...]:
         """Up to 5 slot ids that would admit the refused token now: the doctor's later open
         slots, then the department's (start order, then doctor id), passing over doctors
-        the duplicate rule refuses. O(d * s)."""
+        the duplicate rule refuses and the slot the token ``exclude`` already holds (a
+        refused reschedule). O(d * s)."""
         admits = self._day.policies.capacity.admits
-        found = [s.id for s in desk.open_slots(now, slot) if admits(s, source, priority)]
+        held = None if exclude is None else self._day.tokens[exclude].slot_id
+        found = [
+            s.id for s in desk.open_slots(now, slot) if s.id != held and admits(s, source, priority)
+        ]
         if len(found) < _ALTERNATIVES:
             department = desk.doctor.department
             duplicate = self._day.duplicate
@@ -429,7 +433,7 @@ class Allocator:
                 and d.doctor.department == department
                 and duplicate(patient_id, d.doctor, exclude) is None
                 for s in d.open_slots(now)
-                if admits(s, source, priority)
+                if s.id != held and admits(s, source, priority)
             )
             found.extend(slot_id for _, _, slot_id in others)
         return tuple(found[:_ALTERNATIVES])
@@ -932,12 +936,15 @@ class Allocator:
     ) -> tuple[Desk, Slot | None] | None:
         """Where a token leaving ``desk`` goes: the colleagues' earliest open slot with room
         (ties by the order added), else the shortest colleague waitlist, else None (its own
-        doctor's waitlist). Colleagues the duplicate rule refuses are passed over."""
+        doctor's waitlist). Colleagues the duplicate rule refuses are passed over (for a
+        non-emergency: emergencies are exempt from the rule)."""
         duplicate = self._day.duplicate
-        candidates = [
-            d for d in colleagues if duplicate(token.patient_id, d.doctor, token.id) is None
-        ]
         emergency = token.priority is Priority.EMERGENCY
+        candidates = (
+            colleagues  # emergencies are exempt from the duplicate rule
+            if emergency
+            else [d for d in colleagues if duplicate(token.patient_id, d.doctor, token.id) is None]
+        )
         admits = self._day.policies.capacity.admits
         best: tuple[datetime, int, Slot, Desk] | None = None
         for rank, colleague in enumerate(candidates):
