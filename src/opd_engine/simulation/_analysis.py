@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, final
+from typing import Final, final
 
 import attrs
 
@@ -299,7 +299,7 @@ class Sweep:
 
 def sweep(
     scenario: Scenario,
-    grid: Mapping[str, Iterable[Any]],
+    grid: Mapping[str, Iterable[object]],
     change: Callable[..., Scenario],
     seeds: Iterable[int],
     *,
