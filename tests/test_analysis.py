@@ -401,6 +401,8 @@ def test_sweep_progress_and_lambdas() -> None:
 def test_bad_sweeps_are_refused(grid_: Any, change: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         sweep(DAY, grid_, change, [1])
+    with pytest.raises(ValueError, match="scenario must be a Scenario"):
+        sweep(DAY.policies, GRID, vary, [1])  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- executors
