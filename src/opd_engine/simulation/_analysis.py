@@ -143,7 +143,7 @@ class Comparison:
         return table(
             f"Mean waits against {self.baseline!r}, paired over {len(self.seeds)} seeds "
             f"(minutes, 95% interval of the difference)",
-            ("scenario", "group", "baseline", "scenario", "difference", "low", "high"),
+            ("scenario", "group", "baseline mean", "scenario mean", "difference", "low", "high"),
             rows,
         )
 
