@@ -58,6 +58,9 @@ nitpick_ignore: list[tuple[str, str]] = [
     # (simulate() builds it; nobody else calls it); they are not public.
     ("py:class", "Refusal"),
     ("py:class", "DoctorDay"),
+    # categorise() returns the type it is given (a pandas DataFrame, which the library does
+    # not import): a private type variable.
+    ("py:class", "opd_engine.simulation._records.F"),
 ]
 nitpick_ignore_regex: list[tuple[str, str]] = []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Final
@@ -24,6 +24,8 @@ __all__ = ["replicate", "simulate"]
 Job = tuple[Scenario, int]
 #: Anything with the signature of the builtin ``map`` for one iterable.
 Mapper = Callable[[Callable[[Job], Summary], Iterable[Job]], Iterable[Summary]]
+#: Called as ``progress(done, total)`` after each simulated day comes back.
+Progress = Callable[[int, int], None]
 
 _MINUTE: Final = timedelta(minutes=1)
 _CHECKED_IN: Final = TokenStatus.CHECKED_IN
@@ -548,26 +550,69 @@ def simulate(scenario: Scenario, seed: int) -> SimulationResult:
 
 
 def _summary_job(job: Job) -> Summary:
+    """One day's summary: the function every executor runs (top-level, so it pickles by
+    reference; the job is a scenario and a seed, both picklable)."""
     scenario, seed = job
     return _Day(scenario, seed).run().summary()
 
 
-def replicate(scenario: Scenario, seeds: Iterable[int], map: Mapper = map) -> Replication:
-    """Simulate ``scenario`` once per seed and summarise each day.
+def _check_runner(map: object, progress: object) -> None:
+    if not callable(map):
+        raise InvalidArgumentError(f"map must be callable, got map={map!r}")
+    if progress is not None and not callable(progress):
+        raise InvalidArgumentError(f"progress must be callable or None, got progress={progress!r}")
 
-    ``map`` spreads the days: the builtin runs them here, one after another;
-    ``concurrent.futures.ProcessPoolExecutor().map`` runs them on every core, and a
-    distributed engine's ``map`` (Dask's ``Client.map`` gathered, Ray's, ...) on many
-    machines. Only the scenario and a seed travel to a worker and only a :class:`Summary`
-    comes back, both small and picklable. The summaries come back in the order of
-    ``seeds``. O(seeds * day).
-    """
+
+def _seeds(scenario: Scenario, seeds: Iterable[int]) -> list[int]:
     seeds = list(seeds)
     for seed in seeds:
         _check(scenario, seed)
     if not seeds:
         raise InvalidArgumentError("seeds must hold at least one seed, got none")
-    if not callable(map):
-        raise InvalidArgumentError(f"map must be callable, got map={map!r}")
-    summaries = tuple(map(_summary_job, [(scenario, seed) for seed in seeds]))
-    return Replication(scenario=scenario, summaries=summaries)
+    return seeds
+
+
+def run_jobs(jobs: Sequence[Job], map: Mapper, progress: Progress | None) -> list[Summary]:
+    """Every job's summary through ``map``, in the order of ``jobs``; ``progress(done,
+    total)`` after each summary comes back (from this process: the workers know nothing
+    of it). O(jobs * day)."""
+    total = len(jobs)
+    summaries = []
+    for done, summary in enumerate(map(_summary_job, jobs), start=1):
+        if not isinstance(summary, Summary):
+            raise InvalidArgumentError(
+                f"map must return the function's results, got {summary!r}; Dask's "
+                f"client.map returns futures: pass client.get_executor().map"
+            )
+        summaries.append(summary)
+        if progress is not None:
+            progress(done, total)
+    if len(summaries) != total:
+        raise InvalidArgumentError(
+            f"map must return one result per job, got {len(summaries)} for {total} jobs"
+        )
+    return summaries
+
+
+def replicate(
+    scenario: Scenario,
+    seeds: Iterable[int],
+    map: Mapper = map,
+    *,
+    progress: Progress | None = None,
+) -> Replication:
+    """Simulate ``scenario`` once per seed and summarise each day.
+
+    ``map`` spreads the days: the builtin runs them here, one after another; a
+    ``concurrent.futures`` executor's ``map`` (``ProcessPoolExecutor().map``) on every
+    core; Dask's (``client.get_executor().map``) or Ray's on many machines. Only the
+    scenario and a seed travel to a worker and only a :class:`Summary` comes back, both
+    small and picklable, and the job function is a top-level one, so it pickles by
+    reference. The summaries come back in the order of ``seeds``, the same on any
+    executor. ``progress``, if given, is called as ``progress(done, total)`` after each
+    day comes back; the library prints nothing. O(seeds * day).
+    """
+    seeds = _seeds(scenario, seeds)
+    _check_runner(map, progress)
+    summaries = run_jobs([(scenario, seed) for seed in seeds], map, progress)
+    return Replication(scenario=scenario, summaries=tuple(summaries))

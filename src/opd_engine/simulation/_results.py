@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import statistics
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Final, final
+from typing import Final, cast, final
 
 import attrs
 
@@ -18,6 +20,15 @@ from opd_engine._slot import Slot
 from opd_engine._values import Priority, Source, Token, TokenStatus
 from opd_engine.events import Event, TokenEvent, TokenMoved
 
+from ._records import (
+    EstimateRow,
+    EventRecord,
+    IdleRecord,
+    RefusalRecord,
+    TidyRow,
+    TokenRecord,
+    split_figure,
+)
 from ._scenario import Scenario
 
 __all__ = [
@@ -495,6 +506,25 @@ class Summary:
             flat[f"moves.{reason}"] = count
         return flat
 
+    def tidy(self, scenario: str = "") -> list[TidyRow]:
+        """Every figure as one long-format row (``scenario``, ``seed``, ``figure``, ``by``,
+        ``group``, ``metric``, ``value``): what ``pandas``, seaborn and Altair take as they
+        are. The same figures as :meth:`figures`, in the same order; ``scenario`` labels
+        the rows. O(figures)."""
+        return [
+            TidyRow(
+                scenario=scenario,
+                seed=self.seed,
+                figure=figure,
+                by=by,
+                group=group,
+                metric=metric,
+                value=value,
+            )
+            for figure, value in self.figures().items()
+            for by, group, metric in (split_figure(figure),)
+        ]
+
     def rows(self) -> list[dict[str, object]]:
         """One row per priority and per source group, ready for ``pandas.DataFrame``."""
         return [
@@ -621,10 +651,11 @@ class SimulationResult:
     _doctors: list[DoctorDay] = attrs.field(alias="doctors")
     _summary: Summary | None = attrs.field(init=False, default=None)
 
-    def records(self) -> list[dict[str, object]]:
+    def records(self) -> list[TokenRecord]:
         """One row per token: its fields (enums by name), ``wait`` (minutes from check-in
         to call, None if never called) and ``outcome`` (``seen``, ``cancelled``,
-        ``no_show`` or ``unseen``). O(tokens)."""
+        ``no_show`` or ``unseen``), typed :class:`TokenRecord`; :func:`categorise` puts
+        ``priority`` and ``source`` in triage order in a DataFrame. O(tokens)."""
         names = [a.name for a in attrs.fields(Token)]
         rows = []
         for token in self._tokens:
@@ -635,41 +666,47 @@ class SimulationResult:
             called, arrived = token.called_at, token.checked_in_at
             row["wait"] = None if called is None or arrived is None else _minutes(called - arrived)
             row["outcome"] = _OUTCOMES[token.status]
-            rows.append(row)
+            rows.append(cast(TokenRecord, row))
         return rows
 
-    def events(self) -> list[dict[str, object]]:
+    def events(self) -> list[EventRecord]:
         """One row per allocator event, in order, all with the same keys (None where a key
-        does not apply to the event). O(events)."""
-        return [_event_row(event) for event in self._events]
+        does not apply to the event), typed :class:`EventRecord`. O(events)."""
+        return [cast(EventRecord, _event_row(event)) for event in self._events]
 
-    def refusals(self) -> list[dict[str, object]]:
-        """One row per patient turned away at booking. O(refusals)."""
+    def refusals(self) -> list[RefusalRecord]:
+        """One row per patient turned away at booking, typed :class:`RefusalRecord`.
+        O(refusals)."""
         return [
-            {
-                "at": r.at,
-                "doctor_id": r.doctor_id,
-                "source": r.source.name,
-                "priority": r.priority.name,
-                "reason": r.reason,
-            }
+            RefusalRecord(
+                at=r.at,
+                doctor_id=r.doctor_id,
+                source=r.source.name,
+                priority=r.priority.name,
+                reason=r.reason,
+            )
             for r in self._refusals
         ]
 
-    def idle_waiting(self) -> list[dict[str, object]]:
+    def idle_waiting(self) -> list[IdleRecord]:
         """One row per period a doctor was idle on duty while one of their patients waited
         present: ``doctor_id``, ``start``, ``end``, ``minutes``. Empty under the idle-fill
-        rule. O(periods)."""
+        rule; typed :class:`IdleRecord`. O(periods)."""
         return [
-            {
-                "doctor_id": day.doctor_id,
-                "start": start,
-                "end": end,
-                "minutes": _minutes(end - start),
-            }
+            IdleRecord(
+                doctor_id=day.doctor_id,
+                start=start,
+                end=end,
+                minutes=_minutes(end - start),
+            )
             for day in self._doctors
             for start, end in day.idle_waiting
         ]
+
+    def tidy(self, scenario: str = "") -> list[TidyRow]:
+        """The summary's figures in long form: :meth:`Summary.tidy`. O(tokens) the first
+        time (the summary), then O(figures)."""
+        return self.summary().tidy(scenario)
 
     def summary(self) -> Summary:
         """Per-class, per-source and per-doctor figures; computed once. O(tokens)."""
@@ -727,20 +764,62 @@ class SimulationResult:
 
 # --------------------------------------------------------------------------- replications
 
-# Student's t 0.975 quantiles for 1..30 degrees of freedom.
-_T975: Final = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
+
+def _central(t: float, df: int) -> float:
+    """``P(|T| <= t)`` for Student's t with ``df`` degrees of freedom, ``t >= 0``: the
+    finite series of Abramowitz and Stegun 26.7.3 and 26.7.4, exact for integer ``df``.
+    O(df)."""
+    theta = math.atan(t / math.sqrt(df))
+    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2:
+        if df == 1:
+            return 2 * theta / math.pi
+        term = total = math.cos(theta)
+        for k in range(3, df - 1, 2):
+            term *= cos2 * (k - 1) / k
+            total += term
+        return 2 / math.pi * (theta + sin * total)
+    term = total = 1.0
+    for k in range(2, df - 1, 2):
+        term *= cos2 * (k - 1) / k
+        total += term
+    return sin * total
+
+
+# Past this many degrees of freedom the Cornish-Fisher expansion is exact to 1e-12.
+_SERIES_DF: Final = 1000
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(p: float, df: int) -> float:
+    """Student's t ``p``-quantile (``0.5 < p < 1``) with ``df >= 1`` degrees of freedom,
+    without scipy: the exact distribution function inverted by bisection to float
+    precision, or for ``df`` over 1000 the Cornish-Fisher expansion around the normal
+    quantile. ``t_quantile(0.975, 9)`` is 2.262157. O(df) per call, cached."""
+    if df > _SERIES_DF:
+        z = statistics.NormalDist().inv_cdf(p)
+        g1 = (z**3 + z) / 4
+        g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+        g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+        return z + g1 / df + g2 / df**2 + g3 / df**3
+    target = 2 * p - 1
+    low, high = 0.0, 1.0
+    while _central(high, df) < target:
+        low, high = high, high * 2
+    while True:  # halves the interval until no float lies between its ends (about 60 times)
+        middle = (low + high) / 2
+        if middle in (low, high):
+            return middle
+        if _central(middle, df) < target:
+            low = middle
+        else:
+            high = middle
 
 
 def t975(df: int) -> float:
-    """Student's t 0.975 quantile: exact to 3 decimals for df <= 30, then
-    ``1.96 + 2.5 / df`` (within 0.002 of the exact value). O(1)."""
-    if df <= len(_T975):
-        return _T975[df - 1]
-    return 1.96 + 2.5 / df
+    """Student's t 0.975 quantile, for a two-sided 95% interval: :func:`t_quantile`.
+    O(df) the first time, then O(1)."""
+    return t_quantile(0.975, df)
 
 
 @final
@@ -786,9 +865,29 @@ class Replication:
                 collected.setdefault(name, []).append(value)
         return {name: estimate(values) for name, values in collected.items()}
 
-    def rows(self) -> list[dict[str, object]]:
-        """One row per figure: ``figure``, ``mean``, ``low``, ``high``, ``n``."""
-        return [{"figure": name, **attrs.asdict(e)} for name, e in sorted(self.estimates().items())]
+    def rows(self) -> list[EstimateRow]:
+        """One row per figure, sorted by figure: ``figure`` (the dotted key), split into
+        ``by``, ``group`` and ``metric`` as in :class:`TidyRow`, then ``mean``, ``low``,
+        ``high``, ``n``. O(figures * n)."""
+        return [
+            EstimateRow(
+                figure=name,
+                by=by,
+                group=group,
+                metric=metric,
+                mean=e.mean,
+                low=e.low,
+                high=e.high,
+                n=e.n,
+            )
+            for name, e in sorted(self.estimates().items())
+            for by, group, metric in (split_figure(name),)
+        ]
+
+    def tidy(self, scenario: str = "") -> list[TidyRow]:
+        """Every figure of every seed in long form (:meth:`Summary.tidy`), seed by seed in
+        the order run; ``scenario`` labels the rows. O(figures * n)."""
+        return [row for summary in self.summaries for row in summary.tidy(scenario)]
 
     def _repr_html_(self) -> str:
         rows = [
