@@ -49,7 +49,9 @@ change runs in a transaction that holds the journal's lock::
 # at runtime, and real objects work even when the module is loaded by path.
 
 import enum
+import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
@@ -400,11 +402,16 @@ def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
 
     The state lives in this process's memory, so it refuses to start (``RuntimeError``)
     when :func:`workers_requested` says the server runs more than one worker: each would
-    hold a different allocator and hand out the same token ids. Use :func:`postgres_app`
-    for several workers.
+    hold a different allocator and hand out the same token ids. In a worker spawned by
+    uvicorn's supervisor it also stops the supervisor, which would otherwise restart the
+    failing worker forever. Use :func:`postgres_app` for several workers.
     """
     workers = workers_requested()
     if workers > 1:
+        if multiprocessing.parent_process() is not None:
+            # A worker uvicorn's supervisor spawned: it would restart a worker that fails
+            # to start, forever; stop the supervisor, so the whole server refuses to start.
+            os.kill(os.getppid(), signal.SIGTERM)
         raise RuntimeError(
             f"the in-memory app serves one process, but {workers} workers were requested: "
             "each would keep its own allocator; run one worker, or use postgres_app "

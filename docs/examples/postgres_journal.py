@@ -102,15 +102,6 @@ class PostgresJournal:
                 f"checkpoint_every must be >= 1 or None, got checkpoint_every={checkpoint_every}"
             )
         self._db = psycopg.connect(conninfo, autocommit=True)
-        with self._db.transaction():
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-            self._db.execute(
-                "INSERT INTO opd_journal (day, version) VALUES (%s, 0)"
-                " ON CONFLICT (day) DO NOTHING",
-                (day,),
-            )
         self.day = day
         self.policies = policies
         self.clock = clock
@@ -118,8 +109,21 @@ class PostgresJournal:
         self._lock = threading.RLock()
         self._pending: list[Event] = []
         self._replica: Allocator | None = None
-        with self._lock, self._db.transaction():
-            self._restore()
+        try:
+            with self._db.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for statement in _SCHEMA:
+                    self._db.execute(statement)
+                self._db.execute(
+                    "INSERT INTO opd_journal (day, version) VALUES (%s, 0)"
+                    " ON CONFLICT (day) DO NOTHING",
+                    (day,),
+                )
+            with self._lock, self._db.transaction():
+                self._restore()
+        except BaseException:  # a journal that cannot be read: refuse it, leak nothing
+            self._db.close()
+            raise
 
     # ------------------------------------------------------------------ the replica
 

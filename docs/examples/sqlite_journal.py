@@ -104,15 +104,6 @@ class SQLiteJournal:
             )
         # Autocommit mode: the journal issues BEGIN IMMEDIATE / COMMIT itself.
         self._db = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut too
-        self._db.execute("PRAGMA busy_timeout=30000")  # wait for other processes' calls
-        for statement in _SCHEMA:
-            self._db.execute(statement)
-        self._db.execute(
-            "INSERT INTO opd_journal (day, version) VALUES (?, 0) ON CONFLICT (day) DO NOTHING",
-            (day,),
-        )
         self.day = day
         self.policies = policies
         self.clock = clock
@@ -120,8 +111,21 @@ class SQLiteJournal:
         self._lock = threading.RLock()
         self._pending: list[Event] = []
         self._replica: Allocator | None = None
-        with self._lock:
-            self._restore()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut too
+            self._db.execute("PRAGMA busy_timeout=30000")  # wait for other processes' calls
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            self._db.execute(
+                "INSERT INTO opd_journal (day, version) VALUES (?, 0) ON CONFLICT (day) DO NOTHING",
+                (day,),
+            )
+            with self._lock:
+                self._restore()
+        except BaseException:  # a journal that cannot be read: refuse it, leak nothing
+            self._db.close()
+            raise
 
     # ------------------------------------------------------------------ the replica
 
