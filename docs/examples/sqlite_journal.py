@@ -83,6 +83,9 @@ class SQLiteJournal:
     names the journal (one per OPD date). ``policies`` and ``clock`` are the allocator's:
     they are code, not state, so pass the same ones on every start. A checkpoint is written
     every ``checkpoint_every`` versions (None: only when :meth:`checkpoint` is called).
+    ``synchronous`` is SQLite's setting: ``"FULL"`` (the default) syncs every commit to
+    disk, so an acknowledged change survives a power cut; ``"NORMAL"`` survives a crash of
+    the process but may lose the last commits on a power cut; ``"OFF"`` is for benchmarks.
 
     Opening restores the replica from the database (the latest checkpoint and the events
     after it). A journal object may be shared by the threads of a process: its calls are
@@ -97,7 +100,12 @@ class SQLiteJournal:
         policies: Policies | None = None,
         clock: Callable[[], datetime] | None = None,
         checkpoint_every: int | None = 1000,
+        synchronous: str = "FULL",
     ) -> None:
+        if synchronous not in ("FULL", "NORMAL", "OFF"):
+            raise InvalidArgumentError(
+                f"synchronous must be FULL, NORMAL or OFF, got synchronous={synchronous!r}"
+            )
         if checkpoint_every is not None and checkpoint_every < 1:
             raise InvalidArgumentError(
                 f"checkpoint_every must be >= 1 or None, got checkpoint_every={checkpoint_every}"
@@ -113,7 +121,7 @@ class SQLiteJournal:
         self._replica: Allocator | None = None
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut too
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA busy_timeout=30000")  # wait for other processes' calls
             for statement in _SCHEMA:
                 self._db.execute(statement)
