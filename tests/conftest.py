@@ -166,7 +166,7 @@ def postgres_dsn() -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
         shutil.chown(base, "postgres")
     data, log = base / "data", base / "log"
-    run = functools.partial(subprocess.run, check=True, capture_output=True, text=True)
+    run = functools.partial(subprocess.run, check=True, capture_output=True, text=True, cwd=base)
     run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
          "--no-sync"])  # fmt: skip
     options = f"-k {base} -c listen_addresses='' -c fsync=off"
@@ -179,5 +179,6 @@ def postgres_dsn() -> Iterator[str]:
             [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
             capture_output=True,
             check=False,
+            cwd=base,
         )
         shutil.rmtree(base, ignore_errors=True)
