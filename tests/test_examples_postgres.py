@@ -155,6 +155,23 @@ def test_a_failed_commit_is_not_acknowledged(
     assert journal.run(book("A", "D1")).id == "D1-001"
 
 
+def test_a_lost_connection_is_reopened(postgres_dsn: str, day: str, clock: Clock) -> None:
+    journal = PostgresJournal(f"{postgres_dsn} application_name=victim", day=day, clock=clock)
+    try:
+        journal.setup(make_day)
+        with psycopg.connect(postgres_dsn, autocommit=True) as db:
+            db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'victim'"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            journal.run(book("A", "D1"))  # not acknowledged
+        assert journal.run(book("A", "D1")).id == "D1-001"  # reconnected, restored
+        assert [t.patient_id for t in journal.allocator.tokens()] == ["A"]
+    finally:
+        journal.close()
+
+
 def test_a_corrupt_journal_is_refused(
     postgres_dsn: str, day: str, open_journal: Callable[..., Journal]
 ) -> None:

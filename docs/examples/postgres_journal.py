@@ -101,6 +101,7 @@ class PostgresJournal:
             raise InvalidArgumentError(
                 f"checkpoint_every must be >= 1 or None, got checkpoint_every={checkpoint_every}"
             )
+        self._conninfo = conninfo
         self._db = psycopg.connect(conninfo, autocommit=True)
         self.day = day
         self.policies = policies
@@ -135,6 +136,9 @@ class PostgresJournal:
             return self._current()
 
     def _current(self) -> Allocator:
+        if self._db.broken:  # the server restarted or the network failed: reconnect
+            self._db = psycopg.connect(self._conninfo, autocommit=True)
+            self._replica = None
         if self._replica is None:  # a failed commit left it ahead of the database
             with self._db.transaction():
                 self._restore()
