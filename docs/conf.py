@@ -20,6 +20,9 @@ from sphinx.ext import intersphinx
 
 import opd_engine
 
+# The how-to pages' doctests import the recipes in docs/examples, as a reader would.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "examples"))
+
 project = "opd-engine"
 author = "opd-engine developers"
 copyright = "2026, opd-engine developers"

@@ -7,9 +7,14 @@ consecutive one-hour slots of capacity 3 (``D1@09``, ``D1@10``, ``D1@11``, ...) 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
+import shutil
+import subprocess
 import sys
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -112,3 +117,68 @@ def build(clock: Clock) -> Build:
 @pytest.fixture
 def alloc(build: Build) -> Allocator:
     return build()
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+POSTGRES_DSN_VARIABLE = "OPD_TEST_POSTGRES_DSN"
+
+
+def _postgres_bindir() -> Path | None:
+    """The directory of ``initdb`` and ``pg_ctl``: ``pg_config --bindir``, else the newest
+    Debian layout, else the PATH."""
+    pg_config = shutil.which("pg_config")
+    if pg_config is not None:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        bindir = Path(out.stdout.strip())
+        if (bindir / "initdb").exists():
+            return bindir
+    for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (bindir / "initdb").exists():
+            return bindir
+    initdb = shutil.which("initdb")
+    return None if initdb is None else Path(initdb).parent
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A connection string to an empty PostgreSQL database.
+
+    ``$OPD_TEST_POSTGRES_DSN`` if set (``.ci/run`` starts a server and sets it); else a
+    server this fixture starts with ``initdb`` and ``pg_ctl`` in a temporary directory,
+    listening on a Unix socket only (as the ``postgres`` user when run as root), and stops
+    at the end of the session. Without either the tests skip, unless
+    ``$OPD_REQUIRE_POSTGRES`` is set (CI): then they fail.
+    """
+    dsn = os.environ.get(POSTGRES_DSN_VARIABLE)
+    if dsn:
+        yield dsn
+        return
+    bindir = _postgres_bindir()
+    if bindir is None:
+        message = f"no PostgreSQL server: set {POSTGRES_DSN_VARIABLE} or install PostgreSQL"
+        if os.environ.get("OPD_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    base = Path(tempfile.mkdtemp(prefix="opd-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+    data, log = base / "data", base / "log"
+    run = functools.partial(subprocess.run, check=True, capture_output=True, text=True, cwd=base)
+    run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+         "--no-sync"])  # fmt: skip
+    options = f"-k {base} -c listen_addresses='' -c fsync=off"
+    run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w",
+         "start"])  # fmt: skip
+    try:
+        yield f"host={base} port=5432 dbname=postgres user=postgres"
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            check=False,
+            cwd=base,
+        )
+        shutil.rmtree(base, ignore_errors=True)

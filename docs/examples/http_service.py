@@ -13,6 +13,7 @@ POST     ``/tokens/{token_id}/cancel``       cancel; the place is refilled at on
 POST     ``/doctors/{doctor_id}/call-next``  200 with the called token, 204 if nobody waits
 GET      ``/slots/{slot_id}/queue``          the slot's waiting tokens in standing order
 GET      ``/doctors/{doctor_id}/waitlist``   the doctor's waitlist in order
+GET      ``/state``                          the whole snapshot, its version, the worker pid
 =======  ==================================  ==============================================
 
 Enums travel by member name (``"source": "ONLINE"``, ``"priority": "EMERGENCY"``,
@@ -23,7 +24,9 @@ full"), a duplicate booking (the body carries the existing ``token_id``), a clos
 an invalid transition. A malformed body is FastAPI's own 422.
 
 ``create_app(allocator)`` builds the app around an allocator you made (tests inject one
-with a fixed clock); importing this module builds nothing. To try it with a demo day::
+with a fixed clock), and ``create_app(journal)`` around a journal (``sqlite_journal.py``,
+``postgres_journal.py``) whose ``run`` makes every change durable; importing this module
+builds nothing. To try it with a demo day::
 
     pip install fastapi uvicorn
     cd docs/examples
@@ -31,17 +34,28 @@ with a fixed clock); importing this module builds nothing. To try it with a demo
 
 then open http://127.0.0.1:8000/docs. The endpoints are plain ``def`` functions, so FastAPI
 runs them in its threadpool; that is safe because every public ``Allocator`` method holds
-the allocator's re-entrant lock. Run one process (one worker): the state lives in memory.
-To keep it across restarts, see ``sqlite_store.py``.
+the allocator's re-entrant lock.
+
+In memory, run **one worker**: each process would hold its own allocator, and two workers
+would hand out the same token id. ``demo_app`` refuses to start when the server runs more
+than one (see :func:`workers_requested`: ``OPD_WORKERS``, ``--workers``, ``WEB_CONCURRENCY``).
+For several workers, keep the journal in PostgreSQL: every worker keeps a replica and each
+change runs in a transaction that holds the journal's lock::
+
+    OPD_POSTGRES_DSN="dbname=opd" uvicorn --factory http_service:postgres_app --workers 4
 """
 
 # No ``from __future__ import annotations`` here: FastAPI and pydantic read the annotations
 # at runtime, and real objects work even when the module is loaded by path.
 
 import enum
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Annotated, Any, TypeVar
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Protocol, TypeVar
 
 import attrs
 from fastapi import FastAPI, Request, Response, status
@@ -68,14 +82,20 @@ from opd_engine import (
 __all__ = [
     "BookRequest",
     "ErrorOut",
+    "InMemory",
+    "Journal",
     "TokenOut",
+    "build_demo_day",
     "create_app",
     "demo_app",
     "opd_error_handler",
+    "postgres_app",
     "status_for",
+    "workers_requested",
 ]
 
 E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- enums by name
@@ -228,8 +248,37 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(allocator: Allocator) -> FastAPI:
-    """A FastAPI app serving ``allocator``; the app keeps no other state."""
+class Journal(Protocol):
+    """What :func:`create_app` needs of a journal (``SQLiteJournal``, ``PostgresJournal``)."""
+
+    def run(self, call: Callable[[Allocator], T]) -> T:
+        """``call(allocator)`` as one durable change."""
+        ...
+
+    def read(self, call: Callable[[Allocator], T]) -> T:
+        """``call(allocator)`` on a replica that is up to date."""
+        ...
+
+
+class InMemory:
+    """One allocator in this process's memory, with the journal's two methods."""
+
+    def __init__(self, allocator: Allocator) -> None:
+        self.allocator = allocator
+
+    def run(self, call: Callable[[Allocator], T]) -> T:
+        """``call(allocator)``; nothing is written anywhere."""
+        return call(self.allocator)
+
+    read = run
+
+
+def create_app(state: Allocator | Journal) -> FastAPI:
+    """A FastAPI app serving ``state``: an :class:`~opd_engine.Allocator` in this process's
+    memory, or a journal whose ``run`` makes each change durable (and, on PostgreSQL,
+    shared by every worker). The app keeps no other state."""
+    journal: Journal = InMemory(state) if isinstance(state, Allocator) else state
+    run, read = journal.run, journal.read
     app = FastAPI(
         title="opd-engine HTTP recipe",
         summary="OPD token allocation over HTTP",
@@ -240,30 +289,32 @@ def create_app(allocator: Allocator) -> FastAPI:
     @app.post("/tokens", status_code=status.HTTP_201_CREATED)
     def book(body: BookRequest) -> TokenOut:
         """Book a token; without ``slot_id`` the allocator picks the slot."""
-        token = allocator.book(
-            body.patient_id,
-            body.doctor_id,
-            body.slot_id,
-            source=body.source,
-            priority=body.priority,
-            checked_in=body.checked_in,
+        token = run(
+            lambda alloc: alloc.book(
+                body.patient_id,
+                body.doctor_id,
+                body.slot_id,
+                source=body.source,
+                priority=body.priority,
+                checked_in=body.checked_in,
+            )
         )
         return TokenOut.of(token)
 
     @app.get("/tokens/{token_id}")
     def get_token(token_id: str) -> TokenOut:
         """The token as it is now."""
-        return TokenOut.of(allocator.token(token_id))
+        return TokenOut.of(read(lambda alloc: alloc.token(token_id)))
 
     @app.post("/tokens/{token_id}/check-in")
     def check_in(token_id: str) -> TokenOut:
         """Record the patient's arrival."""
-        return TokenOut.of(allocator.check_in(token_id))
+        return TokenOut.of(run(lambda alloc: alloc.check_in(token_id)))
 
     @app.post("/tokens/{token_id}/cancel")
     def cancel(token_id: str) -> TokenOut:
         """Cancel the token; its place is refilled from the waitlist or later slots."""
-        return TokenOut.of(allocator.cancel(token_id))
+        return TokenOut.of(run(lambda alloc: alloc.cancel(token_id)))
 
     @app.post(
         "/doctors/{doctor_id}/call-next",
@@ -275,7 +326,7 @@ def create_app(allocator: Allocator) -> FastAPI:
 
         200 with the called token, or 204 (no body) when nobody checked in is waiting.
         """
-        token = allocator.call_next(doctor_id)
+        token = run(lambda alloc: alloc.call_next(doctor_id))
         if token is None:
             return Response(status_code=status.HTTP_204_NO_CONTENT)
         return TokenOut.of(token)
@@ -283,31 +334,110 @@ def create_app(allocator: Allocator) -> FastAPI:
     @app.get("/slots/{slot_id}/queue")
     def queue(slot_id: str) -> list[TokenOut]:
         """The slot's waiting tokens in standing order (booked and present together)."""
-        return [TokenOut.of(token) for token in allocator.queue(slot_id)]
+        return [TokenOut.of(token) for token in read(lambda alloc: alloc.queue(slot_id))]
 
     @app.get("/doctors/{doctor_id}/waitlist")
     def waitlist(doctor_id: str) -> list[TokenOut]:
         """The doctor's waitlisted tokens in order."""
-        return [TokenOut.of(token) for token in allocator.waitlist(doctor_id)]
+        return [TokenOut.of(token) for token in read(lambda alloc: alloc.waitlist(doctor_id))]
+
+    @app.get("/state")
+    def whole_state() -> dict[str, Any]:
+        """The whole state (``snapshot()``), with the version and the worker's process id:
+        for backups, audits and tests. O(n) in the tokens: not for every request."""
+        snapshot = read(lambda alloc: alloc.snapshot())
+        return {
+            "worker": os.getpid(),
+            "version": snapshot["allocator_version"],
+            "snapshot": snapshot,
+        }
 
     return app
 
 
-def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
-    """An app over a demo day: two General Medicine doctors, hourly slots of four places.
+# ---------------------------------------------------------------- running it
 
-    The slots start at the current hour (of ``clock``, else the wall clock), so the demo can
-    book at any time of day. ``uvicorn --factory http_service:demo_app`` serves it.
+
+def workers_requested(
+    environ: Mapping[str, str] | None = None, argv: Sequence[str] | None = None
+) -> int:
+    """How many worker processes the server runs, as far as this process can tell.
+
+    ``OPD_WORKERS`` if set (the explicit setting: say ``OPD_WORKERS=1`` to overrule the
+    rest); else ``--workers N`` or ``-w N`` on the command line (uvicorn's and gunicorn's
+    option; a uvicorn worker is a process spawned by :mod:`multiprocessing`, which gives it
+    the server's ``sys.argv``, and a gunicorn worker is forked); else ``WEB_CONCURRENCY``
+    (both servers' default for the option); else 1.
     """
-    allocator = Allocator(clock=clock)
-    hour = allocator.clock().replace(minute=0, second=0, microsecond=0)
+    environ = os.environ if environ is None else environ
+    argv = sys.argv if argv is None else argv
+    if "OPD_WORKERS" in environ:
+        return int(environ["OPD_WORKERS"])
+    for i, arg in enumerate(argv):
+        for option in ("--workers", "-w"):
+            if arg == option and i + 1 < len(argv):
+                return int(argv[i + 1])
+            if arg.startswith(f"{option}="):
+                return int(arg.partition("=")[2])
+    return int(environ.get("WEB_CONCURRENCY", "1"))
+
+
+def build_demo_day(allocator: Allocator, first: datetime, hours: int = 8) -> None:
+    """Two General Medicine doctors, hourly slots of four places from ``first``."""
     for doctor in (
         Doctor("D1", "Dr. Rao", department="General Medicine"),
         Doctor("D2", "Dr. Iyer", department="General Medicine"),
     ):
         allocator.add_doctor(doctor)
-        for i in range(8):
-            start = hour + timedelta(hours=i)
+        for i in range(hours):
+            start = first + timedelta(hours=i)
             slot_id = f"{doctor.id}@{start:%H}"
             allocator.add_slot(Slot(slot_id, doctor.id, start, start + timedelta(hours=1), 4))
+
+
+def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """An app over a demo day in memory: two General Medicine doctors, hourly slots of four
+    places from the current hour (of ``clock``, else the wall clock), so the demo can book
+    at any time of day. ``uvicorn --factory http_service:demo_app`` serves it.
+
+    The state lives in this process's memory, so it refuses to start (``RuntimeError``)
+    when :func:`workers_requested` says the server runs more than one worker: each would
+    hold a different allocator and hand out the same token ids. In a worker spawned by
+    uvicorn's supervisor it also stops the supervisor, which would otherwise restart the
+    failing worker forever. Use :func:`postgres_app` for several workers.
+    """
+    workers = workers_requested()
+    if workers > 1:
+        if multiprocessing.parent_process() is not None:
+            # A worker uvicorn's supervisor spawned: it would restart a worker that fails
+            # to start, forever; stop the supervisor, so the whole server refuses to start.
+            os.kill(os.getppid(), signal.SIGTERM)
+        raise RuntimeError(
+            f"the in-memory app serves one process, but {workers} workers were requested: "
+            "each would keep its own allocator; run one worker, or use postgres_app "
+            "(a journal in PostgreSQL shared by every worker)"
+        )
+    allocator = Allocator(clock=clock)
+    build_demo_day(allocator, allocator.clock().replace(minute=0, second=0, microsecond=0))
     return create_app(allocator)
+
+
+def postgres_app() -> FastAPI:
+    """An app over a demo day whose journal lives in PostgreSQL; any number of workers.
+
+    ``OPD_POSTGRES_DSN`` is the connection string (required); ``OPD_DAY`` the OPD date,
+    ISO 8601 (default: today), which also names the journal. The day's slots run from
+    08:00 to 20:00. Every worker opens its own connection and replica; the first to start
+    builds the day::
+
+        OPD_POSTGRES_DSN="dbname=opd" uvicorn --factory http_service:postgres_app --workers 4
+    """
+    from postgres_journal import PostgresJournal  # a sibling recipe; needs psycopg
+
+    dsn = os.environ.get("OPD_POSTGRES_DSN")
+    if not dsn:
+        raise RuntimeError("postgres_app needs OPD_POSTGRES_DSN, a PostgreSQL connection string")
+    day = date.fromisoformat(os.environ.get("OPD_DAY") or date.today().isoformat())
+    journal = PostgresJournal(dsn, day=day.isoformat())
+    journal.setup(lambda alloc: build_demo_day(alloc, datetime.combine(day, time(8)), 12))
+    return create_app(journal)

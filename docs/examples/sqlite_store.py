@@ -21,12 +21,15 @@ Typical start-up::
     store = SQLiteStore("opd.sqlite3")
     allocator = store.load(policies=POLICIES)
     if allocator is None:            # first start: nothing saved yet
-        allocator = build_the_day()  # add_doctor / add_slot emit no events...
-        store.save(allocator)        # ...so save the set-up explicitly
-    persist_on_change(allocator, store)
+        allocator = build_the_day()
+    persist_on_change(allocator, store)  # saves the set-up now, then every change
 
 :func:`persist_on_change` then saves after every change the allocator reports, so a crash
 after a call returns loses nothing.
+
+Each save writes the whole state, O(n) in the tokens, under the allocator's lock: fine for
+a few thousand tokens and one process. For larger days, or several workers, keep a journal
+of events instead (``sqlite_journal.py``, ``postgres_journal.py``): O(1) per change.
 """
 
 from __future__ import annotations
@@ -156,8 +159,8 @@ def persist_on_change(allocator: Allocator, store: SQLiteStore) -> Callable[[], 
     """Save ``allocator`` to ``store`` now and after every change it reports.
 
     Returns the unsubscribe function. Call it before other threads use the allocator. It
-    first saves the current state, because ``add_doctor`` and ``add_slot`` emit no events:
-    call ``store.save(allocator)`` yourself after adding doctors or slots later.
+    first saves the current state (the day set up before it); later ``add_doctor`` and
+    ``add_slot`` calls report events and are saved like any change.
 
     **When it saves.** The allocator delivers events once a call's change is complete,
     still under its lock, in order, possibly several per call (a cancel that refills the
