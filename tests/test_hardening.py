@@ -245,7 +245,7 @@ def test_check_in_returns_the_token_as_it_stands_after_nested_calls(clock: Clock
     assert arrived.priority is Priority.PAID
 
 
-def test_slot_views_are_consistent(clock: Clock) -> None:
+def test_slot_view_is_a_frozen_copy_of_the_figures(clock: Clock) -> None:
     """Issue: "slot() returns a live object whose properties are read without the lock":
     ``Allocator.slot`` returns the slot, and its figures (occupancy, free, overflow,
     waiting, present) are each one read of counters the allocator changes under its lock;
@@ -299,10 +299,11 @@ def test_a_refused_waitlist_is_not_rescanned(clock: Clock) -> None:
     alloc.check_invariants()
 
 
-def test_protected_tokens_are_displaced_last_and_cheaply(clock: Clock) -> None:
+def test_protected_tokens_are_still_displaced_last(clock: Clock) -> None:
     """Issue: "resize(slot, 0) is quadratic when every waiting token is protected": the
-    victim is found with a few bisections. The rule is unchanged: the lowest-ranked token
-    moved fewer than max_moves times goes first, protected ones only when nobody else can."""
+    victim is now found with a few bisections (bench_edges.py measures the cost), and the
+    rule is unchanged: the lowest-ranked token moved fewer than max_moves times goes first,
+    protected ones only when nobody else can."""
     policies = Policies(reallocation=Reallocation(max_moves=1, pull_forward=False))
     alloc = Allocator(policies=policies, clock=clock)
     alloc.add_doctor(DOCTORS[0])

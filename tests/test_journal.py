@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import Clock
 from opd_engine import (
     AccumulatingPriority,
     Aging,
@@ -49,14 +50,6 @@ from opd_engine._journal import KINDS
 
 DAY = datetime(2026, 11, 25)
 DOCTORS = ("D1", "D2", "D3")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class MyCapacity:

@@ -9,6 +9,7 @@ snapshot), so a replica ends where the original ended, whatever the policies.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
@@ -257,7 +258,7 @@ class _Replay:
         aware = slot.start.tzinfo is not None
         if alloc._aware is not None and aware != alloc._aware:
             raise self.fail("naive and aware datetimes mixed")
-        index = sum(1 for start in desk.starts if start < slot._at)
+        index = bisect_left(desk.starts, slot._at)  # as add_slot finds it
         for other in desk.slots[max(0, index - 1) : index + 1]:
             if other._at < slot._until and slot._at < other._until:
                 raise self.fail(f"slot {slot.id!r} overlaps slot {other.id!r}")
