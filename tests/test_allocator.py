@@ -42,6 +42,7 @@ from opd_engine import (
     UnknownSlotError,
     UnknownTokenError,
 )
+from opd_engine._slot import wait_key
 
 ONLINE = Source.ONLINE
 TOKEN_FIELDS = [
@@ -585,18 +586,15 @@ def test_check_invariants_passes_on_a_busy_day(build: Build, clock: Clock) -> No
 
 def test_check_invariants_detects_a_token_missing_from_its_queue(alloc: Allocator) -> None:
     token = alloc.book("A", "D1", source=ONLINE)
-    alloc.slot("D1@09")._waiting.remove((token.priority, token.seq, token.id))
-    with pytest.raises(
-        AssertionError,
-        match=re.escape("invariant 'booked list is the not-arrived part of the queue' broken"),
-    ):
+    alloc.slot("D1@09")._absent.remove(wait_key(token))
+    with pytest.raises(AssertionError, match=re.escape("invariant 'queue id index' broken")):
         alloc.check_invariants()
 
 
 def test_check_invariants_detects_a_present_token_missing(alloc: Allocator) -> None:
     token = alloc.book("A", "D1")
-    alloc.slot("D1@09")._waiting.remove((token.priority, token.seq, token.id))
-    with pytest.raises(AssertionError, match=re.escape("invariant 'filed tokens wait' broken")):
+    alloc.slot("D1@09")._arrived.remove(wait_key(token))  # still filed for calling
+    with pytest.raises(AssertionError, match=re.escape("invariant 'queue id index' broken")):
         alloc.check_invariants()
 
 

@@ -466,6 +466,8 @@ CORRUPTIONS: list[tuple[str, object, str]] = [
     ("slots.0.closed", 0, "snapshot.slots[0].closed must be bool"),
     ("slots.0.elastic", -1, "snapshot.slots[0].elastic must be >= 0"),
     ("allocator_version", -1, "snapshot.allocator_version must be >= 0"),
+    # Queue keys hold seq in 40 bits.
+    ("seq", 2**40, f"snapshot.seq must be in [0, {2**40 - 1}], got {2**40}"),
     ("slots.2.start", "2026-11-24T11:30:00", "snapshot.slots[2].start must be on 2026-11-25"),
 ]
 

@@ -13,7 +13,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from ._desk import Desk
-from ._slot import Slot
+from ._slot import SEQ_BITS, SEQ_MASK, Slot
 from ._values import Priority, Source, TokenStatus
 from .policies import Duplicates
 
@@ -141,11 +141,24 @@ def _check_desk(alloc: Allocator, desk: Desk, place: Callable[[str, str], None])
     _require(desk.slot_index == {slot.id: slot for slot in desk.slots}, "slot id index", doctor_id)
     for a, b in zip(desk.slots, desk.slots[1:], strict=False):
         _require(a._until <= b._at, "slots never overlap", f"{a.id!r} and {b.id!r}")
-    keys = list(desk.waitlist._keys)
-    _require(_sorted(keys), "waitlist sorted", doctor_id)  # type: ignore[arg-type]
+    waitlist = desk.waitlist
+    by_class: dict[tuple[Source, Priority], list[int]] = {}
+    for group_class, group in waitlist._classes.items():
+        listed = list(group)
+        _require(len(listed) > 0, "no empty waitlist classes", doctor_id)
+        _require(_sorted(listed), "waitlist classes sorted", doctor_id)  # type: ignore[arg-type]
+        by_class[group_class] = listed
+    keys = sorted(key for listed in by_class.values() for key in listed)
+    _require(
+        {key & SEQ_MASK for key in keys} == waitlist._ids.keys()
+        and len(keys) == len(waitlist._ids),
+        "waitlist id index",
+        doctor_id,
+    )
     present = []
     for key in keys:
-        priority, seq, token_id = key
+        priority, seq = key >> SEQ_BITS, key & SEQ_MASK
+        token_id = waitlist._ids[seq]
         token = tokens.get(token_id)
         _require(token is not None, "waitlist holds issued tokens", token_id)
         assert token is not None
@@ -155,19 +168,15 @@ def _check_desk(alloc: Allocator, desk: Desk, place: Callable[[str, str], None])
             "waitlist entries match their tokens",
             token,
         )
+        _require(
+            by_class.get((token.source, token.priority), [key]).count(key) == 1,
+            "waitlist class index",
+            token,
+        )
         if token.checked_in_at is not None:
             present.append(key)
         place(token_id, f"the waitlist of {doctor_id!r}")
-    _require(list(desk.waitlist._present) == present, "present-waitlist index", doctor_id)
-    by_class: dict[tuple[Source, Priority], list[object]] = {}
-    for key in keys:
-        token = tokens[key[2]]
-        by_class.setdefault((token.source, token.priority), []).append(key)
-    _require(
-        {c: list(v) for c, v in desk.waitlist._classes.items()} == by_class,
-        "waitlist class index",
-        doctor_id,
-    )
+    _require(list(waitlist._present) == present, "present-waitlist index", doctor_id)
     if desk.current is not None:
         token = tokens.get(desk.current)
         _require(
@@ -190,55 +199,66 @@ def _check_queue(
 ) -> None:
     tokens = alloc._day.tokens
     ordering = alloc.policies.ordering
-    waiting = list(slot._waiting)
-    _require(_sorted(waiting), "queue sorted on (priority, seq)", slot.id)  # type: ignore[arg-type]
     absent = list(slot._absent)
     _require(_sorted(absent), "booked list sorted", slot.id)  # type: ignore[arg-type]
-    booked = []
-    protected = []
-    for key in waiting:
-        priority, seq, token_id = key
-        token = tokens.get(token_id)
-        _require(token is not None, "queue holds issued tokens", token_id)
-        assert token is not None
-        _require(
-            (token.priority, token.seq, token.slot_id, token.doctor_id)
-            == (priority, seq, slot.id, slot.doctor_id),
-            "queue entries match their tokens",
-            token,
-        )
-        _require(token.status.waiting, "queue holds waiting tokens", token)
-        filed = token_id in slot._filed
-        _require(
-            filed == (token.status is TokenStatus.CHECKED_IN),
-            "checked-in tokens are filed for calling",
-            token,
-        )
-        if not filed:
-            booked.append(key)
-        if token.moves >= slot._protect_at and token.priority is not Priority.EMERGENCY:
-            protected.append(key)
-        _require(
-            (desk.available and not slot._closed) or token.missed_calls > 0,
-            "closed slots hold no waiting tokens but those a missed call sent back",
-            token,
-        )
-        place(token_id, f"slot {slot.id!r}")
-    _require(booked == absent, "booked list is the not-arrived part of the queue", slot.id)
-    _require(list(slot._protected) == protected, "protected-token index", slot.id)
-    _require(len(slot._filed) == len(waiting) - len(booked), "filed tokens wait", slot.id)
+    arrived = list(slot._arrived)
+    _require(_sorted(arrived), "checked-in list sorted", slot.id)  # type: ignore[arg-type]
+    _require(
+        len(absent) + len(arrived) == len(slot._ids)
+        and {key & SEQ_MASK for key in absent + arrived} == slot._ids.keys(),
+        "queue id index",
+        slot.id,
+    )
+    for keys, protected_keys, here in (
+        (absent, slot._protected_absent, False),
+        (arrived, slot._protected_arrived, True),
+    ):
+        protected = []
+        for key in keys:
+            priority, seq = key >> SEQ_BITS, key & SEQ_MASK
+            token_id = slot._ids[seq]
+            token = tokens.get(token_id)
+            _require(token is not None, "queue holds issued tokens", token_id)
+            assert token is not None
+            _require(
+                (token.priority, token.seq, token.slot_id, token.doctor_id)
+                == (priority, seq, slot.id, slot.doctor_id),
+                "queue entries match their tokens",
+                token,
+            )
+            _require(token.status.waiting, "queue holds waiting tokens", token)
+            _require(
+                (token.status is TokenStatus.CHECKED_IN) == here == (token_id in slot._filed),
+                "checked-in tokens are filed for calling",
+                token,
+            )
+            if token.moves >= slot._protect_at and token.priority is not Priority.EMERGENCY:
+                protected.append(key)
+            _require(
+                (desk.available and not slot._closed) or token.missed_calls > 0,
+                "closed slots hold no waiting tokens but those a missed call sent back",
+                token,
+            )
+            place(token_id, f"slot {slot.id!r}")
+        _require(list(protected_keys) == protected, "protected-token index", slot.id)
+    _require(len(slot._filed) == len(arrived), "filed tokens wait", slot.id)
     filed_count = 0
     for level, entries in slot._levels.items():
         _require(len(entries) > 0, "no empty levels", slot.id)
         listed = list(entries)
-        _require(_sorted(listed), "levels sorted by key", slot.id)  # type: ignore[arg-type]
+        _require(_sorted(listed), "levels sorted by key", slot.id)
         for entry in listed:
-            token = tokens[entry[1]]
-            record = slot._filed.get(entry[1])
+            seq = entry if slot._seq_keyed else entry[1]
+            found = slot._ids.get(seq)
+            _require(found is not None, "ordering index holds waiting tokens", entry)
+            assert found is not None
+            token_id = found
+            token = tokens[token_id]
+            record = slot._filed.get(token_id)
             _require(
                 record is not None
                 and record[:2] == (level, entry)
-                and entry[0] == ordering.key(token),
+                and (token.seq if slot._seq_keyed else (ordering.key(token), token.seq)) == entry,
                 "ordering index matches its tokens",
                 token,
             )
@@ -264,7 +284,7 @@ def _check_counts(
 ) -> None:
     """The slot's counters against the tokens met in the pass, and the capacity limit."""
     tokens = alloc._day.tokens
-    waiting = [tokens[k[2]] for k in slot._waiting]
+    waiting = [tokens[token_id] for token_id in slot._ids.values()]
     _require(slot._done == held[slot.id], "occupancy counts called patients", slot.id)
     emergencies = held_emergencies[slot.id] + sum(
         1 for t in waiting if t.priority is Priority.EMERGENCY

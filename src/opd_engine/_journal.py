@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from ._desk import Desk
-from ._slot import Slot
+from ._slot import MAX_SEQ, Slot
 from ._snapshot import _Reader, _show, _Times, datetime_to_text
 from ._values import Doctor, Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError, OPDError
@@ -116,7 +116,7 @@ def _token(item: _Reader) -> Token:
         slot_id=item.maybe_ident("slot_id"),
         priority=item.member("priority", Priority),
         source=item.member("source", Source),
-        seq=item.count("seq", 1),
+        seq=item.count("seq", 1, MAX_SEQ),
         number=item.count("number", 1),
         status=item.member("status", TokenStatus),
         booked_at=item.when("booked_at"),
@@ -297,6 +297,8 @@ class _Replay:
             raise self.fail(f"token {new.id!r} is waitlisted in slot {new.slot_id!r}")
         if old is not None and (old.patient_id, old.number) != (new.patient_id, new.number):
             raise self.fail(f"token {new.id!r} changes patient or number")
+        if new.seq > MAX_SEQ:
+            raise self.fail(f"token {new.id!r} has seq {new.seq}, above the largest, {MAX_SEQ}")
         held_there = (
             old is not None
             and old.status in _HELD

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from functools import partial
 from heapq import heappop, heappush, merge
-from typing import Any, final
+from typing import Any, Final, final
 
 import attrs
 from sortedcontainers import SortedList
@@ -23,17 +23,58 @@ from .policies import Aging, OrderingPolicy, StrictPriority
 
 __all__ = ["Slot", "SlotView"]
 
-# (priority, seq, token id): the contract's queue key, unique per token.
-WaitKey = tuple[int, int, str]
-# (level's key, token id) inside one level of the ordering index.
-PresentEntry = tuple[Any, str]
+# A waiting token's queue key: ``priority << SEQ_BITS | seq``, the contract's ``(priority,
+# seq)`` as one int (ints compare several times faster than tuples in a sorted list). A
+# slot and a waitlist each map ``seq`` back to the token id (``key & SEQ_MASK`` is ``seq``).
+SEQ_BITS: Final = 40
+SEQ_MASK: Final = (1 << SEQ_BITS) - 1
+#: The largest ``seq`` a key holds (about 10^12: far beyond any day's tokens).
+MAX_SEQ: Final = SEQ_MASK
+WaitKey = int
+# A checked-in token's entry in its level of the ordering index: its ``seq`` under an
+# ordering keyed by ``seq`` (StrictPriority, Aging), else ``(ordering key, seq)``.
+PresentEntry = Any
 # How a checked-in token is filed: (level, entry, pending level change or None).
 Filed = tuple[int, PresentEntry, "tuple[datetime, int, str] | None"]
-# Sorts before every non-emergency waiting key, after every emergency.
-_FIRST_NORMAL: WaitKey = (int(Priority.EMERGENCY) + 1, -1, "")
+# Sorts before every non-emergency key, after every emergency.
+_FIRST_NORMAL: Final = (int(Priority.EMERGENCY) + 1) << SEQ_BITS
 # Orderings whose key is ``seq``: the standing order is then (level, seq), and a position
 # is a few bisections.
 _SEQ_KEYED = (StrictPriority, Aging)
+
+
+def wait_key(token: Token) -> WaitKey:
+    """The queue key of ``token``. O(1)."""
+    return int(token.priority) << SEQ_BITS | token.seq
+
+
+def _entry_seq(entry: PresentEntry) -> int:
+    return entry if type(entry) is int else entry[1]
+
+
+def _last_unprotected(keys: SortedList[WaitKey], protected: SortedList[WaitKey]) -> int | None:
+    """The largest non-emergency key of ``keys`` not in ``protected`` (a subset of
+    ``keys``), or None. O(log^2 n)."""
+    first = keys.bisect_left(_FIRST_NORMAL)
+    last = len(keys) - 1
+    if first > last:
+        return None
+    if not protected or keys[last] not in protected:
+        return keys[last]
+    if len(protected) - protected.bisect_left(_FIRST_NORMAL) == last - first + 1:
+        return None  # all protected
+    # The largest i whose key is not protected: the unprotected keys at or after index i
+    # number (last - i + 1) - (protected keys >= keys[i]), which falls as i grows; find the
+    # last i where it is still 1 or more.
+    low, high = first, last
+    while low < high:
+        middle = (low + high + 1) // 2
+        unprotected = last - middle + 1 - (len(protected) - protected.bisect_left(keys[middle]))
+        if unprotected >= 1:
+            low = middle
+        else:
+            high = middle - 1
+    return keys[low]
 
 
 def _check_end(instance: Slot, attribute: Any, value: Any) -> None:
@@ -82,17 +123,19 @@ class Slot:
     # Start and end in real time (UTC when aware), for every comparison and duration.
     _at: datetime = attrs.field(init=False)
     _until: datetime = attrs.field(init=False)
-    # Waiting tokens keyed (priority, seq, id).
-    _waiting: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
-    # The booked (not yet arrived) subset of _waiting.
+    # Every waiting token: seq -> id (its key is ``priority << SEQ_BITS | seq``).
+    _ids: dict[int, str] = attrs.field(init=False, factory=dict)
+    # Keys of the booked (not yet arrived) waiting tokens.
     _absent: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    # Keys of the checked-in waiting tokens (also filed by the ordering, in _levels).
+    _arrived: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
     # Places held by tokens no longer waiting (in consultation, completed).
     _done: int = attrs.field(init=False, default=0)
     # Emergency place holders (waiting or not).
     _emergencies: int = attrs.field(init=False, default=0)
     # Non-emergency place holders per source, for quotas.
     _sources: dict[Source, int] = attrs.field(init=False, factory=dict)
-    # Checked-in tokens: level -> entries sorted by the ordering's key.
+    # Checked-in tokens: level -> entries sorted by the ordering's key (see PresentEntry).
     _levels: dict[int, SortedList[PresentEntry]] = attrs.field(init=False, factory=dict)
     # token id -> (level, entry in that level, pending level change or None).
     _filed: dict[str, Filed] = attrs.field(init=False, factory=dict)
@@ -100,6 +143,7 @@ class Slot:
     # stays until it comes due and is then skipped: cheaper than removing it.
     _changes: list[tuple[datetime, int, str]] = attrs.field(init=False, factory=list)
     _ordering: OrderingPolicy | None = attrs.field(init=False, default=None)
+    _seq_keyed: bool = attrs.field(init=False, default=False)  # the ordering's key is seq
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
     # Closed by close_slot: no bookings, no refills, never reopened.
     _closed: bool = attrs.field(init=False, default=False)
@@ -109,9 +153,11 @@ class Slot:
     # The inverse of each change of the call in progress, kept only when the policies are
     # not all shipped ones (a user's policy may fail half-way through a call).
     _undo: Undo | None = attrs.field(init=False, default=None)  # the allocator's, once added
-    # Waiting non-emergency tokens moved ``_protect_at`` times or more (the reallocation
-    # policy's max_moves when the slot was added): displaced only as the last resort.
-    _protected: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    # Keys of the waiting non-emergency tokens moved ``_protect_at`` times or more (the
+    # reallocation policy's max_moves when the slot was added), booked and checked in apart:
+    # displaced only as the last resort.
+    _protected_absent: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    _protected_arrived: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
     _protect_at: int = attrs.field(init=False, default=2**62)
 
     # ----------------------------------------------------------------- read-only views
@@ -148,7 +194,7 @@ class Slot:
     @property
     def occupancy(self) -> int:
         """Tokens holding a place: booked, checked in, in consultation, completed. O(1)."""
-        return len(self._waiting) + self._done
+        return len(self._ids) + self._done
 
     @property
     def free(self) -> int:
@@ -175,7 +221,7 @@ class Slot:
     @property
     def waiting(self) -> int:
         """Tokens waiting in the queue (booked or checked in). O(1)."""
-        return len(self._waiting)
+        return len(self._ids)
 
     @property
     def present(self) -> int:
@@ -184,10 +230,7 @@ class Slot:
 
     def _present_emergencies(self) -> int:
         """Checked-in emergencies waiting to be called. O(log n)."""
-        first_non_emergency: WaitKey = (int(Priority.EMERGENCY) + 1, -1, "")
-        return self._waiting.bisect_left(first_non_emergency) - self._absent.bisect_left(
-            first_non_emergency
-        )
+        return self._arrived.bisect_left(_FIRST_NORMAL)
 
     @property
     def emergencies(self) -> int:
@@ -201,8 +244,8 @@ class Slot:
     def _repr_html_(self) -> str:
         """The slot's figures and waiting tokens for notebooks (escaped, at most 50 rows).
         O(n)."""
-        tokens = self._tokens
-        waiting = [tokens[token_id] for _, _, token_id in self._waiting if token_id in tokens]
+        tokens, ids = self._tokens, self._ids
+        waiting = [tokens[ids[key & SEQ_MASK]] for key in merge(self._absent, self._arrived)]
         return _display.slot_html(self, waiting)
 
     def __repr__(self) -> str:
@@ -222,58 +265,74 @@ class Slot:
         protect_at: int = 2**62,
     ) -> None:
         self._ordering = ordering
+        self._seq_keyed = ordering is not None and isinstance(ordering, _SEQ_KEYED)
         self._tokens = tokens
         self._undo = undo
         self._protect_at = protect_at
 
     def _add(self, token: Token, now: datetime) -> None:
         """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
-        # The ordering (user code, which may fail) is asked before anything changes.
-        filing = self._filing(token, now) if token.status is TokenStatus.CHECKED_IN else None
-        key = (token.priority, token.seq, token.id)
-        self._waiting.add(key)
+        seq = token.seq
+        key = int(token.priority) << SEQ_BITS | seq
+        if token.status is TokenStatus.CHECKED_IN:
+            # The ordering (user code, which may fail) is asked before anything changes.
+            filing = self._filing(token, now)
+            self._arrived.add(key)
+            self._file(token.id, filing)
+            protected = self._protected_arrived
+        else:
+            self._absent.add(key)
+            protected = self._protected_absent
+        self._ids[seq] = token.id
         if token.priority is Priority.EMERGENCY:
             self._emergencies += 1
         else:
             sources = self._sources
             sources[token.source] = sources.get(token.source, 0) + 1
             if token.moves >= self._protect_at:
-                self._protected.add(key)
-        if filing is None:
-            self._absent.add(key)
-        else:
-            self._file(token.id, filing)
+                protected.add(key)
         undo = self._undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self._remove, token))
 
     def _remove(self, token: Token) -> None:
         """Unfile a waiting token that gives up its place. O(log n)."""
-        key = (token.priority, token.seq, token.id)
-        self._waiting.remove(key)
-        self._count(token, -1)
-        if token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY:
-            self._protected.remove(key)
+        seq = token.seq
+        key = int(token.priority) << SEQ_BITS | seq
+        del self._ids[seq]
         filed = self._filed.get(token.id)
         if filed is not None:
+            self._arrived.remove(key)
             self._unfile(token.id)
+            protected = self._protected_arrived
         else:
             self._absent.remove(key)
+            protected = self._protected_absent
+        if token.priority is Priority.EMERGENCY:
+            self._emergencies -= 1
+        else:
+            self._sources[token.source] -= 1
+            if token.moves >= self._protect_at:
+                protected.remove(key)
         undo = self._undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self._restore, token, filed))
 
     def _restore(self, token: Token, filed: Filed | None) -> None:
         """Undo :meth:`_remove`: file the token back exactly as it was. O(log n)."""
-        key = (token.priority, token.seq, token.id)
-        self._waiting.add(key)
-        self._count(token, 1)
-        if token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY:
-            self._protected.add(key)
+        seq = token.seq
+        key = int(token.priority) << SEQ_BITS | seq
+        self._ids[seq] = token.id
         if filed is None:
             self._absent.add(key)
+            protected = self._protected_absent
         else:
+            self._arrived.add(key)
             self._file(token.id, filed)
+            protected = self._protected_arrived
+        self._count(token, 1)
+        if token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY:
+            protected.add(key)
 
     def _count(self, token: Token, step: int) -> None:
         if token.priority is Priority.EMERGENCY:
@@ -296,26 +355,32 @@ class Slot:
         self._count(token, -1)
 
     def _seat(self, token: Token) -> None:
-        """A waiting token was called: it leaves the queue but keeps its place. O(log n)."""
-        key = (token.priority, token.seq, token.id)
-        self._waiting.remove(key)
+        """A checked-in token was called: it leaves the queue but keeps its place.
+        O(log n)."""
+        seq = token.seq
+        key = int(token.priority) << SEQ_BITS | seq
+        self._arrived.remove(key)
+        del self._ids[seq]
         self._done += 1
         protected = token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY
         if protected:
-            self._protected.remove(key)
+            self._protected_arrived.remove(key)
         filed = self._filed[token.id]
         self._unfile(token.id)
         undo = self._undo
         if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._unseat_call, key, filed, protected))
+            undo.steps.append(partial(self._unseat_call, token, filed, protected))
 
-    def _unseat_call(self, key: WaitKey, filed: Filed, protected: bool) -> None:
+    def _unseat_call(self, token: Token, filed: Filed, protected: bool) -> None:
         """Undo :meth:`_seat`. O(log n)."""
-        self._waiting.add(key)
+        seq = token.seq
+        key = int(token.priority) << SEQ_BITS | seq
+        self._arrived.add(key)
+        self._ids[seq] = token.id
         self._done -= 1
         if protected:
-            self._protected.add(key)
-        self._file(key[2], filed)
+            self._protected_arrived.add(key)
+        self._file(token.id, filed)
 
     def _unseat(self, token: Token) -> None:
         """A called token gives its place back (a missed call). O(1)."""
@@ -331,19 +396,29 @@ class Slot:
         self._count(token, 1)
 
     def _arrive(self, token: Token, now: datetime) -> None:
-        """A booked token checked in: move it from the absent list to the index. O(log n)."""
+        """A booked token checked in: move its key from the booked to the checked-in list
+        and file it for calling. O(log n)."""
         filing = self._filing(token, now)
-        key = (token.priority, token.seq, token.id)
+        key = int(token.priority) << SEQ_BITS | token.seq
         self._absent.remove(key)
+        self._arrived.add(key)
         self._file(token.id, filing)
+        protected = token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY
+        if protected:
+            self._protected_absent.remove(key)
+            self._protected_arrived.add(key)
         undo = self._undo
         if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._depart, key))
+            undo.steps.append(partial(self._depart, token.id, key, protected))
 
-    def _depart(self, key: WaitKey) -> None:
+    def _depart(self, token_id: str, key: WaitKey, protected: bool) -> None:
         """Undo :meth:`_arrive`. O(log n)."""
-        self._unfile(key[2])
+        self._unfile(token_id)
+        self._arrived.remove(key)
         self._absent.add(key)
+        if protected:
+            self._protected_arrived.remove(key)
+            self._protected_absent.add(key)
 
     def _set_capacity(self, capacity: int) -> None:
         undo = self._undo
@@ -372,7 +447,7 @@ class Slot:
         ordering = self._ordering
         assert ordering is not None
         level = ordering.level(token, now)
-        entry: PresentEntry = (ordering.key(token), token.id)
+        entry: PresentEntry = token.seq if self._seq_keyed else (ordering.key(token), token.seq)
         when = ordering.next_change(token, now)
         change = None if when is None else (when, token.seq, token.id)
         return level, entry, change
@@ -425,15 +500,20 @@ class Slot:
         """The id of the checked-in token the ordering calls first. O(log n)."""
         if not self._filed:
             return None
-        self._advance(now)
+        changes = self._changes
+        if changes and changes[0][0] <= now:
+            self._advance(now)
         levels = self._levels
         ordering = self._ordering
         assert ordering is not None
         if ordering.lexicographic:
-            return levels[min(levels)][0][1]
-        order = sorted(levels)
-        heads = [self._tokens[levels[level][0][1]] for level in order]
-        return levels[order[ordering.pick(heads, now)]][0][1]
+            head = levels[min(levels)][0]
+        else:
+            order = sorted(levels)
+            ids, tokens = self._ids, self._tokens
+            heads = [tokens[ids[_entry_seq(levels[level][0])]] for level in order]
+            head = levels[order[ordering.pick(heads, now)]][0]
+        return self._ids[head if type(head) is int else head[1]]
 
     def _called_order(self, now: datetime) -> Iterator[tuple[int, int, str]]:
         """Checked-in tokens as ``(level, seq, id)`` in the order the ordering calls them
@@ -442,23 +522,31 @@ class Slot:
         ordering = self._ordering
         assert ordering is not None
         levels = self._levels
-        tokens = self._tokens
+        ids, tokens = self._ids, self._tokens
         order = sorted(levels)
         if ordering.lexicographic:
             for level in order:
-                for _, token_id in levels[level]:
-                    yield level, tokens[token_id].seq, token_id
+                for entry in levels[level]:
+                    seq = _entry_seq(entry)
+                    yield level, seq, ids[seq]
             return
         cursors = dict.fromkeys(order, 0)
         while cursors:
             live = list(cursors)
-            heads = [tokens[levels[level][cursors[level]][1]] for level in live]
+            heads = [tokens[ids[_entry_seq(levels[level][cursors[level]])]] for level in live]
             level = live[ordering.pick(heads, now)]
-            token_id = levels[level][cursors[level]][1]
-            yield level, tokens[token_id].seq, token_id
+            seq = _entry_seq(levels[level][cursors[level]])
+            yield level, seq, ids[seq]
             cursors[level] += 1
             if cursors[level] == len(levels[level]):
                 del cursors[level]
+
+    def _booked_order(self) -> Iterator[tuple[int, int, str]]:
+        """Booked tokens as ``(priority, seq, id)`` in queue order. O(n)."""
+        ids = self._ids
+        for key in self._absent:
+            seq = key & SEQ_MASK
+            yield key >> SEQ_BITS, seq, ids[seq]
 
     def _standing(self, now: datetime) -> Iterator[str]:
         """Every waiting token id in the standing order as of ``now``. O(n).
@@ -467,7 +555,7 @@ class Slot:
         seq)`` order: whichever stream's head has the smaller ``(level, seq)`` goes first,
         a booked token's level being its triaged priority (it does not age).
         """
-        for _, _, token_id in merge(self._called_order(now), self._absent):
+        for _, _, token_id in merge(self._called_order(now), self._booked_order()):
             yield token_id
 
     def _position(self, token: Token, now: datetime) -> int:
@@ -479,7 +567,7 @@ class Slot:
         ordering = self._ordering
         assert ordering is not None
         self._advance(now)
-        if ordering.lexicographic and isinstance(ordering, _SEQ_KEYED):
+        if ordering.lexicographic and self._seq_keyed:
             filed = self._filed.get(token.id)
             if filed is not None:
                 level = filed[0]
@@ -487,9 +575,9 @@ class Slot:
             else:
                 level = int(token.priority)
                 entries = self._levels.get(level)
-                within = 0 if entries is None else entries.bisect_left((token.seq, ""))
+                within = 0 if entries is None else entries.bisect_left(token.seq)
             ahead = sum(len(v) for lv, v in self._levels.items() if lv < level) + within
-            booked = self._absent.bisect_left((level, token.seq, token.id))
+            booked = self._absent.bisect_left(level << SEQ_BITS | token.seq)
             return ahead + booked + 1
         for place, token_id in enumerate(self._standing(now), start=1):
             if token_id == token.id:
@@ -498,41 +586,40 @@ class Slot:
 
     def _victim(self, max_moves: int) -> str | None:
         """The id of the token to displace: the lowest-ranked waiting non-emergency token
-        moved fewer than ``max_moves`` times, else the lowest-ranked one (protected tokens
-        go last); None if only emergencies wait. O(log^2 n) (O(n) if ``max_moves`` is not
-        the one the slot was added under, which only a user's policy can do)."""
-        waiting = self._waiting
-        first = waiting.bisect_left(_FIRST_NORMAL)
-        last = len(waiting) - 1
-        if first > last:
-            return None
+        (lowest priority, latest ``seq``) moved fewer than ``max_moves`` times, else the
+        lowest-ranked one (protected tokens go last); None if only emergencies wait.
+        O(log^2 n) (O(n) if ``max_moves`` is not the one the slot was added under, which
+        only a user's policy can do)."""
+        ids = self._ids
         if max_moves != self._protect_at:
             tokens = self._tokens
             fallback = None
-            for i in range(last, first - 1, -1):
-                token_id = waiting[i][2]
+            for key in merge(reversed(self._absent), reversed(self._arrived), reverse=True):
+                if key < _FIRST_NORMAL:
+                    break
+                token_id = ids[key & SEQ_MASK]
                 if tokens[token_id].moves < max_moves:
                     return token_id
                 if fallback is None:
                     fallback = token_id
             return fallback
-        protected = self._protected
-        if len(protected) == last - first + 1 or waiting[last] not in protected:
-            return waiting[last][2]  # all protected, or the lowest-ranked is not
-        # The largest i whose key is not protected: the unprotected keys at or after
-        # index i number (last - i + 1) - (protected keys >= waiting[i]), which falls as i
-        # grows; find the last i where it is still 1 or more.
-        low, high = first, last
-        while low < high:
-            middle = (low + high + 1) // 2
-            unprotected = (
-                last - middle + 1 - (len(protected) - protected.bisect_left(waiting[middle]))
+        candidates = [
+            key
+            for key in (
+                _last_unprotected(self._absent, self._protected_absent),
+                _last_unprotected(self._arrived, self._protected_arrived),
             )
-            if unprotected >= 1:
-                low = middle
-            else:
-                high = middle - 1
-        return waiting[low][2]
+            if key is not None
+        ]
+        if not candidates:  # every non-emergency is protected (or none waits)
+            candidates = [
+                keys[-1]
+                for keys in (self._absent, self._arrived)
+                if keys and keys[-1] >= _FIRST_NORMAL
+            ]
+            if not candidates:
+                return None
+        return ids[max(candidates) & SEQ_MASK]
 
 
 @final
@@ -559,7 +646,7 @@ class SlotView:
     @classmethod
     def of(cls, slot: Slot) -> SlotView:
         """The figures of ``slot`` now (the caller holds the lock). O(1)."""
-        occupancy = len(slot._waiting) + slot._done
+        occupancy = len(slot._ids) + slot._done
         capacity = slot._capacity
         return cls(
             id=slot._id,
@@ -570,7 +657,7 @@ class SlotView:
             occupancy=occupancy,
             free=max(0, capacity - occupancy),
             overflow=max(0, occupancy - capacity),
-            waiting=len(slot._waiting),
+            waiting=len(slot._ids),
             present=len(slot._filed),
             emergencies=slot._emergencies,
             elastic=slot._elastic,
@@ -625,31 +712,38 @@ class Undo:
 
 @final
 class Waitlist:
-    """A doctor's waitlist: tokens without a slot, in ``(priority, seq)`` order."""
+    """A doctor's waitlist: tokens without a slot, in ``(priority, seq)`` order.
 
-    __slots__ = ("_classes", "_keys", "_present", "_undo")
+    Kept as one sorted list of keys per (source, priority) class (at most 16): a capacity
+    policy admits or refuses a whole class at once, so a refill asks it once per class,
+    never once per token; the waitlist order is their merge.
+    """
+
+    __slots__ = ("_classes", "_ids", "_present", "_undo")
 
     def __init__(self, undo: Undo | None = None) -> None:
-        self._keys: SortedList[WaitKey] = SortedList()
-        # The subset whose patients are present (checked_in_at set): idle-fill calls them.
-        self._present: SortedList[WaitKey] = SortedList()
-        # The same keys by (source, priority): a capacity policy admits or refuses a whole
-        # class at once, so a refill asks it once per class, never once per token.
+        # seq -> id of every waitlisted token.
+        self._ids: dict[int, str] = {}
+        # Keys by (source, priority) class.
         self._classes: dict[tuple[Source, Priority], SortedList[WaitKey]] = {}
+        # The keys of the tokens whose patients are present (checked_in_at set): idle-fill
+        # calls them.
+        self._present: SortedList[WaitKey] = SortedList()
         self._undo = undo
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._ids)
 
     def __iter__(self) -> Iterator[str]:
-        """Token ids in order. O(n)."""
-        for _, _, token_id in self._keys:
-            yield token_id
+        """Token ids in order. O(n log c) for c classes."""
+        ids = self._ids
+        for key in merge(*self._classes.values()):
+            yield ids[key & SEQ_MASK]
 
     def add(self, token: Token) -> None:
         """O(log n)."""
-        key = (token.priority, token.seq, token.id)
-        self._keys.add(key)
+        key = int(token.priority) << SEQ_BITS | token.seq
+        self._ids[token.seq] = token.id
         if token.checked_in_at is not None:
             self._present.add(key)
         group = self._classes.get((token.source, token.priority))
@@ -662,8 +756,8 @@ class Waitlist:
 
     def remove(self, token: Token) -> None:
         """O(log n)."""
-        key = (token.priority, token.seq, token.id)
-        self._keys.remove(key)
+        key = int(token.priority) << SEQ_BITS | token.seq
+        del self._ids[token.seq]
         if token.checked_in_at is not None:
             self._present.remove(key)
         group = self._classes[token.source, token.priority]
@@ -676,7 +770,7 @@ class Waitlist:
 
     def arrive(self, token: Token) -> None:
         """A waitlisted patient is present now. O(log n)."""
-        key = (token.priority, token.seq, token.id)
+        key = int(token.priority) << SEQ_BITS | token.seq
         self._present.add(key)
         undo = self._undo
         if undo is not None and undo.steps is not None:
@@ -687,15 +781,17 @@ class Waitlist:
         ``admits`` accepts, or None. O(c log n) for c classes (at most 16)."""
         best: WaitKey | None = None
         for (source, priority), group in self._classes.items():
-            head = group[0]
+            head: WaitKey = group[0]
             if (best is None or head < best) and admits(source, priority):
                 best = head
-        return None if best is None else best[2]
+        return None if best is None else self._ids[best & SEQ_MASK]
 
     def first_present(self) -> str | None:
         """The id of the first present patient in waitlist order, or None. O(log n)."""
-        return self._present[0][2] if self._present else None
+        present = self._present
+        return self._ids[present[0] & SEQ_MASK] if present else None
 
     def position(self, token: Token) -> int:
-        """1-based place. O(log n)."""
-        return self._keys.index((token.priority, token.seq, token.id)) + 1
+        """1-based place. O(c log n) for c classes."""
+        key = int(token.priority) << SEQ_BITS | token.seq
+        return sum(group.bisect_left(key) for group in self._classes.values()) + 1

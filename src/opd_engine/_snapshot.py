@@ -39,7 +39,7 @@ import attrs
 
 from ._check import EARLIEST, LATEST, MAX_MINUTES, check_id
 from ._desk import Desk
-from ._slot import Slot
+from ._slot import MAX_SEQ, Slot
 from ._values import Doctor, Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError
 
@@ -317,7 +317,7 @@ def load(
 
 def _fill(alloc: Allocator, root: _Reader) -> None:
     day = alloc._day
-    seq = root.count("seq", 0)
+    seq = root.count("seq", 0, MAX_SEQ)
     day.seq = seq
     day.version = root.count("allocator_version", 0)
     desks = alloc._desks
