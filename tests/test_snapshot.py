@@ -426,7 +426,7 @@ def test_the_first_problem_is_named(day: Allocator, clock: Clock) -> None:
 CORRUPTIONS: list[tuple[str, object, str]] = [
     ("version", "1", "snapshot.version must be int"),
     ("seq", True, "snapshot.seq must be int"),
-    ("seq", -1, "snapshot.seq must be >= 0"),
+    ("seq", -1, "snapshot.seq must be in [0, 1099511627775], got -1"),
     ("seq", 1, "snapshot.tokens[1].seq 2 is above snapshot.seq 1"),
     ("doctors", {}, "snapshot.doctors must be list"),
     ("doctors.0", "D1", "snapshot.doctors[0] must be an object"),
