@@ -183,3 +183,55 @@ def test_copy_token_copies_every_field() -> None:
     assert copy_token(token, {}) is not token
     changes: dict[str, object] = {"status": TokenStatus.COMPLETED, "moves": 3}
     assert copy_token(token, changes) == attrs.evolve(token, **changes)  # type: ignore[arg-type]
+
+
+def test_copiers_and_the_builder_are_evolve_and_init() -> None:
+    """The generated copiers of the hot paths equal ``attrs.evolve``, field for field, and
+    the positional builder equals ``Token(...)``."""
+    from opd_engine._desk import with_arrival, with_call, with_completion, with_move, with_status
+    from opd_engine._values import copier, new_token
+
+    base = datetime(2026, 11, 25, 9)
+    token = Token(
+        id="D1-007",
+        patient_id="P",
+        doctor_id="D1",
+        slot_id="D1@09",
+        priority=Priority.PAID,
+        source=Source.FOLLOW_UP,
+        seq=41,
+        number=7,
+        status=TokenStatus.BOOKED,
+        booked_at=base,
+        checked_in_at=base.replace(minute=5),
+        moves=2,
+        missed_calls=1,
+        called_at=base.replace(minute=9),
+        completed_at=base.replace(minute=30),
+    )
+    later = base.replace(hour=11)
+    cases: list[tuple[Token, dict[str, object]]] = [
+        (
+            with_arrival(token, TokenStatus.CHECKED_IN, later),
+            {"status": TokenStatus.CHECKED_IN, "checked_in_at": later},
+        ),
+        (
+            with_call(token, TokenStatus.IN_CONSULTATION, later),
+            {"status": TokenStatus.IN_CONSULTATION, "called_at": later},
+        ),
+        (
+            with_completion(token, TokenStatus.COMPLETED, later),
+            {"status": TokenStatus.COMPLETED, "completed_at": later},
+        ),
+        (with_status(token, TokenStatus.CANCELLED), {"status": TokenStatus.CANCELLED}),
+        (
+            with_move(token, "D2", None, TokenStatus.WAITLISTED, 3),
+            {"doctor_id": "D2", "slot_id": None, "status": TokenStatus.WAITLISTED, "moves": 3},
+        ),
+    ]
+    for copy, changes in cases:
+        assert copy == attrs.evolve(token, **changes)  # type: ignore[arg-type]
+        assert type(copy) is Token
+    assert new_token(*(getattr(token, f.name) for f in attrs.fields(Token))) == token
+    with pytest.raises(ValueError, match="colour"):
+        copier("status", "colour")

@@ -28,9 +28,9 @@ from ._check import (
     check_int,
     utc,
 )
-from ._desk import Day, Desk
+from ._desk import Day, Desk, with_arrival, with_status
 from ._slot import Slot, SlotView, Undo
-from ._values import Doctor, Priority, Source, Token, TokenStatus, check_priority
+from ._values import Doctor, Priority, Source, Token, TokenStatus, check_priority, new_token
 from .errors import (
     DuplicateBookingError,
     InvalidArgumentError,
@@ -69,6 +69,8 @@ _WAITING = (TokenStatus.BOOKED, TokenStatus.CHECKED_IN)
 _CANCELLABLE = (TokenStatus.BOOKED, TokenStatus.CHECKED_IN, TokenStatus.WAITLISTED)
 #: At most this many slots in SlotFullError.alternatives.
 _ALTERNATIVES = 5
+_EDGE_YEARS = (EARLIEST.year, LATEST.year)  # the only years that hold refused times
+_DEFAULT_PRIORITY = {source: source.default_priority for source in Source}
 
 
 def _to_policies(value: Policies | None) -> Policies:
@@ -324,11 +326,22 @@ class Allocator:
             )
         with self._lock:
             now = self._now()
-            check_id("patient_id", patient_id)
-            desk = self._desk(doctor_id)
-            check_enum("source", source, Source)
+            # The checks inline their common case (a str, a member) and leave the rest, and
+            # the error messages, to the check functions.
+            if (
+                patient_id.__class__ is not str
+                or not patient_id
+                or patient_id != patient_id.strip()
+            ):
+                check_id("patient_id", patient_id)
+            desk = self._desks.get(doctor_id) if doctor_id.__class__ is str else None
+            if desk is None:
+                desk = self._desk(doctor_id)
+            kind: object = source.__class__  # typed object: a caller may pass anything
+            if kind is not Source:
+                check_enum("source", source, Source)
             if priority is None:
-                priority = source.default_priority
+                priority = _DEFAULT_PRIORITY[source]
             else:
                 check_priority("priority", priority)
             emergency = priority is Priority.EMERGENCY
@@ -338,10 +351,12 @@ class Allocator:
                 check_bool("checked_in", checked_in)
             slot = None
             if slot_id is not None:
-                slot = self._slot(slot_id)
-                if slot.doctor_id != doctor_id:
+                slot = self._slots.get(slot_id) if slot_id.__class__ is str else None
+                if slot is None:
+                    slot = self._slot(slot_id)
+                if slot._doctor_id != doctor_id:
                     raise InvalidArgumentError(
-                        f"slot {slot_id!r} belongs to doctor {slot.doctor_id!r}, "
+                        f"slot {slot_id!r} belongs to doctor {slot._doctor_id!r}, "
                         f"got doctor_id={doctor_id!r}"
                     )
             if not emergency and patient_id in day.active:
@@ -354,41 +369,59 @@ class Allocator:
                     self._alternatives(desk, slot, patient_id, None, source, priority, now),
                 ) from None
             # ---- validated: from here on only a user's policy may raise (and is undone).
-            if day.undo.steps is not None:
+            undo = day.undo
+            if undo.steps is not None:
                 day.keep(day, "seq")
                 day.keep(desk, "issued")
-            day.seq += 1
-            desk.issued += 1
-            token = Token(
-                id=f"{doctor_id}-{desk.issued:03d}",
-                patient_id=patient_id,
-                doctor_id=doctor_id,
-                slot_id=None if target is None else target.id,
-                priority=priority,
-                source=source,
-                seq=day.seq,
-                number=desk.issued,
-                status=(
+            seq = day.seq = day.seq + 1
+            number = desk.issued = desk.issued + 1
+            token_id = f"{doctor_id}-{number:03d}"
+            token = new_token(
+                token_id,
+                patient_id,
+                doctor_id,
+                None if target is None else target._id,
+                priority,
+                source,
+                seq,
+                number,
+                (
                     TokenStatus.WAITLISTED
                     if target is None
                     else TokenStatus.CHECKED_IN
                     if checked_in
                     else TokenStatus.BOOKED
                 ),
-                booked_at=now,
-                checked_in_at=now if checked_in else None,
+                now,
+                now if checked_in else None,
+                0,  # moves
+                0,  # missed_calls
+                None,  # called_at
+                None,  # completed_at
             )
-            day.store(token)
-            day.activate(token)
-            desk.place(token, target, now)
-            if target is None:
-                day.note(TokenWaitlisted, now, token)
+            if undo.steps is None and patient_id not in day.active:
+                day.tokens[token_id] = token
+                day.active[patient_id] = token_id
             else:
-                day.note(TokenBooked, now, token)
+                day.store(token)
+                day.activate(token)
+            if target is None:
+                desk.waitlist.add(token)
+                if day.subscribers:
+                    day.note(TokenWaitlisted, now, token)
+            else:
+                target._add(token, now)
+                if checked_in:
+                    desk.sync_present(target)
+                if day.subscribers:
+                    day.note(TokenBooked, now, token)
                 if emergency:
                     desk.contain_overflow(target, now)
-            self._commit()
-            return day.tokens[token.id]
+            day.version += 1
+            if day.outbox or undo.steps is not None:
+                self._deliver()
+                return day.tokens[token_id]  # as it stands after subscribers' calls
+            return token
 
     def _refuse_duplicate(self, patient_id: str, doctor: Doctor, exclude: str | None) -> None:
         """Raise :class:`DuplicateBookingError` if the duplicate rule counts another active
@@ -465,7 +498,7 @@ class Allocator:
             status = token.status
             if status is TokenStatus.BOOKED:
                 slot = self._slots[token.slot_id]  # type: ignore[index]
-                token = day.replace(token, status=TokenStatus.CHECKED_IN, checked_in_at=now)
+                token = day.put(token, with_arrival(token, TokenStatus.CHECKED_IN, now))
                 slot._arrive(token, now)
                 desk.sync_present(slot)
             elif status is TokenStatus.WAITLISTED and token.checked_in_at is None:
@@ -622,7 +655,7 @@ class Allocator:
         day = self._day
         desk = self._desks[token.doctor_id]
         slot = desk.unplace(token)
-        token = day.replace(token, status=status)
+        token = day.put(token, with_status(token, status))
         day.deactivate(token)
         day.note(event, now, token)
         if slot is not None:
@@ -1309,30 +1342,32 @@ class Allocator:
     # ================================================================ internals
 
     def _now(self, aware: bool | None = None) -> datetime:
-        """Read the clock once, checking it matches the slots' awareness."""
+        """Read the clock once, checking it matches the slots' awareness. O(1)."""
         try:
             now = self._clock()
         except Exception as error:
             raise InvalidArgumentError(
                 f"clock {self._clock!r} failed: {type(error).__name__}: {error}"
             ) from error
-        if not isinstance(now, datetime):
+        if now.__class__ is not datetime and not isinstance(now, datetime):
             raise InvalidArgumentError(f"clock must return a datetime, got {now!r}")
-        year = now.year  # cheap: only the first and last years hold refused times
-        if (year == EARLIEST.year or year == LATEST.year) and not (
-            EARLIEST <= now.replace(tzinfo=None) <= LATEST
-        ):
+        if now.year in _EDGE_YEARS and not (EARLIEST <= now.replace(tzinfo=None) <= LATEST):
             raise InvalidArgumentError(
                 f"clock must return a time between {EARLIEST} and {LATEST}, got {now!r}"
             )
-        if now.tzinfo is not None and now.utcoffset() is None:
-            raise InvalidArgumentError(f"clock's tzinfo gives no UTC offset, got {now!r}")
         if aware is None:
             aware = self._aware
-        if aware is not None and (now.tzinfo is not None) != aware:
-            kind = "aware" if aware else "naive"
+        if now.tzinfo is None:
+            if aware:
+                raise InvalidArgumentError(
+                    f"clock must return aware datetimes like the slots, got {now!r}"
+                )
+            return now
+        if now.utcoffset() is None:
+            raise InvalidArgumentError(f"clock's tzinfo gives no UTC offset, got {now!r}")
+        if aware is False:
             raise InvalidArgumentError(
-                f"clock must return {kind} datetimes like the slots, got {now!r}"
+                f"clock must return naive datetimes like the slots, got {now!r}"
             )
         return now
 

@@ -19,7 +19,7 @@ from typing import Any, final
 import attrs
 
 from ._slot import Slot, Undo, Waitlist
-from ._values import Doctor, Priority, Source, Token, TokenStatus, copy_token
+from ._values import Doctor, Priority, Source, Token, TokenStatus, copier, copy_token
 from .errors import SlotClosedError, SlotFullError
 from .events import (
     Event,
@@ -31,7 +31,14 @@ from .events import (
     TokenEvent,
     TokenMoved,
 )
-from .policies import Duplicates, OnFull, Policies
+from .policies import Duplicates, HardLimit, OnFull, Policies
+
+# Copies of a token with the fields that each hot path changes.
+with_arrival = copier("status", "checked_in_at")
+with_call = copier("status", "called_at")
+with_completion = copier("status", "completed_at")
+with_status = copier("status")
+with_move = copier("doctor_id", "slot_id", "status", "moves")
 
 
 @final
@@ -53,6 +60,12 @@ class Day:
     # half-way through a call (``guarded``) and while journal events are applied.
     undo: Undo = attrs.field(factory=Undo)
     guarded: bool = False
+    # The capacity policy is the shipped HardLimit: admits() is then inlined.
+    hard_limit: bool = attrs.field(init=False)
+
+    @hard_limit.default
+    def _is_hard_limit(self) -> bool:
+        return type(self.policies.capacity) is HardLimit
 
     def keep(self, owner: object, name: str) -> None:
         """Remember ``owner.name`` before the call changes it, in case the call fails. O(1)."""
@@ -67,6 +80,14 @@ class Day:
         undo = self.undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self.tokens.__setitem__, token.id, token))
+        return new
+
+    def put(self, old: Token, new: Token) -> Token:
+        """Store ``new``, a copy of ``old`` (the same id), as the current token. O(1)."""
+        self.tokens[new.id] = new
+        undo = self.undo
+        if undo is not None and undo.steps is not None:
+            undo.steps.append(partial(self.tokens.__setitem__, old.id, old))
         return new
 
     def store(self, token: Token) -> None:
@@ -223,6 +244,11 @@ class Desk:
         i = bisect_right(self.ends, now)
         if after is not None:
             i = max(i, bisect_right(self.starts, after._at))
+        if self.day.hard_limit:
+            for slot in self.slots[i:]:
+                if not slot._closed and len(slot._ids) + slot._done < slot._capacity:
+                    return slot
+            return None
         admits = self.day.policies.capacity.admits
         for slot in self.slots[i:]:
             if not slot._closed and admits(slot, source, priority):
@@ -253,8 +279,14 @@ class Desk:
         capacity = policies.capacity
         doctor_id = self.doctor.id
         if slot is not None:
-            self.check_bookable(slot, now)
-            if priority is Priority.EMERGENCY or capacity.admits(slot, source, priority):
+            if slot._closed or slot._until <= now or not self.available:
+                self.check_bookable(slot, now)
+            if priority is Priority.EMERGENCY:
+                return slot
+            if self.day.hard_limit:
+                if len(slot._ids) + slot._done < slot._capacity:
+                    return slot
+            elif capacity.admits(slot, source, priority):
                 return slot
             on_full = policies.on_full
             if on_full is OnFull.REJECT:
@@ -331,12 +363,11 @@ class Desk:
             status = TokenStatus.CHECKED_IN
         else:
             status = TokenStatus.BOOKED
-        token = self.day.replace(
+        token = self.day.put(
             token,
-            doctor_id=self.doctor.id,
-            slot_id=None if to is None else to.id,
-            status=status,
-            moves=token.moves + counted,
+            with_move(
+                token, self.doctor.id, None if to is None else to._id, status, token.moves + counted
+            ),
         )
         self.place(token, to, now)
         self.day.record(
@@ -381,7 +412,7 @@ class Desk:
             slot = self.slot_index[token.slot_id]  # type: ignore[index]
         slot._seat(token)
         self.sync_present(slot)
-        called = day.replace(token, status=TokenStatus.IN_CONSULTATION, called_at=now)
+        called = day.put(token, with_call(token, TokenStatus.IN_CONSULTATION, now))
         day.keep(self, "current")
         self.current = token.id
         day.note(TokenCalled, now, called)
@@ -419,7 +450,7 @@ class Desk:
         """End the current consultation. O(1)."""
         self.day.keep(self, "current")
         self.current = None
-        token = self.day.replace(token, status=TokenStatus.COMPLETED, completed_at=now)
+        token = self.day.put(token, with_completion(token, TokenStatus.COMPLETED, now))
         self.day.deactivate(token)
         self.day.note(TokenCompleted, now, token)
         return token
