@@ -446,11 +446,14 @@ class Slot:
         Asks the ordering only; changes nothing. O(1)."""
         ordering = self._ordering
         assert ordering is not None
-        level = ordering.level(token, now)
-        entry: PresentEntry = token.seq if self._seq_keyed else (ordering.key(token), token.seq)
-        when = ordering.next_change(token, now)
-        change = None if when is None else (when, token.seq, token.id)
-        return level, entry, change
+        if self._seq_keyed:  # a shipped ordering: both answers at once
+            level, when = ordering._filing(token, now)  # type: ignore[attr-defined]
+            entry: PresentEntry = token.seq
+        else:
+            level = ordering.level(token, now)
+            entry = (ordering.key(token), token.seq)
+            when = ordering.next_change(token, now)
+        return level, entry, None if when is None else (when, token.seq, token.id)
 
     def _file(self, token_id: str, filed: Filed) -> None:
         """Add a checked-in token to the ordering index. O(log n)."""

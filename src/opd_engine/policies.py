@@ -330,6 +330,10 @@ class StrictPriority:
         """Never. O(1)."""
         return None
 
+    def _filing(self, token: Token, now: datetime) -> tuple[int, datetime | None]:
+        """``(level(token, now), next_change(token, now))`` at once, for the slots. O(1)."""
+        return int(token.priority), None
+
     def key(self, token: Token) -> Comparable:
         """``seq``: first come, first served. O(1)."""
         return token.seq
@@ -380,20 +384,29 @@ class Aging:
 
     def level(self, token: Token, now: datetime) -> int:
         """``max(ceiling, priority - floor(waited / step))`` for levels below it. O(1)."""
-        priority = int(token.priority)
-        if priority <= self.ceiling or token.checked_in_at is None:
-            return priority
-        arrived = token.checked_in_at
-        waited = now - arrived if now.tzinfo is None else utc(now) - utc(arrived)
-        steps = max(0, waited // self.step)
-        return max(int(self.ceiling), priority - steps)
+        return self._filing(token, now)[0]
 
     def next_change(self, token: Token, now: datetime) -> datetime | None:
         """When the token next rises a level; None at the ceiling. O(1)."""
-        level = self.level(token, now)
-        if level <= self.ceiling or token.checked_in_at is None:
-            return None
-        return utc(token.checked_in_at) + (int(token.priority) - level + 1) * self.step
+        return self._filing(token, now)[1]
+
+    def _filing(self, token: Token, now: datetime) -> tuple[int, datetime | None]:
+        """``(level(token, now), next_change(token, now))`` at once, for the slots. O(1)."""
+        priority = int(token.priority)
+        arrived = token.checked_in_at
+        ceiling = self.ceiling
+        if priority <= ceiling or arrived is None:
+            return priority, None
+        if now.tzinfo is None:
+            waited = now - arrived
+        else:
+            arrived = utc(arrived)
+            waited = utc(now) - arrived
+        steps = waited // self.step
+        level = priority - steps if steps > 0 else priority
+        if level <= ceiling:
+            return int(ceiling), None
+        return level, arrived + (priority - level + 1) * self.step
 
     def key(self, token: Token) -> Comparable:
         """``seq``. O(1)."""
