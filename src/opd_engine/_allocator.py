@@ -574,12 +574,18 @@ class Allocator:
             return self._atomically(self.call_next, doctor_id)
         with self._lock:
             now = self._now()
-            desk = self._desk(doctor_id)
+            desk = self._desks.get(doctor_id) if doctor_id.__class__ is str else None
+            if desk is None:
+                desk = self._desk(doctor_id)
             finished = desk.current is not None
             called = desk.call(now)
             if finished or called is not None:
-                self._commit()
-            return None if called is None else self._day.tokens[called.id]
+                day = self._day
+                day.version += 1
+                if day.outbox or day.undo.steps is not None:
+                    self._deliver()
+                    return None if called is None else day.tokens[called.id]
+            return called
 
     def complete(self, token_id: str) -> Token:
         """End a consultation: ``IN_CONSULTATION`` -> ``COMPLETED``. O(1).
@@ -657,7 +663,8 @@ class Allocator:
         slot = desk.unplace(token)
         token = day.put(token, with_status(token, status))
         day.deactivate(token)
-        day.note(event, now, token)
+        if day.subscribers:
+            day.note(event, now, token)
         if slot is not None:
             desk.refill(slot, now)
         return token

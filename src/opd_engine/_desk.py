@@ -335,7 +335,8 @@ class Desk:
             return None
         slot = self.slot_index[token.slot_id]  # type: ignore[index]
         slot._remove(token)
-        self.sync_present(slot)
+        if token.status is TokenStatus.CHECKED_IN:
+            self.left(slot)
         return slot
 
     def move(
@@ -370,14 +371,15 @@ class Desk:
             ),
         )
         self.place(token, to, now)
-        self.day.record(
-            TokenMoved,
-            now,
-            token=token,
-            from_slot_id=None if source is None else source.id,
-            to_slot_id=token.slot_id,
-            reason=reason,
-        )
+        if self.day.subscribers:
+            self.day.record(
+                TokenMoved,
+                now,
+                token=token,
+                from_slot_id=None if source is None else source.id,
+                to_slot_id=token.slot_id,
+                reason=reason,
+            )
         return token
 
     def standing(self, now: datetime) -> list[str]:
@@ -411,11 +413,13 @@ class Desk:
             token = seated
             slot = self.slot_index[token.slot_id]  # type: ignore[index]
         slot._seat(token)
-        self.sync_present(slot)
+        self.left(slot)
         called = day.put(token, with_call(token, TokenStatus.IN_CONSULTATION, now))
-        day.keep(self, "current")
+        if day.undo.steps is not None:
+            day.keep(self, "current")
         self.current = token.id
-        day.note(TokenCalled, now, called)
+        if day.subscribers:
+            day.note(TokenCalled, now, called)
         return called
 
     def idle_fill(self, now: datetime) -> Token | None:
@@ -448,11 +452,14 @@ class Desk:
 
     def finish(self, token: Token, now: datetime) -> Token:
         """End the current consultation. O(1)."""
-        self.day.keep(self, "current")
+        day = self.day
+        if day.undo.steps is not None:
+            day.keep(self, "current")
         self.current = None
-        token = self.day.put(token, with_completion(token, TokenStatus.COMPLETED, now))
-        self.day.deactivate(token)
-        self.day.note(TokenCompleted, now, token)
+        token = day.put(token, with_completion(token, TokenStatus.COMPLETED, now))
+        day.deactivate(token)
+        if day.subscribers:
+            day.note(TokenCompleted, now, token)
         return token
 
     # ================================================================ reallocation
@@ -464,6 +471,7 @@ class Desk:
         if not self.available:
             return
         capacity = self.day.policies.capacity
+        hard_limit = self.day.hard_limit
         pull_forward = self.day.policies.reallocation.pull_forward
         tokens = self.day.tokens
         pending = [slot]
@@ -471,7 +479,8 @@ class Desk:
             slot = pending.pop()
             if slot._until <= now or slot._closed:
                 continue
-            while slot.occupancy < capacity.limit(slot.capacity):
+            limit = slot._capacity if hard_limit else capacity.limit(slot._capacity)
+            while len(slot._ids) + slot._done < limit:
                 token = self.from_waitlist(slot)
                 if token is not None:
                     self.move(token, slot, MoveReason.FROM_WAITLIST, now, counted=False)
@@ -487,12 +496,16 @@ class Desk:
                 pending.append(source)
 
     def from_waitlist(self, slot: Slot) -> Token | None:
-        """The first waitlisted token ``slot`` admits. O(c log n) for the c (source,
-        priority) classes waiting: the policy is asked once per class."""
-        if not len(self.waitlist):
+        """The first waitlisted token ``slot`` admits (the slot has room). O(c log n) for the c
+        (source, priority) classes waiting: the policy is asked once per class."""
+        waitlist = self.waitlist
+        if not len(waitlist):
             return None
-        admits = self.day.policies.capacity.admits
-        token_id = self.waitlist.first_admitted(partial(admits, slot))
+        if self.day.hard_limit:  # it admits everyone or no one: the slot has room
+            token_id = waitlist.first()
+        else:
+            admits = self.day.policies.capacity.admits
+            token_id = waitlist.first_admitted(partial(admits, slot))
         return None if token_id is None else self.day.tokens[token_id]
 
     def pull_candidate(self, slot: Slot, now: datetime, keep: str | None = None) -> Slot | None:
@@ -560,6 +573,12 @@ class Desk:
         return True
 
     # ================================================================ indexes
+
+    def left(self, slot: Slot) -> None:
+        """A checked-in token left ``slot``: re-index it if nobody present is left there,
+        or no present emergency (the indexes change only then). O(log n + s)."""
+        if not slot._filed or (slot._id in self.urgent_ids and not slot._present_emergencies()):
+            self.sync_present(slot)
 
     def sync_present(self, slot: Slot) -> None:
         """Keep ``present`` = the doctor's slots with a checked-in patient waiting, and

@@ -789,6 +789,11 @@ class Waitlist:
                 best = head
         return None if best is None else self._ids[best & SEQ_MASK]
 
+    def first(self) -> str | None:
+        """The id of the first token in waitlist order, or None. O(c) for c classes."""
+        heads: list[WaitKey] = [group[0] for group in self._classes.values()]
+        return self._ids[min(heads) & SEQ_MASK] if heads else None
+
     def first_present(self) -> str | None:
         """The id of the first present patient in waitlist order, or None. O(log n)."""
         present = self._present
