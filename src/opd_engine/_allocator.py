@@ -30,7 +30,23 @@ from ._check import (
 )
 from ._desk import Day, Desk, with_arrival, with_status
 from ._slot import Slot, SlotView, Undo
-from ._values import Doctor, Priority, Source, Token, TokenStatus, check_priority, new_token
+from ._values import (
+    BOOKED,
+    CANCELLED,
+    CHECKED_IN,
+    EMERGENCY,
+    IN_CONSULTATION,
+    NO_SHOW,
+    WAITLISTED,
+    WALK_IN,
+    Doctor,
+    Priority,
+    Source,
+    Token,
+    TokenStatus,
+    check_priority,
+    new_token,
+)
 from .errors import (
     DuplicateBookingError,
     InvalidArgumentError,
@@ -65,8 +81,8 @@ __all__ = ["Allocator"]
 
 _log = logging.getLogger("opd_engine")
 
-_WAITING = (TokenStatus.BOOKED, TokenStatus.CHECKED_IN)
-_CANCELLABLE = (TokenStatus.BOOKED, TokenStatus.CHECKED_IN, TokenStatus.WAITLISTED)
+_WAITING = (BOOKED, CHECKED_IN)
+_CANCELLABLE = (BOOKED, CHECKED_IN, WAITLISTED)
 #: At most this many slots in SlotFullError.alternatives.
 _ALTERNATIVES = 5
 _EDGE_YEARS = (EARLIEST.year, LATEST.year)  # the only years that hold refused times
@@ -289,7 +305,7 @@ class Allocator:
         doctor_id: str,
         slot_id: str | None = None,
         *,
-        source: Source = Source.WALK_IN,
+        source: Source = WALK_IN,
         priority: Priority | None = None,
         checked_in: bool | None = None,
     ) -> Token:
@@ -344,9 +360,9 @@ class Allocator:
                 priority = _DEFAULT_PRIORITY[source]
             else:
                 check_priority("priority", priority)
-            emergency = priority is Priority.EMERGENCY
+            emergency = priority is EMERGENCY
             if checked_in is None:
-                checked_in = emergency or source is Source.WALK_IN
+                checked_in = emergency or source is WALK_IN
             else:
                 check_bool("checked_in", checked_in)
             slot = None
@@ -385,13 +401,7 @@ class Allocator:
                 source,
                 seq,
                 number,
-                (
-                    TokenStatus.WAITLISTED
-                    if target is None
-                    else TokenStatus.CHECKED_IN
-                    if checked_in
-                    else TokenStatus.BOOKED
-                ),
+                (WAITLISTED if target is None else CHECKED_IN if checked_in else BOOKED),
                 now,
                 now if checked_in else None,
                 0,  # moves
@@ -496,15 +506,15 @@ class Allocator:
             token = self._token(token_id)
             desk = self._desks[token.doctor_id]
             status = token.status
-            if status is TokenStatus.BOOKED:
+            if status is BOOKED:
                 slot = self._slots[token.slot_id]  # type: ignore[index]
-                token = day.put(token, with_arrival(token, TokenStatus.CHECKED_IN, now))
+                token = day.put(token, with_arrival(token, CHECKED_IN, now))
                 slot._arrive(token, now)
                 desk.sync_present(slot)
-            elif status is TokenStatus.WAITLISTED and token.checked_in_at is None:
+            elif status is WAITLISTED and token.checked_in_at is None:
                 token = day.replace(token, checked_in_at=now)
                 desk.waitlist.arrive(token)
-            elif status is TokenStatus.NO_SHOW:
+            elif status is NO_SHOW:
                 token = self._late_arrival(desk, token, now)
             else:
                 raise InvalidTransitionError(
@@ -517,7 +527,7 @@ class Allocator:
 
     def _late_arrival(self, desk: Desk, token: Token, now: datetime) -> Token:
         day = self._day
-        emergency = token.priority is Priority.EMERGENCY
+        emergency = token.priority is EMERGENCY
         if not emergency:
             self._refuse_duplicate(token.patient_id, desk.doctor, token.id)
         to_desk = desk
@@ -537,7 +547,7 @@ class Allocator:
             seq=day.seq,
             doctor_id=to_desk.doctor.id,
             slot_id=None if target is None else target.id,
-            status=TokenStatus.WAITLISTED if target is None else TokenStatus.CHECKED_IN,
+            status=WAITLISTED if target is None else CHECKED_IN,
             checked_in_at=now,
         )
         day.activate(token)
@@ -597,7 +607,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             token = self._token(token_id)
-            if token.status is not TokenStatus.IN_CONSULTATION:
+            if token.status is not IN_CONSULTATION:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot complete: it is {token.status.name}, "
                     "not IN_CONSULTATION"
@@ -621,7 +631,7 @@ class Allocator:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be cancelled: it is {token.status.name}"
                 )
-            token = self._release(token, TokenStatus.CANCELLED, TokenCancelled, now)
+            token = self._release(token, CANCELLED, TokenCancelled, now)
             self._commit()
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
@@ -637,7 +647,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             token = self._token(token_id)
-            if token.status is not TokenStatus.BOOKED:
+            if token.status is not BOOKED:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be a no-show: it is {token.status.name}, not BOOKED"
                 )
@@ -650,7 +660,7 @@ class Allocator:
                     f"token {token_id!r} cannot be a no-show before {deadline} "
                     f"(slot start plus the grace period)"
                 )
-            token = self._release(token, TokenStatus.NO_SHOW, TokenNoShow, now)
+            token = self._release(token, NO_SHOW, TokenNoShow, now)
             self._commit()
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
@@ -699,7 +709,7 @@ class Allocator:
             desk = self._desks[token.doctor_id]
             to_desk = self._desks[target.doctor_id]
             to_desk.check_bookable(target, now)
-            emergency = token.priority is Priority.EMERGENCY
+            emergency = token.priority is EMERGENCY
             if not emergency:
                 self._refuse_duplicate(token.patient_id, to_desk.doctor, token.id)
                 if not to_desk.admits(target, token):
@@ -762,14 +772,14 @@ class Allocator:
             day = self._day
             desk = self._desks[token.doctor_id]
             old = token.priority
-            if old is Priority.EMERGENCY:
+            if old is EMERGENCY:
                 # No longer exempt from the duplicate rule.
                 self._refuse_duplicate(token.patient_id, desk.doctor, token.id)
             slot = desk.unplace(token)
             token = day.replace(token, priority=priority)
             desk.place(token, slot, now)
             day.record(TokenRetriaged, now, token=token, old_priority=old)
-            emergency = priority is Priority.EMERGENCY
+            emergency = priority is EMERGENCY
             if slot is None and emergency:
                 seat = desk.emergency_slot(now)
                 if seat is not None:
@@ -778,7 +788,7 @@ class Allocator:
             if slot is not None:
                 if emergency:
                     desk.contain_overflow(slot, now)
-                elif old is Priority.EMERGENCY:
+                elif old is EMERGENCY:
                     excess = slot.occupancy - slot.emergencies
                     limit = self._day.policies.capacity.limit(slot.capacity)
                     desk.grant(slot, excess - limit, now)
@@ -801,7 +811,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             token = self._token(token_id)
-            if token.status is not TokenStatus.IN_CONSULTATION:
+            if token.status is not IN_CONSULTATION:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot miss a call: it is {token.status.name}, "
                     "not IN_CONSULTATION"
@@ -814,21 +824,21 @@ class Allocator:
             desk.current = None
             slot._unseat(token)
             if missed >= self._policies.max_missed_calls:
-                token = day.replace(token, status=TokenStatus.NO_SHOW, missed_calls=missed)
+                token = day.replace(token, status=NO_SHOW, missed_calls=missed)
                 day.deactivate(token)
                 day.note(TokenNoShow, now, token)
                 desk.refill(slot, now)
             else:
                 token = day.replace(
                     token,
-                    status=TokenStatus.BOOKED,
+                    status=BOOKED,
                     missed_calls=missed,
                     checked_in_at=None,
                     called_at=None,
                 )
                 desk.place(token, slot, now)
                 day.note(TokenCallMissed, now, token)
-                if token.priority is not Priority.EMERGENCY:
+                if token.priority is not EMERGENCY:
                     # Back in the queue, the token keeps its place even if the slot shrank
                     # meanwhile: the place is granted past the limit.
                     limit = day.policies.capacity.limit(slot.capacity)
@@ -950,13 +960,13 @@ class Allocator:
             tokens = self._day.tokens
             for token_id in list(slot._standing(now)):
                 token = tokens[token_id]
-                if token.priority is Priority.EMERGENCY:
+                if token.priority is EMERGENCY:
                     onward = next(desk.open_slots(now, slot), None)
                 else:
                     onward = desk.first_with_room(token.source, token.priority, now, after=slot)
                 if onward is not None:
                     desk.move(token, onward, MoveReason.SLOT_CLOSED, now, counted=True)
-                    if token.priority is Priority.EMERGENCY:
+                    if token.priority is EMERGENCY:
                         desk.contain_overflow(onward, now)
                 else:
                     self._reassign(desk, token, colleagues, MoveReason.SLOT_CLOSED, now)
@@ -979,7 +989,7 @@ class Allocator:
         doctor's waitlist). Colleagues the duplicate rule refuses are passed over (for a
         non-emergency: emergencies are exempt from the rule)."""
         duplicate = self._day.duplicate
-        emergency = token.priority is Priority.EMERGENCY
+        emergency = token.priority is EMERGENCY
         candidates = (
             colleagues  # emergencies are exempt from the duplicate rule
             if emergency
@@ -1004,13 +1014,13 @@ class Allocator:
     ) -> None:
         found = self._destination(desk, token, colleagues, now)
         if found is None:
-            if token.status is not TokenStatus.WAITLISTED:
+            if token.status is not WAITLISTED:
                 desk.move(token, None, reason, now, counted=True)
             return
         to_desk, slot = found
         source = desk.unplace(token)
         to_desk.receive(token, source, slot, reason, now, counted=True)
-        if slot is not None and token.priority is Priority.EMERGENCY:
+        if slot is not None and token.priority is EMERGENCY:
             to_desk.contain_overflow(slot, now)
 
     @_atomic
@@ -1114,7 +1124,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             token = self._token(token_id)
-            if token.status is TokenStatus.WAITLISTED:
+            if token.status is WAITLISTED:
                 return self._desks[token.doctor_id].waitlist.position(token)
             if token.status not in _WAITING:
                 raise InvalidTransitionError(

@@ -19,7 +19,20 @@ from typing import Any, final
 import attrs
 
 from ._slot import Slot, Undo, Waitlist
-from ._values import Doctor, Priority, Source, Token, TokenStatus, copier, copy_token
+from ._values import (
+    BOOKED,
+    CHECKED_IN,
+    COMPLETED,
+    EMERGENCY,
+    IN_CONSULTATION,
+    WAITLISTED,
+    Doctor,
+    Priority,
+    Source,
+    Token,
+    copier,
+    copy_token,
+)
 from .errors import SlotClosedError, SlotFullError
 from .events import (
     Event,
@@ -163,8 +176,8 @@ class Day:
                 and self.departments[token.doctor_id] != doctor.department
             ):
                 continue
-            if best is None or (token.priority is Priority.EMERGENCY, token.seq) < (
-                best.priority is Priority.EMERGENCY,
+            if best is None or (token.priority is EMERGENCY, token.seq) < (
+                best.priority is EMERGENCY,
                 best.seq,
             ):
                 best = token
@@ -281,7 +294,7 @@ class Desk:
         if slot is not None:
             if slot._closed or slot._until <= now or not self.available:
                 self.check_bookable(slot, now)
-            if priority is Priority.EMERGENCY:
+            if priority is EMERGENCY:
                 return slot
             if self.day.hard_limit:
                 if len(slot._ids) + slot._done < slot._capacity:
@@ -299,7 +312,7 @@ class Desk:
             return self.first_with_room(source, priority, now, after=slot)
         if not self.available:
             raise SlotClosedError(f"doctor {doctor_id!r} is unavailable")
-        if priority is Priority.EMERGENCY:
+        if priority is EMERGENCY:
             target = self.emergency_slot(now)
             if target is None:
                 raise SlotClosedError(f"doctor {doctor_id!r} has no open slot left")
@@ -324,18 +337,18 @@ class Desk:
             self.waitlist.add(token)
         else:
             slot._add(token, now)
-            if token.status is TokenStatus.CHECKED_IN:
+            if token.status is CHECKED_IN:
                 self.sync_present(slot)
 
     def unplace(self, token: Token) -> Slot | None:
         """Take a waiting or waitlisted token out of its slot or the waitlist; returns the
         slot it left (None: the waitlist). O(log n)."""
-        if token.status is TokenStatus.WAITLISTED:
+        if token.status is WAITLISTED:
             self.waitlist.remove(token)
             return None
         slot = self.slot_index[token.slot_id]  # type: ignore[index]
         slot._remove(token)
-        if token.status is TokenStatus.CHECKED_IN:
+        if token.status is CHECKED_IN:
             self.left(slot)
         return slot
 
@@ -359,11 +372,11 @@ class Desk:
         """File a token just taken out of ``source`` (of this or another doctor) into ``to``
         (None: this doctor's waitlist), and report the move. O(log n)."""
         if to is None:
-            status = TokenStatus.WAITLISTED
+            status = WAITLISTED
         elif token.checked_in_at is not None:
-            status = TokenStatus.CHECKED_IN
+            status = CHECKED_IN
         else:
-            status = TokenStatus.BOOKED
+            status = BOOKED
         token = self.day.put(
             token,
             with_move(
@@ -414,7 +427,7 @@ class Desk:
             slot = self.slot_index[token.slot_id]  # type: ignore[index]
         slot._seat(token)
         self.left(slot)
-        called = day.put(token, with_call(token, TokenStatus.IN_CONSULTATION, now))
+        called = day.put(token, with_call(token, IN_CONSULTATION, now))
         if day.undo.steps is not None:
             day.keep(self, "current")
         self.current = token.id
@@ -435,7 +448,7 @@ class Desk:
         if slot is None:
             return None
         token = self.day.tokens[token_id]
-        if token.priority is not Priority.EMERGENCY and not self.admits(slot, token):
+        if token.priority is not EMERGENCY and not self.admits(slot, token):
             self.grant(slot, slot._elastic + 1, now)
         return self.move(token, slot, MoveReason.FROM_WAITLIST, now, counted=False)
 
@@ -456,7 +469,7 @@ class Desk:
         if day.undo.steps is not None:
             day.keep(self, "current")
         self.current = None
-        token = day.put(token, with_completion(token, TokenStatus.COMPLETED, now))
+        token = day.put(token, with_completion(token, COMPLETED, now))
         day.deactivate(token)
         if day.subscribers:
             day.note(TokenCompleted, now, token)

@@ -17,7 +17,7 @@ from sortedcontainers import SortedList
 
 from . import _display
 from ._check import attrs_validator, check_datetime, check_id, check_int, utc
-from ._values import Priority, Source, Token, TokenStatus
+from ._values import CHECKED_IN, EMERGENCY, Priority, Source, Token
 from .errors import InvalidArgumentError
 from .policies import Aging, OrderingPolicy, StrictPriority
 
@@ -37,7 +37,7 @@ PresentEntry = Any
 # How a checked-in token is filed: (level, entry, pending level change or None).
 Filed = tuple[int, PresentEntry, "tuple[datetime, int, str] | None"]
 # Sorts before every non-emergency key, after every emergency.
-_FIRST_NORMAL: Final = (int(Priority.EMERGENCY) + 1) << SEQ_BITS
+_FIRST_NORMAL: Final = (int(EMERGENCY) + 1) << SEQ_BITS
 # Orderings whose key is ``seq``: the standing order is then (level, seq), and a position
 # is a few bisections.
 _SEQ_KEYED = (StrictPriority, Aging)
@@ -274,7 +274,7 @@ class Slot:
         """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
         seq = token.seq
         key = int(token.priority) << SEQ_BITS | seq
-        if token.status is TokenStatus.CHECKED_IN:
+        if token.status is CHECKED_IN:
             # The ordering (user code, which may fail) is asked before anything changes.
             filing = self._filing(token, now)
             self._arrived.add(key)
@@ -284,7 +284,7 @@ class Slot:
             self._absent.add(key)
             protected = self._protected_absent
         self._ids[seq] = token.id
-        if token.priority is Priority.EMERGENCY:
+        if token.priority is EMERGENCY:
             self._emergencies += 1
         else:
             sources = self._sources
@@ -308,7 +308,7 @@ class Slot:
         else:
             self._absent.remove(key)
             protected = self._protected_absent
-        if token.priority is Priority.EMERGENCY:
+        if token.priority is EMERGENCY:
             self._emergencies -= 1
         else:
             self._sources[token.source] -= 1
@@ -331,11 +331,11 @@ class Slot:
             self._file(token.id, filed)
             protected = self._protected_arrived
         self._count(token, 1)
-        if token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY:
+        if token.moves >= self._protect_at and token.priority is not EMERGENCY:
             protected.add(key)
 
     def _count(self, token: Token, step: int) -> None:
-        if token.priority is Priority.EMERGENCY:
+        if token.priority is EMERGENCY:
             self._emergencies += step
         else:
             self._sources[token.source] = self._sources.get(token.source, 0) + step
@@ -362,7 +362,7 @@ class Slot:
         self._arrived.remove(key)
         del self._ids[seq]
         self._done += 1
-        protected = token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY
+        protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
         if protected:
             self._protected_arrived.remove(key)
         filed = self._filed[token.id]
@@ -403,7 +403,7 @@ class Slot:
         self._absent.remove(key)
         self._arrived.add(key)
         self._file(token.id, filing)
-        protected = token.moves >= self._protect_at and token.priority is not Priority.EMERGENCY
+        protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
         if protected:
             self._protected_absent.remove(key)
             self._protected_arrived.add(key)

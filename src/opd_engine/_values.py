@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum, IntEnum
-from typing import final
+from typing import Final, final
 
 import attrs
 
@@ -92,6 +92,17 @@ class TokenStatus(Enum):
         return self not in _ENDED
 
 
+# The members the hot paths read, as module constants: ``TokenStatus.BOOKED`` is an
+# attribute lookup through the enum's metaclass, several times slower than a global read.
+EMERGENCY: Final = Priority.EMERGENCY
+WALK_IN: Final = Source.WALK_IN
+BOOKED: Final = TokenStatus.BOOKED
+WAITLISTED: Final = TokenStatus.WAITLISTED
+CHECKED_IN: Final = TokenStatus.CHECKED_IN
+IN_CONSULTATION: Final = TokenStatus.IN_CONSULTATION
+COMPLETED: Final = TokenStatus.COMPLETED
+CANCELLED: Final = TokenStatus.CANCELLED
+NO_SHOW: Final = TokenStatus.NO_SHOW
 _ENDED = frozenset({TokenStatus.COMPLETED, TokenStatus.CANCELLED, TokenStatus.NO_SHOW})
 
 
