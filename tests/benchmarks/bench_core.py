@@ -18,7 +18,12 @@ microseconds per operation:
 - ``call_next``: the doctor completes the current patient and calls the next;
 - ``cancel``: a token in a full slot cancels and the waitlist refills its place;
 - ``position`` and ``estimated_start`` of tokens spread over the queue;
-- ``queue``: the whole queue as a list, per call (it returns n tokens, so it is O(n)).
+- ``queue``: the whole queue as a list, per call (it returns n tokens, so it is O(n));
+- ``book+sub``, ``check_in+sub``, ``call_next+sub``, ``cancel+sub``: the same with one
+  subscriber that does nothing, which is what a host with a display board pays (without
+  subscribers the allocator builds no events at all).
+
+The spread of each figure, (slowest - fastest batch) / median, is printed too.
 
 Baselines, timed in the same process on the same sizes:
 
@@ -381,6 +386,30 @@ class Cancel(Bench):
         self.top_up()
 
 
+def _ignore(event: object) -> None:
+    """A subscriber that does nothing: what the allocator pays to build and deliver events."""
+
+
+class Subscribed(Bench):
+    """The same operation with one no-op subscriber attached for the timed batch, as a
+    display board would be: the allocator then builds and delivers every event."""
+
+    def __init__(self, inner: Bench) -> None:
+        self.inner = inner
+        self.unsubscribe: Callable[[], None] | None = None
+
+    def trial(self) -> Trial:
+        run, operations = self.inner.trial()  # may build a new state: subscribe after
+        alloc = getattr(self.inner, "alloc", None) or self.inner.state.alloc  # type: ignore[attr-defined]
+        self.unsubscribe = alloc.subscribe(_ignore)
+        return run, operations
+
+    def undo(self) -> None:
+        assert self.unsubscribe is not None
+        self.unsubscribe()
+        self.inner.undo()
+
+
 # ------------------------------------------------------------------------- baselines
 
 
@@ -594,8 +623,11 @@ class HospitalCancel(Bench):
 # ------------------------------------------------------------------------- timing
 
 
-def measure(benches: dict[str, Bench], repeats: int) -> dict[str, float]:
-    """Median microseconds per operation of each bench over ``repeats`` batches.
+def measure(
+    benches: dict[str, Bench], repeats: int, spreads: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Median microseconds per operation of each bench over ``repeats`` batches; into
+    ``spreads``, each bench's (slowest - fastest batch) / median.
 
     The benches take turns, one batch each per repeat, so that a slow spell of the shared
     machine falls on the operations and their baselines alike.
@@ -614,7 +646,11 @@ def measure(benches: dict[str, Bench], repeats: int) -> dict[str, float]:
                 gc.enable()
             bench.undo()
             samples[name].append(elapsed / operations / 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    if spreads is not None:
+        for name, values in samples.items():
+            spreads[name] = (max(values) - min(values)) / medians[name]
+    return medians
 
 
 def settle() -> None:
@@ -629,6 +665,7 @@ def release() -> None:
     gc.collect()
 
 
+SUBSCRIBED = "+sub"  # suffix: the operation with one no-op subscriber
 SLOT_OPERATIONS = (
     "floor",
     "seed",
@@ -636,15 +673,20 @@ SLOT_OPERATIONS = (
     "check_in",
     "call_next",
     "cancel",
+    f"book{SUBSCRIBED}",
+    f"check_in{SUBSCRIBED}",
+    f"call_next{SUBSCRIBED}",
+    f"cancel{SUBSCRIBED}",
     "position",
     "estimated_start",
     "queue",
 )
-SHARED = ("position", "estimated_start", "queue", "book")  # on one Filled per size
+SHARED = ("position", "estimated_start", "queue", "book", f"book{SUBSCRIBED}")  # one Filled
 HOSPITAL_OPERATIONS = ("floor", "book", "check_in", "call_next", "cancel")
 
 
 def batch_of(name: str, n: int) -> int:
+    name = name.removesuffix(SUBSCRIBED)
     if name == "seed":
         return SEED_BATCH
     if name == "queue":
@@ -653,6 +695,8 @@ def batch_of(name: str, n: int) -> int:
 
 
 def bench_for(name: str, n: int, state: Filled | None) -> Bench:
+    if name.endswith(SUBSCRIBED):
+        return Subscribed(bench_for(name.removesuffix(SUBSCRIBED), n, state))
     batch = batch_of(name, n)
     if name == "floor":
         return Floor(n, batch)
@@ -675,10 +719,17 @@ def bench_for(name: str, n: int, state: Filled | None) -> Bench:
 
 def run_sizes(
     names: Sequence[str], sizes: Sequence[int], repeats: int, memory: bool
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, Any] | None]:
-    """Microseconds per operation per name and size; seconds per size spent building the
-    filled states (``setup``, untimed) and in all (``wall``); memory at the largest size."""
+) -> tuple[
+    dict[str, dict[str, float]],
+    dict[str, dict[str, float]],
+    dict[str, dict[str, float]],
+    dict[str, Any] | None,
+]:
+    """Microseconds per operation per name and size, and their spreads; seconds per size
+    spent building the filled states (``setup``, untimed) and in all (``wall``); memory at
+    the largest size."""
     results: dict[str, dict[str, float]] = {name: {} for name in names}
+    spreads: dict[str, dict[str, float]] = {name: {} for name in names}
     seconds: dict[str, dict[str, float]] = {"setup": {}, "wall": {}}
     memory_figures: dict[str, Any] | None = None
     for n in sizes:
@@ -696,8 +747,10 @@ def run_sizes(
         benches = {name: bench_for(name, n, state) for name in names}
         setup = time.perf_counter() - began
         settle()
-        for name, value in measure(benches, repeats).items():
+        spread: dict[str, float] = {}
+        for name, value in measure(benches, repeats, spread).items():
             results[name][str(n)] = value
+            spreads[name][str(n)] = spread[name]
         del benches, state
         release()
         seconds["setup"][str(n)] = setup
@@ -707,7 +760,7 @@ def run_sizes(
             "filled states",
             flush=True,
         )
-    return results, seconds, memory_figures
+    return results, spreads, seconds, memory_figures
 
 
 def run_hospital(repeats: int) -> dict[str, Any]:
@@ -813,7 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Python {python}; median of {repeats} batches"
     )
     print(f"sizes: {', '.join(f'{n:,}' for n in sizes)} tokens in one slot", flush=True)
-    results, seconds, memory = run_sizes(names, sizes, repeats, "memory" in chosen)
+    results, spreads, seconds, memory = run_sizes(names, sizes, repeats, "memory" in chosen)
 
     print()
     print("microseconds per operation")
@@ -825,6 +878,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:<16}" + "".join(f"{row[str(n)]:>14.2f}" for n in sizes))
     for kind, label in (("setup", "build states, s"), ("wall", "wall clock, s")):
         print(f"{label:<16}" + "".join(f"{seconds[kind][str(n)]:>14.1f}" for n in sizes))
+    print()
+    print(f"spread: (slowest - fastest of the {repeats} batches) / median")
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        row = spreads[name]
+        print(f"{name:<16}" + "".join(f"{row[str(n)]:>13.0%} " for n in sizes))
 
     targets: list[dict[str, Any]] = []
 
@@ -844,6 +904,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("book", "cancel", "check_in", "call_next")
         if name in results
     ]
+    pairs += [
+        (f"{name}{SUBSCRIBED} / {name}", f"{name}{SUBSCRIBED}", name)
+        for name in ("book", "cancel", "check_in", "call_next")
+        if name in results and f"{name}{SUBSCRIBED}" in results
+    ]
     if "book" in results:
         pairs.append(("seed / book", "seed", "book"))
     goals = {
@@ -855,7 +920,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, top, bottom in pairs:
         row = {str(n): results[top][str(n)] / results[bottom][str(n)] for n in sizes}
         ratios[label] = row
-        line = f"{label:<20}" + "".join(f"{row[str(n)]:>13.1f}x" for n in sizes)
+        line = f"{label:<26}" + "".join(f"{row[str(n)]:>13.1f}x" for n in sizes)
         if label in goals:
             at, limit, at_most = goals[label]
             if str(at) in row:
@@ -875,7 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             growth = results[name][str(last)] / results[name][str(first)]
             flatness[name] = growth
-            line = f"{name:<20}{growth:>13.2f}x"
+            line = f"{name:<26}{growth:>13.2f}x"
             if name != "check_in":
                 line += "   " + target(f"{name} flatness", growth, FLATNESS, True)
             print(line)
@@ -947,6 +1012,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sizes": sizes,
             "batch": {name: {str(n): batch_of(name, n) for n in sizes} for name in names},
             "microseconds_per_operation": results,
+            "spread": spreads,
             "ratios": ratios,
             "flatness": {"from": sizes[0], "to": sizes[-1], "ratios": flatness},
             "seconds": seconds,
