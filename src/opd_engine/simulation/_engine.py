@@ -135,24 +135,59 @@ class _Stream:
     """One arrival process of one doctor. Only its next arrival is in the engine's queue:
     each arrival draws the one after it, from the process's own random stream."""
 
-    __slots__ = ("day", "doctor", "midnight", "offsets", "priority", "source")
+    __slots__ = (
+        "action",
+        "day",
+        "doctor",
+        "doctor_id",
+        "emergency",
+        "midnight",
+        "offsets",
+        "priority",
+        "source",
+    )
 
     def __init__(self, day: _Day, doctor: _Doctor, arrivals: Arrivals, rng: random.Random):
         self.day = day
         self.doctor = doctor
+        self.doctor_id = doctor.id
         self.midnight = day.midnight
         self.offsets = arrival_offsets(arrivals, rng)
         self.source = arrivals.source
         self.priority = arrivals.priority
+        level = arrivals.source.default_priority if arrivals.priority is None else arrivals.priority
+        # An emergency's booking may displace others: the engine watches it (_Day.book).
+        self.emergency = level is Priority.EMERGENCY
+        self.action = self.arrive
 
     def schedule(self) -> None:
         """Queue the next arrival, if the process has one left. O(log q)."""
         offset = next(self.offsets, None)
         if offset is not None:
-            self.day.at(self.midnight + offset, self.arrive)
+            day = self.day
+            day.order += 1
+            heapq.heappush(day.queue, (self.midnight + offset, day.order, self.action))
 
     def arrive(self) -> None:
-        self.day.walk_in(self.doctor, self.source, self.priority)
+        """A patient walks in: :meth:`_Day.walk_in`, inlined for the common case (no
+        emergency, no re-triage), then the next arrival is drawn. O(log n)."""
+        day = self.day
+        if self.emergency or day.retriage_rate:
+            day.walk_in(self.doctor, self.source, self.priority)
+        else:
+            day.patients += 1
+            try:
+                token = day.alloc.book(
+                    f"P{day.patients:05d}",
+                    self.doctor_id,
+                    source=self.source,
+                    priority=self.priority,
+                )
+            except OPDError as error:
+                level = self.source.default_priority if self.priority is None else self.priority
+                day.refuse(self.doctor_id, self.source, level, error)
+            else:
+                day.track(token)
         self.schedule()
 
 
@@ -507,8 +542,9 @@ class _Day:
     def settle(self) -> None:
         """Let every doctor touched since the last settle call if free; update idle clocks.
 
-        A call touches its doctor again, so the loop ends once no doctor can call anyone
-        more. O(touched doctors), plus the calls made.
+        A call touches only its own doctor, who is then busy: nothing more to settle for
+        them, so the loop ends once every touched doctor has been seen. O(touched
+        doctors), plus the calls made.
         """
         touched = self.touched
         now = self.now
@@ -518,6 +554,9 @@ class _Day:
             duty = doctor.on_duty(now)
             if doctor.busy is None:
                 self.try_call(doctor, duty)
+                # A call touched the doctor again; once busy there is nothing more to do.
+                if doctor.busy is not None:
+                    touched.pop(doctor.id, None)
             # The idle-while-a-patient-waits clock, opened or closed.
             if duty and doctor.busy is None and doctor.waiting > 0:
                 if doctor.idle_since is None:
@@ -554,11 +593,14 @@ class _Day:
         token = self.alloc.call_next(doctor.id)
         if token is None:
             return  # only waitlisted patients are present, and the policy keeps them there
-        was = self.present.get(token.id)
-        if was is not None and was.status is _WAITLISTED:
-            # The idle-fill rule seated the patient from the waitlist (a TokenMoved).
-            self.moves[_FROM_WAITLIST] = self.moves.get(_FROM_WAITLIST, 0) + 1
-        self.track(token)
+        # The called token, in consultation, no longer waits present (track(), inlined:
+        # the doctor it would touch is the one being settled, and busy from now on).
+        was = self.present.pop(token.id, None)
+        if was is not None:
+            self.doctors[was.doctor_id].waiting -= 1
+            if was.status is _WAITLISTED:
+                # The idle-fill rule seated the patient from the waitlist (a TokenMoved).
+                self.moves[_FROM_WAITLIST] = self.moves.get(_FROM_WAITLIST, 0) + 1
         doctor.busy = token.id
         now = self.now
         missed = self.missed_rate
@@ -574,7 +616,10 @@ class _Day:
     def finish(self, doctor: _Doctor) -> None:
         token_id, doctor.busy = doctor.busy, None
         assert token_id is not None
-        self.track(self.alloc.complete(token_id))
+        # The completed token was not waiting present (track(), inlined): only the doctor,
+        # free again, is touched.
+        self.alloc.complete(token_id)
+        self.touched[doctor.id] = doctor
 
     def missed_call(self, doctor: _Doctor, called_at: datetime) -> None:
         """The called patient did not come: the desk records it; they come back later,
