@@ -552,11 +552,9 @@ class _Day:
             # Any order will do: a doctor's call touches only their own patients.
             doctor = touched.popitem()[1]
             duty = doctor.on_duty(now)
-            if doctor.busy is None:
-                self.try_call(doctor, duty)
+            if doctor.busy is None and self.try_call(doctor, duty):
                 # A call touched the doctor again; once busy there is nothing more to do.
-                if doctor.busy is not None:
-                    touched.pop(doctor.id, None)
+                touched.pop(doctor.id, None)
             # The idle-while-a-patient-waits clock, opened or closed.
             if duty and doctor.busy is None and doctor.waiting > 0:
                 if doctor.idle_since is None:
@@ -566,8 +564,9 @@ class _Day:
                     doctor.day.idle_waiting.append((doctor.idle_since, now))
                 doctor.idle_since = None
 
-    def try_call(self, doctor: _Doctor, duty: bool) -> None:
-        """Call the next patient if the doctor (free, and ``duty``: on duty now) can.
+    def try_call(self, doctor: _Doctor, duty: bool) -> bool:
+        """Call the next patient if the doctor (free, and ``duty``: on duty now) can;
+        whether they did.
 
         On duty means: a session has started (after any late start), the doctor is not away
         and not on a break; the doctor then calls whenever one of their patients is present
@@ -576,10 +575,10 @@ class _Day:
         """
         if duty:
             if not doctor.waiting:
-                return
+                return False
         else:
             if not doctor.available or doctor.on_break:
-                return
+                return False
             now = self.now
             bound = None
             for start, end in doctor.duty:
@@ -587,12 +586,12 @@ class _Day:
                     break
                 bound = end
             if bound is None:
-                return
+                return False
             if not any(slot.present for slot in doctor.slots if slot.start < bound):
-                return
+                return False
         token = self.alloc.call_next(doctor.id)
         if token is None:
-            return  # only waitlisted patients are present, and the policy keeps them there
+            return False  # only waitlisted patients are present, and the policy keeps them there
         # The called token, in consultation, no longer waits present (track(), inlined:
         # the doctor it would touch is the one being settled, and busy from now on).
         was = self.present.pop(token.id, None)
@@ -607,11 +606,12 @@ class _Day:
         if missed and doctor.missed.random() < missed and token.priority is not Priority.EMERGENCY:
             wait = now + self.scenario.missed_call_wait * _MINUTE
             self.at(wait, partial(self.missed_call, doctor, now))
-            return
+            return True
         end = now + doctor.sample(doctor.consult) * _MINUTE
         doctor.consultations.append((now, end))
         self.order += 1
         heapq.heappush(self.queue, (end, self.order, doctor.done))
+        return True
 
     def finish(self, doctor: _Doctor) -> None:
         token_id, doctor.busy = doctor.busy, None
@@ -727,6 +727,10 @@ def simulate(scenario: Scenario, seed: int) -> SimulationResult:
     end, a slot's start, a break's end, the doctor's return, a token moved to them), so the
     idle-fill rule leaves no idle-while-waiting minutes. O(p log p) for p patients, plus the
     allocator's own costs.
+
+    The day keeps no events, so that the allocator builds none; the result's
+    :meth:`~SimulationResult.events` simulates the same day again to collect them when
+    first asked (the scenario's policies must be deterministic, as the shipped ones are).
     """
     _check(scenario, seed)
     return _Day(scenario, seed).run()

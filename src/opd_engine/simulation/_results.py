@@ -679,7 +679,9 @@ class SimulationResult:
     """One simulated day: rows for analysis and a summary.
 
     ``records()`` and ``events()`` return plain dicts, so ``pandas.DataFrame(rows)`` takes
-    them as they are; the library itself does not need pandas.
+    them as they are; the library itself does not need pandas. A result from
+    :func:`simulate` holds no events until ``events()`` (or the repr, which counts them)
+    asks for them: the day is then simulated again, once, to collect them.
     """
 
     scenario: Scenario
