@@ -23,6 +23,7 @@ import attrs
 import pytest
 
 from opd_engine import (
+    Allocator,
     InvalidArgumentError,
     MoveReason,
     OnFull,
@@ -921,21 +922,22 @@ def test_doctor_explanations() -> None:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_engine_knows_who_waits_present(seed: int) -> None:
-    """The engine's count of present patients per doctor, kept from the events, agrees with
+    """The engine's count of present patients per doctor, kept from the tokens the allocator
+    returns and the events of the calls that may move others, agrees with
     the allocator's tokens at the end of the day (when unseen patients still wait)."""
     strict = DAY.with_policies(attrs.evolve(DAY.policies, reallocation=STRICT))
     for scenario in (DAY, strict):
         engine = _engine._Day(scenario, seed)
         result = engine.run()
         truth = {
-            t.id: t.doctor_id
+            t.id: t
             for t in result.allocator.tokens()
             if t.status is TokenStatus.CHECKED_IN
             or (t.status is TokenStatus.WAITLISTED and t.checked_in_at is not None)
         }
         assert truth  # the day ends with patients still waiting: the check has teeth
-        assert engine.present == truth
-        counts = Counter(truth.values())
+        assert engine.present == truth  # each token as it stands, not a stale copy
+        counts = Counter(t.doctor_id for t in truth.values())
         assert {d: doctor.waiting for d, doctor in engine.doctors.items()} == {
             d: counts[d] for d in engine.doctors
         }
@@ -967,3 +969,136 @@ def test_the_moves_line_wraps_between_reasons() -> None:
     assert max(len(line) for line in lines) <= 80
     assert " ".join(line.strip() for line in lines) == "Moves: " + ", ".join(reasons)
     assert _results._items("Moves: ", []) == ["Moves: none"]
+
+
+# ----------------------------------------------------------------------------- what the engine sees
+
+
+def busy_clinic(on_full: OnFull) -> Scenario:
+    """The clinic crowded, under ``on_full``, with every front-desk operation on: calls
+    that displace, refill, pull forward, re-queue late arrivals and seat from the waitlist."""
+    policies = attrs.evolve(DAY.policies, on_full=on_full)
+    doctor = attrs.evolve(
+        clinic().doctors[0],
+        sessions=[Session(start=time(9), end=time(12), slot_minutes=30, capacity=2)],
+        prebooked={Source.ONLINE: 2, Source.PAID: 1, Source.FOLLOW_UP: 1},
+    )
+    return Scenario(
+        doctors=[doctor],
+        policies=policies,
+        reschedule={Source.ONLINE: 0.3},
+        retriage_per_hour=0.5,
+        missed_call=0.2,
+    )
+
+
+STRICT_DAY = DAY.with_policies(attrs.evolve(DAY.policies, reallocation=STRICT))
+LEARNING_CASES = [
+    *((DAY, seed) for seed in range(1, 21)),
+    *((STRICT_DAY, seed) for seed in range(1, 11)),
+    *((busy_clinic(on_full), seed) for on_full in OnFull for seed in range(1, 6)),
+    *((minimal_case(fill_idle), 1) for fill_idle in (True, False)),
+]
+
+
+def account(result: SimulationResult) -> tuple[object, ...]:
+    return (
+        result.records(),
+        result.events(),
+        result.refusals(),
+        result.idle_waiting(),
+        result.summary(),
+    )
+
+
+def test_the_engine_learns_from_tokens_what_the_events_say() -> None:
+    """The engine follows most calls by the token they return, and subscribes only to calls
+    that may move other tokens; a reference engine following every event of every call
+    lives the same days, to the last event and figure (moves by reason included)."""
+    moved = Counter[str]()
+    for scenario, seed in LEARNING_CASES:
+        fast = simulate(scenario, seed)
+        reference = _engine._Day(scenario, seed, record=True, trace=True).run()
+        assert account(fast) == account(reference), (scenario, seed)
+        counted = Counter(
+            str(e["reason"]) for e in reference.events() if e["event"] == "TokenMoved"
+        )
+        assert dict(reference.summary().moves) == dict(counted)
+        moved.update(counted)
+    # The cases have teeth: every kind of move the engine must learn of happened.
+    assert {"DISPLACED", "FROM_WAITLIST", "LATE_ARRIVAL", "PULLED_FORWARD"} <= set(moved)
+
+
+def test_walk_ins_and_calls_build_no_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day of walk-ins who are booked, called and seen gives the allocator no subscriber,
+    so it builds no event; the events are there when asked for, the day simulated again."""
+    plan = DoctorPlan(
+        id="D1",
+        sessions=[Session(start=time(8), end=time(16), slot_minutes=480, capacity=1000)],
+        consult=Exponential(10.0),
+        arrivals=[Arrivals(per_hour=5.0, start=time(8), until=time(15))],
+    )
+    scenario = Scenario(doctors=[plan], no_show={}, cancellation={})
+    engine = _engine._Day(scenario, 4)
+    subscribed = []
+    original = Allocator.subscribe
+
+    def spy(self: Allocator, callback: Callable[[Any], object]) -> Callable[[], None]:
+        subscribed.append(callback)
+        return original(self, callback)
+
+    monkeypatch.setattr(Allocator, "subscribe", spy)
+    result = engine.run()
+    monkeypatch.undo()
+    assert subscribed == []
+    assert engine.events is None
+    assert result.summary().tokens > 20
+    rows = result.events()
+    assert Counter(str(r["event"]) for r in rows)["TokenCalled"] == result.summary().tokens
+    assert rows == _engine._Day(scenario, 4, record=True).run().events()
+
+
+def test_events_replayed_for_other_tokens_are_refused() -> None:
+    """The events come from simulating the day again; if that gave other tokens (a policy
+    with a state or randomness of its own), the engine says so rather than mix two days."""
+    other = simulate(DAY, 2).allocator.tokens()
+    with pytest.raises(InvalidArgumentError, match="policies must be deterministic"):
+        _engine._recorded(DAY, 1, other)
+
+
+def test_arrivals_are_drawn_one_at_a_time() -> None:
+    """The queue holds one pending arrival per arrival process, not the day's arrivals."""
+    end = timedelta(hours=200)
+    plan = DoctorPlan(
+        id="D1",
+        sessions=[Session(start=timedelta(0), end=end, slot_minutes=200 * 60, capacity=10**6)],
+        consult=Exponential(10.0),
+        arrivals=[Arrivals(per_hour=4.0, start=timedelta(0), until=end) for _ in range(3)],
+    )
+    engine = _engine._Day(Scenario(doctors=[plan], no_show={}, cancellation={}), 1)
+    engine.prepare()
+    arrivals = [a for _, _, a in engine.queue if getattr(a, "__name__", "") == "arrive"]
+    assert len(arrivals) == 3
+    assert len(engine.queue) < 10
+
+
+def test_a_refused_emergency_keeps_its_priority() -> None:
+    """An emergency turned away (its doctor has gone) is counted as an emergency."""
+    emergencies = Arrivals(per_hour=3.0, start=time(9), until=time(12), priority=Priority.EMERGENCY)
+    plan = plan_with(unavailable_at=time(10), arrivals=[*clinic().doctors[0].arrivals, emergencies])
+    result = simulate(Scenario(doctors=[plan]), 3)
+    refused = [r for r in result.refusals() if r["source"] == "WALK_IN"]
+    assert {r["priority"] for r in refused} == {"EMERGENCY", "STANDARD"}
+    by_priority = result.summary().by_priority
+    assert by_priority["EMERGENCY"].refused == sum(
+        1 for r in refused if r["priority"] == "EMERGENCY"
+    )
+
+
+def test_records_are_the_allocators_rows_with_wait_and_outcome(day: SimulationResult) -> None:
+    """The simulation's rows, built field by field for speed, are the allocator's own rows
+    (every Token field, enums by name) plus ``wait`` and ``outcome``."""
+    rows = day.records()
+    plain = day.allocator.records()
+    assert [{k: v for k, v in row.items() if k not in ("wait", "outcome")} for row in rows] == plain
+    assert [list(row)[: len(plain[0])] for row in rows] == [list(row) for row in plain]

@@ -8,16 +8,16 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Final
+from typing import Final, TypeVar
 
 from opd_engine._allocator import Allocator
 from opd_engine._slot import Slot
 from opd_engine._values import Doctor, Priority, Source, Token, TokenStatus
 from opd_engine.errors import InvalidArgumentError, OPDError, SlotClosedError, SlotFullError
-from opd_engine.events import Event, TokenEvent
+from opd_engine.events import Event, MoveReason, TokenEvent, TokenMoved
 
 from ._results import DoctorDay, Refusal, Replication, SimulationResult, Summary
-from ._scenario import DoctorPlan, Scenario
+from ._scenario import Arrivals, DoctorPlan, Scenario, arrival_offsets
 
 __all__ = ["replicate", "simulate"]
 
@@ -30,6 +30,8 @@ Progress = Callable[[int, int], None]
 _MINUTE: Final = timedelta(minutes=1)
 _CHECKED_IN: Final = TokenStatus.CHECKED_IN
 _WAITLISTED: Final = TokenStatus.WAITLISTED
+_FROM_WAITLIST: Final = MoveReason.FROM_WAITLIST.name
+T = TypeVar("T")
 # Pre-booked sources in the order their tokens are issued for each slot.
 _BOOKED_ORDER: Final = (Source.PAID, Source.FOLLOW_UP, Source.ONLINE, Source.WALK_IN)
 
@@ -52,11 +54,16 @@ def _label(offset: timedelta) -> str:
     return text if days == 0 else f"d{days}+{text}"
 
 
+def _nothing() -> None:
+    """An action that does nothing: a placeholder until the real one is bound."""
+
+
 class _Doctor:
     """The engine's view of one doctor: duty windows, breaks, the patient in progress.
 
     ``waiting`` counts the doctor's patients waiting present (checked in, or waitlisted
-    after checking in), kept from the allocator's events; ``idle_since`` is when the doctor
+    after checking in), kept from the tokens the allocator returns and its events;
+    ``idle_since`` is when the doctor
     last became idle on duty while one of them waited (None while that is not the case).
     """
 
@@ -66,13 +73,16 @@ class _Doctor:
         "break_since",
         "busy",
         "consult",
+        "consultations",
         "day",
+        "done",
         "duty",
         "id",
         "idle_since",
         "missed",
         "on_break",
         "plan",
+        "sample",
         "slots",
         "waiting",
     )
@@ -98,6 +108,10 @@ class _Doctor:
         self.waiting = 0
         self.idle_since: datetime | None = None
         self.day = DoctorDay(doctor_id=plan.id, sessions=tuple(self.duty))
+        self.consultations = self.day.consultations
+        self.sample = plan.consult.sample
+        # The action that ends this doctor's consultation (one object for the whole day).
+        self.done: Callable[[], None] = _nothing
 
     def on_duty(self, now: datetime) -> bool:
         """In a session (after any late start), present, and not on a break. O(sessions)."""
@@ -117,38 +131,123 @@ def _present(token: Token) -> bool:
     )
 
 
+class _Stream:
+    """One arrival process of one doctor. Only its next arrival is in the engine's queue:
+    each arrival draws the one after it, from the process's own random stream."""
+
+    __slots__ = (
+        "action",
+        "day",
+        "doctor",
+        "doctor_id",
+        "emergency",
+        "midnight",
+        "offsets",
+        "priority",
+        "source",
+    )
+
+    def __init__(self, day: _Day, doctor: _Doctor, arrivals: Arrivals, rng: random.Random):
+        self.day = day
+        self.doctor = doctor
+        self.doctor_id = doctor.id
+        self.midnight = day.midnight
+        self.offsets = arrival_offsets(arrivals, rng)
+        self.source = arrivals.source
+        self.priority = arrivals.priority
+        level = arrivals.source.default_priority if arrivals.priority is None else arrivals.priority
+        # An emergency's booking may displace others: the engine watches it (_Day.book).
+        self.emergency = level is Priority.EMERGENCY
+        self.action = self.arrive
+
+    def schedule(self) -> None:
+        """Queue the next arrival, if the process has one left. O(log q)."""
+        offset = next(self.offsets, None)
+        if offset is not None:
+            day = self.day
+            day.order += 1
+            heapq.heappush(day.queue, (self.midnight + offset, day.order, self.action))
+
+    def arrive(self) -> None:
+        """A patient walks in: :meth:`_Day.walk_in`, inlined for the common case (no
+        emergency, no re-triage), then the next arrival is drawn. O(log n)."""
+        day = self.day
+        if self.emergency or day.retriage_rate:
+            day.walk_in(self.doctor, self.source, self.priority)
+        else:
+            day.patients += 1
+            try:
+                token = day.alloc.book(
+                    f"P{day.patients:05d}",
+                    self.doctor_id,
+                    source=self.source,
+                    priority=self.priority,
+                )
+            except OPDError as error:
+                level = self.source.default_priority if self.priority is None else self.priority
+                day.refuse(self.doctor_id, self.source, level, error)
+            else:
+                day.track(token)
+        self.schedule()
+
+
 class _Day:
     """One simulated day. Everything happens in :meth:`run`; the result is plain data.
 
-    The allocator's events keep, per doctor, the count of patients waiting present and mark
-    the doctors an event touched; after every action the engine settles: each marked doctor
-    who is free calls the next patient (so a doctor on duty calls whenever one of their
-    patients is present), and the idle-while-waiting clock of each is brought up to date.
+    The engine keeps, per doctor, the count of patients waiting present, and marks the
+    doctors a change touched; after every action it settles: each marked doctor who is
+    free calls the next patient (so a doctor on duty calls whenever one of their patients
+    is present), and the idle-while-waiting clock of each is brought up to date.
+
+    It learns the changes from the token each allocator call returns: a booking that is
+    not an emergency, a check-in that is not a late arrival, a call and a completion change
+    that token only. Every other call (an emergency's booking, which may displace, a late
+    arrival, a cancellation, a no-show, a reschedule, a re-triage, a missed call, and the
+    doctors' delay, absence, return and closed slots) may move other tokens too: for those
+    alone the engine subscribes to the allocator's events, for the length of the call. So
+    in a day of walk-ins and calls the allocator builds no event at all.
+
+    ``record`` keeps every event of the day (:meth:`SimulationResult.events`); ``trace``
+    follows every event, whatever the call (the reference the token-driven account is
+    tested against: both give the same day).
     """
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    def __init__(
+        self, scenario: Scenario, seed: int, *, record: bool = False, trace: bool = False
+    ) -> None:
         self.scenario = scenario
         self.seed = seed
         self.midnight = scenario.midnight
         self.now = self.midnight + scenario.bookings_open
         self.alloc = Allocator(policies=scenario.policies, clock=self._clock)
-        self.events: list[Event] = []
-        self.alloc.subscribe(self._observe)
+        self.events: list[Event] | None = None
+        if record:
+            self.events = []
+            self.alloc.subscribe(self.events.append)
+        self.trace = trace
+        if trace:
+            self.alloc.subscribe(self._observe)
         self.queue: list[tuple[datetime, int, Callable[[], None]]] = []
         self.order = 0
         self.patients = 0
         self.refusals: list[Refusal] = []
         self.doctors = {plan.id: _Doctor(plan, self.midnight, seed) for plan in scenario.doctors}
+        for doctor in self.doctors.values():
+            doctor.done = partial(self.finish, doctor)
         self.grace = scenario.policies.no_show_grace
-        # token id -> doctor id, for every token waiting present.
-        self.present: dict[str, str] = {}
-        # Doctors an event or a change of duty touched since the last settle (a set that
-        # iterates in a fixed order, unlike a set of strings under hash randomisation).
-        self.touched: dict[str, None] = {}
+        # token id -> the token as it stands, for every token waiting present.
+        self.present: dict[str, Token] = {}
+        # Doctors a change touched since the last settle, by id (a dict: it iterates in a
+        # fixed order, unlike a set of strings under hash randomisation).
+        self.touched: dict[str, _Doctor] = {}
+        # Tokens moved, by the name of the move's reason (what TokenMoved events would count).
+        self.moves: dict[str, int] = {}
         # A pre-booked patient's planned arrival (moved by a reschedule).
         self.arrivals: dict[str, datetime] = {}
         # Minutes of waiting present after which a patient's condition worsens.
         self.worsening: dict[str, float] = {}
+        self.retriage_rate = scenario.retriage_per_hour
+        self.missed_rate = scenario.missed_call
         # One stream per process, drawn once per patient whatever the outcome.
         self.cancels = _stream(seed, "cancellation")
         self.cancel_times = _stream(seed, "cancellation-time")
@@ -161,25 +260,47 @@ class _Day:
     def _clock(self) -> datetime:
         return self.now
 
+    # ------------------------------------------------------------------ what changed
+
+    def track(self, token: Token) -> None:
+        """Take in ``token`` as it now stands: the present counts, the doctors to settle.
+        O(1)."""
+        token_id = token.id
+        touched = self.touched
+        was = self.present.pop(token_id, None)
+        if was is not None:
+            before = self.doctors[was.doctor_id]
+            before.waiting -= 1
+            touched[before.id] = before
+        doctor = self.doctors[token.doctor_id]
+        status = token.status
+        if status is _CHECKED_IN or (status is _WAITLISTED and token.checked_in_at is not None):
+            self.present[token_id] = token
+            doctor.waiting += 1
+        touched[doctor.id] = doctor
+
     def _observe(self, event: Event) -> None:
-        """Subscriber: keep the event, the present counts, and which doctors to settle."""
-        self.events.append(event)
+        """Subscriber: take in the event's token, count moves, mark the doctor touched."""
         if isinstance(event, TokenEvent):
-            token = event.token
-            doctor_id = token.doctor_id
-            was = self.present.pop(token.id, None)
-            if was is not None:
-                self.doctors[was].waiting -= 1
-                self.touched[was] = None
-            status = token.status
-            if status is _CHECKED_IN or (status is _WAITLISTED and token.checked_in_at is not None):
-                self.present[token.id] = doctor_id
-                self.doctors[doctor_id].waiting += 1
-            self.touched[doctor_id] = None
+            if isinstance(event, TokenMoved):
+                reason = event.reason.name
+                self.moves[reason] = self.moves.get(reason, 0) + 1
+            self.track(event.token)
         else:
             about = getattr(event, "doctor_id", None)
             if about in self.doctors:
-                self.touched[about] = None
+                self.touched[about] = self.doctors[about]
+
+    def watch(self, call: Callable[[], T]) -> T:
+        """Make a call that may change other tokens than the one it returns, following
+        its events (subscribed for the call only). O(1) besides the call and its events."""
+        if self.trace:
+            return call()  # already following every event
+        unsubscribe = self.alloc.subscribe(self._observe)
+        try:
+            return call()
+        finally:
+            unsubscribe()
 
     def at(self, when: datetime, action: Callable[[], None]) -> None:
         self.order += 1
@@ -190,7 +311,7 @@ class _Day:
         return f"P{self.patients:05d}"
 
     def touch(self, doctor: _Doctor) -> None:
-        self.touched[doctor.id] = None
+        self.touched[doctor.id] = doctor
 
     # ------------------------------------------------------------------ set-up
 
@@ -206,6 +327,7 @@ class _Day:
                     consult_minutes=plan.expected_minutes,
                 )
             )
+            self.touch(doctor)  # as its DoctorAdded event would
             for session in sorted(plan.sessions, key=lambda s: s.start):
                 for start, end in session.slots():
                     slot = Slot(
@@ -225,6 +347,7 @@ class _Day:
     def plan_duty(self, doctor: _Doctor) -> None:
         """Every moment the doctor's duty changes, or a slot starts, settles the doctor."""
         plan = doctor.plan
+        alloc = self.alloc
         touch = partial(self.touch, doctor)
         for duty_start, duty_end in doctor.duty:
             self.at(duty_start, touch)
@@ -233,12 +356,13 @@ class _Day:
             self.at(slot.start, touch)
         if plan.late_start:
             first = self.midnight + min(s.start for s in plan.sessions)
-            self.at(first, partial(self.alloc.delay, doctor.id, plan.late_start))
+            delay = partial(alloc.delay, doctor.id, plan.late_start)
+            self.at(first, partial(self.watch, delay))
         by_start = {slot.start: slot for slot in doctor.slots}
         for pause in plan.breaks:
             slot = by_start[self.midnight + pause.start]
             closed = slot.start if pause.closed_at is None else self.midnight + pause.closed_at
-            self.at(closed, partial(self.alloc.close_slot, slot.id))
+            self.at(closed, partial(self.watch, partial(alloc.close_slot, slot.id)))
             self.at(max(closed, slot.start), partial(self.pause, doctor, True))
             self.at(slot.end, partial(self.pause, doctor, False))
         if plan.unavailable_at is not None:
@@ -263,7 +387,7 @@ class _Day:
                     move_to = self.reschedules.random()
                     worsening = self.draw_worsening()
                     try:
-                        token = self.alloc.book(self.patient(), doctor.id, slot.id, source=source)
+                        token = self.book(self.patient(), doctor.id, slot.id, source, None)
                     except OPDError as error:
                         self.refuse(doctor.id, source, source.default_priority, error)
                         continue
@@ -289,19 +413,37 @@ class _Day:
         self.at(when, partial(self.arrive, token_id, when))
 
     def plan_arrivals(self, doctor: _Doctor) -> None:
+        """Queue the first arrival of each of the doctor's arrival processes. O(processes)."""
         for number, arrivals in enumerate(doctor.plan.arrivals):
             stream = _stream(self.seed, f"arrivals/{doctor.id}/{number}")
-            for offset in arrivals.times(stream):
-                self.at(
-                    self.midnight + offset,
-                    partial(self.walk_in, doctor, arrivals.source, arrivals.priority),
-                )
+            _Stream(self, doctor, arrivals, stream).schedule()
 
     # ------------------------------------------------------------------ patients
 
+    def book(
+        self,
+        patient_id: str,
+        doctor_id: str,
+        slot_id: str | None,
+        source: Source,
+        priority: Priority | None,
+    ) -> Token:
+        """Book through the allocator; an emergency may displace others, so it is watched."""
+        alloc = self.alloc
+        level = source.default_priority if priority is None else priority
+        if level is Priority.EMERGENCY:
+            return self.watch(
+                partial(
+                    alloc.book, patient_id, doctor_id, slot_id, source=source, priority=priority
+                )
+            )
+        token = alloc.book(patient_id, doctor_id, slot_id, source=source, priority=priority)
+        self.track(token)
+        return token
+
     def draw_worsening(self) -> float:
         """Minutes of waiting present before the patient's condition worsens (inf: never)."""
-        rate = self.scenario.retriage_per_hour
+        rate = self.retriage_rate
         if rate == 0:
             return math.inf
         return -math.log1p(-self.retriages.random()) * 60 / rate
@@ -322,7 +464,7 @@ class _Day:
             return
         if self.now >= self.doctors[token.doctor_id].duty[-1][1]:
             return  # the sessions are over: the patient is sent on, not re-triaged here
-        self.alloc.retriage(token_id, Priority.EMERGENCY)
+        self.watch(partial(self.alloc.retriage, token_id, Priority.EMERGENCY))
 
     def refuse(self, doctor_id: str, source: Source, priority: Priority, error: OPDError) -> None:
         if not isinstance(error, SlotFullError | SlotClosedError):
@@ -337,22 +479,24 @@ class _Day:
     def walk_in(self, doctor: _Doctor, source: Source, priority: Priority | None) -> None:
         worsening = self.draw_worsening()
         try:
-            token = self.alloc.book(self.patient(), doctor.id, source=source, priority=priority)
+            token = self.book(self.patient(), doctor.id, None, source, priority)
         except OPDError as error:
-            self.refuse(doctor.id, source, priority or source.default_priority, error)
+            level = source.default_priority if priority is None else priority
+            self.refuse(doctor.id, source, level, error)
             return
-        self.note_worsening(token, worsening)
+        if worsening != math.inf:
+            self.note_worsening(token, worsening)
 
     def cancel(self, token_id: str) -> None:
         if self.alloc.token(token_id).status in (TokenStatus.BOOKED, TokenStatus.WAITLISTED):
-            self.alloc.cancel(token_id)
+            self.watch(partial(self.alloc.cancel, token_id))
 
     def reschedule(self, token_id: str, slot: Slot, offset: float | None) -> None:
         """The patient asks to come later; the desk moves them if the slot has room."""
         if self.alloc.token(token_id).status is not TokenStatus.BOOKED:
             return  # cancelled, or already here
         try:
-            self.alloc.reschedule(token_id, slot.id)
+            self.watch(partial(self.alloc.reschedule, token_id, slot.id))
         except (SlotFullError, SlotClosedError):
             return  # refused: the booking stays as it was
         if offset is not None:
@@ -365,16 +509,22 @@ class _Day:
 
     def check_in(self, token_id: str) -> None:
         """A patient comes to the desk: check in (a late arrival after a no-show is
-        re-queued), and start the clock of their condition."""
-        token = self.alloc.token(token_id)
+        re-queued, and watched: it may displace), and start the clock of their condition."""
+        alloc = self.alloc
+        token = alloc.token(token_id)
         status = token.status
-        if status in (TokenStatus.NO_SHOW, TokenStatus.BOOKED) or (
+        if status is TokenStatus.NO_SHOW:
+            token = self.watch(partial(alloc.check_in, token_id))
+        elif status is TokenStatus.BOOKED or (
             status is TokenStatus.WAITLISTED and token.checked_in_at is None
         ):
-            token = self.alloc.check_in(token_id)
-            minutes = self.worsening.pop(token_id, None)
-            if minutes is not None:
-                self.note_worsening(token, minutes)
+            token = alloc.check_in(token_id)
+            self.track(token)
+        else:
+            return
+        minutes = self.worsening.pop(token_id, None)
+        if minutes is not None:
+            self.note_worsening(token, minutes)
 
     def grace_over(self, token_id: str) -> None:
         token = self.alloc.token(token_id)
@@ -385,81 +535,91 @@ class _Day:
         if self.now < deadline:  # moved to a later slot since: wait for that one
             self.at(deadline, partial(self.grace_over, token_id))
             return
-        self.alloc.no_show(token_id)
+        self.watch(partial(self.alloc.no_show, token_id))
 
     # ------------------------------------------------------------------ doctors
 
     def settle(self) -> None:
         """Let every doctor touched since the last settle call if free; update idle clocks.
 
-        A call touches its doctor again (its events), so the loop ends once no doctor can
-        call anyone more. O(touched doctors), plus the calls made.
+        A call touches only its own doctor, who is then busy: nothing more to settle for
+        them, so the loop ends once every touched doctor has been seen. O(touched
+        doctors), plus the calls made.
         """
         touched = self.touched
+        now = self.now
         while touched:
             # Any order will do: a doctor's call touches only their own patients.
-            doctor = self.doctors[touched.popitem()[0]]
-            if doctor.busy is None:
-                self.try_call(doctor)
-            self.clock_idle(doctor)
+            doctor = touched.popitem()[1]
+            duty = doctor.on_duty(now)
+            if doctor.busy is None and self.try_call(doctor, duty):
+                # A call touched the doctor again; once busy there is nothing more to do.
+                touched.pop(doctor.id, None)
+            # The idle-while-a-patient-waits clock, opened or closed.
+            if duty and doctor.busy is None and doctor.waiting > 0:
+                if doctor.idle_since is None:
+                    doctor.idle_since = now
+            elif doctor.idle_since is not None:
+                if now > doctor.idle_since:
+                    doctor.day.idle_waiting.append((doctor.idle_since, now))
+                doctor.idle_since = None
 
-    def clock_idle(self, doctor: _Doctor) -> None:
-        """Open or close the doctor's idle-while-a-patient-waits period. O(sessions)."""
-        now = self.now
-        idle = doctor.busy is None and doctor.waiting > 0 and doctor.on_duty(now)
-        if idle:
-            if doctor.idle_since is None:
-                doctor.idle_since = now
-        elif doctor.idle_since is not None:
-            if now > doctor.idle_since:
-                doctor.day.idle_waiting.append((doctor.idle_since, now))
-            doctor.idle_since = None
-
-    def try_call(self, doctor: _Doctor) -> None:
-        """Call the next patient if the doctor is free, on duty and someone is present.
+    def try_call(self, doctor: _Doctor, duty: bool) -> bool:
+        """Call the next patient if the doctor (free, and ``duty``: on duty now) can;
+        whether they did.
 
         On duty means: a session has started (after any late start), the doctor is not away
         and not on a break; the doctor then calls whenever one of their patients is present
         (the allocator chooses whom, the idle-fill rule included). After a session's end the
         doctor stays on while patients of slots that started before that end are present.
         """
-        if doctor.busy is not None or not doctor.available or doctor.on_break:
-            return
-        now = self.now
-        if doctor.on_duty(now):
+        if duty:
             if not doctor.waiting:
-                return
+                return False
         else:
+            if not doctor.available or doctor.on_break:
+                return False
+            now = self.now
             bound = None
             for start, end in doctor.duty:
                 if start > now:
                     break
                 bound = end
             if bound is None:
-                return
+                return False
             if not any(slot.present for slot in doctor.slots if slot.start < bound):
-                return
+                return False
         token = self.alloc.call_next(doctor.id)
         if token is None:
-            return  # only waitlisted patients are present, and the policy keeps them there
+            return False  # only waitlisted patients are present, and the policy keeps them there
+        # The called token, in consultation, no longer waits present (track(), inlined:
+        # the doctor it would touch is the one being settled, and busy from now on).
+        was = self.present.pop(token.id, None)
+        if was is not None:
+            self.doctors[was.doctor_id].waiting -= 1
+            if was.status is _WAITLISTED:
+                # The idle-fill rule seated the patient from the waitlist (a TokenMoved).
+                self.moves[_FROM_WAITLIST] = self.moves.get(_FROM_WAITLIST, 0) + 1
         doctor.busy = token.id
-        scenario = self.scenario
-        if (
-            scenario.missed_call
-            and doctor.missed.random() < scenario.missed_call
-            and token.priority is not Priority.EMERGENCY
-        ):
-            wait = now + scenario.missed_call_wait * _MINUTE
+        now = self.now
+        missed = self.missed_rate
+        if missed and doctor.missed.random() < missed and token.priority is not Priority.EMERGENCY:
+            wait = now + self.scenario.missed_call_wait * _MINUTE
             self.at(wait, partial(self.missed_call, doctor, now))
-            return
-        minutes = doctor.plan.consult.sample(doctor.consult)
-        doctor.day.consultations.append((now, now + minutes * _MINUTE))
-        self.at(now + minutes * _MINUTE, partial(self.finish, doctor))
+            return True
+        end = now + doctor.sample(doctor.consult) * _MINUTE
+        doctor.consultations.append((now, end))
+        self.order += 1
+        heapq.heappush(self.queue, (end, self.order, doctor.done))
+        return True
 
     def finish(self, doctor: _Doctor) -> None:
-        assert doctor.busy is not None
         token_id, doctor.busy = doctor.busy, None
+        assert token_id is not None
+        # The completed token was not waiting present (track(), inlined): only the doctor,
+        # free again, is touched.
         self.alloc.complete(token_id)
+        self.touched[doctor.id] = doctor
 
     def missed_call(self, doctor: _Doctor, called_at: datetime) -> None:
         """The called patient did not come: the desk records it; they come back later,
@@ -467,7 +627,7 @@ class _Day:
         assert doctor.busy is not None
         token_id, doctor.busy = doctor.busy, None
         doctor.day.missed_calls.append((called_at, self.now))
-        token = self.alloc.missed_call(token_id)
+        token = self.watch(partial(self.alloc.missed_call, token_id))
         if token.status is not TokenStatus.NO_SHOW:
             back = self.scenario.missed_call_return.sample(self.returns)
             self.at(self.now + max(0.0, back) * _MINUTE, partial(self.check_in, token_id))
@@ -484,14 +644,14 @@ class _Day:
         self.touch(doctor)
 
     def leave(self, doctor: _Doctor) -> None:
-        self.alloc.mark_unavailable(doctor.id)
+        self.watch(partial(self.alloc.mark_unavailable, doctor.id))
         doctor.available = False
         doctor.away_since = self.now
         doctor.day.left_at = self.now
         self.touch(doctor)
 
     def come_back(self, doctor: _Doctor) -> None:
-        self.alloc.mark_available(doctor.id)
+        self.watch(partial(self.alloc.mark_available, doctor.id))
         doctor.available = True
         assert doctor.away_since is not None
         doctor.day.off_duty.append((doctor.away_since, self.now))
@@ -505,24 +665,47 @@ class _Day:
         self.prepare()
         self.settle()
         queue = self.queue
+        touched = self.touched
+        pop = heapq.heappop
+        settle = self.settle
         while queue:
-            when, _, action = heapq.heappop(queue)
+            when, _, action = pop(queue)
             self.now = when
             action()
-            if self.touched:
-                self.settle()
+            if touched:
+                settle()
         for doctor in self.doctors.values():
             assert doctor.idle_since is None, "a duty window's end closes every idle period"
+        tokens = self.alloc.tokens()
         return SimulationResult(
             scenario=self.scenario,
             seed=self.seed,
             allocator=self.alloc,
-            tokens=self.alloc.tokens(),
+            tokens=tokens,
             slots=[slot for d in self.doctors.values() for slot in d.slots],
             events=self.events,
             refusals=self.refusals,
             doctors=[d.day for d in self.doctors.values()],
+            moves=self.moves,
+            replay=None
+            if self.events is not None
+            else partial(_recorded, self.scenario, self.seed, tokens),
         )
+
+
+def _recorded(scenario: Scenario, seed: int, tokens: list[Token]) -> list[Event]:
+    """The events of the day that gave ``tokens``: the day simulated again, every event
+    kept. The same seed gives the same day, which the tokens confirm. O(the day)."""
+    day = _Day(scenario, seed, record=True)
+    day.run()
+    if day.alloc.tokens() != tokens:
+        raise InvalidArgumentError(
+            f"simulating seed {seed} again gave other tokens: the scenario's policies must "
+            f"be deterministic (no state of their own, no randomness), got "
+            f"policies={scenario.policies!r}"
+        )
+    assert day.events is not None
+    return day.events
 
 
 def _check(scenario: object, seed: object) -> None:
@@ -544,6 +727,10 @@ def simulate(scenario: Scenario, seed: int) -> SimulationResult:
     end, a slot's start, a break's end, the doctor's return, a token moved to them), so the
     idle-fill rule leaves no idle-while-waiting minutes. O(p log p) for p patients, plus the
     allocator's own costs.
+
+    The day keeps no events, so that the allocator builds none; the result's
+    :meth:`~SimulationResult.events` simulates the same day again to collect them when
+    first asked (the scenario's policies must be deterministic, as the shipped ones are).
     """
     _check(scenario, seed)
     return _Day(scenario, seed).run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol, TypeVar, final, runtime_checkable
 
@@ -415,21 +415,28 @@ class Arrivals:
 
     def times(self, rng: random.Random) -> list[timedelta]:
         """Arrival offsets of one day, drawn from ``rng``. O(arrivals)."""
-        found: list[timedelta] = []
-        steps = self.steps
-        bounds = [start for start, _ in steps[1:]] + [self.until]
-        for (start, rate), end in zip(steps, bounds, strict=True):
-            if rate == 0 or start >= self.until:
-                continue
-            end = min(end, self.until)
-            clock = start
-            while True:
-                # Memoryless: restarting the exponential at each step is exact.
-                clock += timedelta(minutes=rng.expovariate(rate / 60))
-                if clock >= end:
-                    break
-                found.append(clock)
-        return found
+        return list(arrival_offsets(self, rng))
+
+
+def arrival_offsets(arrivals: Arrivals, rng: random.Random) -> Iterator[timedelta]:
+    """:meth:`Arrivals.times` one at a time, each drawn when asked for: the engine keeps
+    one pending arrival per stream, not the whole day's. O(1) per arrival."""
+    steps = arrivals.steps
+    until = arrivals.until
+    bounds = [start for start, _ in steps[1:]] + [until]
+    draw = rng.expovariate
+    for (start, rate), end in zip(steps, bounds, strict=True):
+        if rate == 0 or start >= until:
+            continue
+        end = min(end, until)
+        clock = start
+        per_minute = rate / 60
+        while True:
+            # Memoryless: restarting the exponential at each step is exact.
+            clock += timedelta(minutes=draw(per_minute))
+            if clock >= end:
+                break
+            yield clock
 
 
 def _frozen_counts(value: object) -> Mapping[Source, int]:
