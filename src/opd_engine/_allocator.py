@@ -422,7 +422,7 @@ class Allocator:
             else:
                 target._add(token, now)
                 if checked_in:
-                    desk.sync_present(target)
+                    desk.joined(target, token)
                 if day.subscribers:
                     day.note(TokenBooked, now, token)
                 if emergency:
@@ -510,7 +510,7 @@ class Allocator:
                 slot = self._slots[token.slot_id]  # type: ignore[index]
                 token = day.put(token, with_arrival(token, CHECKED_IN, now))
                 slot._arrive(token, now)
-                desk.sync_present(slot)
+                desk.joined(slot, token)
             elif status is WAITLISTED and token.checked_in_at is None:
                 token = day.replace(token, checked_in_at=now)
                 desk.waitlist.arrive(token)

@@ -338,7 +338,7 @@ class Desk:
         else:
             slot._add(token, now)
             if token.status is CHECKED_IN:
-                self.sync_present(slot)
+                self.joined(slot, token)
 
     def unplace(self, token: Token) -> Slot | None:
         """Take a waiting or waitlisted token out of its slot or the waitlist; returns the
@@ -586,6 +586,14 @@ class Desk:
         return True
 
     # ================================================================ indexes
+
+    def joined(self, slot: Slot, token: Token) -> None:
+        """Checked-in ``token`` joined ``slot``: re-index it if it had nobody present, or
+        no present emergency and ``token`` is one (the indexes change only then). O(log s)."""
+        if slot._id not in self.present_ids or (
+            token.priority is EMERGENCY and slot._id not in self.urgent_ids
+        ):
+            self.sync_present(slot)
 
     def left(self, slot: Slot) -> None:
         """A checked-in token left ``slot``: re-index it if nobody present is left there,

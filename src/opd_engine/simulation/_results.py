@@ -680,8 +680,8 @@ class SimulationResult:
 
     ``records()`` and ``events()`` return plain dicts, so ``pandas.DataFrame(rows)`` takes
     them as they are; the library itself does not need pandas. A result from
-    :func:`simulate` holds no events until ``events()`` (or the repr, which counts them)
-    asks for them: the day is then simulated again, once, to collect them.
+    :func:`simulate` holds no events until ``events()`` asks for them: the day is then
+    simulated again, once, to collect them.
     """
 
     scenario: Scenario
@@ -806,7 +806,7 @@ class SimulationResult:
         seen = sum(1 for t in self._tokens if t.status is TokenStatus.COMPLETED)
         return (
             f"<SimulationResult seed={self.seed}: {len(self._tokens)} tokens, {seen} seen, "
-            f"{len(self._refusals)} refused, {len(self._event_list())} events>"
+            f"{len(self._refusals)} refused>"
         )
 
     def _repr_html_(self) -> str:
