@@ -243,6 +243,17 @@ def _check_queue(
         _require(list(protected_keys) == protected, "protected-token index", slot.id)
     _require(len(slot._filed) == len(arrived), "filed tokens wait", slot.id)
     filed_count = 0
+    if slot._strict:  # the checked-in list is the ordering index
+        _require(not slot._levels, "no levels under StrictPriority", slot.id)
+        for key in arrived:
+            token = tokens[slot._ids[key & SEQ_MASK]]
+            record = slot._filed.get(token.id)
+            _require(
+                record is not None and record[:2] == (key >> SEQ_BITS, token.seq),
+                "ordering index matches its tokens",
+                token,
+            )
+            filed_count += 1
     for level, entries in slot._levels.items():
         _require(len(entries) > 0, "no empty levels", slot.id)
         listed = list(entries)

@@ -144,6 +144,9 @@ class Slot:
     _changes: list[tuple[datetime, int, str]] = attrs.field(init=False, factory=list)
     _ordering: OrderingPolicy | None = attrs.field(init=False, default=None)
     _seq_keyed: bool = attrs.field(init=False, default=False)  # the ordering's key is seq
+    # StrictPriority: the call order is (priority, seq), _arrived's own order, so _levels
+    # stays empty (a checked-in token is still recorded in _filed).
+    _strict: bool = attrs.field(init=False, default=False)
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
     # Closed by close_slot: no bookings, no refills, never reopened.
     _closed: bool = attrs.field(init=False, default=False)
@@ -266,6 +269,7 @@ class Slot:
     ) -> None:
         self._ordering = ordering
         self._seq_keyed = ordering is not None and isinstance(ordering, _SEQ_KEYED)
+        self._strict = type(ordering) is StrictPriority
         self._tokens = tokens
         self._undo = undo
         self._protect_at = protect_at
@@ -457,6 +461,9 @@ class Slot:
 
     def _file(self, token_id: str, filed: Filed) -> None:
         """Add a checked-in token to the ordering index. O(log n)."""
+        if self._strict:
+            self._filed[token_id] = filed
+            return
         level, entry, change = filed
         entries = self._levels.get(level)
         if entries is None:
@@ -468,6 +475,8 @@ class Slot:
 
     def _unfile(self, token_id: str) -> None:
         level, entry, _ = self._filed.pop(token_id)
+        if self._strict:
+            return
         entries = self._levels[level]
         entries.remove(entry)
         if not entries:
@@ -503,6 +512,8 @@ class Slot:
         """The id of the checked-in token the ordering calls first. O(log n)."""
         if not self._filed:
             return None
+        if self._strict:
+            return self._ids[self._arrived[0] & SEQ_MASK]
         changes = self._changes
         if changes and changes[0][0] <= now:
             self._advance(now)
@@ -521,6 +532,9 @@ class Slot:
     def _called_order(self, now: datetime) -> Iterator[tuple[int, int, str]]:
         """Checked-in tokens as ``(level, seq, id)`` in the order the ordering calls them
         as of ``now``. O(n) (O(n * levels) if the ordering is not lexicographic)."""
+        if self._strict:
+            yield from self._keyed(self._arrived)
+            return
         self._advance(now)
         ordering = self._ordering
         assert ordering is not None
@@ -544,10 +558,10 @@ class Slot:
             if cursors[level] == len(levels[level]):
                 del cursors[level]
 
-    def _booked_order(self) -> Iterator[tuple[int, int, str]]:
-        """Booked tokens as ``(priority, seq, id)`` in queue order. O(n)."""
+    def _keyed(self, keys: SortedList[WaitKey]) -> Iterator[tuple[int, int, str]]:
+        """The tokens of ``keys`` as ``(priority, seq, id)`` in order. O(n)."""
         ids = self._ids
-        for key in self._absent:
+        for key in keys:
             seq = key & SEQ_MASK
             yield key >> SEQ_BITS, seq, ids[seq]
 
@@ -558,7 +572,7 @@ class Slot:
         seq)`` order: whichever stream's head has the smaller ``(level, seq)`` goes first,
         a booked token's level being its triaged priority (it does not age).
         """
-        for _, _, token_id in merge(self._called_order(now), self._booked_order()):
+        for _, _, token_id in merge(self._called_order(now), self._keyed(self._absent)):
             yield token_id
 
     def _position(self, token: Token, now: datetime) -> int:
@@ -569,6 +583,9 @@ class Slot:
         """
         ordering = self._ordering
         assert ordering is not None
+        if self._strict:  # the standing order is (priority, seq) for all
+            key = int(token.priority) << SEQ_BITS | token.seq
+            return self._arrived.bisect_left(key) + self._absent.bisect_left(key) + 1
         self._advance(now)
         if ordering.lexicographic and self._seq_keyed:
             filed = self._filed.get(token.id)
