@@ -503,7 +503,9 @@ class Allocator:
         with self._lock:
             now = self._now()
             day = self._day
-            token = self._token(token_id)
+            token = day.tokens.get(token_id) if token_id.__class__ is str else None
+            if token is None:
+                token = self._token(token_id)
             desk = self._desks[token.doctor_id]
             status = token.status
             if status is BOOKED:
@@ -606,15 +608,21 @@ class Allocator:
             return self._atomically(self.complete, token_id)
         with self._lock:
             now = self._now()
-            token = self._token(token_id)
+            day = self._day
+            token = day.tokens.get(token_id) if token_id.__class__ is str else None
+            if token is None:
+                token = self._token(token_id)
             if token.status is not IN_CONSULTATION:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot complete: it is {token.status.name}, "
                     "not IN_CONSULTATION"
                 )
             token = self._desks[token.doctor_id].finish(token, now)
-            self._commit()
-            return self._day.tokens[token.id]  # as it stands after subscribers' calls
+            day.version += 1
+            if day.outbox or day.undo.steps is not None:
+                self._deliver()
+                return day.tokens[token.id]  # as it stands after subscribers' calls
+            return token
 
     def cancel(self, token_id: str) -> Token:
         """Cancel a booked, checked-in or waitlisted token; its place is refilled at once.
@@ -626,7 +634,9 @@ class Allocator:
             return self._atomically(self.cancel, token_id)
         with self._lock:
             now = self._now()
-            token = self._token(token_id)
+            token = self._day.tokens.get(token_id) if token_id.__class__ is str else None
+            if token is None:
+                token = self._token(token_id)
             if token.status not in _CANCELLABLE:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be cancelled: it is {token.status.name}"
