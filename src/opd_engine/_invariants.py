@@ -243,33 +243,37 @@ def _check_queue(
         _require(list(protected_keys) == protected, "protected-token index", slot.id)
     _require(len(slot._filed) == len(arrived), "filed tokens wait", slot.id)
     filed_count = 0
-    if slot._strict:  # the checked-in list is the ordering index
-        _require(not slot._levels, "no levels under StrictPriority", slot.id)
+    if slot._seq_keyed:  # the checked-in list is the ordering index, with the aged apart
+        _require(not slot._levels, "no level lists under an ordering keyed by seq", slot.id)
+        aged: list[int] = []
+        aged_keys: list[int] = []
         for key in arrived:
             token = tokens[slot._ids[key & SEQ_MASK]]
             record = slot._filed.get(token.id)
-            _require(
-                record is not None and record[:2] == (key >> SEQ_BITS, token.seq),
-                "ordering index matches its tokens",
-                token,
-            )
+            _require(record is not None and record[1] == key, "ordering index matches", token)
+            assert record is not None
+            if record[0] != key >> SEQ_BITS:
+                aged.append(record[0] << SEQ_BITS | token.seq)
+                aged_keys.append(key)
             filed_count += 1
+        _require(list(slot._aged) == sorted(aged), "aged-token index", slot.id)
+        _require(list(slot._aged_keys) == aged_keys, "aged-token keys", slot.id)
+    else:
+        _require(not slot._aged and not slot._aged_keys, "no aged index", slot.id)
     for level, entries in slot._levels.items():
         _require(len(entries) > 0, "no empty levels", slot.id)
         listed = list(entries)
         _require(_sorted(listed), "levels sorted by key", slot.id)
         for entry in listed:
-            seq = entry if slot._seq_keyed else entry[1]
-            found = slot._ids.get(seq)
+            found = slot._ids.get(entry[1])
             _require(found is not None, "ordering index holds waiting tokens", entry)
             assert found is not None
-            token_id = found
-            token = tokens[token_id]
-            record = slot._filed.get(token_id)
+            token = tokens[found]
+            record = slot._filed.get(found)
             _require(
                 record is not None
                 and record[:2] == (level, entry)
-                and (token.seq if slot._seq_keyed else (ordering.key(token), token.seq)) == entry,
+                and (ordering.key(token), token.seq) == entry,
                 "ordering index matches its tokens",
                 token,
             )

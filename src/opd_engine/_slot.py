@@ -6,7 +6,7 @@ of the underscored methods; everybody else sees a slot through its read-only pro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from functools import partial
 from heapq import heappop, heappush, merge
@@ -31,8 +31,8 @@ SEQ_MASK: Final = (1 << SEQ_BITS) - 1
 #: The largest ``seq`` a key holds (about 10^12: far beyond any day's tokens).
 MAX_SEQ: Final = SEQ_MASK
 WaitKey = int
-# A checked-in token's entry in its level of the ordering index: its ``seq`` under an
-# ordering keyed by ``seq`` (StrictPriority, Aging), else ``(ordering key, seq)``.
+# A checked-in token's entry in the ordering index: its queue key under an ordering keyed
+# by ``seq`` (StrictPriority, Aging), else ``(ordering key, seq)`` in its level.
 PresentEntry = Any
 # How a checked-in token is filed: (level, entry, pending level change or None).
 Filed = tuple[int, PresentEntry, "tuple[datetime, int, str] | None"]
@@ -46,10 +46,6 @@ _SEQ_KEYED = (StrictPriority, Aging)
 def wait_key(token: Token) -> WaitKey:
     """The queue key of ``token``. O(1)."""
     return int(token.priority) << SEQ_BITS | token.seq
-
-
-def _entry_seq(entry: PresentEntry) -> int:
-    return entry if type(entry) is int else entry[1]
 
 
 def _last_unprotected(keys: SortedList[WaitKey], protected: SortedList[WaitKey]) -> int | None:
@@ -144,9 +140,12 @@ class Slot:
     _changes: list[tuple[datetime, int, str]] = attrs.field(init=False, factory=list)
     _ordering: OrderingPolicy | None = attrs.field(init=False, default=None)
     _seq_keyed: bool = attrs.field(init=False, default=False)  # the ordering's key is seq
-    # StrictPriority: the call order is (priority, seq), _arrived's own order, so _levels
-    # stays empty (a checked-in token is still recorded in _filed).
-    _strict: bool = attrs.field(init=False, default=False)
+    # Under an ordering keyed by seq (StrictPriority, Aging) the call order is (level, seq),
+    # which is _arrived's own order for every token still at its triaged priority: only
+    # the tokens that have aged to another level are filed again, in _aged by (level, seq),
+    # their keys in _aged_keys; _levels stays empty.
+    _aged: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    _aged_keys: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
     # Closed by close_slot: no bookings, no refills, never reopened.
     _closed: bool = attrs.field(init=False, default=False)
@@ -269,7 +268,6 @@ class Slot:
     ) -> None:
         self._ordering = ordering
         self._seq_keyed = ordering is not None and isinstance(ordering, _SEQ_KEYED)
-        self._strict = type(ordering) is StrictPriority
         self._tokens = tokens
         self._undo = undo
         self._protect_at = protect_at
@@ -452,7 +450,7 @@ class Slot:
         assert ordering is not None
         if self._seq_keyed:  # a shipped ordering: both answers at once
             level, when = ordering._filing(token, now)  # type: ignore[attr-defined]
-            entry: PresentEntry = token.seq
+            entry: PresentEntry = int(token.priority) << SEQ_BITS | token.seq
         else:
             level = ordering.level(token, now)
             entry = (ordering.key(token), token.seq)
@@ -460,29 +458,35 @@ class Slot:
         return level, entry, None if when is None else (when, token.seq, token.id)
 
     def _file(self, token_id: str, filed: Filed) -> None:
-        """Add a checked-in token to the ordering index. O(log n)."""
-        if self._strict:
-            self._filed[token_id] = filed
-            return
+        """Add a checked-in token (already in ``_arrived``) to the ordering index.
+        O(log n)."""
         level, entry, change = filed
-        entries = self._levels.get(level)
-        if entries is None:
-            entries = self._levels[level] = SortedList()
-        entries.add(entry)
+        if self._seq_keyed:
+            if entry >> SEQ_BITS != level:  # aged: filed at its level as well
+                self._aged.add(level << SEQ_BITS | (entry & SEQ_MASK))
+                self._aged_keys.add(entry)
+        else:
+            entries = self._levels.get(level)
+            if entries is None:
+                entries = self._levels[level] = SortedList()
+            entries.add(entry)
         if change is not None:
             heappush(self._changes, change)
         self._filed[token_id] = filed
 
     def _unfile(self, token_id: str) -> None:
         level, entry, _ = self._filed.pop(token_id)
-        if self._strict:
-            return
-        entries = self._levels[level]
-        entries.remove(entry)
-        if not entries:
-            del self._levels[level]
-            if not self._filed:
-                self._changes.clear()
+        if self._seq_keyed:
+            if entry >> SEQ_BITS != level:
+                self._aged.remove(level << SEQ_BITS | (entry & SEQ_MASK))
+                self._aged_keys.remove(entry)
+        else:
+            entries = self._levels[level]
+            entries.remove(entry)
+            if not entries:
+                del self._levels[level]
+        if not self._filed:
+            self._changes.clear()
 
     def _advance(self, now: datetime) -> None:
         """Re-file the tokens whose level changed by ``now``. O(log n) per change."""
@@ -512,54 +516,70 @@ class Slot:
         """The id of the checked-in token the ordering calls first. O(log n)."""
         if not self._filed:
             return None
-        if self._strict:
-            return self._ids[self._arrived[0] & SEQ_MASK]
         changes = self._changes
         if changes and changes[0][0] <= now:
             self._advance(now)
+        if self._seq_keyed:
+            # The first by (level, seq): the head of the aged tokens (at their levels) or
+            # the first checked-in token by (priority, seq). If that one has aged, the aged
+            # head is ahead of it anyway, so it is never called from the wrong place.
+            head: int = self._arrived[0]
+            aged = self._aged
+            if aged and aged[0] < head:
+                head = aged[0]
+            return self._ids[head & SEQ_MASK]
         levels = self._levels
         ordering = self._ordering
         assert ordering is not None
         if ordering.lexicographic:
-            head = levels[min(levels)][0]
+            entry = levels[min(levels)][0]
         else:
             order = sorted(levels)
             ids, tokens = self._ids, self._tokens
-            heads = [tokens[ids[_entry_seq(levels[level][0])]] for level in order]
-            head = levels[order[ordering.pick(heads, now)]][0]
-        return self._ids[head if type(head) is int else head[1]]
+            heads = [tokens[ids[levels[level][0][1]]] for level in order]
+            entry = levels[order[ordering.pick(heads, now)]][0]
+        return self._ids[entry[1]]
 
     def _called_order(self, now: datetime) -> Iterator[tuple[int, int, str]]:
         """Checked-in tokens as ``(level, seq, id)`` in the order the ordering calls them
         as of ``now``. O(n) (O(n * levels) if the ordering is not lexicographic)."""
-        if self._strict:
-            yield from self._keyed(self._arrived)
-            return
         self._advance(now)
+        ids, tokens = self._ids, self._tokens
+        if self._seq_keyed:
+            yield from merge(self._keyed(self._aged), self._keyed(self._unaged()))
+            return
         ordering = self._ordering
         assert ordering is not None
         levels = self._levels
-        ids, tokens = self._ids, self._tokens
         order = sorted(levels)
         if ordering.lexicographic:
             for level in order:
-                for entry in levels[level]:
-                    seq = _entry_seq(entry)
+                for _, seq in levels[level]:
                     yield level, seq, ids[seq]
             return
         cursors = dict.fromkeys(order, 0)
         while cursors:
             live = list(cursors)
-            heads = [tokens[ids[_entry_seq(levels[level][cursors[level]])]] for level in live]
+            heads = [tokens[ids[levels[level][cursors[level]][1]]] for level in live]
             level = live[ordering.pick(heads, now)]
-            seq = _entry_seq(levels[level][cursors[level]])
+            seq = levels[level][cursors[level]][1]
             yield level, seq, ids[seq]
             cursors[level] += 1
             if cursors[level] == len(levels[level]):
                 del cursors[level]
 
-    def _keyed(self, keys: SortedList[WaitKey]) -> Iterator[tuple[int, int, str]]:
-        """The tokens of ``keys`` as ``(priority, seq, id)`` in order. O(n)."""
+    def _unaged(self) -> Iterator[WaitKey]:
+        """The keys of ``_arrived`` not in ``_aged_keys`` (a subset), in order. O(n)."""
+        aged = iter(self._aged_keys)
+        skip = next(aged, None)
+        for key in self._arrived:
+            if key == skip:
+                skip = next(aged, None)
+            else:
+                yield key
+
+    def _keyed(self, keys: Iterable[WaitKey]) -> Iterator[tuple[int, int, str]]:
+        """The tokens of ``keys`` as ``(level or priority, seq, id)``, in order. O(n)."""
         ids = self._ids
         for key in keys:
             seq = key & SEQ_MASK
@@ -581,24 +601,20 @@ class Slot:
         O(log n) under ``StrictPriority`` and ``Aging`` (whose key is ``seq``: the order is
         then ``(level, seq)``), O(n) under any other ordering.
         """
-        ordering = self._ordering
-        assert ordering is not None
-        if self._strict:  # the standing order is (priority, seq) for all
-            key = int(token.priority) << SEQ_BITS | token.seq
-            return self._arrived.bisect_left(key) + self._absent.bisect_left(key) + 1
         self._advance(now)
-        if ordering.lexicographic and self._seq_keyed:
+        if self._seq_keyed:
             filed = self._filed.get(token.id)
-            if filed is not None:
-                level = filed[0]
-                within = self._levels[level].index(filed[1])
-            else:
-                level = int(token.priority)
-                entries = self._levels.get(level)
-                within = 0 if entries is None else entries.bisect_left(token.seq)
-            ahead = sum(len(v) for lv, v in self._levels.items() if lv < level) + within
-            booked = self._absent.bisect_left(level << SEQ_BITS | token.seq)
-            return ahead + booked + 1
+            level = int(token.priority) if filed is None else filed[0]
+            rank = level << SEQ_BITS | token.seq  # its (level, seq)
+            # Ahead: the unaged checked-in tokens by (priority, seq), the aged ones by
+            # (level, seq), the booked ones by (priority, seq).
+            ahead: int = (
+                self._arrived.bisect_left(rank)
+                - self._aged_keys.bisect_left(rank)
+                + self._aged.bisect_left(rank)
+                + self._absent.bisect_left(rank)
+            )
+            return ahead + 1
         for place, token_id in enumerate(self._standing(now), start=1):
             if token_id == token.id:
                 return place
