@@ -12,7 +12,18 @@ from typing import Final, TypeVar
 
 from opd_engine._allocator import Allocator
 from opd_engine._slot import Slot
-from opd_engine._values import Doctor, Priority, Source, Token, TokenStatus
+from opd_engine._values import (
+    BOOKED,
+    CHECKED_IN,
+    EMERGENCY,
+    NO_SHOW,
+    WAITLISTED,
+    WALK_IN,
+    Doctor,
+    Priority,
+    Source,
+    Token,
+)
 from opd_engine.errors import InvalidArgumentError, OPDError, SlotClosedError, SlotFullError
 from opd_engine.events import Event, MoveReason, TokenEvent, TokenMoved
 
@@ -28,12 +39,10 @@ Mapper = Callable[[Callable[[Job], Summary], Iterable[Job]], Iterable[Summary]]
 Progress = Callable[[int, int], None]
 
 _MINUTE: Final = timedelta(minutes=1)
-_CHECKED_IN: Final = TokenStatus.CHECKED_IN
-_WAITLISTED: Final = TokenStatus.WAITLISTED
 _FROM_WAITLIST: Final = MoveReason.FROM_WAITLIST.name
 T = TypeVar("T")
 # Pre-booked sources in the order their tokens are issued for each slot.
-_BOOKED_ORDER: Final = (Source.PAID, Source.FOLLOW_UP, Source.ONLINE, Source.WALK_IN)
+_BOOKED_ORDER: Final = (Source.PAID, Source.FOLLOW_UP, Source.ONLINE, WALK_IN)
 
 
 def _stream(seed: int, name: str) -> random.Random:
@@ -126,9 +135,7 @@ class _Doctor:
 def _present(token: Token) -> bool:
     """Waiting present: checked in with a place, or waitlisted after checking in."""
     status = token.status
-    return status is TokenStatus.CHECKED_IN or (
-        status is TokenStatus.WAITLISTED and token.checked_in_at is not None
-    )
+    return status is CHECKED_IN or (status is WAITLISTED and token.checked_in_at is not None)
 
 
 class _Stream:
@@ -157,7 +164,7 @@ class _Stream:
         self.priority = arrivals.priority
         level = arrivals.source.default_priority if arrivals.priority is None else arrivals.priority
         # An emergency's booking may displace others: the engine watches it (_Day.book).
-        self.emergency = level is Priority.EMERGENCY
+        self.emergency = level is EMERGENCY
         self.action = self.arrive
 
     def schedule(self) -> None:
@@ -274,7 +281,7 @@ class _Day:
             touched[before.id] = before
         doctor = self.doctors[token.doctor_id]
         status = token.status
-        if status is _CHECKED_IN or (status is _WAITLISTED and token.checked_in_at is not None):
+        if status is CHECKED_IN or (status is WAITLISTED and token.checked_in_at is not None):
             self.present[token_id] = token
             doctor.waiting += 1
         touched[doctor.id] = doctor
@@ -431,7 +438,7 @@ class _Day:
         """Book through the allocator; an emergency may displace others, so it is watched."""
         alloc = self.alloc
         level = source.default_priority if priority is None else priority
-        if level is Priority.EMERGENCY:
+        if level is EMERGENCY:
             return self.watch(
                 partial(
                     alloc.book, patient_id, doctor_id, slot_id, source=source, priority=priority
@@ -449,7 +456,7 @@ class _Day:
         return -math.log1p(-self.retriages.random()) * 60 / rate
 
     def note_worsening(self, token: Token, minutes: float) -> None:
-        if minutes == math.inf or token.priority is Priority.EMERGENCY:
+        if minutes == math.inf or token.priority is EMERGENCY:
             return
         if _present(token):
             self.at(self.now + minutes * _MINUTE, partial(self.worsen, token.id))
@@ -460,11 +467,11 @@ class _Day:
         """The patient's condition worsens: if still waiting present while their doctor's
         day lasts, the desk re-triages them as an emergency."""
         token = self.alloc.token(token_id)
-        if not _present(token) or token.priority is Priority.EMERGENCY:
+        if not _present(token) or token.priority is EMERGENCY:
             return
         if self.now >= self.doctors[token.doctor_id].duty[-1][1]:
             return  # the sessions are over: the patient is sent on, not re-triaged here
-        self.watch(partial(self.alloc.retriage, token_id, Priority.EMERGENCY))
+        self.watch(partial(self.alloc.retriage, token_id, EMERGENCY))
 
     def refuse(self, doctor_id: str, source: Source, priority: Priority, error: OPDError) -> None:
         if not isinstance(error, SlotFullError | SlotClosedError):
@@ -488,12 +495,12 @@ class _Day:
             self.note_worsening(token, worsening)
 
     def cancel(self, token_id: str) -> None:
-        if self.alloc.token(token_id).status in (TokenStatus.BOOKED, TokenStatus.WAITLISTED):
+        if self.alloc.token(token_id).status in (BOOKED, WAITLISTED):
             self.watch(partial(self.alloc.cancel, token_id))
 
     def reschedule(self, token_id: str, slot: Slot, offset: float | None) -> None:
         """The patient asks to come later; the desk moves them if the slot has room."""
-        if self.alloc.token(token_id).status is not TokenStatus.BOOKED:
+        if self.alloc.token(token_id).status is not BOOKED:
             return  # cancelled, or already here
         try:
             self.watch(partial(self.alloc.reschedule, token_id, slot.id))
@@ -513,11 +520,9 @@ class _Day:
         alloc = self.alloc
         token = alloc.token(token_id)
         status = token.status
-        if status is TokenStatus.NO_SHOW:
+        if status is NO_SHOW:
             token = self.watch(partial(alloc.check_in, token_id))
-        elif status is TokenStatus.BOOKED or (
-            status is TokenStatus.WAITLISTED and token.checked_in_at is None
-        ):
+        elif status is BOOKED or (status is WAITLISTED and token.checked_in_at is None):
             token = alloc.check_in(token_id)
             self.track(token)
         else:
@@ -528,7 +533,7 @@ class _Day:
 
     def grace_over(self, token_id: str) -> None:
         token = self.alloc.token(token_id)
-        if token.status is not TokenStatus.BOOKED:
+        if token.status is not BOOKED:
             return
         assert token.slot_id is not None
         deadline = self.alloc.slot(token.slot_id).start + self.grace
@@ -597,13 +602,13 @@ class _Day:
         was = self.present.pop(token.id, None)
         if was is not None:
             self.doctors[was.doctor_id].waiting -= 1
-            if was.status is _WAITLISTED:
+            if was.status is WAITLISTED:
                 # The idle-fill rule seated the patient from the waitlist (a TokenMoved).
                 self.moves[_FROM_WAITLIST] = self.moves.get(_FROM_WAITLIST, 0) + 1
         doctor.busy = token.id
         now = self.now
         missed = self.missed_rate
-        if missed and doctor.missed.random() < missed and token.priority is not Priority.EMERGENCY:
+        if missed and doctor.missed.random() < missed and token.priority is not EMERGENCY:
             wait = now + self.scenario.missed_call_wait * _MINUTE
             self.at(wait, partial(self.missed_call, doctor, now))
             return True
@@ -628,7 +633,7 @@ class _Day:
         token_id, doctor.busy = doctor.busy, None
         doctor.day.missed_calls.append((called_at, self.now))
         token = self.watch(partial(self.alloc.missed_call, token_id))
-        if token.status is not TokenStatus.NO_SHOW:
+        if token.status is not NO_SHOW:
             back = self.scenario.missed_call_return.sample(self.returns)
             self.at(self.now + max(0.0, back) * _MINUTE, partial(self.check_in, token_id))
 
