@@ -359,7 +359,9 @@ class Allocator:
             if priority is None:
                 priority = _DEFAULT_PRIORITY[source]
             else:
-                check_priority("priority", priority)
+                level: object = priority.__class__
+                if level is not Priority:
+                    check_priority("priority", priority)
             emergency = priority is EMERGENCY
             if checked_in is None:
                 checked_in = emergency or source is WALK_IN
