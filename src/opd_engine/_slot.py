@@ -45,7 +45,7 @@ _SEQ_KEYED = (StrictPriority, Aging)
 
 def wait_key(token: Token) -> WaitKey:
     """The queue key of ``token``. O(1)."""
-    return int(token.priority) << SEQ_BITS | token.seq
+    return token.priority << SEQ_BITS | token.seq
 
 
 def _last_unprotected(keys: SortedList[WaitKey], protected: SortedList[WaitKey]) -> int | None:
@@ -275,12 +275,22 @@ class Slot:
     def _add(self, token: Token, now: datetime) -> None:
         """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
         seq = token.seq
-        key = int(token.priority) << SEQ_BITS | seq
+        key = token.priority << SEQ_BITS | seq
         if token.status is CHECKED_IN:
-            # The ordering (user code, which may fail) is asked before anything changes.
-            filing = self._filing(token, now)
+            if self._seq_keyed:  # _filing and _file, inlined for the shipped orderings
+                level, when = self._ordering._filing(token, now)  # type: ignore[union-attr]
+                change = None
+                if when is not None:
+                    change = (when, seq, token.id)
+                    heappush(self._changes, change)
+                if level != key >> SEQ_BITS:
+                    self._aged.add(level << SEQ_BITS | seq)
+                    self._aged_keys.add(key)
+                self._filed[token.id] = (level, key, change)
+            else:
+                # The ordering (user code, which may fail) is asked before anything changes.
+                self._file(token.id, self._filing(token, now))
             self._arrived.add(key)
-            self._file(token.id, filing)
             protected = self._protected_arrived
         else:
             self._absent.add(key)
@@ -300,7 +310,7 @@ class Slot:
     def _remove(self, token: Token) -> None:
         """Unfile a waiting token that gives up its place. O(log n)."""
         seq = token.seq
-        key = int(token.priority) << SEQ_BITS | seq
+        key = token.priority << SEQ_BITS | seq
         del self._ids[seq]
         filed = self._filed.get(token.id)
         if filed is not None:
@@ -323,7 +333,7 @@ class Slot:
     def _restore(self, token: Token, filed: Filed | None) -> None:
         """Undo :meth:`_remove`: file the token back exactly as it was. O(log n)."""
         seq = token.seq
-        key = int(token.priority) << SEQ_BITS | seq
+        key = token.priority << SEQ_BITS | seq
         self._ids[seq] = token.id
         if filed is None:
             self._absent.add(key)
@@ -360,15 +370,20 @@ class Slot:
         """A checked-in token was called: it leaves the queue but keeps its place.
         O(log n)."""
         seq = token.seq
-        key = int(token.priority) << SEQ_BITS | seq
+        key = token.priority << SEQ_BITS | seq
         self._arrived.remove(key)
         del self._ids[seq]
         self._done += 1
         protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
         if protected:
             self._protected_arrived.remove(key)
-        filed = self._filed[token.id]
-        self._unfile(token.id)
+        if self._seq_keyed and self._filed[token.id][0] == key >> SEQ_BITS:
+            filed = self._filed.pop(token.id)  # _unfile, inlined: not aged, nothing else
+            if not self._filed:
+                self._changes.clear()
+        else:
+            filed = self._filed[token.id]
+            self._unfile(token.id)
         undo = self._undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self._unseat_call, token, filed, protected))
@@ -376,7 +391,7 @@ class Slot:
     def _unseat_call(self, token: Token, filed: Filed, protected: bool) -> None:
         """Undo :meth:`_seat`. O(log n)."""
         seq = token.seq
-        key = int(token.priority) << SEQ_BITS | seq
+        key = token.priority << SEQ_BITS | seq
         self._arrived.add(key)
         self._ids[seq] = token.id
         self._done -= 1
@@ -401,7 +416,7 @@ class Slot:
         """A booked token checked in: move its key from the booked to the checked-in list
         and file it for calling. O(log n)."""
         filing = self._filing(token, now)
-        key = int(token.priority) << SEQ_BITS | token.seq
+        key = token.priority << SEQ_BITS | token.seq
         self._absent.remove(key)
         self._arrived.add(key)
         self._file(token.id, filing)
@@ -450,7 +465,7 @@ class Slot:
         assert ordering is not None
         if self._seq_keyed:  # a shipped ordering: both answers at once
             level, when = ordering._filing(token, now)  # type: ignore[attr-defined]
-            entry: PresentEntry = int(token.priority) << SEQ_BITS | token.seq
+            entry: PresentEntry = token.priority << SEQ_BITS | token.seq
         else:
             level = ordering.level(token, now)
             entry = (ordering.key(token), token.seq)
@@ -778,7 +793,7 @@ class Waitlist:
 
     def add(self, token: Token) -> None:
         """O(log n)."""
-        key = int(token.priority) << SEQ_BITS | token.seq
+        key = token.priority << SEQ_BITS | token.seq
         self._ids[token.seq] = token.id
         if token.checked_in_at is not None:
             self._present.add(key)
@@ -792,7 +807,7 @@ class Waitlist:
 
     def remove(self, token: Token) -> None:
         """O(log n)."""
-        key = int(token.priority) << SEQ_BITS | token.seq
+        key = token.priority << SEQ_BITS | token.seq
         del self._ids[token.seq]
         if token.checked_in_at is not None:
             self._present.remove(key)
@@ -806,7 +821,7 @@ class Waitlist:
 
     def arrive(self, token: Token) -> None:
         """A waitlisted patient is present now. O(log n)."""
-        key = int(token.priority) << SEQ_BITS | token.seq
+        key = token.priority << SEQ_BITS | token.seq
         self._present.add(key)
         undo = self._undo
         if undo is not None and undo.steps is not None:
@@ -834,5 +849,5 @@ class Waitlist:
 
     def position(self, token: Token) -> int:
         """1-based place. O(c log n) for c classes."""
-        key = int(token.priority) << SEQ_BITS | token.seq
+        key = token.priority << SEQ_BITS | token.seq
         return sum(group.bisect_left(key) for group in self._classes.values()) + 1
