@@ -232,6 +232,13 @@ def test_copiers_and_the_builder_are_evolve_and_init() -> None:
     for copy, changes in cases:
         assert copy == attrs.evolve(token, **changes)  # type: ignore[arg-type]
         assert type(copy) is Token
-    assert new_token(*(getattr(token, f.name) for f in attrs.fields(Token))) == token
+    built = new_token(*(getattr(token, f.name) for f in attrs.fields(Token)))
+    assert built == token
+    assert type(built) is Token
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.status = TokenStatus.CANCELLED  # type: ignore[misc]
+    from opd_engine._values import _Blank
+
+    assert _Blank.__slots__ == Token.__slots__  # type: ignore[attr-defined]  # one layout
     with pytest.raises(ValueError, match="colour"):
         copier("status", "colour")

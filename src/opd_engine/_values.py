@@ -107,7 +107,7 @@ _ENDED = frozenset({TokenStatus.COMPLETED, TokenStatus.CANCELLED, TokenStatus.NO
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Token:
     """One patient's place with one doctor; a value, replaced (never mutated) on change.
 
@@ -144,16 +144,23 @@ class Token:
         return token_html(self)
 
 
+class _Blank:
+    """A mutable twin of :class:`Token`, with the very same slots: a token under
+    construction. Writing a slot of a class with the default ``__setattr__`` is a plain
+    store (the interpreter specialises it), several times cheaper than the descriptor call
+    a frozen class needs; once every field is written, the object becomes a Token by
+    ``__class__`` assignment, which CPython allows between two classes of one layout."""
+
+    __slots__ = tuple(field.name for field in attrs.fields(Token))
+
+
 def _generate(params: list[str], values: dict[str, str]) -> Callable[..., Token]:
     """Compile ``f(*params)`` returning a new Token whose field ``name`` is the expression
-    ``values[name]``. Every slot is written through its member descriptor's ``__set__``, the
-    cheapest write there is to a frozen slotted class (as attrs generates ``__init__``)."""
-    space: dict[str, object] = {"_new": object.__new__, "_Token": Token}
-    lines = [f"def generated({', '.join(params)}):", "    new = _new(_Token)"]
-    for field in attrs.fields(Token):
-        space[f"_set_{field.name}"] = Token.__dict__[field.name].__set__
-        lines.append(f"    _set_{field.name}(new, {values[field.name]})")
-    lines.append("    return new")
+    ``values[name]`` (built as a :class:`_Blank`, as attrs generates ``__init__``)."""
+    lines = [f"def generated({', '.join(params)}):", "    new = _new(_Blank)"]
+    lines += [f"    new.{field.name} = {values[field.name]}" for field in attrs.fields(Token)]
+    lines += ["    new.__class__ = _Token", "    return new"]
+    space: dict[str, object] = {"_new": object.__new__, "_Blank": _Blank, "_Token": Token}
     exec("\n".join(lines), space)
     return space["generated"]  # type: ignore[return-value]
 
