@@ -148,6 +148,8 @@ def _check_desk(alloc: Allocator, desk: Desk, place: Callable[[str, str], None])
         _require(len(listed) > 0, "no empty waitlist classes", doctor_id)
         _require(_sorted(listed), "waitlist classes sorted", doctor_id)  # type: ignore[arg-type]
         by_class[group_class] = listed
+        _require(waitlist._heads.get(group_class) == listed[0], "waitlist class heads", doctor_id)
+    _require(waitlist._heads.keys() == by_class.keys(), "waitlist class heads", doctor_id)
     keys = sorted(key for listed in by_class.values() for key in listed)
     _require(
         {key & SEQ_MASK for key in keys} == waitlist._ids.keys()

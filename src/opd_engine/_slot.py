@@ -770,13 +770,15 @@ class Waitlist:
     never once per token; the waitlist order is their merge.
     """
 
-    __slots__ = ("_classes", "_ids", "_present", "_undo")
+    __slots__ = ("_classes", "_heads", "_ids", "_present", "_undo")
 
     def __init__(self, undo: Undo | None = None) -> None:
         # seq -> id of every waitlisted token.
         self._ids: dict[int, str] = {}
         # Keys by (source, priority) class.
         self._classes: dict[tuple[Source, Priority], SortedList[WaitKey]] = {}
+        # Each class's first key (the same classes), kept as keys come and go.
+        self._heads: dict[tuple[Source, Priority], WaitKey] = {}
         # The keys of the tokens whose patients are present (checked_in_at set): idle-fill
         # calls them.
         self._present: SortedList[WaitKey] = SortedList()
@@ -797,9 +799,13 @@ class Waitlist:
         self._ids[token.seq] = token.id
         if token.checked_in_at is not None:
             self._present.add(key)
-        group = self._classes.get((token.source, token.priority))
+        group_class = (token.source, token.priority)
+        group = self._classes.get(group_class)
         if group is None:
-            group = self._classes[token.source, token.priority] = SortedList()
+            group = self._classes[group_class] = SortedList()
+            self._heads[group_class] = key
+        elif key < self._heads[group_class]:
+            self._heads[group_class] = key
         group.add(key)
         undo = self._undo
         if undo is not None and undo.steps is not None:
@@ -811,10 +817,13 @@ class Waitlist:
         del self._ids[token.seq]
         if token.checked_in_at is not None:
             self._present.remove(key)
-        group = self._classes[token.source, token.priority]
+        group_class = (token.source, token.priority)
+        group = self._classes[group_class]
         group.remove(key)
         if not group:
-            del self._classes[token.source, token.priority]
+            del self._classes[group_class], self._heads[group_class]
+        elif key == self._heads[group_class]:
+            self._heads[group_class] = group[0]
         undo = self._undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self.add, token))
@@ -831,16 +840,16 @@ class Waitlist:
         """The id of the first token, in waitlist order, whose (source, priority) class
         ``admits`` accepts, or None. O(c log n) for c classes (at most 16)."""
         best: WaitKey | None = None
-        for (source, priority), group in self._classes.items():
-            head: WaitKey = group[0]
+        for (source, priority), head in self._heads.items():
             if (best is None or head < best) and admits(source, priority):
                 best = head
         return None if best is None else self._ids[best & SEQ_MASK]
 
     def first(self) -> str | None:
-        """The id of the first token in waitlist order, or None. O(c) for c classes."""
-        heads: list[WaitKey] = [group[0] for group in self._classes.values()]
-        return self._ids[min(heads) & SEQ_MASK] if heads else None
+        """The id of the first token in waitlist order, or None. O(c) for c classes (at
+        most 16)."""
+        heads = self._heads
+        return self._ids[min(heads.values()) & SEQ_MASK] if heads else None
 
     def first_present(self) -> str | None:
         """The id of the first present patient in waitlist order, or None. O(log n)."""
