@@ -423,8 +423,11 @@ class Allocator:
                     day.note(TokenWaitlisted, now, token)
             else:
                 target._add(token, now)
-                if checked_in:
-                    desk.joined(target, token)
+                if checked_in and (  # desk.joined(), inlined
+                    target._id not in desk.present_ids
+                    or (emergency and target._id not in desk.urgent_ids)
+                ):
+                    desk.sync_present(target)
                 if day.subscribers:
                     day.note(TokenBooked, now, token)
                 if emergency:

@@ -145,6 +145,7 @@ class Slot:
     # the tokens that have aged to another level are filed again, in _aged by (level, seq),
     # their keys in _aged_keys; _levels stays empty.
     _aged: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    _static: bool = attrs.field(init=False, default=False)  # StrictPriority: nobody ages
     _aged_keys: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
     # Closed by close_slot: no bookings, no refills, never reopened.
@@ -268,6 +269,7 @@ class Slot:
     ) -> None:
         self._ordering = ordering
         self._seq_keyed = ordering is not None and isinstance(ordering, _SEQ_KEYED)
+        self._static = type(ordering) is StrictPriority
         self._tokens = tokens
         self._undo = undo
         self._protect_at = protect_at
@@ -277,7 +279,9 @@ class Slot:
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
         if token.status is CHECKED_IN:
-            if self._seq_keyed:  # _filing and _file, inlined for the shipped orderings
+            if self._static:  # StrictPriority: at its priority for good
+                self._filed[token.id] = (key >> SEQ_BITS, key, None)
+            elif self._seq_keyed:  # _filing and _file, inlined for the shipped orderings
                 level, when = self._ordering._filing(token, now)  # type: ignore[union-attr]
                 change = None
                 if when is not None:

@@ -556,6 +556,8 @@ class _Day:
         while touched:
             # Any order will do: a doctor's call touches only their own patients.
             doctor = touched.popitem()[1]
+            if doctor.busy is not None and doctor.idle_since is None:
+                continue  # busy, and no idle period to close: nothing to do
             duty = doctor.on_duty(now)
             if doctor.busy is None and self.try_call(doctor, duty):
                 # A call touched the doctor again; once busy there is nothing more to do.
