@@ -621,10 +621,18 @@ class _Day:
         return True
 
     def finish(self, doctor: _Doctor) -> None:
+        """A consultation ends. A doctor on duty with a patient present calls the next at
+        once: ``call_next`` completes the consultation in progress first, so one allocator
+        call does both (what :meth:`settle` would do next). Otherwise the desk completes
+        it and the doctor, free again, is touched."""
         token_id, doctor.busy = doctor.busy, None
         assert token_id is not None
-        # The completed token was not waiting present (track(), inlined): only the doctor,
-        # free again, is touched.
+        # The completed token was not waiting present (track(), inlined).
+        if doctor.waiting and doctor.on_duty(self.now):
+            assert doctor.idle_since is None  # a busy doctor is never idle
+            if not self.try_call(doctor, True):  # completed, but only the waitlist is here
+                self.touched[doctor.id] = doctor
+            return
         self.alloc.complete(token_id)
         self.touched[doctor.id] = doctor
 
