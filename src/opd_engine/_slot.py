@@ -316,7 +316,7 @@ class Slot:
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
         del self._ids[seq]
-        filed = self._filed.get(token.id)
+        filed = self._filed[token.id] if token.status is CHECKED_IN else None
         if filed is not None:
             self._arrived.remove(key)
             self._unfile(token.id)
