@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
-from conftest import Build, at, ids
+from conftest import Build, Clock, at, ids
 from opd_engine import (
     AccumulatingPriority,
     Aging,
@@ -504,3 +504,39 @@ def test_policies_pickle_and_hash() -> None:
     assert copy.capacity.quotas == {ONLINE: 2}
     assert {policies: "a"}[copy] == "a"
     assert hash(SourceQuota({ONLINE: 2})) != hash(SourceQuota({ONLINE: 3}))
+
+
+class SameKey:
+    """A user's ordering that ranks every checked-in patient alike: one level, one key."""
+
+    lexicographic = True
+
+    def level(self, token: Token, now: datetime) -> int:
+        return 0
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        return None
+
+    def key(self, token: Token) -> int:
+        return 0
+
+    def pick(self, heads: Any, now: datetime) -> int:
+        return 0
+
+
+def test_equal_keys_under_a_users_ordering_go_first_come_first_served(
+    build: Build, clock: Clock
+) -> None:
+    """Queues are ordered "first come first served within a level": under an ordering whose
+    keys tie, checked-in patients are called by ``seq``, not by token id."""
+    alloc = build(Policies(ordering=SameKey()))
+    late = alloc.book("A", "D1", "D1@09", source=ONLINE)  # D1-001, booked, not here
+    second = alloc.book("B", "D1", "D1@09")  # walk-ins: here at once
+    third = alloc.book("C", "D1", "D1@09")
+    clock.now = at(9, 30)
+    alloc.no_show(late.id)
+    late = alloc.check_in(late.id)  # a late arrival: a new seq, after B's and C's
+    assert late.seq > third.seq
+    assert late.id < second.id  # by id it would come first
+    called = [alloc.call_next("D1") for _ in range(3)]
+    assert [t.id for t in called if t is not None] == [second.id, third.id, late.id]
