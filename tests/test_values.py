@@ -154,43 +154,9 @@ def test_doctor_allows_an_empty_name_and_department() -> None:
     assert Doctor("D1", "").name == ""
 
 
-def test_copy_token_copies_every_field() -> None:
-    """The allocator's fast copy is ``attrs.evolve``: every field, then the changes."""
-    from opd_engine._values import copy_token
-
-    base = datetime(2026, 11, 25, 9)
-    token = Token(
-        id="D1-007",
-        patient_id="P",
-        doctor_id="D1",
-        slot_id="D1@09",
-        priority=Priority.PAID,
-        source=Source.FOLLOW_UP,
-        seq=41,
-        number=7,
-        status=TokenStatus.IN_CONSULTATION,
-        booked_at=base,
-        checked_in_at=base.replace(minute=5),
-        moves=2,
-        called_at=base.replace(minute=9),
-        completed_at=base.replace(minute=30),
-    )
-    # Every field has a distinct, non-default value, so a field left out would show.
-    assert len({repr(getattr(token, f.name)) for f in attrs.fields(Token)}) == len(
-        attrs.fields(Token)
-    )
-    assert copy_token(token, {}) == token
-    assert copy_token(token, {}) is not token
-    changes: dict[str, object] = {"status": TokenStatus.COMPLETED, "moves": 3}
-    assert copy_token(token, changes) == attrs.evolve(token, **changes)  # type: ignore[arg-type]
-
-
-def test_copiers_and_the_builder_are_evolve_and_init() -> None:
-    """The generated copiers of the hot paths equal ``attrs.evolve``, field for field, and
-    the positional builder equals ``Token(...)``."""
-    from opd_engine._desk import with_arrival, with_call, with_completion, with_move, with_status
-    from opd_engine._values import copier, new_token
-
+def distinct_token() -> Token:
+    """A token whose every field has a distinct, non-default value, so a copy that left a
+    field out, or swapped two, would show."""
     base = datetime(2026, 11, 25, 9)
     token = Token(
         id="D1-007",
@@ -209,7 +175,31 @@ def test_copiers_and_the_builder_are_evolve_and_init() -> None:
         called_at=base.replace(minute=9),
         completed_at=base.replace(minute=30),
     )
-    later = base.replace(hour=11)
+    assert len({repr(getattr(token, f.name)) for f in attrs.fields(Token)}) == len(
+        attrs.fields(Token)
+    )
+    return token
+
+
+def test_copy_token_copies_every_field() -> None:
+    """The allocator's fast copy is ``attrs.evolve``: every field, then the changes."""
+    from opd_engine._values import copy_token
+
+    token = distinct_token()
+    assert copy_token(token, {}) == token
+    assert copy_token(token, {}) is not token
+    changes: dict[str, object] = {"status": TokenStatus.COMPLETED, "moves": 3}
+    assert copy_token(token, changes) == attrs.evolve(token, **changes)  # type: ignore[arg-type]
+
+
+def test_copiers_and_the_builder_are_evolve_and_init() -> None:
+    """The generated copiers of the hot paths equal ``attrs.evolve``, field for field, and
+    the positional builder equals ``Token(...)``."""
+    from opd_engine._desk import with_arrival, with_call, with_completion, with_move, with_status
+    from opd_engine._values import copier, new_token
+
+    token = distinct_token()
+    later = datetime(2026, 11, 25, 11)
     cases: list[tuple[Token, dict[str, object]]] = [
         (
             with_arrival(token, TokenStatus.CHECKED_IN, later),

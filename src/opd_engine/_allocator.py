@@ -350,9 +350,7 @@ class Allocator:
                 or patient_id != patient_id.strip()
             ):
                 check_id("patient_id", patient_id)
-            desk = self._desks.get(doctor_id) if doctor_id.__class__ is str else None
-            if desk is None:
-                desk = self._desk(doctor_id)
+            desk = self._desk(doctor_id)
             kind: object = source.__class__  # typed object: a caller may pass anything
             if kind is not Source:
                 check_enum("source", source, Source)
@@ -369,9 +367,7 @@ class Allocator:
                 check_bool("checked_in", checked_in)
             slot = None
             if slot_id is not None:
-                slot = self._slots.get(slot_id) if slot_id.__class__ is str else None
-                if slot is None:
-                    slot = self._slot(slot_id)
+                slot = self._slot(slot_id)
                 if slot._doctor_id != doctor_id:
                     raise InvalidArgumentError(
                         f"slot {slot_id!r} belongs to doctor {slot._doctor_id!r}, "
@@ -423,20 +419,14 @@ class Allocator:
                     day.note(TokenWaitlisted, now, token)
             else:
                 target._add(token, now)
-                if checked_in and (  # desk.joined(), inlined
-                    target._id not in desk.present_ids
-                    or (emergency and target._id not in desk.urgent_ids)
-                ):
-                    desk.sync_present(target)
+                if checked_in:
+                    desk.joined(target, token)
                 if day.subscribers:
                     day.note(TokenBooked, now, token)
                 if emergency:
                     desk.contain_overflow(target, now)
-            day.version += 1
-            if day.outbox or undo.steps is not None:
-                self._deliver()
-                return day.tokens[token_id]  # as it stands after subscribers' calls
-            return token
+            self._commit()
+            return day.tokens[token_id]  # as it stands after subscribers' calls
 
     def _refuse_duplicate(self, patient_id: str, doctor: Doctor, exclude: str | None) -> None:
         """Raise :class:`DuplicateBookingError` if the duplicate rule counts another active
@@ -508,9 +498,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             day = self._day
-            token = day.tokens.get(token_id) if token_id.__class__ is str else None
-            if token is None:
-                token = self._token(token_id)
+            token = self._token(token_id)
             desk = self._desks[token.doctor_id]
             status = token.status
             if status is BOOKED:
@@ -591,18 +579,12 @@ class Allocator:
             return self._atomically(self.call_next, doctor_id)
         with self._lock:
             now = self._now()
-            desk = self._desks.get(doctor_id) if doctor_id.__class__ is str else None
-            if desk is None:
-                desk = self._desk(doctor_id)
+            desk = self._desk(doctor_id)
             finished = desk.current is not None
             called = desk.call(now)
             if finished or called is not None:
-                day = self._day
-                day.version += 1
-                if day.outbox or day.undo.steps is not None:
-                    self._deliver()
-                    return None if called is None else day.tokens[called.id]
-            return called
+                self._commit()
+            return None if called is None else self._day.tokens[called.id]
 
     def complete(self, token_id: str) -> Token:
         """End a consultation: ``IN_CONSULTATION`` -> ``COMPLETED``. O(1).
@@ -613,21 +595,15 @@ class Allocator:
             return self._atomically(self.complete, token_id)
         with self._lock:
             now = self._now()
-            day = self._day
-            token = day.tokens.get(token_id) if token_id.__class__ is str else None
-            if token is None:
-                token = self._token(token_id)
+            token = self._token(token_id)
             if token.status is not IN_CONSULTATION:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot complete: it is {token.status.name}, "
                     "not IN_CONSULTATION"
                 )
             token = self._desks[token.doctor_id].finish(token, now)
-            day.version += 1
-            if day.outbox or day.undo.steps is not None:
-                self._deliver()
-                return day.tokens[token.id]  # as it stands after subscribers' calls
-            return token
+            self._commit()
+            return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
     def cancel(self, token_id: str) -> Token:
         """Cancel a booked, checked-in or waitlisted token; its place is refilled at once.
@@ -639,9 +615,7 @@ class Allocator:
             return self._atomically(self.cancel, token_id)
         with self._lock:
             now = self._now()
-            token = self._day.tokens.get(token_id) if token_id.__class__ is str else None
-            if token is None:
-                token = self._token(token_id)
+            token = self._token(token_id)
             if token.status not in _CANCELLABLE:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be cancelled: it is {token.status.name}"

@@ -426,8 +426,7 @@ class Desk:
             token = seated
             slot = self.slot_index[token.slot_id]  # type: ignore[index]
         slot._seat(token)
-        if not slot._filed or (slot._id in self.urgent_ids and not slot._present_emergencies()):
-            self.sync_present(slot)  # left(), inlined
+        self.left(slot)
         called = day.put(token, with_call(token, IN_CONSULTATION, now))
         if day.undo.steps is not None:
             day.keep(self, "current")

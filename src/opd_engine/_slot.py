@@ -279,21 +279,8 @@ class Slot:
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
         if token.status is CHECKED_IN:
-            if self._static:  # StrictPriority: at its priority for good
-                self._filed[token.id] = (key >> SEQ_BITS, key, None)
-            elif self._seq_keyed:  # _filing and _file, inlined for the shipped orderings
-                level, when = self._ordering._filing(token, now)  # type: ignore[union-attr]
-                change = None
-                if when is not None:
-                    change = (when, seq, token.id)
-                    heappush(self._changes, change)
-                if level != key >> SEQ_BITS:
-                    self._aged.add(level << SEQ_BITS | seq)
-                    self._aged_keys.add(key)
-                self._filed[token.id] = (level, key, change)
-            else:
-                # The ordering (user code, which may fail) is asked before anything changes.
-                self._file(token.id, self._filing(token, now))
+            # The ordering (user code, which may fail) is asked before anything changes.
+            self._file(token.id, self._filing(token, now))
             self._arrived.add(key)
             protected = self._protected_arrived
         else:
@@ -381,13 +368,8 @@ class Slot:
         protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
         if protected:
             self._protected_arrived.remove(key)
-        if self._seq_keyed and self._filed[token.id][0] == key >> SEQ_BITS:
-            filed = self._filed.pop(token.id)  # _unfile, inlined: not aged, nothing else
-            if not self._filed:
-                self._changes.clear()
-        else:
-            filed = self._filed[token.id]
-            self._unfile(token.id)
+        filed = self._filed[token.id]
+        self._unfile(token.id)
         undo = self._undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self._unseat_call, token, filed, protected))
@@ -465,11 +447,14 @@ class Slot:
     def _filing(self, token: Token, now: datetime) -> Filed:
         """Where the ordering files a checked-in token now: ``(level, entry, change)``.
         Asks the ordering only; changes nothing. O(1)."""
+        key = token.priority << SEQ_BITS | token.seq
+        if self._static:  # StrictPriority: at its priority for good, nothing to ask
+            return key >> SEQ_BITS, key, None
         ordering = self._ordering
         assert ordering is not None
         if self._seq_keyed:  # a shipped ordering: both answers at once
             level, when = ordering._filing(token, now)  # type: ignore[attr-defined]
-            entry: PresentEntry = token.priority << SEQ_BITS | token.seq
+            entry: PresentEntry = key
         else:
             level = ordering.level(token, now)
             entry = (ordering.key(token), token.seq)
@@ -477,8 +462,7 @@ class Slot:
         return level, entry, None if when is None else (when, token.seq, token.id)
 
     def _file(self, token_id: str, filed: Filed) -> None:
-        """Add a checked-in token (already in ``_arrived``) to the ordering index.
-        O(log n)."""
+        """Add a checked-in token to the ordering index. O(log n)."""
         level, entry, change = filed
         if self._seq_keyed:
             if entry >> SEQ_BITS != level:  # aged: filed at its level as well
