@@ -99,8 +99,28 @@ def test_demo_app_books_into_the_current_hour() -> None:
         assert response.status_code == 201
         assert response.json()["slot_id"] == "D1@14"
         assert response.json()["status"] == "CHECKED_IN"
-        assert client.get("/slots/D2@21/queue").json() == []
-        assert client.get("/slots/D2@22/queue").status_code == 404
+        assert client.get("/slots/D2@00/queue").json() == []
+        assert client.get("/slots/D2@23/queue").json() == []
+        assert client.get("/slots/D2@24/queue").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("now", "slot_id"),
+    [
+        (datetime(2026, 11, 25, 23, 30), "D1@23"),  # the last hour: no slot on the next date
+        (datetime(2026, 11, 26, 0, 10), "D1@00"),  # just after midnight: the new date's first
+        (datetime(2026, 11, 25, 17, 0), "D1@17"),  # 17:00 built a slot at 00:00 the next day
+    ],
+)
+def test_demo_app_starts_and_books_at_any_hour(now: datetime, slot_id: str) -> None:
+    """Issue: from 17:00 the demo day's last slot fell on the next date, the one-OPD-day rule
+    refused it, and ``uvicorn --factory http_service:demo_app`` did not start. Its day now
+    covers the clock's whole date in hourly slots, so some slot is always open."""
+    with TestClient(demo_app(lambda: now)) as client:
+        response = client.post("/tokens", json=book_body("P1", source="WALK_IN"))
+        assert response.status_code == 201, response.json()
+        assert response.json()["slot_id"] == slot_id
+        assert response.json()["booked_at"] == now.isoformat()
 
 
 def test_openapi_schema_names_enums_and_the_204(client: TestClient) -> None:

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -185,7 +186,7 @@ def test_a_corrupt_journal_is_refused(
 # ----------------------------------------------------------------------------- HTTP workers
 
 OPD_DAY = "2099-01-05"  # the day's slots lie ahead of the wall clock: no slot has ended
-PLACES = 2 * 12 * 4  # the demo day: two doctors, twelve hourly slots of four
+PLACES = 2 * 24 * 4  # the demo day: two doctors, 24 hourly slots of four
 
 
 def unix_client(path: Path) -> httpx.Client:
@@ -247,7 +248,7 @@ def test_four_workers_behave_as_one_allocator(four_workers: Path, postgres_dsn: 
         rng = random.Random(client_id)
         results = []
         with unix_client(four_workers) as client:
-            for i in range(25):
+            for i in range(30):  # 240 requests for the 192 places
                 body = {
                     "patient_id": f"C{client_id}-{i}",
                     "doctor_id": rng.choice(("D1", "D2")),
@@ -326,8 +327,9 @@ def test_workers_requested(environ: dict[str, str], argv: list[str], workers: in
 def test_demo_app_refuses_to_start_with_more_than_one_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    late = datetime(2026, 11, 25, 23, 30)  # any hour: the demo day is the clock's whole date
     monkeypatch.setenv("OPD_WORKERS", "2")
     with pytest.raises(RuntimeError, match="2 workers were requested"):
-        http_service.demo_app()
+        http_service.demo_app(lambda: late)
     monkeypatch.setenv("OPD_WORKERS", "1")
-    assert http_service.demo_app() is not None
+    assert http_service.demo_app(lambda: late) is not None

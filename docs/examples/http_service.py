@@ -382,23 +382,30 @@ def workers_requested(
     return int(environ.get("WEB_CONCURRENCY", "1"))
 
 
-def build_demo_day(allocator: Allocator, first: datetime, hours: int = 8) -> None:
-    """Two General Medicine doctors, hourly slots of four places from ``first``."""
+def build_demo_day(allocator: Allocator, day: date) -> None:
+    """Two General Medicine doctors, each with hourly slots of four places covering the whole
+    calendar date ``day``: 00:00-01:00 to 23:00-24:00.
+
+    At any hour of ``day`` one slot is open, and none starts on the next date (an allocator
+    is one OPD day, so a slot starting tomorrow would be refused).
+    """
+    midnight = datetime.combine(day, time())
     for doctor in (
         Doctor("D1", "Dr. Rao", department="General Medicine"),
         Doctor("D2", "Dr. Iyer", department="General Medicine"),
     ):
         allocator.add_doctor(doctor)
-        for i in range(hours):
-            start = first + timedelta(hours=i)
-            slot_id = f"{doctor.id}@{start:%H}"
+        for hour in range(24):
+            start = midnight + timedelta(hours=hour)
+            slot_id = f"{doctor.id}@{hour:02d}"
             allocator.add_slot(Slot(slot_id, doctor.id, start, start + timedelta(hours=1), 4))
 
 
 def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
     """An app over a demo day in memory: two General Medicine doctors, hourly slots of four
-    places from the current hour (of ``clock``, else the wall clock), so the demo can book
-    at any time of day. ``uvicorn --factory http_service:demo_app`` serves it.
+    places covering today's whole date (today by ``clock``, else the wall clock), so the demo
+    books into the current hour whenever it starts. ``uvicorn --factory
+    http_service:demo_app`` serves it.
 
     The state lives in this process's memory, so it refuses to start (``RuntimeError``)
     when :func:`workers_requested` says the server runs more than one worker: each would
@@ -418,7 +425,7 @@ def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
             "(a journal in PostgreSQL shared by every worker)"
         )
     allocator = Allocator(clock=clock)
-    build_demo_day(allocator, allocator.clock().replace(minute=0, second=0, microsecond=0))
+    build_demo_day(allocator, allocator.clock().date())
     return create_app(allocator)
 
 
@@ -426,8 +433,9 @@ def postgres_app() -> FastAPI:
     """An app over a demo day whose journal lives in PostgreSQL; any number of workers.
 
     ``OPD_POSTGRES_DSN`` is the connection string (required); ``OPD_DAY`` the OPD date,
-    ISO 8601 (default: today), which also names the journal. The day's slots run from
-    08:00 to 20:00. Every worker opens its own connection and replica; the first to start
+    ISO 8601 (default: today), which also names the journal. The day's slots cover the whole
+    date, hour by hour, as in :func:`build_demo_day`; a past date's slots have all ended, so
+    it refuses every booking. Every worker opens its own connection and replica; the first to start
     builds the day::
 
         OPD_POSTGRES_DSN="dbname=opd" uvicorn --factory http_service:postgres_app --workers 4
@@ -437,7 +445,8 @@ def postgres_app() -> FastAPI:
     dsn = os.environ.get("OPD_POSTGRES_DSN")
     if not dsn:
         raise RuntimeError("postgres_app needs OPD_POSTGRES_DSN, a PostgreSQL connection string")
-    day = date.fromisoformat(os.environ.get("OPD_DAY") or date.today().isoformat())
+    today = date.today().isoformat()  # wall clock: without OPD_DAY, the date the server runs
+    day = date.fromisoformat(os.environ.get("OPD_DAY") or today)
     journal = PostgresJournal(dsn, day=day.isoformat())
-    journal.setup(lambda alloc: build_demo_day(alloc, datetime.combine(day, time(8)), 12))
+    journal.setup(lambda alloc: build_demo_day(alloc, day))
     return create_app(journal)

@@ -61,7 +61,7 @@ _SELECT = "SELECT snapshot FROM allocator_state WHERE id = 1"
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(timezone.utc)  # wall clock: when a host saved, for its audit
 
 
 class SQLiteStore:
