@@ -4,6 +4,7 @@ smaller defects. Each test quotes the promise that broke."""
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
@@ -16,6 +17,8 @@ from opd_engine import (
     Aging,
     Allocator,
     Doctor,
+    DuplicateBookingError,
+    Duplicates,
     Event,
     InvalidArgumentError,
     OnFull,
@@ -316,4 +319,91 @@ def test_protected_tokens_are_still_displaced_last(clock: Clock) -> None:
     assert alloc.token(fresh).slot_id == "C"
     alloc.resize("B", 1)  # only protected ones left: the lowest-ranked two go
     assert [alloc.token(i).slot_id for i in moved] == ["B", "C", "C"]
+    alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- round 3
+
+
+def _peak_bytes(call: Callable[[], object]) -> int:
+    """The most memory ``call`` held at once beyond what was held before it (deterministic:
+    allocation sizes do not depend on the machine's speed)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        call()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("rule", [Duplicates.PER_DOCTOR, Duplicates.PER_DEPARTMENT, Duplicates.ONE])
+def test_a_placeholder_patient_id_costs_no_more_per_booking_as_it_fills(
+    clock: Clock, rule: Duplicates
+) -> None:
+    """Issue: "Emergencies booked under one placeholder patient id ("UNKNOWN", as many
+    hospitals do for unidentified patients) cost time in proportion to how many that id
+    already holds" -- the patient index copied all of them on every booking and every
+    cancel. Per-booking cost is O(log n) whatever one patient id holds: with 20,000 tokens
+    held, a booking or a cancel under that id holds well under 100,000 bytes at once (the
+    sorted lists' own growth; a copy of the ids held 160,000 bytes)."""
+    alloc = Allocator(policies=Policies(duplicates=rule), clock=clock)
+    alloc.add_doctor(Doctor("D1", "Dr. Rao", department="OPD"))
+    alloc.add_doctor(Doctor("D2", "Dr. Iyer", department="OPD"))
+    for doctor in ("D1", "D2"):
+        alloc.add_slot(Slot(f"{doctor}@09", doctor, at(9), at(10), 5))
+    clock.now = at(9)
+    for _ in range(20_000):
+        alloc.book("UNKNOWN", "D1", priority=Priority.EMERGENCY)
+    booked: list[str] = []
+    assert (
+        _peak_bytes(
+            lambda: booked.append(alloc.book("UNKNOWN", "D1", priority=Priority.EMERGENCY).id)
+        )
+        < 100_000
+    )
+    assert _peak_bytes(lambda: alloc.cancel(booked[0])) < 100_000
+    # The duplicate rule still names one of the many: a non-emergency in scope is refused.
+    if rule is not Duplicates.PER_DOCTOR:
+        with pytest.raises(DuplicateBookingError) as refused:
+            alloc.book("UNKNOWN", "D2", source=Source.ONLINE)
+        assert refused.value.token_id == "D1-001"  # the earliest of its emergencies
+    else:
+        assert alloc.book("UNKNOWN", "D2", source=Source.ONLINE).doctor_id == "D2"
+    walk_in = alloc.book("UNKNOWN", "D1", priority=Priority.EMERGENCY)
+    alloc.check_invariants()
+    assert alloc.cancel(walk_in.id).status.name == "CANCELLED"
+
+
+def test_the_duplicate_rule_follows_a_patient_s_tokens_between_doctors(clock: Clock) -> None:
+    """A patient holds at most one active token per doctor: the rule counts the patient's
+    token with that doctor as it stands now, after a reschedule to another doctor and a
+    retriage, among several of the patient's tokens."""
+    alloc = Allocator(clock=clock)  # Duplicates.PER_DOCTOR
+    for doctor in ("D1", "D2"):
+        alloc.add_doctor(Doctor(doctor, doctor, department="OPD"))
+        alloc.add_slot(Slot(f"{doctor}@09", doctor, at(9), at(10), 5))
+    clock.now = at(8)
+    standard = alloc.book("P1", "D1", source=Source.ONLINE)
+    emergency = alloc.book("P1", "D2", priority=Priority.EMERGENCY)
+    alloc.book("P1", "D1", priority=Priority.EMERGENCY)  # a third: the patient holds many
+    with pytest.raises(DuplicateBookingError) as refused:
+        alloc.book("P1", "D2", source=Source.ONLINE)
+    assert refused.value.token_id == emergency.id  # the earliest at D2
+    alloc.reschedule(emergency.id, "D1@09")
+    with pytest.raises(DuplicateBookingError) as refused:
+        alloc.book("P1", "D1", source=Source.ONLINE)
+    assert refused.value.token_id == standard.id  # the non-emergency one first
+    alloc.reschedule(standard.id, "D2@09")
+    with pytest.raises(DuplicateBookingError) as refused:
+        alloc.book("P1", "D1", source=Source.ONLINE)
+    assert refused.value.token_id == emergency.id  # followed it to D1; earlier than the third
+    alloc.retriage(standard.id, Priority.EMERGENCY)
+    alloc.check_invariants()
+    alloc.cancel(emergency.id)
+    with pytest.raises(DuplicateBookingError) as refused:
+        alloc.book("P1", "D1", source=Source.ONLINE)
+    assert refused.value.token_id == "D1-002"  # the third, now the only one at D1
+    assert alloc.book("P1", "D2", priority=Priority.EMERGENCY).doctor_id == "D2"
     alloc.check_invariants()

@@ -18,6 +18,7 @@ from typing import Any, final
 
 import attrs
 
+from ._patients import WHOLE_DAY, Held, HeldKey
 from ._slot import Slot, Undo, Waitlist
 from ._values import (
     BOOKED,
@@ -63,8 +64,8 @@ class Day:
     tokens: dict[str, Token] = attrs.field(factory=dict)
     # doctor id -> department, for the duplicate rule.
     departments: dict[str, str] = attrs.field(factory=dict)
-    # patient -> active token id (a tuple of ids in the rare case of several).
-    active: dict[str, str | tuple[str, ...]] = attrs.field(factory=dict)
+    # patient -> active token id (a Held in the rare case of several).
+    active: dict[str, str | Held] = attrs.field(factory=dict)
     subscribers: list[Callable[[Event], object]] = attrs.field(factory=list)
     outbox: deque[Event] = attrs.field(factory=deque)
     seq: int = 0
@@ -93,6 +94,8 @@ class Day:
         undo = self.undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self.tokens.__setitem__, token.id, token))
+        if self.active.get(token.patient_id).__class__ is Held:
+            self._refile(new)  # a new doctor or triage level files it elsewhere
         return new
 
     def put(self, old: Token, new: Token) -> Token:
@@ -101,6 +104,8 @@ class Day:
         undo = self.undo
         if undo is not None and undo.steps is not None:
             undo.steps.append(partial(self.tokens.__setitem__, old.id, old))
+        if self.active.get(new.patient_id).__class__ is Held:
+            self._refile(new)  # a new doctor or triage level files it elsewhere
         return new
 
     def store(self, token: Token) -> None:
@@ -121,6 +126,8 @@ class Day:
             self.outbox.append(make(at=now, version=self.version + 1, **fields))
 
     # ------------------------------------------------------------ the patient index
+    # One active token is stored as its id; several as a Held, filed by the duplicate rule's
+    # scope, so that a placeholder patient id holding thousands costs O(log k) per change.
 
     def _keep_patient(self, patient_id: str) -> None:
         undo = self.undo
@@ -131,57 +138,79 @@ class Day:
             else:
                 undo.steps.append(partial(self.active.__setitem__, patient_id, held))
 
-    def activate(self, token: Token) -> None:
-        """Index ``token`` as one of its patient's active tokens. O(1)."""
+    def _scope(self, doctor_id: str) -> str:
+        """Where the duplicate rule counts a token of ``doctor_id``. O(1)."""
+        rule = self.policies.duplicates
+        if rule is Duplicates.PER_DOCTOR:
+            return doctor_id
+        if rule is Duplicates.PER_DEPARTMENT:
+            return self.departments[doctor_id]
+        return WHOLE_DAY
+
+    def where_filed(self, token: Token) -> tuple[str, HeldKey]:
+        """The scope and key ``token`` is filed under in its patient's Held. O(1)."""
+        return self._scope(token.doctor_id), (token.priority is EMERGENCY, token.seq, token.id)
+
+    def _file(self, held: Held, token: Token) -> None:
+        held.add(token.id, *self.where_filed(token))
         if self.undo.steps is not None:
-            self._keep_patient(token.patient_id)
+            self.undo.steps.append(partial(held.discard, token.id))
+
+    def _unfile(self, held: Held, token_id: str) -> None:
+        filed = held.filed(token_id)
+        assert filed is not None
+        held.discard(token_id)
+        if self.undo.steps is not None:
+            self.undo.steps.append(partial(held.add, token_id, *filed))
+
+    def _refile(self, token: Token) -> None:
+        """File ``token`` anew in its patient's Held if its doctor or level moved it. O(log k)."""
+        held = self.active[token.patient_id]
+        assert isinstance(held, Held)
+        filed = held.filed(token.id)
+        if filed is not None and filed != self.where_filed(token):
+            self._unfile(held, token.id)
+            self._file(held, token)
+
+    def activate(self, token: Token) -> None:
+        """Index ``token`` as one of its patient's active tokens. O(log k) for the patient's
+        k active tokens (O(1) for the first)."""
         held = self.active.get(token.patient_id)
         if held is None:
+            self._keep_patient(token.patient_id)
             self.active[token.patient_id] = token.id
+        elif isinstance(held, str):
+            self._keep_patient(token.patient_id)
+            both = Held()
+            self.active[token.patient_id] = both
+            self._file(both, self.tokens[held])
+            self._file(both, token)
         else:
-            self.active[token.patient_id] = (held if isinstance(held, tuple) else (held,)) + (
-                token.id,
-            )
+            self._file(held, token)
 
     def deactivate(self, token: Token) -> None:
-        """Drop ``token`` from its patient's active tokens. O(1)."""
-        if self.undo.steps is not None:
-            self._keep_patient(token.patient_id)
+        """Drop ``token`` from its patient's active tokens. O(log k)."""
         held = self.active[token.patient_id]
         if isinstance(held, str):
+            self._keep_patient(token.patient_id)
             del self.active[token.patient_id]
             return
-        rest = tuple(i for i in held if i != token.id)
-        self.active[token.patient_id] = rest[0] if len(rest) == 1 else rest
+        self._unfile(held, token.id)
+        if len(held) == 1:
+            self._keep_patient(token.patient_id)
+            self.active[token.patient_id] = held.ids()[0]
 
     def duplicate(self, patient_id: str, doctor: Doctor, exclude: str | None = None) -> str | None:
         """The patient's active token that the duplicate rule counts against a token with
-        ``doctor`` (a non-emergency one first, then the earliest), or None. O(k) for the
-        patient's k active tokens."""
+        ``doctor`` (a non-emergency one first, then the earliest), or None, never
+        ``exclude``. O(log k) for the patient's k active tokens."""
         held = self.active.get(patient_id)
-        if held is None:
+        if held is None or held == exclude:
             return None
-        ids = (held,) if isinstance(held, str) else held
-        rule = self.policies.duplicates
-        best: Token | None = None
-        for token_id in ids:
-            if token_id == exclude:
-                continue
-            token = self.tokens[token_id]
-            if rule is Duplicates.PER_DOCTOR:
-                if token.doctor_id != doctor.id:
-                    continue
-            elif (
-                rule is Duplicates.PER_DEPARTMENT
-                and self.departments[token.doctor_id] != doctor.department
-            ):
-                continue
-            if best is None or (token.priority is EMERGENCY, token.seq) < (
-                best.priority is EMERGENCY,
-                best.seq,
-            ):
-                best = token
-        return None if best is None else best.id
+        if isinstance(held, Held):
+            return held.first(self._scope(doctor.id), exclude)
+        token = self.tokens[held]
+        return held if self._scope(token.doctor_id) == self._scope(doctor.id) else None
 
 
 @final

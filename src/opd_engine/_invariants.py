@@ -327,7 +327,7 @@ def _check_active(alloc: Allocator, active: dict[str, list[str]]) -> None:
     day = alloc._day
     tokens = day.tokens
     indexed = {
-        patient: sorted([held] if isinstance(held, str) else held)
+        patient: sorted([held] if isinstance(held, str) else held.ids())
         for patient, held in day.active.items()
     }
     _require(
@@ -335,11 +335,20 @@ def _check_active(alloc: Allocator, active: dict[str, list[str]]) -> None:
         "active-booking index",
         "index differs from the tokens",
     )
-    _require(
-        all(isinstance(h, str) or len(h) > 1 for h in day.active.values()),
-        "active-booking index",
-        "a single active token is stored as its id",
-    )
+    for patient, held in day.active.items():
+        if isinstance(held, str):
+            continue
+        try:
+            held._check()
+        except AssertionError as error:
+            raise AssertionError(f"active-booking index: patient {patient!r}: {error}") from None
+        for token_id in held.ids():
+            token = tokens[token_id]
+            _require(
+                held.filed(token_id) == day.where_filed(token),
+                "active-booking index",
+                f"token {token_id!r} filed under a stale doctor or level",
+            )
     rule = alloc.policies.duplicates
     for patient, ids in active.items():
         normal = [tokens[i] for i in ids if tokens[i].priority is not Priority.EMERGENCY]
