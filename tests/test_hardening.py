@@ -90,6 +90,31 @@ def test_a_tzinfo_without_an_offset_is_refused() -> None:
     assert alloc.doctors() == []
 
 
+class FailingZone(tzinfo):
+    """A tzinfo whose lookups fail, as a zone database missing an entry does."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        raise KeyError("Asia/Nowhere")
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        raise KeyError("Asia/Nowhere")
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "nowhere"
+
+
+def test_a_clock_whose_zone_raises_is_refused_cleanly(clock: Clock) -> None:
+    """Issue: "A clock whose time zone raises in utcoffset() leaks a raw KeyError" -- it is
+    refused with InvalidArgumentError naming the clock, and nothing changes."""
+    alloc = Allocator(clock=lambda: datetime(2026, 11, 25, 8, tzinfo=FailingZone()))
+    with pytest.raises(InvalidArgumentError, match=r"clock's tzinfo fails .*KeyError"):
+        alloc.add_doctor(DOCTORS[0])
+    assert alloc.doctors() == []
+    assert alloc.version == 0
+    with pytest.raises(InvalidArgumentError, match="UTC offset"):
+        Slot("S", "D1", datetime(2026, 11, 25, 9, tzinfo=FailingZone()), at(10), 3)
+
+
 # ----------------------------------------------------------------------------- DST
 
 

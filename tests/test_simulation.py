@@ -837,6 +837,22 @@ def test_a_break_closes_its_slot_and_the_doctor_calls_nobody() -> None:
     assert stats.idle_waiting_minutes == 0
 
 
+def test_breaks_listed_later_first_are_the_same_breaks() -> None:
+    """Issue: ``simulate()`` died with a bare ``AssertionError`` when two adjacent breaks
+    were listed later-first (``Break(11:30), Break(11:00)``). A plan keeps its breaks in
+    their slots' order, so the listing order changes nothing."""
+    later_first = plan_with(breaks=[Break(start=time(11, 30)), Break(start=time(11))])
+    in_order = plan_with(breaks=[Break(start=time(11)), Break(start=time(11, 30))])
+    assert later_first == in_order
+    result = simulate(Scenario(doctors=[later_first]), 2)
+    closed = [(r["slot_id"], r["at"]) for r in events_of(result, "SlotClosed")]
+    assert closed == [
+        ("D1@11:00", datetime(2026, 11, 25, 11)),
+        ("D1@11:30", datetime(2026, 11, 25, 11, 30)),
+    ]
+    assert result.records() == simulate(Scenario(doctors=[in_order]), 2).records()
+
+
 def test_a_doctor_called_away_comes_back() -> None:
     """`unavailable_at` then `returns_at`: the doctor's patients wait on the waitlist (no
     colleague in the department), nobody is called meanwhile, and on return the reopened

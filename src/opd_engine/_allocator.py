@@ -1369,7 +1369,13 @@ class Allocator:
                     f"clock must return aware datetimes like the slots, got {now!r}"
                 )
             return now
-        if now.utcoffset() is None:
+        try:
+            offset = now.utcoffset()
+        except Exception as error:
+            raise InvalidArgumentError(
+                f"clock's tzinfo fails to give a UTC offset ({error!r}), got {now!r}"
+            ) from None
+        if offset is None:
             raise InvalidArgumentError(f"clock's tzinfo gives no UTC offset, got {now!r}")
         if aware is False:
             raise InvalidArgumentError(

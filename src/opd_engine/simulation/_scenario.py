@@ -476,7 +476,8 @@ class Break:
 
 
 def _breaks(value: Iterable[Break]) -> tuple[Break, ...]:
-    return _items("breaks", value, Break)
+    """The breaks in the order of their slots, however they were listed."""
+    return tuple(sorted(_items("breaks", value, Break), key=lambda b: b.start))
 
 
 def _arrivals(value: Iterable[Arrivals]) -> tuple[Arrivals, ...]:
@@ -493,9 +494,10 @@ class DoctorPlan:
     ``prebooked`` is how many tokens each slot has booked before the day, per source;
     ``arrivals`` are walk-ins and emergencies; ``late_start`` minutes late for the first
     session (reported through :meth:`Allocator.delay`); ``breaks`` close one slot each
-    (:class:`Break`); ``unavailable_at`` the time the doctor leaves
-    (:meth:`Allocator.mark_unavailable`), if ever, and ``returns_at`` the time they come
-    back (:meth:`Allocator.mark_available`; None: gone for the day, home sick).
+    (:class:`Break`; kept in their slots' order, whatever order they are given in);
+    ``unavailable_at`` the time the doctor leaves (:meth:`Allocator.mark_unavailable`), if
+    ever, and ``returns_at`` the time they come back (:meth:`Allocator.mark_available`;
+    None: gone for the day, home sick).
     """
 
     id: str = attrs.field(validator=attrs_validator(check_id))
