@@ -169,7 +169,8 @@ def attrs_validator(check: Any, **kwargs: Any) -> Any:
     def validate(instance: object, attribute: Any, value: object) -> None:
         checked = check(attribute.alias, value, **kwargs)  # the name the caller passed
         if checked is not value:
-            # Frozen (or read-only) classes refuse an ordinary write; this is __init__'s.
+            # A frozen or read-only class refuses an ordinary write; the instance is
+            # still being initialised, so this write is part of its __init__.
             object.__setattr__(instance, attribute.name, checked)
 
     return validate
