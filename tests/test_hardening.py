@@ -4,11 +4,16 @@ smaller defects. Each test quotes the promise that broke."""
 
 from __future__ import annotations
 
+import json
+import sys
 import tracemalloc
+import unicodedata
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, time, timedelta, timezone, tzinfo
+from enum import Enum, IntEnum
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 
 from conftest import DOCTORS, Clock, at
@@ -19,6 +24,7 @@ from opd_engine import (
     Doctor,
     DuplicateBookingError,
     Duplicates,
+    EmergencyOverride,
     Event,
     InvalidArgumentError,
     OnFull,
@@ -29,7 +35,10 @@ from opd_engine import (
     Source,
     SourceQuota,
     StrictPriority,
+    event_to_dict,
 )
+from opd_engine._check import check_str
+from opd_engine.simulation import DoctorPlan, Session
 
 NEW_YORK = ZoneInfo("America/New_York")
 # The fall-back night of 2026 in New York: at 02:00 EDT the clocks go back to 01:00 EST.
@@ -432,3 +441,267 @@ def test_the_duplicate_rule_follows_a_patient_s_tokens_between_doctors(clock: Cl
     assert refused.value.token_id == "D1-002"  # the third, now the only one at D1
     assert alloc.book("P1", "D2", priority=Priority.EMERGENCY).doctor_id == "D2"
     alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- ids and text
+#
+# DESIGN section 3, "Ids and text": "Ids (patient, doctor, slot) are non-empty strings of at
+# most 128 characters without surrounding spaces; ids and every other string the journal
+# stores (names, departments, reasons) contain no NUL, no lone surrogate and no other control
+# character; numbers given as int subclasses (an IntEnum member) are stored as plain int,
+# strings as plain str; otherwise InvalidArgumentError naming the argument and the value."
+
+
+class Places(IntEnum):
+    """A host's own numbers, as a hospital system might name them."""
+
+    SMALL = 2
+    LARGE = 4
+
+
+class Minutes(IntEnum):
+    TEN = 10
+    TWELVE = 12
+
+
+class Department(str, Enum):
+    """A host's departments: a ``str`` mixed into an ``Enum``, whose ``str()`` and name are
+    not its value."""
+
+    GENERAL = "General Medicine"
+
+
+class PatientId(str):
+    """A host's id type: a ``str`` subclass with its own ``__eq__`` and ``__hash__``."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 0
+
+
+def journalled(clock: Clock) -> tuple[Allocator, list[Event]]:
+    alloc = Allocator(clock=clock)
+    journal: list[Event] = []
+    alloc.subscribe(journal.append)
+    return alloc, journal
+
+
+def replayed(journal: list[Event], clock: Clock) -> Allocator:
+    """The journal as a database keeps it (JSON text), replayed."""
+    rows = [json.loads(json.dumps(event_to_dict(event))) for event in journal]
+    return Allocator.replay(rows, clock=clock)
+
+
+def test_int_enum_numbers_and_str_enum_text_are_journalled_as_their_values(clock: Clock) -> None:
+    """DESIGN section 3, "Ids and text": "numbers given as int subclasses (an IntEnum
+    member) are stored as plain int, strings as plain str". Issue: a capacity, a
+    consultation length or a delay given as a host's IntEnum member was journalled as the
+    member's name ("SMALL"), which replay refuses, so the day's journal could not be read;
+    a department from a str enum was journalled as its name, moving the doctor elsewhere."""
+    alloc, journal = journalled(clock)
+    alloc.add_doctor(
+        Doctor("D1", "Dr. Rao", department=Department.GENERAL, consult_minutes=Minutes.TWELVE)
+    )
+    alloc.add_slot(Slot("S9", "D1", at(9), at(10), capacity=Places.SMALL))
+    alloc.add_slot(Slot("S10", "D1", at(10), at(11), capacity=Places.SMALL))
+    alloc.book("P1", "D1", "S9")
+    alloc.delay("D1", Minutes.TEN)
+    alloc.resize("S10", Places.LARGE)
+
+    copy = replayed(journal, clock)
+    assert copy.snapshot() == alloc.snapshot()
+    doctor, slot = alloc.doctor("D1"), alloc.slot("S9")
+    assert type(doctor.consult_minutes) is int
+    assert doctor.consult_minutes == 12
+    assert type(doctor.department) is str
+    assert doctor.department == "General Medicine"
+    assert type(slot.capacity) is int
+    assert slot.capacity == 2
+    assert type(alloc.slot("S10").capacity) is int
+    assert copy.doctor("D1").department == "General Medicine"
+    assert copy.estimated_start("D1-001") == alloc.estimated_start("D1-001")
+    for event in journal:
+        for field in attrs.fields(type(event)):
+            value = getattr(event, field.name)
+            if isinstance(value, int | str) and not isinstance(value, Priority):
+                assert type(value) in (int, str, bool), (event, field.name)
+    copy.check_invariants()
+
+
+def test_str_subclass_ids_are_stored_as_plain_strs(clock: Clock) -> None:
+    """DESIGN section 3, "Ids and text": "strings as plain str". An id of a host's own
+    ``str`` type (with its own ``__eq__`` and ``__hash__``) or a ``str`` enum member is
+    stored, looked up and journalled as the plain string of its characters, so that the
+    allocator's dicts and the journal never depend on the host's type."""
+    alloc, journal = journalled(clock)
+    alloc.add_doctor(Doctor(Department.GENERAL, "Dr. Rao"))
+    alloc.add_slot(Slot(PatientId("S9"), Department.GENERAL, at(9), at(10), 3))
+    alloc.add_slot(Slot("S10", "General Medicine", at(10), at(11), 3))
+    token = alloc.book(PatientId("P1"), Department.GENERAL, PatientId("S9"))
+    assert token.id == "General Medicine-001"
+    for value in (token.id, token.patient_id, token.doctor_id, token.slot_id):
+        assert type(value) is str
+    alloc.book("P2", "General Medicine", "S9")  # P1 is not everybody
+    alloc.delay(PatientId("General Medicine"), 5)
+    alloc.close_slot(PatientId("S9"))
+    alloc.mark_unavailable(Department.GENERAL)
+
+    assert [type(d.id) for d in alloc.doctors()] == [str]
+    assert {type(s.id) for s in alloc.slots()} == {str}
+    assert {type(s.doctor_id) for s in alloc.slots()} == {str}
+    for event in journal:
+        for name in ("doctor_id", "slot_id"):
+            if hasattr(event, name):
+                assert type(getattr(event, name)) is str, (event, name)
+    assert replayed(journal, clock).snapshot() == alloc.snapshot()
+
+
+def test_int_subclass_numbers_are_stored_as_plain_ints_everywhere(clock: Clock) -> None:
+    """DESIGN section 3, "Ids and text": "numbers given as int subclasses (an IntEnum
+    member) are stored as plain int", in the policies and the simulation's plans too, and
+    "bool stays refused where an int is expected"."""
+    assert type(EmergencyOverride(max_overflow=Places.SMALL).max_overflow) is int
+    assert type(Reallocation(max_moves=Places.SMALL).max_moves) is int
+    assert type(Policies(max_missed_calls=Places.SMALL).max_missed_calls) is int
+    assert type(SourceQuota({Source.ONLINE: Places.SMALL}).quotas[Source.ONLINE]) is int
+    session = Session(start=time(9), end=time(12), slot_minutes=Minutes.TEN, capacity=Places.SMALL)
+    assert (type(session.slot_minutes), type(session.capacity)) == (int, int)
+    plan = DoctorPlan(
+        id="D1",
+        sessions=[session],
+        consult_minutes=Minutes.TWELVE,
+        late_start=Minutes.TEN,
+        prebooked={Source.ONLINE: Places.SMALL},
+    )
+    assert (type(plan.consult_minutes), type(plan.late_start)) == (int, int)
+    assert type(plan.prebooked[Source.ONLINE]) is int
+    # A snapshot built in Python, not read from JSON, may hold a host's numbers too.
+    alloc = Allocator(clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S9", "D1", at(9), at(10), 3))
+    alloc.book("P1", "D1")
+    data = alloc.snapshot()
+    data["doctors"][0]["issued"] = Places.SMALL
+    data["tokens"][0]["moves"] = Places.SMALL
+    again = Allocator.from_snapshot(data, clock=clock).snapshot()
+    assert type(again["doctors"][0]["issued"]) is int
+    assert type(again["tokens"][0]["moves"]) is int
+    # bool stays refused.
+    version = alloc.version
+    with pytest.raises(InvalidArgumentError, match="minutes must be an int, got minutes=True"):
+        alloc.delay("D1", True)
+    with pytest.raises(InvalidArgumentError, match="capacity must be an int"):
+        alloc.resize("S9", True)
+    with pytest.raises(InvalidArgumentError, match="consult_minutes must be an int"):
+        Doctor("D2", "Dr. Iyer", consult_minutes=True)
+    assert alloc.version == version
+
+
+UNSTORABLE_IDS = [
+    pytest.param("P" * 129, "at most 128 characters", id="129-characters"),
+    pytest.param("P\x001", "U\\+0000", id="NUL"),
+    pytest.param("P\ud8001", "lone surrogate, U\\+D800", id="lone-high-surrogate"),
+    pytest.param("P1\udfff", "lone surrogate, U\\+DFFF", id="lone-low-surrogate"),
+    pytest.param("P\t1", "U\\+0009", id="tab"),
+    pytest.param("P\n1", "U\\+000A", id="newline"),
+    pytest.param("P\x7f1", "U\\+007F", id="DEL"),
+    pytest.param("P\x9b1", "U\\+009B", id="C1-control"),
+]
+
+
+@pytest.mark.parametrize(("bad", "why"), UNSTORABLE_IDS)
+def test_ids_the_journal_cannot_store_are_refused_and_change_nothing(
+    clock: Clock, bad: str, why: str
+) -> None:
+    """DESIGN section 3, "Ids and text": "Ids (patient, doctor, slot) are non-empty strings
+    of at most 128 characters without surrounding spaces; ids ... contain no NUL, no lone
+    surrogate and no other control character; otherwise InvalidArgumentError naming the
+    argument and the value." Issue: ids with a NUL or a lone surrogate were accepted, and
+    the PostgreSQL recipe could not store them."""
+    alloc = Allocator(clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S9", "D1", at(9), at(10), 3))
+    before, version = alloc.snapshot(), alloc.version
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("patient_id", lambda: alloc.book(bad, "D1")),
+        ("patient_id", lambda: alloc.book(bad, "D1", "S9", priority=Priority.EMERGENCY)),
+        ("doctor_id", lambda: alloc.book("P1", bad)),
+        ("slot_id", lambda: alloc.book("P1", "D1", bad)),
+        ("doctor_id", lambda: alloc.delay(bad, 5)),
+        ("slot_id", lambda: alloc.resize(bad, 4)),
+        ("slot_id", lambda: alloc.close_slot(bad)),
+        ("token_id", lambda: alloc.cancel(bad)),
+        ("id", lambda: alloc.add_doctor(Doctor(bad, "Dr. Rao"))),
+        ("id", lambda: alloc.add_slot(Slot(bad, "D1", at(10), at(11), 3))),
+        ("doctor_id", lambda: alloc.add_slot(Slot("S10", bad, at(10), at(11), 3))),
+    ]
+    for name, call in calls:
+        with pytest.raises(InvalidArgumentError, match=f"^{name} must .*{why}") as caught:
+            call()
+        assert repr(bad)[:40] in str(caught.value)  # names the value, printably
+        str(caught.value).encode("utf-8")  # the message itself can be logged
+    assert alloc.snapshot() == before
+    assert alloc.version == version
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("name", "Dr.\tRao"),
+        ("name", "Dr. Rao\n"),
+        ("name", "Dr. \x00Rao"),
+        ("name", "Dr. \udc00Rao"),
+        ("department", "General\rMedicine"),
+        ("department", "General\x85Medicine"),
+        ("department", "\ud83d"),  # half of an emoji's UTF-16 pair
+    ],
+)
+def test_text_the_journal_cannot_store_is_refused(clock: Clock, field: str, bad: str) -> None:
+    """DESIGN section 3, "Ids and text": "every other string the journal stores (names,
+    departments, reasons) contain[s] no NUL, no lone surrogate and no other control
+    character" -- a tab or a newline in a name is a control character too."""
+    text = {"name": "Dr. Rao", "department": "General Medicine", field: bad}
+    with pytest.raises(InvalidArgumentError, match=f"^{field} must contain no control"):
+        Doctor("D1", text["name"], department=text["department"])
+
+
+def test_what_the_journal_can_store_is_accepted(clock: Clock) -> None:
+    """The rule refuses control characters and lone surrogates, nothing else: names in any
+    script (a Devanagari name with a zero-width joiner, which the script needs), spaces
+    inside, emoji, and ids of exactly 128 characters are taken, journalled and replayed."""
+    alloc, journal = journalled(clock)
+    name = "डॉ. क्\u200dष राव\u00a0🩺"
+    alloc.add_doctor(Doctor("D1", name, department="सामान्य चिकित्सा"))
+    alloc.add_slot(Slot("S" * 128, "D1", at(9), at(10), 3))
+    token = alloc.book("P" * 128, "D1")
+    rows = [json.dumps(event_to_dict(event), ensure_ascii=False) for event in journal]
+    for row in rows:
+        row.encode("utf-8")  # what a database stores
+    copy = Allocator.replay([json.loads(row) for row in rows], clock=clock)
+    assert copy.doctor("D1").name == name
+    assert copy.token(token.id).patient_id == "P" * 128
+    assert copy.snapshot() == alloc.snapshot()
+
+
+def test_the_refused_characters_are_exactly_unicode_categories_cc_and_cs() -> None:
+    """What "other control character" means, decided in opd_engine._check: every character
+    of Unicode category Cc (C0, DEL, C1) and every surrogate (Cs, in a str always a lone
+    one); all other characters are allowed, format characters (Cf) included."""
+
+    def refuses(code: int) -> bool:
+        try:
+            check_str("name", f"a{chr(code)}b")
+        except InvalidArgumentError:
+            return True
+        return False
+
+    refused = {code for code in range(sys.maxunicode + 1) if refuses(code)}
+    expected = {
+        code
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) in ("Cc", "Cs")
+    }
+    assert refused == expected
+    assert len(refused) == 65 + 2048

@@ -21,6 +21,7 @@ from . import _display, _guard, _invariants, _journal, _snapshot
 from ._check import (
     EARLIEST,
     LATEST,
+    MAX_ID_LENGTH,
     MAX_MINUTES,
     check_bool,
     check_enum,
@@ -145,6 +146,13 @@ class Allocator:
     for deterministic behaviour; every decision depends only on the clock and the sequence
     of calls. All slots start on one calendar date: a host that books days ahead keeps one
     allocator per date.
+
+    Ids are non-empty strings of at most 128 characters, without surrounding whitespace,
+    control characters or lone surrogates: an argument that is not one raises
+    :class:`InvalidArgumentError` naming it, and a well-formed id that is not there the
+    matching :class:`NotFoundError`. An id given as a ``str`` subclass, or a number as an
+    ``int`` subclass (an ``IntEnum`` member), is stored and journalled as the plain
+    ``str`` or ``int``.
 
     Every public method holds one re-entrant lock, so the allocator may be shared between
     threads. A call that raises changes nothing. Subscribers receive the events of a call
@@ -342,14 +350,18 @@ class Allocator:
             )
         with self._lock:
             now = self._now()
-            # The checks inline their common case (a str, a member) and leave the rest, and
-            # the error messages, to the check functions.
+            # The checks inline their common case (a plain str of printable characters, a
+            # member) and leave the rest, and the error messages, to the check functions.
             if (
                 patient_id.__class__ is not str
                 or not patient_id
+                or len(patient_id) > MAX_ID_LENGTH
+                or not patient_id.isprintable()
                 or patient_id != patient_id.strip()
             ):
-                check_id("patient_id", patient_id)
+                patient_id = check_id("patient_id", patient_id)
+            if doctor_id.__class__ is not str:
+                doctor_id = check_id("doctor_id", doctor_id)
             desk = self._desk(doctor_id)
             kind: object = source.__class__  # typed object: a caller may pass anything
             if kind is not Source:
@@ -853,7 +865,8 @@ class Allocator:
         with self._lock:
             now = self._now()
             desk = self._desk(doctor_id)
-            check_int("minutes", minutes, minimum=0, maximum=MAX_MINUTES)
+            doctor_id = desk.doctor.id
+            minutes = check_int("minutes", minutes, minimum=0, maximum=MAX_MINUTES)
             before = desk.delay
             if before + timedelta(minutes=minutes) > timedelta(minutes=MAX_MINUTES):
                 raise InvalidArgumentError(
@@ -899,7 +912,7 @@ class Allocator:
                 return
             self._day.keep(desk, "available")
             desk.available = False
-            self._day.record(DoctorUnavailable, now, doctor_id=doctor_id)
+            self._day.record(DoctorUnavailable, now, doctor_id=desk.doctor.id)
             colleagues = self._colleagues(desk)
             tokens = self._day.tokens
             for token_id in desk.standing(now):
@@ -921,7 +934,7 @@ class Allocator:
                 return
             self._day.keep(desk, "available")
             desk.available = True
-            self._day.record(DoctorAvailable, now, doctor_id=doctor_id)
+            self._day.record(DoctorAvailable, now, doctor_id=desk.doctor.id)
             for slot in list(desk.open_slots(now)):
                 desk.refill(slot, now)
             self._commit()
@@ -944,7 +957,7 @@ class Allocator:
                 return
             desk = self._desks[slot.doctor_id]
             slot._close()
-            self._day.record(SlotClosed, now, slot_id=slot_id)
+            self._day.record(SlotClosed, now, slot_id=slot.id)
             colleagues = self._colleagues(desk)
             tokens = self._day.tokens
             for token_id in list(slot._standing(now)):
@@ -1026,7 +1039,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             slot = self._slot(slot_id)
-            check_int("capacity", capacity, minimum=0)
+            capacity = check_int("capacity", capacity, minimum=0)
             desk = self._desks[slot.doctor_id]
             old = slot.capacity
             if capacity == old:
@@ -1383,22 +1396,33 @@ class Allocator:
             )
         return now
 
+    # The lookups by id: a plain str is looked up as it is (an id that is not well formed
+    # is not found, and then refused by name); anything else is checked first, so that a
+    # str subclass's own __eq__ or __hash__ never takes part. Callers store the id of what
+    # they found (``desk.doctor.id``, ``slot.id``), never the argument.
+
     def _desk(self, doctor_id: object) -> Desk:
-        desk = self._desks.get(doctor_id) if isinstance(doctor_id, str) else None
+        if type(doctor_id) is not str:
+            doctor_id = check_id("doctor_id", doctor_id)
+        desk = self._desks.get(doctor_id)
         if desk is None:
             check_id("doctor_id", doctor_id)
             raise UnknownDoctorError(f"unknown doctor_id={doctor_id!r}")
         return desk
 
     def _slot(self, slot_id: object) -> Slot:
-        slot = self._slots.get(slot_id) if isinstance(slot_id, str) else None
+        if type(slot_id) is not str:
+            slot_id = check_id("slot_id", slot_id)
+        slot = self._slots.get(slot_id)
         if slot is None:
             check_id("slot_id", slot_id)
             raise UnknownSlotError(f"unknown slot_id={slot_id!r}")
         return slot
 
     def _token(self, token_id: object) -> Token:
-        token = self._day.tokens.get(token_id) if isinstance(token_id, str) else None
+        if type(token_id) is not str:
+            token_id = check_id("token_id", token_id)
+        token = self._day.tokens.get(token_id)
         if token is None:
             check_id("token_id", token_id)
             raise UnknownTokenError(f"unknown token_id={token_id!r}")

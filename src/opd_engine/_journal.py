@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from ._check import shown as _show
 from ._desk import Desk
 from ._slot import MAX_SEQ, Slot
-from ._snapshot import _Reader, _show, _Times, datetime_to_text
+from ._snapshot import _Reader, _Times, datetime_to_text
 from ._values import Doctor, Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError, OPDError
 from .events import (

@@ -95,9 +95,13 @@ class Slot:
     """A doctor's time slot with ``capacity`` places; it owns the queue of its tokens.
 
     ``Slot(id, doctor_id, start, end, capacity)`` validates its arguments and raises
-    :class:`~opd_engine.InvalidArgumentError` for an empty id, ``end <= start``, a negative
-    or non-integer capacity. Hand it to :meth:`Allocator.add_slot`; from then on only the
-    allocator changes it (its fields are read-only), and it belongs to that allocator alone.
+    :class:`~opd_engine.InvalidArgumentError` for an id that is not one (empty, padded,
+    longer than 128 characters, or holding a control character or a lone surrogate: see
+    :class:`~opd_engine.Doctor`), ``end <= start``, a negative or non-integer capacity. Ids
+    given as a ``str`` subclass are kept as plain ``str``, a capacity given as an ``int``
+    subclass (an ``IntEnum`` member) as a plain ``int``. Hand it to
+    :meth:`Allocator.add_slot`; from then on only the allocator changes it (its fields are
+    read-only), and it belongs to that allocator alone.
     Each property is one read of figures the allocator changes under its lock; to read
     several figures consistently while other threads call the allocator, take
     :meth:`Allocator.slot_view`, a frozen copy of them all.

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from ._check import EARLIEST, LATEST, MAX_MINUTES, check_id
+from ._check import shown as _show
 from ._desk import Desk
 from ._slot import MAX_SEQ, Slot
 from ._values import Doctor, Priority, Source, Token, TokenStatus
@@ -54,12 +55,6 @@ READABLE: Final = (2, 3)
 
 E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
-
-
-def _show(value: object) -> str:
-    """``repr(value)``, cut short: a message names a bad value, it does not dump it."""
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 # ============================================================================ datetimes
@@ -218,11 +213,18 @@ class _Reader:
         return self.data[key]
 
     def typed(self, key: str, kind: type[T]) -> T:
+        """The value as a ``kind``; an ``int`` or ``str`` subclass's (which a mapping built
+        in Python, not read from JSON, may hold) as a plain ``int`` or ``str``."""
         value = self._get(key)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise InvalidArgumentError(
                 f"{self.path}.{key} must be {kind.__name__}, got {_show(value)}"
             )
+        if type(value) is not kind:
+            if isinstance(value, str):
+                return str.__str__(value)  # type: ignore[return-value]
+            if isinstance(value, int) and kind is int:
+                return int.__int__(value)  # type: ignore[return-value]
         return value
 
     def maybe(self, key: str, kind: type[T]) -> T | None:

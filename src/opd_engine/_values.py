@@ -204,7 +204,12 @@ class Doctor:
 
     ``consult_minutes`` is the expected length of one consultation, used for estimated
     start times. Construction validates every field and raises
-    :class:`~opd_engine.InvalidArgumentError` on bad input.
+    :class:`~opd_engine.InvalidArgumentError` on bad input: an ``id`` that is empty, padded
+    with whitespace or longer than 128 characters, and an ``id``, ``name`` or
+    ``department`` holding a control character (Unicode category Cc: NUL, tab, newline,
+    ...) or a lone surrogate, none of which a journal can store everywhere. A ``str``
+    subclass (a ``str`` enum member) is kept as the plain ``str`` of its characters, an
+    ``int`` subclass (an ``IntEnum`` member) as a plain ``int``; ``bool`` is refused.
     """
 
     id: str = attrs.field(validator=attrs_validator(check_id))

@@ -203,7 +203,7 @@ class EmergencyOverride:
     @max_overflow.validator
     def _check(self, attribute: Any, value: object) -> None:
         if value is not None:
-            check_int("max_overflow", value, minimum=0)
+            attrs_validator(check_int, minimum=0)(self, attribute, value)
 
     def overflow_limit(self, slot: Slot) -> int | None:
         """``max_overflow``, the same for every slot. O(1)."""

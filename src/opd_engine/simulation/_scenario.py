@@ -447,10 +447,7 @@ def _frozen_counts(value: object) -> Mapping[Source, int]:
     counts: dict[Source, int] = {}
     for source, count in value.items():
         check_enum("prebooked key", source, Source)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            label = f"prebooked[{source.name}]"
-            raise InvalidArgumentError(f"{label} must be an int >= 0, got {label}={count!r}")
-        counts[source] = count
+        counts[source] = check_int(f"prebooked[{source.name}]", count, minimum=0)
     return FrozenMap(counts)
 
 
@@ -561,7 +558,7 @@ class DoctorPlan:
     @consult_minutes.validator
     def _check_consult_minutes(self, attribute: Any, value: object) -> None:
         if value is not None:  # the bounds Doctor puts on it
-            check_int("consult_minutes", value, minimum=1, maximum=MAX_MINUTES)
+            attrs_validator(check_int, minimum=1, maximum=MAX_MINUTES)(self, attribute, value)
 
     @property
     def expected_minutes(self) -> int:
