@@ -5,8 +5,10 @@ the call, even when a user's policy or clock raised or returned nonsense (the al
 checks what a policy returns, and refuses it with an OPDError naming the policy)."
 
 Each test below runs one public call on a day whose policies are the user's own (thin
-wrappers of the shipped ones), and makes the k-th policy answer of that call fail, for every
-k the call reaches: by raising, or by returning a value of the wrong type or range. The call
+wrappers of the shipped ones, or subclasses of them: "the guard trusts only the shipped
+classes themselves, not their subclasses"), and makes the k-th policy answer of that call
+fail, for every k the call reaches: by raising, or by returning a value of the wrong type
+or range. The call
 must then raise (the policy's own exception, or InvalidArgumentError naming the policy and
 the value), leave the snapshot, every queue, the version and the events delivered as they
 were, and keep every invariant; and the same call made again with the policy mended must
@@ -20,6 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,7 +44,9 @@ from opd_engine import (
     Reallocation,
     Slot,
     Source,
+    StrictPriority,
     Token,
+    TokenStatus,
 )
 
 
@@ -131,14 +136,86 @@ class MyOrdering:
         return self.fault.answer("pick", self.inner.pick(heads, now), len(heads))  # type: ignore[no-any-return]
 
 
-def new_day(fault: Fault, ordering: str) -> tuple[Allocator, list[Event]]:
-    """The conftest day under the user's policies, with patients in every state."""
-    inner = Aging(step=timedelta(minutes=20)) if ordering == "aging" else AccumulatingPriority()
+# The same policies written as subclasses of the shipped ones, as a user may write them.
+# Reallocation's answers are fields, which a subclass cannot override with properties: a
+# day of subclasses keeps the shipped Reallocation, so that no policy of its is a wrapper.
+
+
+@attrs.frozen
+class SubLimit(HardLimit):  # type: ignore[misc]
+    fault: Fault = attrs.field(eq=False)
+
+    def limit(self, capacity: int) -> int:
+        return self.fault.answer("limit", super().limit(capacity), -1)  # type: ignore[no-any-return]
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        return self.fault.answer("admits", super().admits(slot, source, priority), None)  # type: ignore[no-any-return]
+
+
+@attrs.frozen(kw_only=True)
+class SubOverride(EmergencyOverride):  # type: ignore[misc]
+    fault: Fault = attrs.field(eq=False)
+
+    def overflow_limit(self, slot: Slot) -> int | None:
+        return self.fault.answer("overflow_limit", super().overflow_limit(slot), "1")  # type: ignore[no-any-return]
+
+
+class SubOrdering:
+    """The answers of an ordering subclass, spoiled by its fault (mixed in first)."""
+
+    fault: Fault
+
+    @property
+    def lexicographic(self) -> bool:
+        return self.fault.answer("lexicographic", super().lexicographic, None)  # type: ignore[misc, no-any-return]
+
+    def level(self, token: Token, now: datetime) -> int:
+        return self.fault.answer("level", super().level(token, now), "high")  # type: ignore[misc, no-any-return]
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        return self.fault.answer("next_change", super().next_change(token, now), now)  # type: ignore[misc, no-any-return]
+
+    def key(self, token: Token) -> Any:
+        return self.fault.answer("key", super().key(token), None)  # type: ignore[misc]
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        return self.fault.answer("pick", super().pick(heads, now), len(heads))  # type: ignore[misc, no-any-return]
+
+
+@attrs.frozen(kw_only=True)
+class SubAging(SubOrdering, Aging):  # type: ignore[misc]
+    fault: Fault = attrs.field(eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class SubAccumulating(SubOrdering, AccumulatingPriority):  # type: ignore[misc]
+    fault: Fault = attrs.field(eq=False)
+
+
+def new_day(fault: Fault, ordering: str, style: str = "wrapper") -> tuple[Allocator, list[Event]]:
+    """The conftest day under the user's policies, with patients in every state; ``style``
+    says how the user wrote them: wrapping the shipped ones, or subclassing them."""
+    step = timedelta(minutes=20)
+    if style == "wrapper":
+        inner = Aging(step=step) if ordering == "aging" else AccumulatingPriority()
+        capacity: Any = MyCapacity(fault)
+        emergency: Any = MyEmergency(fault)
+        reallocation: Any = MyReallocation(fault)
+        order: Any = MyOrdering(fault, inner)
+    else:
+        capacity = SubLimit(fault)
+        emergency = SubOverride(max_overflow=1, fault=fault)
+        reallocation = Reallocation()
+        order = (
+            SubAging(step=step, fault=fault)
+            if ordering == "aging"
+            else SubAccumulating(fault=fault)
+        )
     policies = Policies(
-        capacity=MyCapacity(fault),
-        emergency=MyEmergency(fault),
-        reallocation=MyReallocation(fault),
-        ordering=MyOrdering(fault, inner),
+        capacity=capacity,
+        emergency=emergency,
+        reallocation=reallocation,
+        ordering=order,
         on_full=OnFull.WAITLIST,
         max_missed_calls=1,  # a missed call frees the place: the refill asks the policies
         on_delay=OnDelay.SHRINK,  # a delay takes places away: the policies are asked
@@ -212,11 +289,11 @@ def observe(alloc: Allocator, events: list[Event]) -> object:
     )
 
 
-def reference(name: str, ordering: str) -> tuple[object, object, int]:
+def reference(name: str, ordering: str, style: str) -> tuple[object, object, int]:
     """The call's result and resulting state on a day that never fails, and how many
     policy answers the call needs."""
     fault = Fault()
-    alloc, events = new_day(fault, ordering)
+    alloc, events = new_day(fault, ordering, style)
     observe(alloc, events)  # as the test does before the call (queues bring aging up to date)
     fault.calls = 0
     result = CALLS[name](alloc)
@@ -224,16 +301,21 @@ def reference(name: str, ordering: str) -> tuple[object, object, int]:
     return result, observe(alloc, events), needed
 
 
+@pytest.mark.parametrize("style", ["wrapper", "subclass"])
 @pytest.mark.parametrize("ordering", ["aging", "accumulating"])
 @pytest.mark.parametrize("mode", ["raise", "garbage"])
 @pytest.mark.parametrize("name", list(CALLS))
-def test_a_failing_policy_changes_nothing(name: str, mode: str, ordering: str) -> None:
-    expected_result, expected_state, needed = reference(name, ordering)
-    # These two ask no policy at all, so nothing of the user's can fail inside them.
-    assert (needed == 0) == (name in ("complete", "check_in-waitlisted"))
+def test_a_failing_policy_changes_nothing(name: str, mode: str, ordering: str, style: str) -> None:
+    expected_result, expected_state, needed = reference(name, ordering, style)
+    # These two ask no policy at all, so nothing of the user's can fail inside them; the
+    # idle-fill asks only the reallocation policy, a shipped one on the day of subclasses.
+    asks_nothing = {"complete", "check_in-waitlisted"}
+    if style == "subclass":
+        asks_nothing.add("call_next-idle-fill")
+    assert (needed == 0) == (name in asks_nothing)
     for k in range(min(needed, 40)):
         fault = Fault()
-        alloc, events = new_day(fault, ordering)
+        alloc, events = new_day(fault, ordering, style)
         before = observe(alloc, events)
         fault.calls, fault.at, fault.mode = 0, k, mode
         expected = Sabotage if mode == "raise" else InvalidArgumentError
@@ -253,6 +335,60 @@ def test_garbage_is_refused_naming_the_policy_and_the_value() -> None:
     fault.calls, fault.at, fault.mode = 0, 0, "garbage"
     with pytest.raises(InvalidArgumentError, match=r"policy <.*MyCapacity.*>: .* got None"):
         alloc.book("P", "D1", source=Source.ONLINE)
+
+
+# ----------------------------------------------------------------- subclasses of shipped ones
+
+
+def test_a_subclass_of_a_shipped_policy_is_checked_like_a_users_own(clock: Clock) -> None:
+    """Issue: "A user policy written as a subclass of a shipped one (class MyLimit(HardLimit))
+    is trusted as shipped. If it raises midway, cancel raises but the token is already
+    CANCELLED." The rule: the guard trusts only the shipped classes themselves, not their
+    subclasses; a call that raises changes nothing, even when a user's policy raised."""
+
+    class MyLimit(HardLimit):  # type: ignore[misc]
+        armed = False
+
+        def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+            if MyLimit.armed:
+                raise Sabotage("admits")
+            return super().admits(slot, source, priority)
+
+    alloc = Allocator(policies=Policies(capacity=MyLimit(), on_full=OnFull.WAITLIST), clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 1))
+    booked = alloc.book("A", "D1", source=Source.ONLINE)
+    alloc.book("W", "D1", source=Source.ONLINE)  # waitlisted: refills A's place
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    before = (alloc.snapshot(), alloc.version)
+    MyLimit.armed = True
+    with pytest.raises(Sabotage):
+        alloc.cancel(booked.id)  # frees the place, and the refill asks admits()
+    MyLimit.armed = False
+    assert alloc.token(booked.id).status is TokenStatus.BOOKED
+    assert (alloc.snapshot(), alloc.version) == before
+    assert events == []
+    alloc.check_invariants()
+
+
+def test_a_subclass_of_a_shipped_ordering_is_asked_not_bypassed(clock: Clock) -> None:
+    """The shipped orderings' fast paths (their key is seq, their filing computed at once)
+    serve the shipped classes themselves only: a subclass that overrides ``level`` is asked,
+    here calling standard patients before paid ones."""
+
+    class StandardFirst(StrictPriority):  # type: ignore[misc]
+        def level(self, token: Token, now: datetime) -> int:
+            return -int(token.priority)
+
+    alloc = Allocator(policies=Policies(ordering=StandardFirst()), clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 3))
+    alloc.book("P", "D1", source=Source.PAID, checked_in=True)
+    standard = alloc.book("W", "D1", source=Source.WALK_IN)
+    clock.now = at(9)
+    assert alloc.call_next("D1") == alloc.token(standard.id)
+    alloc.check_invariants()
 
 
 def test_admits_always_true_cannot_overfill_a_slot(clock: Clock) -> None:

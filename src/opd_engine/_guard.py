@@ -1,9 +1,11 @@
 """Checks on what a user's policy returns, so that nonsense is refused, not obeyed.
 
-The shipped policies are validated values and are used as they are. A policy of the
-user's own is wrapped here: every answer is checked (type and range) and a bad one raises
-:class:`~opd_engine.InvalidArgumentError` naming the policy and the value. The allocator
-undoes whatever the call had changed, so a failing policy leaves no trace.
+The shipped policies are validated values and are used as they are: the classes
+themselves, not their subclasses (a subclass may override any method, so it is the user's
+own code like any other). A policy of the user's own is wrapped here: every answer is
+checked (type and range) and a bad one raises :class:`~opd_engine.InvalidArgumentError`
+naming the policy and the value. The allocator undoes whatever the call had changed, so a
+failing policy leaves no trace.
 """
 
 from __future__ import annotations
@@ -39,16 +41,25 @@ if TYPE_CHECKING:
 #: No capacity policy may admit more than this many non-emergency tokens to one slot.
 MAX_LIMIT = 10**9
 
-_SHIPPED = (
-    HardLimit,
-    Overbooking,
-    SourceQuota,
-    EmergencyOverride,
-    Reallocation,
-    StrictPriority,
-    Aging,
-    AccumulatingPriority,
+#: The shipped policy classes: an instance of exactly one of these is trusted as it is.
+_SHIPPED: frozenset[type] = frozenset(
+    {
+        HardLimit,
+        Overbooking,
+        SourceQuota,
+        EmergencyOverride,
+        Reallocation,
+        StrictPriority,
+        Aging,
+        AccumulatingPriority,
+    }
 )
+
+
+def shipped(policy: object) -> bool:
+    """Whether ``policy`` is an instance of a shipped class itself (not of a subclass,
+    which may override anything). O(1)."""
+    return type(policy) in _SHIPPED
 
 
 def _refuse(policy: object, call: str, expected: str, value: object) -> InvalidArgumentError:
@@ -170,19 +181,16 @@ class CheckedOrdering:
 
 def checked(policies: Policies) -> Policies | None:
     """``policies`` with every user policy wrapped in its checks, or None if every policy
-    is a shipped one (nothing to check, nothing can fail half-way). O(1)."""
+    is a shipped one (nothing to check, nothing can fail half-way). A subclass of a shipped
+    policy is a user policy. O(1)."""
     capacity, emergency = policies.capacity, policies.emergency
     reallocation, ordering = policies.reallocation, policies.ordering
-    if all(isinstance(p, _SHIPPED) for p in (capacity, emergency, reallocation, ordering)):
+    if all(shipped(p) for p in (capacity, emergency, reallocation, ordering)):
         return None
     return attrs.evolve(
         policies,
-        capacity=capacity if isinstance(capacity, _SHIPPED) else CheckedCapacity(capacity),
-        emergency=emergency if isinstance(emergency, _SHIPPED) else CheckedEmergency(emergency),
-        reallocation=(
-            reallocation
-            if isinstance(reallocation, _SHIPPED)
-            else CheckedReallocation(reallocation)
-        ),
-        ordering=ordering if isinstance(ordering, _SHIPPED) else CheckedOrdering(ordering),
+        capacity=capacity if shipped(capacity) else CheckedCapacity(capacity),
+        emergency=emergency if shipped(emergency) else CheckedEmergency(emergency),
+        reallocation=reallocation if shipped(reallocation) else CheckedReallocation(reallocation),
+        ordering=ordering if shipped(ordering) else CheckedOrdering(ordering),
     )

@@ -39,8 +39,9 @@ Filed = tuple[int, PresentEntry, "tuple[datetime, int, str] | None"]
 # Sorts before every non-emergency key, after every emergency.
 _FIRST_NORMAL: Final = (int(EMERGENCY) + 1) << SEQ_BITS
 # Orderings whose key is ``seq``: the standing order is then (level, seq), and a position
-# is a few bisections.
-_SEQ_KEYED = (StrictPriority, Aging)
+# is a few bisections. The classes themselves: a subclass may override any method, so it is
+# asked like any user's ordering.
+_SEQ_KEYED: Final = frozenset({StrictPriority, Aging})
 
 
 def wait_key(token: Token) -> WaitKey:
@@ -268,7 +269,7 @@ class Slot:
         protect_at: int = 2**62,
     ) -> None:
         self._ordering = ordering
-        self._seq_keyed = ordering is not None and isinstance(ordering, _SEQ_KEYED)
+        self._seq_keyed = type(ordering) in _SEQ_KEYED
         self._static = type(ordering) is StrictPriority
         self._tokens = tokens
         self._undo = undo

@@ -12,7 +12,9 @@ implementation must meet:
   :class:`AccumulatingPriority`).
 
 The shipped policies are frozen values; a class of your own with the same methods plugs in
-the same way. :class:`Policies` bundles one of each with the remaining switches.
+the same way. A subclass of a shipped policy is a class of your own: its answers are
+checked like any user policy's, and the shipped classes' fast paths serve only the shipped
+classes themselves. :class:`Policies` bundles one of each with the remaining switches.
 """
 
 from __future__ import annotations
