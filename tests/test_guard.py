@@ -8,7 +8,7 @@ Each test below runs one public call on a day whose policies are the user's own 
 wrappers of the shipped ones, or subclasses of them: "the guard trusts only the shipped
 classes themselves, not their subclasses"), and makes the k-th policy answer of that call
 fail, for every k the call reaches: by raising, or by returning a value of the wrong type
-or range. The call
+or range (a key of NaN among them). The call
 must then raise (the policy's own exception, or InvalidArgumentError naming the policy and
 the value), leave the snapshot, every queue, the version and the events delivered as they
 were, and keep every invariant; and the same call made again with the policy mended must
@@ -17,9 +17,10 @@ give what it gives on a day that never failed.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -130,7 +131,8 @@ class MyOrdering:
         return self.fault.answer("next_change", self.inner.next_change(token, now), now)  # type: ignore[no-any-return]
 
     def key(self, token: Token) -> Any:
-        return self.fault.answer("key", self.inner.key(token), None)
+        # Garbage: NaN, which compares neither below nor above anything.
+        return self.fault.answer("key", self.inner.key(token), math.nan)
 
     def pick(self, heads: Sequence[Token], now: datetime) -> int:
         return self.fault.answer("pick", self.inner.pick(heads, now), len(heads))  # type: ignore[no-any-return]
@@ -176,7 +178,7 @@ class SubOrdering:
         return self.fault.answer("next_change", super().next_change(token, now), now)  # type: ignore[misc, no-any-return]
 
     def key(self, token: Token) -> Any:
-        return self.fault.answer("key", super().key(token), None)  # type: ignore[misc]
+        return self.fault.answer("key", super().key(token), math.nan)  # type: ignore[misc]
 
     def pick(self, heads: Sequence[Token], now: datetime) -> int:
         return self.fault.answer("pick", super().pick(heads, now), len(heads))  # type: ignore[misc, no-any-return]
@@ -389,6 +391,186 @@ def test_a_subclass_of_a_shipped_ordering_is_asked_not_bypassed(clock: Clock) ->
     clock.now = at(9)
     assert alloc.call_next("D1") == alloc.token(standard.id)
     alloc.check_invariants()
+
+
+# ----------------------------------------------------------------- ordering keys
+
+
+class KeyedBy:
+    """A user's ordering: strict priority, ordered within a level by ``keys[patient]``."""
+
+    lexicographic = True
+
+    def __init__(self, keys: dict[str, object]) -> None:
+        self.keys = keys
+
+    def level(self, token: Token, now: datetime) -> int:
+        return int(token.priority)
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        return None
+
+    def key(self, token: Token) -> Any:
+        return self.keys[token.patient_id]
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "<KeyedBy>"
+
+
+class Unordered:
+    """A key whose comparisons raise."""
+
+    def __lt__(self, other: object) -> bool:
+        raise ValueError("no order")
+
+
+def called(alloc: Allocator) -> str | None:
+    """The patient D1 calls next, or None."""
+    token = alloc.call_next("D1")
+    return None if token is None else token.patient_id
+
+
+def keyed_day(clock: Clock, keys: dict[str, object]) -> tuple[Allocator, list[Event]]:
+    """D1 with one slot; A and B booked and present, C booked: A's and C's keys are given."""
+    alloc = Allocator(policies=Policies(ordering=KeyedBy(keys)), clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 5))
+    for patient in ("A", "B", "C"):
+        alloc.book(patient, "D1", source=Source.ONLINE, checked_in=patient != "C")
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    return alloc, events
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [math.nan, (0, math.nan), None, Unordered(), [1], 1.5 + 0j],
+    ids=["nan", "nan-in-tuple", "none", "unordered", "list", "complex"],
+)
+def test_a_key_that_is_not_a_total_order_is_refused(clock: Clock, bad: object) -> None:
+    """Issue: "A user ordering whose key() returns NaN silently corrupts a slot's index.
+    Later calls raise a raw ValueError or KeyError." The rule (OrderingPolicy): a key is an
+    int, a float other than NaN, a str, a datetime, a timedelta, or a tuple of these;
+    anything else is refused with InvalidArgumentError naming the policy and the value, and
+    nothing changes."""
+    keys: dict[str, object] = {"A": 2.0, "B": 1.0, "C": bad}
+    alloc, events = keyed_day(clock, keys)
+    before = observe(alloc, events)
+    with pytest.raises(InvalidArgumentError, match=r"policy <KeyedBy>: key\('D1-003'\)") as error:
+        alloc.check_in("D1-003")
+    assert repr(bad) in str(error.value)
+    assert observe(alloc, events) == before
+    alloc.check_invariants()
+    # The day goes on: the index is whole, every later call answers.
+    alloc.cancel("D1-003")
+    clock.now = at(9)
+    assert [called(alloc), called(alloc)] == ["B", "A"]
+    alloc.check_invariants()
+
+
+def test_keys_of_the_allowed_kinds_order_as_their_plain_values(clock: Clock) -> None:
+    """A subclass of int or str counts as its plain value (an overridden comparison never
+    reaches the index), and aware datetimes in different zones compare as instants."""
+
+    class Label(str):
+        def __lt__(self, other: object) -> bool:
+            raise ValueError("no order")
+
+    india = timezone(timedelta(hours=5, minutes=30))
+    keys: dict[str, object] = {
+        "A": (Priority.PAID, datetime(2026, 11, 25, 9, tzinfo=india), Label("a")),  # 03:30 UTC
+        "B": (1, datetime(2026, 11, 25, 4, tzinfo=timezone.utc), "b"),
+        "C": (True, datetime(2026, 11, 25, 3, 30, tzinfo=timezone.utc), Label("c")),
+    }
+    alloc, _ = keyed_day(clock, keys)
+    alloc.check_in("D1-003")
+    clock.now = at(9)
+    assert [called(alloc) for _ in range(3)] == ["A", "C", "B"]
+    alloc.check_invariants()
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("a", 1.0),
+        (1, "a"),
+        ((1, "a"), (1, 2)),
+        (datetime(2026, 11, 25, 9), datetime(2026, 11, 25, 9, tzinfo=timezone.utc)),
+        (timedelta(minutes=3), 3),
+    ],
+    ids=["str-float", "int-str", "tuples", "naive-aware", "timedelta-int"],
+)
+def test_keys_that_do_not_compare_with_each_other_are_refused(
+    clock: Clock, first: object, second: object
+) -> None:
+    """Issue: "A user ordering whose key() returns keys that cannot be compared silently
+    corrupts a slot's index, and a failed cancel leaves half its changes." The rule: the
+    keys of the tokens checked in to one slot at one level must compare with each other; a
+    token whose key does not compare with those already filed is refused with
+    InvalidArgumentError naming the policy and the key, and nothing changes."""
+    alloc, events = keyed_day(clock, {"A": first, "B": first, "C": second})
+    before = observe(alloc, events)
+    with pytest.raises(InvalidArgumentError, match=r"policy <KeyedBy>: key\('D1-003'\).*slot 'S'"):
+        alloc.check_in("D1-003")
+    assert observe(alloc, events) == before
+    alloc.check_invariants()
+    alloc.cancel("D1-001")
+    clock.now = at(9)
+    assert called(alloc) == "B"
+    assert alloc.call_next("D1") is None  # C has not checked in
+    alloc.check_invariants()
+
+
+def test_a_key_that_does_not_fit_its_new_level_is_refused_each_time(clock: Clock) -> None:
+    """A token whose level changes into a level holding keys its own does not compare with
+    is refused when the change comes due, by every call that brings the slot up to date,
+    and nothing changes: never a raw TypeError, never a token lost from the index."""
+
+    class Rising(KeyedBy):
+        """Standard patients are called with the paid ones from 09:30."""
+
+        def level(self, token: Token, now: datetime) -> int:
+            if token.priority is Priority.STANDARD and now >= at(9, 30):
+                return int(Priority.PAID)
+            return int(token.priority)
+
+        def next_change(self, token: Token, now: datetime) -> datetime | None:
+            if token.priority is Priority.STANDARD and now < at(9, 30):
+                return at(9, 30)
+            return None
+
+    alloc = Allocator(policies=Policies(ordering=Rising({"P": 1, "W": "w"})), clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 5))
+    alloc.book("P", "D1", source=Source.PAID, checked_in=True)
+    alloc.book("W", "D1", source=Source.WALK_IN)
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    clock.now = at(9, 30)
+    before = observe_quietly(alloc, events)
+    for call in (
+        lambda: alloc.queue("S"),
+        lambda: alloc.position("D1-002"),
+        lambda: alloc.estimated_start("D1-002"),
+        lambda: alloc.call_next("D1"),
+    ):
+        with pytest.raises(InvalidArgumentError, match=r"policy <KeyedBy>: key\('D1-002'\)"):
+            call()
+        assert observe_quietly(alloc, events) == before
+        alloc.check_invariants()
+    # Once the paid patient has gone, the level is free for W's key.
+    alloc.cancel("D1-001")
+    assert [t.patient_id for t in alloc.queue("S")] == ["W"]
+    assert called(alloc) == "W"
+    alloc.check_invariants()
+
+
+def observe_quietly(alloc: Allocator, events: list[Event]) -> object:
+    """What :func:`observe` sees, without the reads that bring a slot's levels up to date."""
+    return alloc.snapshot(), alloc.version, len(events)
 
 
 def test_admits_always_true_cannot_overfill_a_slot(clock: Clock) -> None:

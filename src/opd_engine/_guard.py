@@ -11,7 +11,7 @@ failing policy leaves no trace.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, final
 
 import attrs
@@ -76,6 +76,73 @@ def _check_count(policy: object, call: str, value: object, maximum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
         raise _refuse(policy, call, f"an int in [0, {maximum}]", value)
     return value
+
+
+#: What :meth:`OrderingPolicy.key` may return, as the refusal says it.
+_KEYS = "an int, a float other than NaN, a str, a datetime, a timedelta, or a tuple of these"
+
+
+def plain_key(value: object) -> Comparable | None:
+    """``value`` as an ordering key made of the built-in values whose order is total, or
+    None if it is not one (see :class:`~opd_engine.OrderingPolicy`). O(size of the key).
+
+    NaN is refused (it is neither smaller nor larger than anything, so a sorted index
+    holding it cannot find its entries again). A subclass of int, float, str, datetime or
+    timedelta becomes the plain value, so no overridden comparison reaches an index; an
+    aware datetime becomes the same instant in UTC, so no time zone is asked again.
+    """
+    kind = type(value)
+    if kind is int or kind is str:
+        return value  # type: ignore[return-value]
+    if kind is float:
+        return value if value == value else None  # type: ignore[return-value]
+    if kind is tuple:
+        parts: list[Comparable] = []
+        for part in value:  # type: ignore[attr-defined]
+            plain = plain_key(part)
+            if plain is None:
+                return None
+            parts.append(plain)
+        return tuple(parts)
+    if isinstance(value, int):  # bool, an IntEnum member
+        return int.__index__(value)
+    if isinstance(value, float):
+        return plain_key(float.__float__(value))
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            try:
+                value = datetime.astimezone(value, timezone.utc)
+            except Exception:  # a time zone of the user's that fails
+                return None
+        return datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            value.tzinfo,
+        )
+    if isinstance(value, timedelta):
+        return timedelta(value.days, value.seconds, value.microseconds)
+    return None
+
+
+def unordered_key(
+    ordering: object, token_id: str, key: object, slot_id: str
+) -> InvalidArgumentError:
+    """The refusal of ``key``, which does not compare with the keys already filed in slot
+    ``slot_id`` (a str beside numbers, a naive datetime beside aware ones). O(1)."""
+    policy = ordering.policy if isinstance(ordering, CheckedOrdering) else ordering
+    return _refuse(
+        policy,
+        f"key({token_id!r})",
+        f"a key comparable with those of the other tokens checked in to slot {slot_id!r}",
+        key,
+    )
 
 
 @final
@@ -153,7 +220,7 @@ class CheckedOrdering:
         value = self.policy.level(token, now)
         if not isinstance(value, int) or isinstance(value, bool):
             raise _refuse(self.policy, f"level({token.id!r})", "an int", value)
-        return value
+        return int.__index__(value)  # a plain int (not an IntEnum member)
 
     def next_change(self, token: Token, now: datetime) -> datetime | None:
         value = self.policy.next_change(token, now)
@@ -168,9 +235,10 @@ class CheckedOrdering:
 
     def key(self, token: Token) -> Comparable:
         value = self.policy.key(token)
-        if value is None:
-            raise _refuse(self.policy, f"key({token.id!r})", "a comparable value", value)
-        return value
+        key = plain_key(value)
+        if key is None:
+            raise _refuse(self.policy, f"key({token.id!r})", _KEYS, value)
+        return key
 
     def pick(self, heads: Sequence[Token], now: datetime) -> int:
         value = self.policy.pick(heads, now)

@@ -17,6 +17,7 @@ from sortedcontainers import SortedList
 
 from . import _display
 from ._check import attrs_validator, check_datetime, check_id, check_int, utc
+from ._guard import unordered_key
 from ._values import CHECKED_IN, EMERGENCY, Priority, Source, Token
 from .errors import InvalidArgumentError
 from .policies import Aging, OrderingPolicy, StrictPriority
@@ -404,9 +405,9 @@ class Slot:
         and file it for calling. O(log n)."""
         filing = self._filing(token, now)
         key = token.priority << SEQ_BITS | token.seq
+        self._file(token.id, filing)  # first: it may refuse a user's key
         self._absent.remove(key)
         self._arrived.add(key)
-        self._file(token.id, filing)
         protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
         if protected:
             self._protected_absent.remove(key)
@@ -463,7 +464,13 @@ class Slot:
         return level, entry, None if when is None else (when, token.seq, token.id)
 
     def _file(self, token_id: str, filed: Filed) -> None:
-        """Add a checked-in token to the ordering index. O(log n)."""
+        """Add a checked-in token to the ordering index. O(log n).
+
+        Raises :class:`~opd_engine.InvalidArgumentError`, changing nothing, if a user's
+        ordering gave it a key that does not compare with the keys already in its level.
+        Keys of the allowed kinds (``_guard.plain_key``) compare with all of a sorted
+        list's entries once they compare with the entries the insertion meets: those that
+        can differ from it in kind share its prefix, and so lie next to its place."""
         level, entry, change = filed
         if self._seq_keyed:
             if entry >> SEQ_BITS != level:  # aged: filed at its level as well
@@ -472,8 +479,12 @@ class Slot:
         else:
             entries = self._levels.get(level)
             if entries is None:
-                entries = self._levels[level] = SortedList()
-            entries.add(entry)
+                self._levels[level] = SortedList((entry,))
+            else:
+                try:
+                    entries.add(entry)  # compares the key with the keys around it
+                except TypeError:  # left unchanged: refused before anything changed
+                    raise unordered_key(self._ordering, token_id, entry[0], self._id) from None
         if change is not None:
             heappush(self._changes, change)
         self._filed[token_id] = filed
@@ -506,7 +517,11 @@ class Slot:
             filing = self._filing(self._tokens[token_id], now)
             heappop(changes)
             self._unfile(token_id)
-            self._file(token_id, filing)
+            try:
+                self._file(token_id, filing)
+            except InvalidArgumentError:  # a user's key that does not fit its new level
+                self._file(token_id, current)  # back where it was, its change pending again
+                raise
             undo = self._undo
             if undo is not None and undo.steps is not None:
                 undo.steps.append(partial(self._refile, token_id, current))
