@@ -502,6 +502,19 @@ def test_unsubscribe_stops_delivery_and_is_idempotent(alloc: Allocator) -> None:
     assert kinds(second) == ["TokenBooked", "TokenBooked"]
 
 
+def test_each_unsubscribe_ends_its_own_subscription(alloc: Allocator) -> None:
+    """The same callback subscribed twice is called twice per event; each unsubscribe ends
+    its own subscription only, however often it is called."""
+    seen: list[Event] = []
+    stop = alloc.subscribe(seen.append)
+    alloc.subscribe(seen.append)
+    alloc.book("A", "D1")
+    stop()
+    stop()
+    alloc.book("B", "D1")
+    assert kinds(seen) == ["TokenBooked"] * 3
+
+
 def test_a_failing_subscriber_is_logged_and_swallowed(
     alloc: Allocator, caplog: pytest.LogCaptureFixture
 ) -> None:

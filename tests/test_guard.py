@@ -5,8 +5,10 @@ the call, even when a user's policy or clock raised or returned nonsense (the al
 checks what a policy returns, and refuses it with an OPDError naming the policy)."
 
 Each test below runs one public call on a day whose policies are the user's own (thin
-wrappers of the shipped ones), and makes the k-th policy answer of that call fail, for every
-k the call reaches: by raising, or by returning a value of the wrong type or range. The call
+wrappers of the shipped ones, or subclasses of them: "the guard trusts only the shipped
+classes themselves, not their subclasses"), and makes the k-th policy answer of that call
+fail, for every k the call reaches: by raising, or by returning a value of the wrong type
+or range (a key of NaN among them). The call
 must then raise (the policy's own exception, or InvalidArgumentError naming the policy and
 the value), leave the snapshot, every queue, the version and the events delivered as they
 were, and keep every invariant; and the same call made again with the policy mended must
@@ -15,11 +17,13 @@ give what it gives on a day that never failed.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,7 +45,9 @@ from opd_engine import (
     Reallocation,
     Slot,
     Source,
+    StrictPriority,
     Token,
+    TokenStatus,
 )
 
 
@@ -125,20 +131,93 @@ class MyOrdering:
         return self.fault.answer("next_change", self.inner.next_change(token, now), now)  # type: ignore[no-any-return]
 
     def key(self, token: Token) -> Any:
-        return self.fault.answer("key", self.inner.key(token), None)
+        # Garbage: NaN, which compares neither below nor above anything.
+        return self.fault.answer("key", self.inner.key(token), math.nan)
 
     def pick(self, heads: Sequence[Token], now: datetime) -> int:
         return self.fault.answer("pick", self.inner.pick(heads, now), len(heads))  # type: ignore[no-any-return]
 
 
-def new_day(fault: Fault, ordering: str) -> tuple[Allocator, list[Event]]:
-    """The conftest day under the user's policies, with patients in every state."""
-    inner = Aging(step=timedelta(minutes=20)) if ordering == "aging" else AccumulatingPriority()
+# The same policies written as subclasses of the shipped ones, as a user may write them.
+# Reallocation's answers are fields, which a subclass cannot override with properties: a
+# day of subclasses keeps the shipped Reallocation, so that no policy of its is a wrapper.
+
+
+@attrs.frozen
+class SubLimit(HardLimit):  # type: ignore[misc]
+    fault: Fault = attrs.field(eq=False)
+
+    def limit(self, capacity: int) -> int:
+        return self.fault.answer("limit", super().limit(capacity), -1)  # type: ignore[no-any-return]
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        return self.fault.answer("admits", super().admits(slot, source, priority), None)  # type: ignore[no-any-return]
+
+
+@attrs.frozen(kw_only=True)
+class SubOverride(EmergencyOverride):  # type: ignore[misc]
+    fault: Fault = attrs.field(eq=False)
+
+    def overflow_limit(self, slot: Slot) -> int | None:
+        return self.fault.answer("overflow_limit", super().overflow_limit(slot), "1")  # type: ignore[no-any-return]
+
+
+class SubOrdering:
+    """The answers of an ordering subclass, spoiled by its fault (mixed in first)."""
+
+    fault: Fault
+
+    @property
+    def lexicographic(self) -> bool:
+        return self.fault.answer("lexicographic", super().lexicographic, None)  # type: ignore[misc, no-any-return]
+
+    def level(self, token: Token, now: datetime) -> int:
+        return self.fault.answer("level", super().level(token, now), "high")  # type: ignore[misc, no-any-return]
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        return self.fault.answer("next_change", super().next_change(token, now), now)  # type: ignore[misc, no-any-return]
+
+    def key(self, token: Token) -> Any:
+        return self.fault.answer("key", super().key(token), math.nan)  # type: ignore[misc]
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        return self.fault.answer("pick", super().pick(heads, now), len(heads))  # type: ignore[misc, no-any-return]
+
+
+@attrs.frozen(kw_only=True)
+class SubAging(SubOrdering, Aging):  # type: ignore[misc]
+    fault: Fault = attrs.field(eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class SubAccumulating(SubOrdering, AccumulatingPriority):  # type: ignore[misc]
+    fault: Fault = attrs.field(eq=False)
+
+
+def new_day(fault: Fault, ordering: str, style: str = "wrapper") -> tuple[Allocator, list[Event]]:
+    """The conftest day under the user's policies, with patients in every state; ``style``
+    says how the user wrote them: wrapping the shipped ones, or subclassing them."""
+    step = timedelta(minutes=20)
+    if style == "wrapper":
+        inner = Aging(step=step) if ordering == "aging" else AccumulatingPriority()
+        capacity: Any = MyCapacity(fault)
+        emergency: Any = MyEmergency(fault)
+        reallocation: Any = MyReallocation(fault)
+        order: Any = MyOrdering(fault, inner)
+    else:
+        capacity = SubLimit(fault)
+        emergency = SubOverride(max_overflow=1, fault=fault)
+        reallocation = Reallocation()
+        order = (
+            SubAging(step=step, fault=fault)
+            if ordering == "aging"
+            else SubAccumulating(fault=fault)
+        )
     policies = Policies(
-        capacity=MyCapacity(fault),
-        emergency=MyEmergency(fault),
-        reallocation=MyReallocation(fault),
-        ordering=MyOrdering(fault, inner),
+        capacity=capacity,
+        emergency=emergency,
+        reallocation=reallocation,
+        ordering=order,
         on_full=OnFull.WAITLIST,
         max_missed_calls=1,  # a missed call frees the place: the refill asks the policies
         on_delay=OnDelay.SHRINK,  # a delay takes places away: the policies are asked
@@ -212,11 +291,11 @@ def observe(alloc: Allocator, events: list[Event]) -> object:
     )
 
 
-def reference(name: str, ordering: str) -> tuple[object, object, int]:
+def reference(name: str, ordering: str, style: str) -> tuple[object, object, int]:
     """The call's result and resulting state on a day that never fails, and how many
     policy answers the call needs."""
     fault = Fault()
-    alloc, events = new_day(fault, ordering)
+    alloc, events = new_day(fault, ordering, style)
     observe(alloc, events)  # as the test does before the call (queues bring aging up to date)
     fault.calls = 0
     result = CALLS[name](alloc)
@@ -224,16 +303,21 @@ def reference(name: str, ordering: str) -> tuple[object, object, int]:
     return result, observe(alloc, events), needed
 
 
+@pytest.mark.parametrize("style", ["wrapper", "subclass"])
 @pytest.mark.parametrize("ordering", ["aging", "accumulating"])
 @pytest.mark.parametrize("mode", ["raise", "garbage"])
 @pytest.mark.parametrize("name", list(CALLS))
-def test_a_failing_policy_changes_nothing(name: str, mode: str, ordering: str) -> None:
-    expected_result, expected_state, needed = reference(name, ordering)
-    # These two ask no policy at all, so nothing of the user's can fail inside them.
-    assert (needed == 0) == (name in ("complete", "check_in-waitlisted"))
+def test_a_failing_policy_changes_nothing(name: str, mode: str, ordering: str, style: str) -> None:
+    expected_result, expected_state, needed = reference(name, ordering, style)
+    # These two ask no policy at all, so nothing of the user's can fail inside them; the
+    # idle-fill asks only the reallocation policy, a shipped one on the day of subclasses.
+    asks_nothing = {"complete", "check_in-waitlisted"}
+    if style == "subclass":
+        asks_nothing.add("call_next-idle-fill")
+    assert (needed == 0) == (name in asks_nothing)
     for k in range(min(needed, 40)):
         fault = Fault()
-        alloc, events = new_day(fault, ordering)
+        alloc, events = new_day(fault, ordering, style)
         before = observe(alloc, events)
         fault.calls, fault.at, fault.mode = 0, k, mode
         expected = Sabotage if mode == "raise" else InvalidArgumentError
@@ -253,6 +337,240 @@ def test_garbage_is_refused_naming_the_policy_and_the_value() -> None:
     fault.calls, fault.at, fault.mode = 0, 0, "garbage"
     with pytest.raises(InvalidArgumentError, match=r"policy <.*MyCapacity.*>: .* got None"):
         alloc.book("P", "D1", source=Source.ONLINE)
+
+
+# ----------------------------------------------------------------- subclasses of shipped ones
+
+
+def test_a_subclass_of_a_shipped_policy_is_checked_like_a_users_own(clock: Clock) -> None:
+    """Issue: "A user policy written as a subclass of a shipped one (class MyLimit(HardLimit))
+    is trusted as shipped. If it raises midway, cancel raises but the token is already
+    CANCELLED." The rule: the guard trusts only the shipped classes themselves, not their
+    subclasses; a call that raises changes nothing, even when a user's policy raised."""
+
+    class MyLimit(HardLimit):  # type: ignore[misc]
+        armed = False
+
+        def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+            if MyLimit.armed:
+                raise Sabotage("admits")
+            return super().admits(slot, source, priority)
+
+    alloc = Allocator(policies=Policies(capacity=MyLimit(), on_full=OnFull.WAITLIST), clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 1))
+    booked = alloc.book("A", "D1", source=Source.ONLINE)
+    alloc.book("W", "D1", source=Source.ONLINE)  # waitlisted: refills A's place
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    before = (alloc.snapshot(), alloc.version)
+    MyLimit.armed = True
+    with pytest.raises(Sabotage):
+        alloc.cancel(booked.id)  # frees the place, and the refill asks admits()
+    MyLimit.armed = False
+    assert alloc.token(booked.id).status is TokenStatus.BOOKED
+    assert (alloc.snapshot(), alloc.version) == before
+    assert events == []
+    alloc.check_invariants()
+
+
+def test_a_subclass_of_a_shipped_ordering_is_asked_not_bypassed(clock: Clock) -> None:
+    """The shipped orderings' fast paths (their key is seq, their filing computed at once)
+    serve the shipped classes themselves only: a subclass that overrides ``level`` is asked,
+    here calling standard patients before paid ones."""
+
+    class StandardFirst(StrictPriority):  # type: ignore[misc]
+        def level(self, token: Token, now: datetime) -> int:
+            return -int(token.priority)
+
+    alloc = Allocator(policies=Policies(ordering=StandardFirst()), clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 3))
+    alloc.book("P", "D1", source=Source.PAID, checked_in=True)
+    standard = alloc.book("W", "D1", source=Source.WALK_IN)
+    clock.now = at(9)
+    assert alloc.call_next("D1") == alloc.token(standard.id)
+    alloc.check_invariants()
+
+
+# ----------------------------------------------------------------- ordering keys
+
+
+class KeyedBy:
+    """A user's ordering: strict priority, ordered within a level by ``keys[patient]``."""
+
+    lexicographic = True
+
+    def __init__(self, keys: dict[str, object]) -> None:
+        self.keys = keys
+
+    def level(self, token: Token, now: datetime) -> int:
+        return int(token.priority)
+
+    def next_change(self, token: Token, now: datetime) -> datetime | None:
+        return None
+
+    def key(self, token: Token) -> Any:
+        return self.keys[token.patient_id]
+
+    def pick(self, heads: Sequence[Token], now: datetime) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "<KeyedBy>"
+
+
+class Unordered:
+    """A key whose comparisons raise."""
+
+    def __lt__(self, other: object) -> bool:
+        raise ValueError("no order")
+
+
+def called(alloc: Allocator) -> str | None:
+    """The patient D1 calls next, or None."""
+    token = alloc.call_next("D1")
+    return None if token is None else token.patient_id
+
+
+def keyed_day(clock: Clock, keys: dict[str, object]) -> tuple[Allocator, list[Event]]:
+    """D1 with one slot; A and B booked and present, C booked: A's and C's keys are given."""
+    alloc = Allocator(policies=Policies(ordering=KeyedBy(keys)), clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 5))
+    for patient in ("A", "B", "C"):
+        alloc.book(patient, "D1", source=Source.ONLINE, checked_in=patient != "C")
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    return alloc, events
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [math.nan, (0, math.nan), None, Unordered(), [1], 1.5 + 0j],
+    ids=["nan", "nan-in-tuple", "none", "unordered", "list", "complex"],
+)
+def test_a_key_that_is_not_a_total_order_is_refused(clock: Clock, bad: object) -> None:
+    """Issue: "A user ordering whose key() returns NaN silently corrupts a slot's index.
+    Later calls raise a raw ValueError or KeyError." The rule (OrderingPolicy): a key is an
+    int, a float other than NaN, a str, a datetime, a timedelta, or a tuple of these;
+    anything else is refused with InvalidArgumentError naming the policy and the value, and
+    nothing changes."""
+    keys: dict[str, object] = {"A": 2.0, "B": 1.0, "C": bad}
+    alloc, events = keyed_day(clock, keys)
+    before = observe(alloc, events)
+    with pytest.raises(InvalidArgumentError, match=r"policy <KeyedBy>: key\('D1-003'\)") as error:
+        alloc.check_in("D1-003")
+    assert repr(bad) in str(error.value)
+    assert observe(alloc, events) == before
+    alloc.check_invariants()
+    # The day goes on: the index is whole, every later call answers.
+    alloc.cancel("D1-003")
+    clock.now = at(9)
+    assert [called(alloc), called(alloc)] == ["B", "A"]
+    alloc.check_invariants()
+
+
+def test_keys_of_the_allowed_kinds_order_as_their_plain_values(clock: Clock) -> None:
+    """A subclass of int or str counts as its plain value (an overridden comparison never
+    reaches the index), and aware datetimes in different zones compare as instants."""
+
+    class Label(str):
+        def __lt__(self, other: object) -> bool:
+            raise ValueError("no order")
+
+    india = timezone(timedelta(hours=5, minutes=30))
+    keys: dict[str, object] = {
+        "A": (Priority.PAID, datetime(2026, 11, 25, 9, tzinfo=india), Label("a")),  # 03:30 UTC
+        "B": (1, datetime(2026, 11, 25, 4, tzinfo=timezone.utc), "b"),
+        "C": (True, datetime(2026, 11, 25, 3, 30, tzinfo=timezone.utc), Label("c")),
+    }
+    alloc, _ = keyed_day(clock, keys)
+    alloc.check_in("D1-003")
+    clock.now = at(9)
+    assert [called(alloc) for _ in range(3)] == ["A", "C", "B"]
+    alloc.check_invariants()
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("a", 1.0),
+        (1, "a"),
+        ((1, "a"), (1, 2)),
+        (datetime(2026, 11, 25, 9), datetime(2026, 11, 25, 9, tzinfo=timezone.utc)),
+        (timedelta(minutes=3), 3),
+    ],
+    ids=["str-float", "int-str", "tuples", "naive-aware", "timedelta-int"],
+)
+def test_keys_that_do_not_compare_with_each_other_are_refused(
+    clock: Clock, first: object, second: object
+) -> None:
+    """Issue: "A user ordering whose key() returns keys that cannot be compared silently
+    corrupts a slot's index, and a failed cancel leaves half its changes." The rule: the
+    keys of the tokens checked in to one slot at one level must compare with each other; a
+    token whose key does not compare with those already filed is refused with
+    InvalidArgumentError naming the policy and the key, and nothing changes."""
+    alloc, events = keyed_day(clock, {"A": first, "B": first, "C": second})
+    before = observe(alloc, events)
+    with pytest.raises(InvalidArgumentError, match=r"policy <KeyedBy>: key\('D1-003'\).*slot 'S'"):
+        alloc.check_in("D1-003")
+    assert observe(alloc, events) == before
+    alloc.check_invariants()
+    alloc.cancel("D1-001")
+    clock.now = at(9)
+    assert called(alloc) == "B"
+    assert alloc.call_next("D1") is None  # C has not checked in
+    alloc.check_invariants()
+
+
+def test_a_key_that_does_not_fit_its_new_level_is_refused_each_time(clock: Clock) -> None:
+    """A token whose level changes into a level holding keys its own does not compare with
+    is refused when the change comes due, by every call that brings the slot up to date,
+    and nothing changes: never a raw TypeError, never a token lost from the index."""
+
+    class Rising(KeyedBy):
+        """Standard patients are called with the paid ones from 09:30."""
+
+        def level(self, token: Token, now: datetime) -> int:
+            if token.priority is Priority.STANDARD and now >= at(9, 30):
+                return int(Priority.PAID)
+            return int(token.priority)
+
+        def next_change(self, token: Token, now: datetime) -> datetime | None:
+            if token.priority is Priority.STANDARD and now < at(9, 30):
+                return at(9, 30)
+            return None
+
+    alloc = Allocator(policies=Policies(ordering=Rising({"P": 1, "W": "w"})), clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 5))
+    alloc.book("P", "D1", source=Source.PAID, checked_in=True)
+    alloc.book("W", "D1", source=Source.WALK_IN)
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    clock.now = at(9, 30)
+    before = observe_quietly(alloc, events)
+    for call in (
+        lambda: alloc.queue("S"),
+        lambda: alloc.position("D1-002"),
+        lambda: alloc.estimated_start("D1-002"),
+        lambda: alloc.call_next("D1"),
+    ):
+        with pytest.raises(InvalidArgumentError, match=r"policy <KeyedBy>: key\('D1-002'\)"):
+            call()
+        assert observe_quietly(alloc, events) == before
+        alloc.check_invariants()
+    # Once the paid patient has gone, the level is free for W's key.
+    alloc.cancel("D1-001")
+    assert [t.patient_id for t in alloc.queue("S")] == ["W"]
+    assert called(alloc) == "W"
+    alloc.check_invariants()
+
+
+def observe_quietly(alloc: Allocator, events: list[Event]) -> object:
+    """What :func:`observe` sees, without the reads that bring a slot's levels up to date."""
+    return alloc.snapshot(), alloc.version, len(events)
 
 
 def test_admits_always_true_cannot_overfill_a_slot(clock: Clock) -> None:

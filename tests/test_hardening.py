@@ -263,6 +263,30 @@ def test_subscribers_see_the_changes_from_the_moment_they_subscribe(clock: Clock
     assert [type(e).__name__ for e in late] == ["TokenMoved"]
 
 
+def test_a_subscriber_unsubscribed_by_another_during_delivery_gets_nothing_more(
+    clock: Clock,
+) -> None:
+    """Issue: "A callback unsubscribed by another subscriber during delivery still receives
+    the event being delivered." The rule: unsubscribe() takes effect at once; a callback
+    unsubscribed during a delivery receives nothing more, not even the event being
+    delivered."""
+    alloc = Allocator(clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", "D1", at(9), at(10), 2))
+    stopped: list[Event] = []
+    stop_later: list[Callable[[], None]] = []
+
+    def first(event: Event) -> None:
+        if stop_later:
+            stop_later.pop()()  # unsubscribes the next subscriber
+
+    alloc.subscribe(first)
+    stop_later.append(alloc.subscribe(stopped.append))
+    alloc.book("A", "D1")
+    alloc.book("B", "D1")
+    assert stopped == []
+
+
 def test_check_in_returns_the_token_as_it_stands_after_nested_calls(clock: Clock) -> None:
     """Issue: "After a nested call inside a subscriber, check_in returns a stale token":
     every call returns the token's value once its own change and the changes its

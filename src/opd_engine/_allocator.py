@@ -29,7 +29,7 @@ from ._check import (
     check_int,
     utc,
 )
-from ._desk import Day, Desk, with_arrival, with_status
+from ._desk import Day, Desk, Subscription, with_arrival, with_status
 from ._slot import Slot, SlotView, Undo
 from ._values import (
     BOOKED,
@@ -1292,17 +1292,25 @@ class Allocator:
         subscriber may call the allocator; the events of that nested call are delivered
         after the ones already pending. An exception from a subscriber is logged on the
         ``opd_engine`` logger and swallowed: the change it reports has already happened.
-        O(1); unsubscribing is O(number of subscribers) and idempotent.
+
+        Each event goes to the subscribers present when it is delivered to them: unsubscribe
+        takes effect at once, so a callback unsubscribed during a delivery (by itself or by
+        another subscriber) receives nothing more, not even the event being delivered; a
+        callback subscribed during a delivery receives the events delivered after. The same
+        callback subscribed twice is called twice, and each unsubscribe ends its own
+        subscription. O(1); unsubscribing is O(number of subscribers) and idempotent.
         """
         if not callable(callback):
             raise InvalidArgumentError(f"callback must be callable, got callback={callback!r}")
+        subscription = Subscription(callback)
         with self._lock:
-            self._day.subscribers.append(callback)
+            self._day.subscribers.append(subscription)
 
         def unsubscribe() -> None:
             with self._lock:
-                if callback in self._day.subscribers:
-                    self._day.subscribers.remove(callback)
+                if subscription.callback is not None:
+                    subscription.callback = None  # a delivery under way skips it from now
+                    self._day.subscribers.remove(subscription)
 
         return unsubscribe
 
@@ -1353,8 +1361,10 @@ class Allocator:
             subscribers = day.subscribers
             while outbox:
                 event = outbox.popleft()
-                for callback in tuple(subscribers):
-                    _notify(callback, event)
+                for subscription in tuple(subscribers):
+                    callback = subscription.callback
+                    if callback is not None:  # not unsubscribed by an earlier subscriber
+                        _notify(callback, event)
         finally:
             self._delivering = False
 

@@ -56,6 +56,18 @@ with_move = copier("doctor_id", "slot_id", "status", "moves")
 
 
 @final
+class Subscription:
+    """One :meth:`Allocator.subscribe`: its ``callback``, None once unsubscribed, so that
+    a delivery under way skips it at once. Compared by identity: the same callback may be
+    subscribed twice, and each unsubscribe ends its own subscription."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[Event], object]) -> None:
+        self.callback: Callable[[Event], object] | None = callback
+
+
+@final
 @attrs.define(eq=False)
 class Day:
     """What every desk of one allocator shares: one OPD day's tokens and counters."""
@@ -66,7 +78,7 @@ class Day:
     departments: dict[str, str] = attrs.field(factory=dict)
     # patient -> active token id (a Held in the rare case of several).
     active: dict[str, str | Held] = attrs.field(factory=dict)
-    subscribers: list[Callable[[Event], object]] = attrs.field(factory=list)
+    subscribers: list[Subscription] = attrs.field(factory=list)
     outbox: deque[Event] = attrs.field(factory=deque)
     seq: int = 0
     version: int = 0

@@ -17,6 +17,7 @@ from sortedcontainers import SortedList
 
 from . import _display
 from ._check import attrs_validator, check_datetime, check_id, check_int, utc
+from ._guard import unordered_key
 from ._values import CHECKED_IN, EMERGENCY, Priority, Source, Token
 from .errors import InvalidArgumentError
 from .policies import Aging, OrderingPolicy, StrictPriority
@@ -39,8 +40,9 @@ Filed = tuple[int, PresentEntry, "tuple[datetime, int, str] | None"]
 # Sorts before every non-emergency key, after every emergency.
 _FIRST_NORMAL: Final = (int(EMERGENCY) + 1) << SEQ_BITS
 # Orderings whose key is ``seq``: the standing order is then (level, seq), and a position
-# is a few bisections.
-_SEQ_KEYED = (StrictPriority, Aging)
+# is a few bisections. The classes themselves: a subclass may override any method, so it is
+# asked like any user's ordering.
+_SEQ_KEYED: Final = frozenset({StrictPriority, Aging})
 
 
 def wait_key(token: Token) -> WaitKey:
@@ -272,7 +274,7 @@ class Slot:
         protect_at: int = 2**62,
     ) -> None:
         self._ordering = ordering
-        self._seq_keyed = ordering is not None and isinstance(ordering, _SEQ_KEYED)
+        self._seq_keyed = type(ordering) in _SEQ_KEYED
         self._static = type(ordering) is StrictPriority
         self._tokens = tokens
         self._undo = undo
@@ -407,9 +409,9 @@ class Slot:
         and file it for calling. O(log n)."""
         filing = self._filing(token, now)
         key = token.priority << SEQ_BITS | token.seq
+        self._file(token.id, filing)  # first: it may refuse a user's key
         self._absent.remove(key)
         self._arrived.add(key)
-        self._file(token.id, filing)
         protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
         if protected:
             self._protected_absent.remove(key)
@@ -466,7 +468,13 @@ class Slot:
         return level, entry, None if when is None else (when, token.seq, token.id)
 
     def _file(self, token_id: str, filed: Filed) -> None:
-        """Add a checked-in token to the ordering index. O(log n)."""
+        """Add a checked-in token to the ordering index. O(log n).
+
+        Raises :class:`~opd_engine.InvalidArgumentError`, changing nothing, if a user's
+        ordering gave it a key that does not compare with the keys already in its level.
+        Keys of the allowed kinds (``_guard.plain_key``) compare with all of a sorted
+        list's entries once they compare with the entries the insertion meets: those that
+        can differ from it in kind share its prefix, and so lie next to its place."""
         level, entry, change = filed
         if self._seq_keyed:
             if entry >> SEQ_BITS != level:  # aged: filed at its level as well
@@ -475,8 +483,12 @@ class Slot:
         else:
             entries = self._levels.get(level)
             if entries is None:
-                entries = self._levels[level] = SortedList()
-            entries.add(entry)
+                self._levels[level] = SortedList((entry,))
+            else:
+                try:
+                    entries.add(entry)  # compares the key with the keys around it
+                except TypeError:  # left unchanged: refused before anything changed
+                    raise unordered_key(self._ordering, token_id, entry[0], self._id) from None
         if change is not None:
             heappush(self._changes, change)
         self._filed[token_id] = filed
@@ -509,7 +521,11 @@ class Slot:
             filing = self._filing(self._tokens[token_id], now)
             heappop(changes)
             self._unfile(token_id)
-            self._file(token_id, filing)
+            try:
+                self._file(token_id, filing)
+            except InvalidArgumentError:  # a user's key that does not fit its new level
+                self._file(token_id, current)  # back where it was, its change pending again
+                raise
             undo = self._undo
             if undo is not None and undo.steps is not None:
                 undo.steps.append(partial(self._refile, token_id, current))

@@ -12,7 +12,9 @@ implementation must meet:
   :class:`AccumulatingPriority`).
 
 The shipped policies are frozen values; a class of your own with the same methods plugs in
-the same way. :class:`Policies` bundles one of each with the remaining switches.
+the same way. A subclass of a shipped policy is a class of your own: its answers are
+checked like any user policy's, and the shipped classes' fast paths serve only the shipped
+classes themselves. :class:`Policies` bundles one of each with the remaining switches.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ __all__ = [
 
 
 class Comparable(Protocol):
-    """Anything ordered by ``<``, such as a tuple of ints and datetimes."""
+    """Anything ordered by ``<``, such as a tuple of ints and datetimes (for the kinds an
+    ordering's key may be, see :meth:`OrderingPolicy.key`)."""
 
     def __lt__(self, other: Any, /) -> bool: ...
 
@@ -281,10 +284,20 @@ class OrderingPolicy(Protocol):
     ``(level, seq)`` goes first. The slot answers ``position`` in O(log n) under the
     shipped ``StrictPriority`` and ``Aging`` (whose key is ``seq``), in O(n) otherwise.
 
+    A key is an int, a float other than NaN, a str, a datetime, a timedelta, or a tuple of
+    these (a subclass, such as an ``IntEnum`` member, counts as its plain value), so that
+    keys are totally ordered: NaN compares neither below nor above anything, and a sorted
+    index holding it could no longer find its entries. The keys of the tokens checked in to
+    one slot at one level must also compare with each other: not a str beside numbers, nor a
+    naive datetime beside aware ones, nor tuples that differ in kind where they first differ.
+
     The clock must not run backwards: a level once reached is kept. ``next_change`` must
     lie after ``now``; what a policy of your own answers is checked, and nonsense (a
-    non-advancing ``next_change``, a ``pick`` outside the heads, a ``key`` of None) raises
-    :class:`~opd_engine.InvalidArgumentError` naming the policy, the call changing nothing.
+    non-advancing ``next_change``, a ``pick`` outside the heads, a ``key`` of another kind
+    or NaN, a key that does not compare with those already filed, which is refused when the
+    token is filed: at check-in, or when its level changes) raises
+    :class:`~opd_engine.InvalidArgumentError` naming the policy and the value, the call
+    changing nothing.
     """
 
     @property
@@ -301,7 +314,9 @@ class OrderingPolicy(Protocol):
         ...
 
     def key(self, token: Token) -> Comparable:
-        """Order within a level; fixed while the token waits. O(1)."""
+        """Order within a level; fixed while the token waits. An int, a float other than
+        NaN, a str, a datetime, a timedelta, or a tuple of these, comparable with the keys
+        of the other tokens of its level. O(1)."""
         ...
 
     def pick(self, heads: Sequence[Token], now: datetime) -> int:
