@@ -354,8 +354,13 @@ class _Replay:
             raise self.fail(f"token {new.id!r} is {new.status.name} without a slot")
         if new.status is TokenStatus.WAITLISTED and new.slot_id is not None:
             raise self.fail(f"token {new.id!r} is waitlisted in slot {new.slot_id!r}")
-        if old is not None and (old.patient_id, old.number) != (new.patient_id, new.number):
-            raise self.fail(f"token {new.id!r} changes patient or number")
+        if old is not None and (old.patient_id, old.number, old.source, old.booked_at) != (
+            new.patient_id,
+            new.number,
+            new.source,
+            new.booked_at,
+        ):
+            raise self.fail(f"token {new.id!r} changes patient, number, source or booking time")
         if new.seq > MAX_SEQ:
             raise self.fail(f"token {new.id!r} has seq {new.seq}, above the largest, {MAX_SEQ}")
         held_there = (
@@ -363,6 +368,7 @@ class _Replay:
             and old.status in _HELD
             and new.status in _HELD
             and old.slot_id == new.slot_id
+            and old.priority is new.priority  # the slot counts a held token by priority
         )
         if old is not None:
             self.leave(old, keep_place=held_there)
