@@ -1217,9 +1217,13 @@ class Allocator:
         exactly as the original would under the same policies and clock. O(log n) per
         event, plus :meth:`check_invariants` once at the end.
 
-        Raises :class:`InvalidArgumentError`, and returns nothing half-built, for a
-        malformed event, a gap or a step back in versions, an event that contradicts the
-        state (an unknown token, doctor or slot), or a snapshot of another format.
+        Raises :class:`InvalidArgumentError`, and returns nothing half-built, for
+        ``events`` that is not an iterable of events, a malformed event, a gap or a step
+        back in versions, a call with an event lost, moved or repeated (its events'
+        ``step`` and ``steps``; events stored without them are taken as they are), an
+        event that contradicts the state (an unknown token, doctor or slot, totals that do
+        not add up, a slot that :meth:`add_slot` would refuse), a journal that leads to a
+        state :meth:`from_snapshot` refuses, or a snapshot of another format.
         """
         if snapshot is None:
             alloc = cls(policies=policies, clock=clock)
@@ -1240,9 +1244,12 @@ class Allocator:
         """Bring this allocator up to date with journal events (a replica catching up).
 
         Events at or below :attr:`version` are skipped; the rest must follow on without a
-        gap. All or nothing: on an error (as for :meth:`replay`) nothing is applied. The
-        events applied are then delivered to the subscribers, as any change is. O(log n)
-        per event.
+        gap. They are checked as :meth:`replay` checks them, and so is the state they lead
+        to, so a replica accepts exactly what a restart would. All or nothing: on an error
+        nothing is applied. The events applied are then delivered to the subscribers, as
+        any change is. O(log n) per event, plus O(k) at the end for the k tokens, slots,
+        doctors and patients they touched (and the waiting tokens of a slot that closed or
+        whose doctor became unavailable): never a pass over the whole day.
         """
         with self._lock:
             values = _journal.as_events(events)
