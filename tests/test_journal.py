@@ -581,3 +581,23 @@ def test_unknown_keys_inside_token_and_doctor_are_refused(where: str) -> None:
         event_from_dict(data)
     with pytest.raises(InvalidArgumentError, match="colour"):
         Allocator.replay([event_to_dict(e) for e in journal[:5]] + [data])
+
+
+def test_a_token_keeps_its_source_and_booking_time() -> None:
+    """Replay "sets the state the events describe", and a token's source and booking time
+    never change after booking: an event that changes them contradicts the state (a slot
+    counts the places it holds by source, so replay could not follow it)."""
+    alloc, clock, journal = new_day(Policies())
+    alloc.book("A", "D1", source=Source.WALK_IN)
+    clock.now = DAY.replace(hour=9, minute=5)
+    alloc.call_next("D1")
+    alloc.complete("D1-001")
+    completed = journal[-1]
+    assert isinstance(completed, TokenCompleted)
+    for token in (
+        attrs.evolve(completed.token, source=Source.ONLINE),
+        attrs.evolve(completed.token, booked_at=DAY.replace(hour=7)),
+    ):
+        bad = [*journal[:-1], attrs.evolve(completed, token=token)]
+        with pytest.raises(InvalidArgumentError, match="source or booking time"):
+            Allocator.replay(bad, clock=clock)
