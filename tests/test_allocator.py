@@ -342,8 +342,24 @@ def test_delay(alloc: Allocator, clock: Clock) -> None:
     alloc.delay("D1", 10)
     delays = [e for e in seen if isinstance(e, DoctorDelayed)]
     assert delays == [  # a delay of 0 minutes changes nothing, so it reports nothing
-        DoctorDelayed(at=at(8, 30), version=v + 2, doctor_id="D1", minutes=15, total_minutes=15),
-        DoctorDelayed(at=at(8, 45), version=v + 3, doctor_id="D1", minutes=10, total_minutes=25),
+        DoctorDelayed(
+            at=at(8, 30),
+            version=v + 2,
+            step=1,
+            steps=1,
+            doctor_id="D1",
+            minutes=15,
+            total_minutes=15,
+        ),
+        DoctorDelayed(
+            at=at(8, 45),
+            version=v + 3,
+            step=1,
+            steps=1,
+            doctor_id="D1",
+            minutes=10,
+            total_minutes=25,
+        ),
     ]
     assert alloc.estimated_start(token.id) == at(9, 25)
     assert alloc.token(token.id).slot_id == "D1@09"  # a delay moves nobody
@@ -361,8 +377,18 @@ def test_resize_emits_slot_resized(alloc: Allocator, clock: Clock) -> None:
     clock.now = at(9)
     alloc.resize("D2@10", 0)
     assert seen == [
-        SlotResized(at=at(8, 30), version=v + 1, slot_id="D2@10", old_capacity=3, capacity=7),
-        SlotResized(at=at(9), version=v + 2, slot_id="D2@10", old_capacity=7, capacity=0),
+        SlotResized(
+            at=at(8, 30),
+            version=v + 1,
+            step=1,
+            steps=1,
+            slot_id="D2@10",
+            old_capacity=3,
+            capacity=7,
+        ),
+        SlotResized(
+            at=at(9), version=v + 2, step=1, steps=1, slot_id="D2@10", old_capacity=7, capacity=0
+        ),
     ]
     assert alloc.slot("D2@10").capacity == 0
     with pytest.raises(UnknownSlotError):

@@ -73,7 +73,7 @@ def test_booking_emits_token_booked(alloc: Allocator, clock: Clock, seen: list[E
     v = alloc.version
     token = alloc.book("P", "D1", source=ONLINE)
     assert alloc.version == v + 1
-    assert seen == [TokenBooked(at=at(8, 41), version=v + 1, token=token)]
+    assert seen == [TokenBooked(at=at(8, 41), version=v + 1, step=1, steps=1, token=token)]
     (event,) = seen
     assert isinstance(event, TokenBooked)
     assert event.token_id == token.id == "D1-001"
@@ -86,7 +86,9 @@ def test_booking_onto_the_waitlist_emits_token_waitlisted(build: Build) -> None:
     seen: list[Event] = []
     alloc.subscribe(seen.append)
     token = alloc.book("W", "D1", source=ONLINE)
-    assert seen == [TokenWaitlisted(at=at(8, 30), version=alloc.version, token=token)]
+    assert seen == [
+        TokenWaitlisted(at=at(8, 30), version=alloc.version, step=1, steps=1, token=token)
+    ]
 
 
 def test_cancellation_refilled_from_the_waitlist(build: Build, clock: Clock) -> None:
@@ -101,10 +103,12 @@ def test_cancellation_refilled_from_the_waitlist(build: Build, clock: Clock) -> 
     cancelled = alloc.cancel(first.id)
     v = alloc.version
     assert seen == [
-        TokenCancelled(at=at(8, 50), version=v, token=cancelled),
+        TokenCancelled(at=at(8, 50), version=v, step=1, steps=2, token=cancelled),
         TokenMoved(
             at=at(8, 50),
             version=v,
+            step=2,
+            steps=2,
             token=alloc.token(waiting.id),
             from_slot_id=None,
             to_slot_id="D1@09",
@@ -146,10 +150,12 @@ def test_a_call(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
         TokenCalled(
             at=at(9, 2),
             version=v + 1,
+            step=1,
+            steps=1,
             token=attrs.evolve(first, status=TokenStatus.IN_CONSULTATION, called_at=at(9, 2)),
         ),
-        TokenCompleted(at=at(9, 12), version=v + 2, token=alloc.token(first.id)),
-        TokenCalled(at=at(9, 12), version=v + 2, token=called),
+        TokenCompleted(at=at(9, 12), version=v + 2, step=1, steps=2, token=alloc.token(first.id)),
+        TokenCalled(at=at(9, 12), version=v + 2, step=2, steps=2, token=called),
     ]
     assert called.id == second.id
 
@@ -172,19 +178,27 @@ def test_check_in_and_late_arrival(alloc: Allocator, clock: Clock, seen: list[Ev
         "TokenCheckedIn",
     ]
     v = alloc.version
-    assert seen[2] == TokenCheckedIn(at=at(8, 55), version=v - 2, token=alloc.token(on_time.id))
+    assert seen[2] == TokenCheckedIn(
+        at=at(8, 55), version=v - 2, step=1, steps=1, token=alloc.token(on_time.id)
+    )
     assert seen[3] == TokenNoShow(
-        at=at(9, 30), version=v - 1, token=attrs.evolve(late, status=TokenStatus.NO_SHOW)
+        at=at(9, 30),
+        version=v - 1,
+        step=1,
+        steps=1,
+        token=attrs.evolve(late, status=TokenStatus.NO_SHOW),
     )
     assert seen[4] == TokenMoved(
         at=at(9, 45),
         version=v,
+        step=1,
+        steps=2,
         token=arrived,
         from_slot_id="D1@09",
         to_slot_id="D1@09",
         reason=MoveReason.LATE_ARRIVAL,
     )
-    assert seen[5] == TokenCheckedIn(at=at(9, 45), version=v, token=arrived)
+    assert seen[5] == TokenCheckedIn(at=at(9, 45), version=v, step=2, steps=2, token=arrived)
 
 
 def test_resize_and_delay_events(alloc: Allocator, clock: Clock, seen: list[Event]) -> None:
@@ -193,8 +207,18 @@ def test_resize_and_delay_events(alloc: Allocator, clock: Clock, seen: list[Even
     alloc.resize("D3@10", 4)
     alloc.delay("D3", 12)
     assert seen == [
-        SlotResized(at=at(9, 5), version=v + 1, slot_id="D3@10", old_capacity=3, capacity=4),
-        DoctorDelayed(at=at(9, 5), version=v + 2, doctor_id="D3", minutes=12, total_minutes=12),
+        SlotResized(
+            at=at(9, 5), version=v + 1, step=1, steps=1, slot_id="D3@10", old_capacity=3, capacity=4
+        ),
+        DoctorDelayed(
+            at=at(9, 5),
+            version=v + 2,
+            step=1,
+            steps=1,
+            doctor_id="D3",
+            minutes=12,
+            total_minutes=12,
+        ),
     ]
 
 
@@ -210,6 +234,34 @@ def test_every_event_of_a_call_carries_the_call_s_time(
     alloc.no_show("D1-001")  # pulls Q forward, then R
     assert kinds(seen) == ["TokenNoShow", "TokenMoved", "TokenMoved"]
     assert {e.at for e in seen} == {at(9, 16)}
+
+
+def test_the_events_of_a_call_are_numbered(
+    alloc: Allocator, clock: Clock, seen: list[Event]
+) -> None:
+    """events: each event carries "step and steps: its place in its call, 1 to steps, the
+    number of events the call emitted" (a subscriber's own call is a call of its own)."""
+    for i in range(3):
+        alloc.book(f"P{i}", "D1", "D1@09", source=ONLINE)
+    alloc.book("Q", "D1", "D1@10")
+    alloc.book("R", "D1", "D1@11")
+    assert [(e.step, e.steps) for e in seen] == [(1, 1)] * 5
+    seen.clear()
+
+    def nested(event: Event) -> None:
+        if isinstance(event, TokenNoShow):
+            alloc.delay("D2", 5)
+
+    alloc.subscribe(nested)
+    clock.now = at(9, 16)
+    alloc.no_show("D1-001")  # pulls Q forward, then R; the subscriber delays D2
+    v = alloc.version
+    assert [(type(e).__name__, e.version, e.step, e.steps) for e in seen] == [
+        ("TokenNoShow", v - 1, 1, 3),
+        ("TokenMoved", v - 1, 2, 3),
+        ("TokenMoved", v - 1, 3, 3),
+        ("DoctorDelayed", v, 1, 1),
+    ]
 
 
 class TickingClock:
@@ -277,7 +329,13 @@ def test_events_are_frozen(alloc: Allocator, seen: list[Event]) -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         delayed.minutes = 0  # type: ignore[misc]
     assert delayed == DoctorDelayed(
-        at=at(8, 30), version=alloc.version, doctor_id="D1", minutes=5, total_minutes=5
+        at=at(8, 30),
+        version=alloc.version,
+        step=1,
+        steps=1,
+        doctor_id="D1",
+        minutes=5,
+        total_minutes=5,
     )
     assert hash(delayed) == hash(attrs.evolve(delayed))
 

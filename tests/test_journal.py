@@ -13,6 +13,7 @@ import json
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,8 @@ from opd_engine import (
     Aging,
     Allocator,
     Doctor,
+    DoctorAdded,
+    DoctorDelayed,
     Duplicates,
     EmergencyOverride,
     Event,
@@ -39,10 +42,13 @@ from opd_engine import (
     Priority,
     Reallocation,
     Slot,
+    SlotAdded,
     Source,
     SourceQuota,
     StrictPriority,
     TokenBooked,
+    TokenCompleted,
+    TokenMoved,
     event_from_dict,
     event_to_dict,
 )
@@ -308,8 +314,12 @@ def test_a_gap_a_step_back_and_a_duplicate_are_refused() -> None:
         Allocator.replay(swapped, clock=clock)
     first_booking = next(i for i, e in enumerate(journal) if isinstance(e, TokenBooked))
     doubled = [*journal[: first_booking + 1], journal[first_booking], *journal[first_booking + 1 :]]
-    with pytest.raises(InvalidArgumentError, match="already issued"):
+    with pytest.raises(InvalidArgumentError, match="repeated"):
         Allocator.replay(doubled, clock=clock)
+    # Events stored before they were numbered: the state still refuses the repeat.
+    unnumbered = [attrs.evolve(e, step=0, steps=0) for e in doubled]
+    with pytest.raises(InvalidArgumentError, match="already issued"):
+        Allocator.replay(unnumbered, clock=clock)
 
 
 def test_events_that_contradict_the_state_are_refused() -> None:
@@ -380,3 +390,214 @@ def test_replay_in_utc_and_zones_alike() -> None:
     replica = Allocator.replay(dicts, clock=clock)
     assert replica.snapshot() == alloc.snapshot()
     assert all(t.booked_at.tzinfo == zone for t in replica.tokens())
+
+
+# ============================================================================ stored journals
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(FIXTURES.glob("journal-*.json")), ids=lambda path: path.stem
+)
+def test_a_journal_stored_before_still_loads(path: Path) -> None:
+    """The journal: "Journals and snapshots already stored in today's format must still
+    load: nothing stored becomes unreadable". Each file is a day as an earlier opd-engine
+    stored it (tests/fixtures/make_journals.py): its events replay, alone or after its
+    checkpoint, onto the day's final state, and the snapshots restore."""
+    stored = json.loads(path.read_text())
+    policies = POLICIES[stored["policies"]]
+    clock = Clock(datetime.fromisoformat(stored["clock"]))
+    events, checkpoint, final = stored["events"], stored["checkpoint"], stored["snapshot"]
+    assert {e["kind"] for e in events} <= set(KINDS)
+    replica = Allocator.replay(events, policies=policies, clock=clock)
+    assert replica.snapshot() == final
+    replica.check_invariants()
+    assert (
+        Allocator.replay(events, snapshot=checkpoint, policies=policies, clock=clock).snapshot()
+        == final
+    )
+    live = Allocator.from_snapshot(checkpoint, policies=policies, clock=clock)
+    live.apply(events)
+    assert live.snapshot() == final
+    assert Allocator.from_snapshot(final, policies=policies, clock=clock).snapshot() == final
+
+
+def test_the_stored_journals_hold_every_event_kind() -> None:
+    kinds = {
+        event["kind"]
+        for path in FIXTURES.glob("journal-*.json")
+        for event in json.loads(path.read_text())["events"]
+    }
+    assert kinds == set(KINDS)
+
+
+# ==================================================================== one path, whole journals
+
+
+def a_small_journal() -> tuple[Allocator, Clock, list[Event]]:
+    """A day with a call of two events: A and B fill D1@9, W waits on D1's waitlist, then
+    A cancels and W takes the place (TokenCancelled, TokenMoved); then D1 runs late."""
+    alloc, clock, journal = new_day(Policies(on_full=OnFull.WAITLIST))
+    alloc.book("A", "D1", "D1@9", source=Source.ONLINE)
+    alloc.book("B", "D1", "D1@9", source=Source.ONLINE)
+    alloc.book("W", "D1", "D1@9", source=Source.ONLINE)
+    alloc.cancel("D1-001")
+    alloc.delay("D1", 10)
+    assert [type(e).__name__ for e in journal[-3:]] == [
+        "TokenCancelled",
+        "TokenMoved",
+        "DoctorDelayed",
+    ]
+    return alloc, clock, journal
+
+
+def test_replay_refuses_the_states_from_snapshot_refuses() -> None:
+    """Issue item 2, one path: "replay, apply and from_snapshot accept exactly the same
+    states". A COMPLETED token without called_at, and a SlotAdded on another date than the
+    day's other slots, are refused by from_snapshot, and so by replay and apply."""
+    alloc, clock, journal = new_day(Policies())
+    alloc.book("A", "D1", source=Source.WALK_IN)
+    clock.now = DAY.replace(hour=9, minute=5)
+    alloc.call_next("D1")
+    alloc.complete("D1-001")
+    completed = journal[-1]
+    assert isinstance(completed, TokenCompleted)
+    never_called = attrs.evolve(completed, token=attrs.evolve(completed.token, called_at=None))
+    state = alloc.snapshot()
+    state["tokens"][0]["called_at"] = None
+    with pytest.raises(InvalidArgumentError, match="called_at"):
+        Allocator.from_snapshot(state, clock=clock)
+    bad = [*journal[:-1], never_called]
+    with pytest.raises(InvalidArgumentError, match="called_at"):
+        Allocator.replay(bad, clock=clock)
+    replica = Allocator.replay(journal[:-1], clock=clock)
+    before = replica.snapshot()
+    with pytest.raises(InvalidArgumentError, match="called_at"):
+        replica.apply(bad)
+    assert replica.snapshot() == before
+
+    added = next(e for e in journal if isinstance(e, SlotAdded) and e.doctor_id == "D3")
+    next_day = attrs.evolve(
+        added, start=added.start + timedelta(days=1), end=added.end + timedelta(days=1)
+    )
+    with pytest.raises(InvalidArgumentError, match="one OPD day"):
+        Allocator.replay([next_day if e is added else e for e in journal], clock=clock)
+
+
+def test_apply_refuses_what_replay_refuses() -> None:
+    """Issue item 4: "apply() accepts journal rows that replay() refuses, because it skips
+    the final check"; section 9: apply "does the same to a live allocator ... atomic (on
+    error, nothing applied)". A booking rewritten to a patient who already holds a token
+    with the doctor breaks the duplicate rule: both refuse, and the replica is unchanged."""
+    alloc, clock, journal = new_day(Policies())
+    alloc.book("A", "D1", source=Source.ONLINE)
+    alloc.book("B", "D1", source=Source.ONLINE)
+    second = journal[-1]
+    assert isinstance(second, TokenBooked)
+    twice = attrs.evolve(second, token=attrs.evolve(second.token, patient_id="A"))
+    bad = [*journal[:-1], twice]
+    with pytest.raises(InvalidArgumentError, match="duplicate rule"):
+        Allocator.replay(bad, clock=clock)
+    replica = Allocator.replay(journal[:-1], clock=clock)
+    heard: list[Event] = []
+    replica.subscribe(heard.append)
+    before = replica.snapshot()
+    with pytest.raises(InvalidArgumentError, match="duplicate rule"):
+        replica.apply(bad)
+    assert replica.snapshot() == before
+    assert heard == []
+    replica.check_invariants()
+
+
+@pytest.mark.parametrize("change", ["drop", "swap", "repeat", "drop-first"])
+def test_a_call_with_an_event_lost_moved_or_repeated_is_refused(change: str) -> None:
+    """Issue item 5, "a journal that notices a missing or moved event": "a journal with one
+    event of a call dropped, two events of one call swapped ... replays without complaint
+    into a different state". Events: step and steps, "its place in its call, 1 to steps".
+    Replay and apply both refuse, whichever event of the call it is."""
+    _, clock, journal = a_small_journal()
+    cancelled, moved, delayed = journal[-3:]
+    head = journal[:-3]
+    bad = {
+        "drop": [*head, cancelled, delayed],
+        "swap": [*head, moved, cancelled, delayed],
+        "repeat": [*head, cancelled, moved, moved, delayed],
+        "drop-first": [*head, moved, delayed],
+    }[change]
+    with pytest.raises(InvalidArgumentError, match=r"lost|moved|repeated|only"):
+        Allocator.replay(bad, clock=clock)
+    replica = Allocator.replay(head, clock=clock)
+    before = replica.snapshot()
+    with pytest.raises(InvalidArgumentError, match=r"lost|moved|repeated|only"):
+        replica.apply(bad)
+    assert replica.snapshot() == before
+    # The journal's last call, cut short, is refused too.
+    with pytest.raises(InvalidArgumentError, match="lost the last"):
+        Allocator.replay(journal[:-2], clock=clock)
+
+
+def test_the_totals_an_event_carries_agree_with_the_state() -> None:
+    """Issue item 5: "a DoctorDelayed whose totals disagree" replays into a different
+    state; "the totals an event carries must agree with the state"."""
+    _, clock, journal = a_small_journal()
+    delayed = journal[-1]
+    assert isinstance(delayed, DoctorDelayed)
+    moved = journal[-2]
+    assert isinstance(moved, TokenMoved)
+    head = journal[:-2]
+    for bad, match in [
+        ([*head, moved, attrs.evolve(delayed, total_minutes=30)], "10 more cannot make 30"),
+        ([*head, moved, attrs.evolve(delayed, minutes=20)], "20 more cannot make 10"),
+        ([*head, attrs.evolve(moved, from_slot_id="D1@10"), delayed], "not from 'D1@10'"),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=match):
+            Allocator.replay(bad, clock=clock)
+
+
+def test_replay_and_apply_refuse_what_is_not_a_journal() -> None:
+    """Issue item 12: "Allocator.replay(None) and apply(None) raise a raw TypeError"; the
+    issue: "replay and apply refuse non-iterables with InvalidArgumentError"."""
+    _, _, journal = a_small_journal()
+    replica = Allocator()
+    for bad in (None, 5, "TokenBooked", event_to_dict(journal[0])):
+        with pytest.raises(InvalidArgumentError, match="events must be an iterable"):
+            Allocator.replay(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="events must be an iterable"):
+            replica.apply(bad)  # type: ignore[arg-type]
+    assert replica.version == 0
+
+
+@pytest.mark.parametrize("where", ["token", "doctor"])
+def test_unknown_keys_inside_token_and_doctor_are_refused(where: str) -> None:
+    """Issue item 13: "Unknown keys inside event["token"] and event["doctor"] are silently
+    dropped, while the same key at the top level is refused"; event_from_dict: "a missing
+    or extra field" raises InvalidArgumentError naming what is wrong."""
+    _, _, journal = a_small_journal()
+    kind = TokenBooked if where == "token" else DoctorAdded
+    data = event_to_dict(next(e for e in journal if isinstance(e, kind)))
+    data[where]["colour"] = "red"
+    with pytest.raises(InvalidArgumentError, match=rf"event\.{where}\.colour is not a field"):
+        event_from_dict(data)
+    with pytest.raises(InvalidArgumentError, match="colour"):
+        Allocator.replay([event_to_dict(e) for e in journal[:5]] + [data])
+
+
+def test_a_token_keeps_its_source_and_booking_time() -> None:
+    """Replay "sets the state the events describe", and a token's source and booking time
+    never change after booking: an event that changes them contradicts the state (a slot
+    counts the places it holds by source, so replay could not follow it)."""
+    alloc, clock, journal = new_day(Policies())
+    alloc.book("A", "D1", source=Source.WALK_IN)
+    clock.now = DAY.replace(hour=9, minute=5)
+    alloc.call_next("D1")
+    alloc.complete("D1-001")
+    completed = journal[-1]
+    assert isinstance(completed, TokenCompleted)
+    for token in (
+        attrs.evolve(completed.token, source=Source.ONLINE),
+        attrs.evolve(completed.token, booked_at=DAY.replace(hour=7)),
+    ):
+        bad = [*journal[:-1], attrs.evolve(completed, token=token)]
+        with pytest.raises(InvalidArgumentError, match="source or booking time"):
+            Allocator.replay(bad, clock=clock)

@@ -251,48 +251,13 @@ class Allocator:
             if not isinstance(slot, Slot):
                 raise InvalidArgumentError(f"slot must be a Slot, got slot={slot!r}")
             desk = self._desk(slot.doctor_id)
-            if slot.id in self._slots:
-                raise InvalidArgumentError(f"slot id {slot.id!r} is already taken")
+            i = self._fit(slot, desk)
             if slot._ordering is not None:
                 raise InvalidArgumentError(
                     f"slot {slot.id!r} already belongs to an allocator; create a new Slot"
                 )
-            aware = slot.start.tzinfo is not None
-            if self._aware is not None and aware != self._aware:
-                kind = "aware" if self._aware else "naive"
-                raise InvalidArgumentError(
-                    f"slot datetimes must be {kind} like the slots already added, "
-                    f"got start={slot.start!r}"
-                )
-            if self._slots:
-                date = next(iter(self._slots.values())).start.date()
-                if slot.start.date() != date:
-                    raise InvalidArgumentError(
-                        f"slot start must be on {date} like the other slots (an allocator "
-                        f"is one OPD day), got start={slot.start!r}"
-                    )
-            i = bisect_left(desk.starts, slot._at)
-            for other in desk.slots[max(0, i - 1) : i + 1]:
-                if other._at < slot._until and slot._at < other._until:
-                    raise InvalidArgumentError(
-                        f"slot {slot.id!r} ({slot.start} to {slot.end}) overlaps slot "
-                        f"{other.id!r} ({other.start} to {other.end}) of doctor "
-                        f"{desk.doctor.id!r}"
-                    )
-            now = self._now(aware)
-            day = self._day
-            slot._attach(
-                day.policies.ordering,
-                day.tokens,
-                day.undo,
-                day.policies.reallocation.max_moves,
-            )
-            desk.insert(slot, i)
-            self._slots[slot.id] = slot
-            day.keep(self, "_aware")
-            if day.undo.steps is not None:
-                day.undo.steps.append(functools.partial(self._unadd, slot))
-            self._aware = aware
+            now = self._now(slot.start.tzinfo is not None)
+            self._attach(slot, desk, i)
             self._day.record(
                 SlotAdded,
                 now,
@@ -304,6 +269,53 @@ class Allocator:
             )
             desk.refill(slot, now)
             self._commit()
+
+    def _fit(self, slot: Slot, desk: Desk) -> int:
+        """Where ``slot`` goes among ``desk``'s slots, after the checks every added slot
+        passes, from :meth:`add_slot` or a journal's ``SlotAdded``: a new id, datetimes as
+        aware or naive as the other slots', a start on their date, no overlap with the
+        doctor's other slots. Raises :class:`InvalidArgumentError`. O(log s)."""
+        if slot.id in self._slots:
+            raise InvalidArgumentError(f"slot id {slot.id!r} is already taken")
+        aware = slot.start.tzinfo is not None
+        if self._aware is not None and aware != self._aware:
+            kind = "aware" if self._aware else "naive"
+            raise InvalidArgumentError(
+                f"slot datetimes must be {kind} like the slots already added, "
+                f"got start={slot.start!r}"
+            )
+        if self._slots:
+            date = next(iter(self._slots.values())).start.date()
+            if slot.start.date() != date:
+                raise InvalidArgumentError(
+                    f"slot start must be on {date} like the other slots (an allocator "
+                    f"is one OPD day), got start={slot.start!r}"
+                )
+        i = bisect_left(desk.starts, slot._at)
+        for other in desk.slots[max(0, i - 1) : i + 1]:
+            if other._at < slot._until and slot._at < other._until:
+                raise InvalidArgumentError(
+                    f"slot {slot.id!r} ({slot.start} to {slot.end}) overlaps slot "
+                    f"{other.id!r} ({other.start} to {other.end}) of doctor "
+                    f"{desk.doctor.id!r}"
+                )
+        return i
+
+    def _attach(self, slot: Slot, desk: Desk, i: int) -> None:
+        """Attach ``slot`` as ``desk``'s ``i``-th slot (:meth:`_fit` found ``i``). O(s)."""
+        day = self._day
+        slot._attach(
+            day.policies.ordering,
+            day.tokens,
+            day.undo,
+            day.policies.reallocation.max_moves,
+        )
+        desk.insert(slot, i)
+        self._slots[slot.id] = slot
+        day.keep(self, "_aware")
+        if day.undo.steps is not None:
+            day.undo.steps.append(functools.partial(self._unadd, slot))
+        self._aware = slot.start.tzinfo is not None
 
     # ================================================================ booking
 
@@ -1218,9 +1230,13 @@ class Allocator:
         exactly as the original would under the same policies and clock. O(log n) per
         event, plus :meth:`check_invariants` once at the end.
 
-        Raises :class:`InvalidArgumentError`, and returns nothing half-built, for a
-        malformed event, a gap or a step back in versions, an event that contradicts the
-        state (an unknown token, doctor or slot), or a snapshot of another format.
+        Raises :class:`InvalidArgumentError`, and returns nothing half-built, for
+        ``events`` that is not an iterable of events, a malformed event, a gap or a step
+        back in versions, a call with an event lost, moved or repeated (its events'
+        ``step`` and ``steps``; events stored without them are taken as they are), an
+        event that contradicts the state (an unknown token, doctor or slot, totals that do
+        not add up, a slot that :meth:`add_slot` would refuse), a journal that leads to a
+        state :meth:`from_snapshot` refuses, or a snapshot of another format.
         """
         if snapshot is None:
             alloc = cls(policies=policies, clock=clock)
@@ -1231,7 +1247,7 @@ class Allocator:
             _journal.apply(alloc, values)
             try:
                 _invariants.check(alloc)
-            except AssertionError as error:
+            except AssertionError as error:  # pragma: no cover - apply's checks catch it
                 raise InvalidArgumentError(
                     f"the journal leads to an impossible state: {error}"
                 ) from None
@@ -1241,9 +1257,12 @@ class Allocator:
         """Bring this allocator up to date with journal events (a replica catching up).
 
         Events at or below :attr:`version` are skipped; the rest must follow on without a
-        gap. All or nothing: on an error (as for :meth:`replay`) nothing is applied. The
-        events applied are then delivered to the subscribers, as any change is. O(log n)
-        per event.
+        gap. They are checked as :meth:`replay` checks them, and so is the state they lead
+        to, so a replica accepts exactly what a restart would. All or nothing: on an error
+        nothing is applied. The events applied are then delivered to the subscribers, as
+        any change is. O(log n) per event, plus O(k) at the end for the k tokens, slots,
+        doctors and patients they touched (and the waiting tokens of a slot that closed or
+        whose doctor became unavailable): never a pass over the whole day.
         """
         with self._lock:
             values = _journal.as_events(events)
@@ -1320,15 +1339,14 @@ class Allocator:
         day = self._day
         undo = day.undo
         with self._lock:
-            outbox = day.outbox
-            queued = len(outbox)
+            pending = day.pending
+            queued = len(pending)
             saved = undo.begin()
             try:
                 result = method(*args, **kwargs)
             except BaseException:
                 undo.rollback(saved)
-                while len(outbox) > queued:
-                    outbox.pop()
+                del pending[queued:]
                 raise
             undo.end(saved)
             return result
@@ -1342,6 +1360,8 @@ class Allocator:
         """The call changed something: count it, then deliver its events."""
         day = self._day
         day.version += 1
+        if day.pending:
+            day.seal()
         if day.outbox or day.undo.steps is not None:
             self._deliver()
 

@@ -79,6 +79,12 @@ class Day:
     # patient -> active token id (a Held in the rare case of several).
     active: dict[str, str | Held] = attrs.field(factory=dict)
     subscribers: list[Subscription] = attrs.field(factory=list)
+    # The events of the call in progress, to be built once the call is complete and their
+    # number known: (event class, at, token or None, other fields or None).
+    pending: list[tuple[Callable[..., Event], datetime, Token | None, dict[str, Any] | None]] = (
+        attrs.field(factory=list)
+    )
+    # Events of completed calls, waiting for delivery.
     outbox: deque[Event] = attrs.field(factory=deque)
     seq: int = 0
     version: int = 0
@@ -128,14 +134,29 @@ class Day:
             undo.steps.append(partial(self.tokens.pop, token.id))
 
     def note(self, kind: type[TokenEvent], now: datetime, token: Token) -> None:
-        """Queue a token event for delivery, if anybody listens. O(1)."""
+        """Keep a token event of the call in progress, if anybody listens. O(1)."""
         if self.subscribers:
-            self.outbox.append(kind(at=now, version=self.version + 1, token=token))
+            self.pending.append((kind, now, token, None))
 
     def record(self, make: Callable[..., Event], now: datetime, **fields: Any) -> None:
-        """Queue any event for delivery, if anybody listens. O(1)."""
+        """Keep any event of the call in progress, if anybody listens. O(1)."""
         if self.subscribers:
-            self.outbox.append(make(at=now, version=self.version + 1, **fields))
+            self.pending.append((make, now, None, fields))
+
+    def seal(self) -> None:
+        """The call in progress is complete (``version`` counts it): build its events, each
+        with its ``step`` among the call's ``steps``, and queue them for delivery. O(k) for
+        the call's k events."""
+        pending = self.pending
+        steps = len(pending)
+        version = self.version
+        append = self.outbox.append
+        for step, (make, at, token, fields) in enumerate(pending, 1):
+            if fields is None:
+                append(make(at=at, version=version, step=step, steps=steps, token=token))
+            else:
+                append(make(at=at, version=version, step=step, steps=steps, **fields))
+        pending.clear()
 
     # ------------------------------------------------------------ the patient index
     # One active token is stored as its id; several as a Held, filed by the duplicate rule's

@@ -9,7 +9,6 @@ snapshot), so a replica ends where the original ended, whatever the policies.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
@@ -18,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from ._check import MAX_MINUTES
 from ._check import shown as _show
 from ._desk import Desk
+from ._possible import Touched, check_touched
 from ._slot import MAX_SEQ, Slot
 from ._snapshot import _Reader, _Times, datetime_to_text
 from ._values import Doctor, Priority, Source, Token, TokenStatus
@@ -78,6 +79,16 @@ KINDS: Final[dict[str, type[Event]]] = {
 
 _HELD = (TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED)
 
+#: The statuses a token event's token may have, by kind (the others: any).
+_STATUS: Final[dict[type[TokenEvent], frozenset[TokenStatus]]] = {
+    TokenBooked: frozenset({TokenStatus.BOOKED, TokenStatus.CHECKED_IN}),
+    TokenWaitlisted: frozenset({TokenStatus.WAITLISTED}),
+    TokenCalled: frozenset({TokenStatus.IN_CONSULTATION}),
+    TokenCompleted: frozenset({TokenStatus.COMPLETED}),
+    TokenCancelled: frozenset({TokenStatus.CANCELLED}),
+    TokenNoShow: frozenset({TokenStatus.NO_SHOW}),
+}
+
 
 # ============================================================================ to and from dicts
 
@@ -109,7 +120,19 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return data
 
 
+_TOKEN_FIELDS: Final = frozenset(f.name for f in attrs.fields(Token))
+_DOCTOR_FIELDS: Final = frozenset(f.name for f in attrs.fields(Doctor))
+
+
+def _no_extra(item: _Reader, fields: frozenset[str], what: str) -> None:
+    """Refuse a key of ``item`` that is not one of ``fields``, as at the top level."""
+    extra = sorted(str(key) for key in item.data if key not in fields)
+    if extra:
+        raise InvalidArgumentError(f"{item.path}.{extra[0]} is not a field of {what}")
+
+
 def _token(item: _Reader) -> Token:
+    _no_extra(item, _TOKEN_FIELDS, "Token")
     return Token(
         id=item.ident("id"),
         patient_id=item.ident("patient_id"),
@@ -130,6 +153,7 @@ def _token(item: _Reader) -> Token:
 
 
 def _doctor(item: _Reader) -> Doctor:
+    _no_extra(item, _DOCTOR_FIELDS, "Doctor")
     return item.build(
         Doctor,
         item.ident("id"),
@@ -161,7 +185,16 @@ def _event_from_dict(data: Mapping[str, Any], times: _Times) -> Event:
     if extra:
         raise InvalidArgumentError(f"event.{extra[0]} is not a field of {name}")
     values: dict[str, Any] = {"at": item.when("at"), "version": item.count("version", 1)}
-    for field in sorted(fields - {"at", "version"}):
+    numbered = [key for key in ("step", "steps") if key in data]
+    if len(numbered) == 1:  # a journal stored before events were numbered has neither
+        raise InvalidArgumentError(
+            f"event.{'steps' if numbered == ['step'] else 'step'} is missing "
+            f"(event.{numbered[0]} is given)"
+        )
+    if numbered:
+        steps = values["steps"] = item.count("steps", 1)
+        values["step"] = item.count("step", 1, steps)
+    for field in sorted(fields - {"at", "version", "step", "steps"}):
         if field == "token":
             values[field] = _token(_Reader(item._get("token"), "event.token", item.times))
         elif field == "doctor":
@@ -185,44 +218,73 @@ def _event_from_dict(data: Mapping[str, Any], times: _Times) -> Event:
 
 
 class _Replay:
-    """Applies events, in order, to an allocator's state, checking each against it."""
+    """Applies events, in order, to an allocator's state, checking each against it, and
+    notes what they touched for the check at the end (:mod:`opd_engine._possible`)."""
 
     def __init__(self, alloc: Allocator) -> None:
         self.alloc = alloc
         self.day = alloc._day
         self.where = ""
+        self.touched = Touched()
 
     def fail(self, message: str) -> InvalidArgumentError:
         return InvalidArgumentError(f"{self.where}: {message}")
 
-    def apply(self, event: Event, index: int) -> None:
-        self.where = f"event {index} ({type(event).__name__}, version {event.version})"
+    def apply(self, event: Event) -> None:
+        touched = self.touched
         if isinstance(event, TokenEvent):
             self.token(event)
         elif isinstance(event, DoctorAdded):
             self.doctor_added(event)
+            touched.doctors.add(event.doctor.id)
         elif isinstance(event, SlotAdded):
             self.slot_added(event)
+            touched.slots.add(event.slot_id)
         elif isinstance(event, SlotResized):
             slot = self.slot(event.slot_id)
-            if slot.capacity != event.old_capacity:
+            if slot.capacity != event.old_capacity or event.capacity == event.old_capacity:
                 raise self.fail(
-                    f"slot {event.slot_id!r} has capacity {slot.capacity}, not {event.old_capacity}"
+                    f"slot {event.slot_id!r} has capacity {slot.capacity}: it cannot change "
+                    f"from {event.old_capacity} to {event.capacity}"
                 )
             slot._set_capacity(event.capacity)
+            touched.slots.add(slot.id)
         elif isinstance(event, SlotClosed):
-            self.slot(event.slot_id)._close()
+            slot = self.slot(event.slot_id)
+            if slot._closed:
+                raise self.fail(f"slot {event.slot_id!r} is closed already")
+            slot._close()
+            touched.slots.add(slot.id)
         elif isinstance(event, PlacesGranted):
-            self.slot(event.slot_id)._grant(event.elastic)
+            slot = self.slot(event.slot_id)
+            if event.elastic <= slot._elastic:
+                raise self.fail(
+                    f"slot {event.slot_id!r} has {slot._elastic} places granted already: "
+                    f"a grant makes them more, not {event.elastic}"
+                )
+            slot._grant(event.elastic)
+            touched.slots.add(slot.id)
         elif isinstance(event, DoctorDelayed):
             desk = self.desk(event.doctor_id)
+            before = desk.delay // timedelta(minutes=1)
+            total = before + event.minutes
+            if event.minutes < 1 or event.total_minutes != total or total > MAX_MINUTES:
+                raise self.fail(
+                    f"doctor {event.doctor_id!r} is {before} minutes late: {event.minutes} "
+                    f"more cannot make {event.total_minutes} in all (at most {MAX_MINUTES})"
+                )
             self.day.keep(desk, "delay")
-            desk.delay = timedelta(minutes=event.total_minutes)
+            desk.delay = timedelta(minutes=total)
         else:
             assert isinstance(event, DoctorUnavailable | DoctorAvailable)
             desk = self.desk(event.doctor_id)
+            available = isinstance(event, DoctorAvailable)
+            if desk.available == available:
+                state = "available" if available else "unavailable"
+                raise self.fail(f"doctor {event.doctor_id!r} is {state} already")
             self.day.keep(desk, "available")
-            desk.available = isinstance(event, DoctorAvailable)
+            desk.available = available
+            touched.doctors.add(desk.doctor.id)
 
     def desk(self, doctor_id: str) -> Desk:
         desk = self.alloc._desks.get(doctor_id)
@@ -248,30 +310,17 @@ class _Replay:
             day.undo.steps.append(lambda: day.departments.pop(doctor.id))
 
     def slot_added(self, event: SlotAdded) -> None:
-        alloc, day = self.alloc, self.day
+        """Add the slot through the checks :meth:`Allocator.add_slot` makes (its id, its
+        date, its overlaps, its datetimes' awareness), without the refill: the events
+        that follow say where tokens went."""
+        alloc = self.alloc
         desk = self.desk(event.doctor_id)
-        if event.slot_id in alloc._slots:
-            raise self.fail(f"slot {event.slot_id!r} is already there")
         try:
             slot = Slot(event.slot_id, event.doctor_id, event.start, event.end, event.capacity)
+            index = alloc._fit(slot, desk)
         except OPDError as error:
             raise self.fail(str(error)) from None
-        aware = slot.start.tzinfo is not None
-        if alloc._aware is not None and aware != alloc._aware:
-            raise self.fail("naive and aware datetimes mixed")
-        index = bisect_left(desk.starts, slot._at)  # as add_slot finds it
-        for other in desk.slots[max(0, index - 1) : index + 1]:
-            if other._at < slot._until and slot._at < other._until:
-                raise self.fail(f"slot {slot.id!r} overlaps slot {other.id!r}")
-        slot._attach(
-            day.policies.ordering, day.tokens, day.undo, day.policies.reallocation.max_moves
-        )
-        desk.insert(slot, index)
-        alloc._slots[slot.id] = slot
-        day.keep(alloc, "_aware")
-        alloc._aware = aware
-        if day.undo.steps is not None:
-            day.undo.steps.append(lambda: alloc._slots.pop(slot.id))
+        alloc._attach(slot, desk, index)
 
     # ------------------------------------------------------------------ tokens
 
@@ -291,13 +340,28 @@ class _Replay:
             slot = self.slot(new.slot_id)
             if slot.doctor_id != new.doctor_id:
                 raise self.fail(f"slot {slot.id!r} is not a slot of doctor {new.doctor_id!r}")
+        problem = self.disagreement(event, old)
+        if problem is not None:
+            raise self.fail(f"token {new.id!r} {problem}")
+        touched = self.touched
+        touched.tokens.add(new.id)
+        touched.patients.add(new.patient_id)
+        if old is not None and old.slot_id is not None:
+            touched.slots.add(old.slot_id)
+        if new.slot_id is not None:
+            touched.slots.add(new.slot_id)
         placed = new.status.waiting or new.status in _HELD
         if placed and slot is None:
             raise self.fail(f"token {new.id!r} is {new.status.name} without a slot")
         if new.status is TokenStatus.WAITLISTED and new.slot_id is not None:
             raise self.fail(f"token {new.id!r} is waitlisted in slot {new.slot_id!r}")
-        if old is not None and (old.patient_id, old.number) != (new.patient_id, new.number):
-            raise self.fail(f"token {new.id!r} changes patient or number")
+        if old is not None and (old.patient_id, old.number, old.source, old.booked_at) != (
+            new.patient_id,
+            new.number,
+            new.source,
+            new.booked_at,
+        ):
+            raise self.fail(f"token {new.id!r} changes patient, number, source or booking time")
         if new.seq > MAX_SEQ:
             raise self.fail(f"token {new.id!r} has seq {new.seq}, above the largest, {MAX_SEQ}")
         held_there = (
@@ -305,6 +369,7 @@ class _Replay:
             and old.status in _HELD
             and new.status in _HELD
             and old.slot_id == new.slot_id
+            and old.priority is new.priority  # the slot counts a held token by priority
         )
         if old is not None:
             self.leave(old, keep_place=held_there)
@@ -336,6 +401,38 @@ class _Replay:
         elif old is not None and old.status.active and not new.status.active:
             day.deactivate(old)
 
+    @staticmethod
+    def disagreement(event: TokenEvent, old: Token | None) -> str | None:
+        """How the event's kind and its other fields disagree with the token it carries
+        and the token as it was, or None. O(1)."""
+        new = event.token
+        status = new.status
+        expected = _STATUS.get(type(event))
+        if expected is not None and status not in expected:
+            return f"is {status.name} after {type(event).__name__}"
+        if isinstance(event, TokenCheckedIn) and new.checked_in_at is None:
+            return "has no checked_in_at after TokenCheckedIn"
+        if old is None:
+            return None
+        if isinstance(event, TokenMoved) and (event.from_slot_id, event.to_slot_id) != (
+            old.slot_id,
+            new.slot_id,
+        ):
+            return (
+                f"moves from {old.slot_id!r} to {new.slot_id!r}, not from "
+                f"{event.from_slot_id!r} to {event.to_slot_id!r}"
+            )
+        if isinstance(event, TokenRetriaged) and not (
+            event.old_priority is old.priority is not new.priority
+        ):
+            return (
+                f"was {old.priority.name}: it cannot be retriaged from "
+                f"{event.old_priority.name} to {new.priority.name}"
+            )
+        if isinstance(event, TokenCallMissed) and new.missed_calls != old.missed_calls + 1:
+            return f"had missed {old.missed_calls} calls: one more is not {new.missed_calls}"
+        return None
+
     def leave(self, token: Token, *, keep_place: bool) -> None:
         desk = self.alloc._desks[token.doctor_id]
         if token.status.waiting or token.status is TokenStatus.WAITLISTED:
@@ -364,8 +461,12 @@ class _Replay:
                 desk.current = token.id
 
 
-def as_events(events: Iterable[Event | Mapping[str, Any]]) -> list[Event]:
+def as_events(events: object) -> list[Event]:
     """Events given as values or as :func:`event_to_dict` dicts, as values. O(n)."""
+    if isinstance(events, str | bytes | Mapping) or not isinstance(events, Iterable):
+        raise InvalidArgumentError(
+            f"events must be an iterable of events or event dicts, got events={_show(events)}"
+        )
     times = _Times()
     result = []
     for index, item in enumerate(events):
@@ -385,11 +486,44 @@ def as_events(events: Iterable[Event | Mapping[str, Any]]) -> list[Event]:
     return result
 
 
+def _out_of_place(event: Event, previous: Event | None) -> str | None:
+    """How ``event`` is not the step that follows ``previous``, the event before it in the
+    same call (None: ``event`` opens its call), or None. O(1).
+
+    A call's events are numbered 1 to ``steps``, so a journal that lost, moved or repeated
+    one of them is refused. Events stored before they were numbered have 0 for both and
+    are taken as they are (a whole call is, never half of one).
+    """
+    step, steps = event.step, event.steps
+    if not 0 <= step <= steps or (step == 0) != (steps == 0):
+        return f"has step {step} of {steps}: a step is 1 to steps, or both are 0"
+    if previous is None:
+        if step > 1:
+            return (
+                f"is step {step} of {steps}, yet opens its call: the journal lost or moved "
+                "the call's first event"
+            )
+        return None
+    if previous.steps != steps:
+        return (
+            f"is step {step} of {steps}, but the event before it in its call is step "
+            f"{previous.step} of {previous.steps}"
+        )
+    if steps and step != previous.step + 1:
+        return (
+            f"is step {step} of {steps}, after step {previous.step}: the journal lost, moved "
+            "or repeated an event of this call"
+        )
+    return None
+
+
 def apply(alloc: Allocator, events: list[Event]) -> list[Event]:
-    """Apply the events newer than ``alloc``'s version to ``alloc``, in order; returns those
+    """Apply the events newer than ``alloc``'s version to ``alloc``, in order, then check
+    the state they lead to (:func:`~opd_engine._possible.check_touched`); returns those
     applied. Older ones are skipped; the rest must follow on without a gap (the events of
-    one call share its version, the next call's carry the next). The caller holds the lock
-    and, to make it all or nothing, records the undo log. O(log n) per event."""
+    one call share its version and are its steps 1 to ``steps``, the next call's carry the
+    next version). The caller holds the lock and, to make it all or nothing, records the
+    undo log. O(log n) per event."""
     for earlier, later in pairwise(events):
         if later.version < earlier.version:
             raise InvalidArgumentError(
@@ -398,21 +532,43 @@ def apply(alloc: Allocator, events: list[Event]) -> list[Event]:
     current = alloc._day.version
     fresh = [event for event in events if event.version > current]
     replay = _Replay(alloc)
+    previous: Event | None = None
     for index, event in enumerate(fresh):
-        if event.version == current + 1:
-            current = event.version  # the first event of the next call
+        replay.where = f"event {index} ({type(event).__name__}, version {event.version})"
+        if event.version == current + 1:  # the first event of the next call
+            if previous is not None and previous.step != previous.steps:
+                raise _unfinished(previous)
+            current = event.version
+            previous = None
         elif event.version != current or index == 0:
             raise InvalidArgumentError(
                 f"event {index} ({type(event).__name__}) has version {event.version}: the "
                 f"journal must go on from version {current} without a gap"
             )
+        problem = _out_of_place(event, previous)
+        if problem is not None:
+            raise replay.fail(problem)
         try:
-            replay.apply(event, index)
+            replay.apply(event)
         except InvalidArgumentError:
             raise
         except (LookupError, ValueError, TypeError, AssertionError) as error:
             raise replay.fail(
                 f"it contradicts the state ({type(error).__name__}: {error})"
             ) from None
+        previous = event
+    if previous is not None and previous.step != previous.steps:
+        raise _unfinished(previous)
+    try:
+        check_touched(alloc, replay.touched)
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(f"the journal leads to an impossible state: {error}") from None
     alloc._day.version = current
     return fresh
+
+
+def _unfinished(last: Event) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"the call of version {last.version} has {last.steps} events, but the journal has "
+        f"only {last.step} of them: it lost the last"
+    )

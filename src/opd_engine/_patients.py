@@ -79,6 +79,15 @@ class Held:
                 return token_id
         return None
 
+    def crowded(self) -> list[str]:
+        """The scopes holding more than one non-emergency token (which the duplicate rule
+        forbids), in no particular order. O(s) for the s scopes the tokens are in."""
+        return [
+            scope
+            for scope, entries in self._scopes.items()
+            if len(entries) > 1 and not entries[1][0]  # the second is not an emergency
+        ]
+
     def _check(self) -> None:
         """Assert the structure's own invariants. O(k log k)."""
         assert len(self._filed) >= 2, "a patient with one active token is held by its id"

@@ -40,6 +40,7 @@ import attrs
 from ._check import EARLIEST, LATEST, MAX_MINUTES, check_id
 from ._check import shown as _show
 from ._desk import Desk
+from ._possible import IN_A_SLOT, status_problem
 from ._slot import MAX_SEQ, Slot
 from ._values import Doctor, Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError
@@ -467,55 +468,10 @@ def _token(alloc: Allocator, item: _Reader, seq_counter: int, seqs: dict[int, st
         called_at=item.maybe_when("called_at"),
         completed_at=item.maybe_when("completed_at"),
     )
-    problem = _status_problem(token, holder, slot)
+    problem = status_problem(token, holder, slot)
     if problem is not None:
         raise InvalidArgumentError(f"{path} is {token.status.name} but {problem}")
     return token
-
-
-_IN_A_SLOT: Final = frozenset(
-    {
-        TokenStatus.BOOKED,
-        TokenStatus.CHECKED_IN,
-        TokenStatus.IN_CONSULTATION,
-        TokenStatus.COMPLETED,
-    }
-)
-_ARRIVED: Final = frozenset(
-    {TokenStatus.CHECKED_IN, TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED}
-)
-_CALLED: Final = frozenset({TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED})
-
-
-def _status_problem(token: Token, holder: Desk, slot: Slot | None) -> str | None:
-    """What about ``token`` contradicts its status, or None. O(1)."""
-    status = token.status
-    if status is TokenStatus.WAITLISTED and token.slot_id is not None:
-        return f"has slot_id {token.slot_id!r}: a waitlisted token has no slot"
-    if status in _IN_A_SLOT and token.slot_id is None:
-        return "has no slot_id: it holds a place in a slot"
-    if status is TokenStatus.BOOKED and token.checked_in_at is not None:
-        return "has a checked_in_at: a booked patient has not arrived"
-    if status in _ARRIVED and token.checked_in_at is None:
-        return "has no checked_in_at: only an arrived patient is checked in or called"
-    if status in _CALLED and token.called_at is None:
-        return "has no called_at: it was never called"
-    if (status is TokenStatus.COMPLETED) != (token.completed_at is not None):
-        if status is TokenStatus.COMPLETED:
-            return "has no completed_at"
-        return "has a completed_at: only a completed consultation has one"
-    if status is TokenStatus.IN_CONSULTATION and holder.current != token.id:
-        return f"doctor {token.doctor_id!r} is consulting {holder.current!r}"
-    if status.waiting and token.missed_calls == 0:
-        # Leaving or closing moves every waiting token out; only a missed call sends one back.
-        if not holder.available:
-            return (
-                f"waits in slot {token.slot_id!r} of doctor {token.doctor_id!r}, who is "
-                "unavailable, and missed no call"
-            )
-        if slot is not None and slot._closed:
-            return f"waits in slot {token.slot_id!r}, which is closed, and missed no call"
-    return None
 
 
 def _place(alloc: Allocator, token: Token, now: datetime | None) -> None:
@@ -529,5 +485,5 @@ def _place(alloc: Allocator, token: Token, now: datetime | None) -> None:
     elif status.waiting:
         assert now is not None
         alloc._slots[token.slot_id]._add(token, now)  # type: ignore[index]
-    elif status in _IN_A_SLOT:
+    elif status in IN_A_SLOT:
         alloc._slots[token.slot_id]._hold(token)  # type: ignore[index]

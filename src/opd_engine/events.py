@@ -1,9 +1,11 @@
 """Events: what changed, delivered to subscribers after each change is complete.
 
-Every event is a frozen value with ``at`` (the allocator's clock when the call began) and
+Every event is a frozen value with ``at`` (the allocator's clock when the call began),
 ``version`` (the allocator's :attr:`~opd_engine.Allocator.version` after the call that
-emitted it; all events of one call share it). Token events carry ``token``, the token's
-value just after that step, and ``token_id``.
+emitted it; all events of one call share it), and ``step`` and ``steps``: its place in its
+call, 1 to ``steps``, the number of events the call emitted. A journal proves itself whole
+with them: replay refuses a call with an event missing, moved or repeated. Token events
+carry ``token``, the token's value just after that step, and ``token_id``.
 A host system persists or notifies from these; the library itself never does.
 
 Events of one call are delivered in the order the changes happened, and only once the whole
@@ -71,11 +73,18 @@ class MoveReason(Enum):
 
 @attrs.frozen(kw_only=True)
 class Event:
-    """Base of every event: ``at`` is the allocator's clock when the call began, and
-    ``version`` the allocator's version after the call (shared by all its events)."""
+    """Base of every event: ``at`` is the allocator's clock when the call began,
+    ``version`` the allocator's version after the call (shared by all its events), and
+    ``step`` its place among the call's ``steps`` events (1 to ``steps``).
+
+    ``step`` and ``steps`` are 0 in an event read from a journal stored before events were
+    numbered: replay takes such a call's events as they are, without the check.
+    """
 
     at: datetime
     version: int
+    step: int = 0
+    steps: int = 0
 
 
 @attrs.frozen(kw_only=True)
