@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import tracemalloc
 import unicodedata
 from collections.abc import Callable
@@ -729,3 +730,37 @@ def test_the_refused_characters_are_exactly_unicode_categories_cc_and_cs() -> No
     }
     assert refused == expected
     assert len(refused) == 65 + 2048
+
+
+def test_a_slot_s_display_waits_for_the_change_in_progress(clock: Clock) -> None:
+    """Issue: "Slot._repr_html_() (what a notebook displays) reads without the lock, and
+    raises KeyError within a few renders while another thread reschedules". Reads for
+    display take the allocator's lock: while a call is in progress (here, held open by a
+    subscriber, which runs under the lock), another thread's render waits for it, then
+    shows the finished change."""
+    alloc = Allocator(clock=clock)
+    alloc.add_doctor(DOCTORS[0])
+    alloc.add_slot(Slot("S", DOCTORS[0].id, at(9), at(10), 3))
+    slot = alloc.slot("S")
+    shown: dict[str, str] = {}
+    rendered = threading.Event()
+
+    def render() -> None:
+        shown["html"] = slot._repr_html_()
+        shown["repr"] = repr(slot)
+        rendered.set()
+
+    reader = threading.Thread(target=render)
+
+    def during_the_call(event: Event) -> None:
+        if not reader.is_alive() and "html" not in shown:
+            reader.start()
+            reader.join(0.05)  # were the render not to wait, it would be done by now
+            shown["rendered during the call"] = str(rendered.is_set())
+
+    alloc.subscribe(during_the_call)
+    alloc.book("P1", DOCTORS[0].id, source=Source.ONLINE)
+    reader.join()
+    assert shown["rendered during the call"] == "False"
+    assert "1/3 held" in shown["repr"]  # the finished booking
+    assert "D1-001" in shown["html"]

@@ -309,6 +309,7 @@ class Allocator:
             day.tokens,
             day.undo,
             day.policies.reallocation.max_moves,
+            self._lock,
         )
         desk.insert(slot, i)
         self._slots[slot.id] = slot

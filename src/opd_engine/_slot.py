@@ -7,6 +7,7 @@ of the underscored methods; everybody else sees a slot through its read-only pro
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from functools import partial
 from heapq import heappop, heappush, merge
@@ -91,6 +92,10 @@ def _check_end(instance: Slot, attribute: Any, value: Any) -> None:
         )
 
 
+#: A detached slot's lock: nobody else changes it.
+_UNLOCKED: Final[AbstractContextManager[object]] = nullcontext()
+
+
 @final
 @attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class Slot:
@@ -154,6 +159,8 @@ class Slot:
     _static: bool = attrs.field(init=False, default=False)  # StrictPriority: nobody ages
     _aged_keys: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
+    # The lock of the allocator the slot belongs to: reads for display take it.
+    _lock: AbstractContextManager[object] = attrs.field(init=False, default=_UNLOCKED)
     # Closed by close_slot: no bookings, no refills, never reopened.
     _closed: bool = attrs.field(init=False, default=False)
     # Places granted past the capacity policy to non-emergencies: the idle-fill rule, an
@@ -251,18 +258,20 @@ class Slot:
         return self._sources.get(source, 0)
 
     def _repr_html_(self) -> str:
-        """The slot's figures and waiting tokens for notebooks (escaped, at most 50 rows).
-        O(n)."""
-        tokens, ids = self._tokens, self._ids
-        waiting = [tokens[ids[key & SEQ_MASK]] for key in merge(self._absent, self._arrived)]
-        return _display.slot_html(self, waiting)
+        """The slot's figures and waiting tokens for notebooks (escaped, at most 50 rows),
+        read under the allocator's lock. O(n)."""
+        with self._lock:
+            tokens, ids = self._tokens, self._ids
+            waiting = [tokens[ids[key & SEQ_MASK]] for key in merge(self._absent, self._arrived)]
+            return _display.slot_html(self, waiting)
 
     def __repr__(self) -> str:
-        return (
-            f"<Slot {self.id!r} of {self.doctor_id!r} {self.start:%Y-%m-%d %H:%M}-"
-            f"{self.end:%H:%M}, {self.occupancy}/{self.capacity} held, "
-            f"{self.waiting} waiting>"
-        )
+        with self._lock:
+            return (
+                f"<Slot {self.id!r} of {self.doctor_id!r} {self.start:%Y-%m-%d %H:%M}-"
+                f"{self.end:%H:%M}, {self.occupancy}/{self.capacity} held, "
+                f"{self.waiting} waiting>"
+            )
 
     # ----------------------------------------------------------------- allocator only
 
@@ -272,7 +281,9 @@ class Slot:
         tokens: Mapping[str, Token],
         undo: Undo | None,
         protect_at: int = 2**62,
+        lock: AbstractContextManager[object] = _UNLOCKED,
     ) -> None:
+        self._lock = lock
         self._ordering = ordering
         self._seq_keyed = type(ordering) in _SEQ_KEYED
         self._static = type(ordering) is StrictPriority

@@ -367,7 +367,11 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
                 f"allocator is one OPD day), got {slot.start.isoformat()!r}"
             )
         slot._attach(
-            day.policies.ordering, day.tokens, day.undo, day.policies.reallocation.max_moves
+            day.policies.ordering,
+            day.tokens,
+            day.undo,
+            day.policies.reallocation.max_moves,
+            alloc._lock,
         )
         owner.slots.append(slot)
         slots[slot.id] = slot
