@@ -208,7 +208,9 @@ class Worker:
             self.snapshot_round_trip()
         elif choice == 6:
             assert alloc.token(token_id).id == token_id
-            alloc.slot(rng.choice(self.slot_ids))
+            shown = alloc.slot(rng.choice(self.slot_ids))
+            shown._repr_html_()  # what a notebook shows, while other threads change it
+            repr(shown)
             alloc.doctor(rng.choice(DOCTORS).id)
             alloc.slots(rng.choice(DOCTORS).id)
             alloc.doctors()
