@@ -14,8 +14,6 @@ from typing import Final, final
 
 from sortedcontainers import SortedList
 
-__all__ = ["WHOLE_DAY", "Held", "HeldKey"]
-
 #: The scope of every token under ``Duplicates.ONE``.
 WHOLE_DAY: Final = ""
 
