@@ -235,6 +235,15 @@ class Slot:
         """Checked-in emergencies waiting to be called. O(log n)."""
         return self._arrived.bisect_left(_FIRST_NORMAL)
 
+    def _first_present_emergency(self) -> int | None:
+        """The smallest ``seq`` of the checked-in emergencies waiting, or None. O(1)."""
+        arrived = self._arrived
+        if arrived:
+            key = arrived[0]
+            if key < _FIRST_NORMAL:
+                return key & SEQ_MASK
+        return None
+
     @property
     def emergencies(self) -> int:
         """Emergency tokens holding a place. O(1)."""
@@ -843,6 +852,15 @@ class Waitlist:
         """The id of the first present patient in waitlist order, or None. O(log n)."""
         present = self._present
         return self._ids[present[0] & SEQ_MASK] if present else None
+
+    def first_present_emergency(self) -> str | None:
+        """The id of the present emergency with the smallest ``seq``, or None. O(1)."""
+        present = self._present
+        if present:
+            key = present[0]
+            if key < _FIRST_NORMAL:
+                return self._ids[key & SEQ_MASK]
+        return None
 
     def position(self, token: Token) -> int:
         """1-based place. O(c log n) for c classes."""
