@@ -1623,6 +1623,25 @@ def test_a_waitlisted_emergency_ranks_by_slot_then_seq(build: Build, clock: Cloc
     alloc.check_invariants()
 
 
+def test_close_slot_moves_an_emergency_to_an_open_slot_not_the_waitlist(
+    alloc: Allocator, clock: Clock
+) -> None:
+    """retriage, close_slot and mark_unavailable: "an emergency waits on a waitlist only
+    where no open slot can take it". D3, the only cardiologist, closes its last slot: the
+    emergency waiting there goes to the doctor's current slot and is called first."""
+    clock.now = at(10, 15)
+    standard = alloc.book("S", "D3", "D3@10")  # present
+    emergency = alloc.book("E", "D3", "D3@11", priority=EMERGENCY)
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    alloc.close_slot("D3@11")
+    assert moves(events) == [(emergency.id, "D3@11", "D3@10", MoveReason.SLOT_CLOSED)]
+    assert alloc.waitlist("D3") == []
+    called = [alloc.call_next("D3") for _ in range(2)]
+    assert ids(t for t in called if t is not None) == [emergency.id, standard.id]
+    alloc.check_invariants()
+
+
 def test_an_emergency_reassigned_to_a_colleague_s_waitlist_is_called_first(
     alloc: Allocator, clock: Clock
 ) -> None:

@@ -1144,7 +1144,11 @@ class Model:
         self.event("SlotClosed", slot_id)
         for token in self.queue(slot):
             if token.priority is Priority.EMERGENCY:
-                onward = next(iter(self.open_slots(slot.doctor_id, after=slot)), None)
+                # A later open slot, else the doctor's current one (never a waitlist while
+                # an open slot can take it).
+                opened = self.open_slots(slot.doctor_id)
+                later = [s for s in opened if s.start > slot.start]
+                onward: MSlot | None = (later or opened)[0] if opened else None
             else:
                 onward = self.first_with_room(slot.doctor_id, token.source, after=slot)
             if onward is None:

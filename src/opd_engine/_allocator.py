@@ -939,7 +939,10 @@ class Allocator:
         Its waiting tokens, in standing order, move (``MoveReason.SLOT_CLOSED``) to the
         doctor's later open slots with room, else as :meth:`mark_unavailable` moves them
         (an available doctor of the same department), else to the doctor's waitlist; none
-        is cancelled. The patient in consultation, if any, stays. Booking the slot then
+        is cancelled. An emergency needs no room: it goes to the doctor's next later open
+        slot, else to the doctor's current open slot, and only then as
+        :meth:`mark_unavailable` moves it, so it waits on a waitlist only where no open
+        slot can take it. The patient in consultation, if any, stays. Booking the slot then
         raises :class:`SlotClosedError`; it never reopens. Emits :class:`SlotClosed`; a
         closed slot changes nothing. O(k * (d * s + log n)) for k tokens moved.
         """
@@ -956,7 +959,11 @@ class Allocator:
             for token_id in list(slot._standing(now)):
                 token = tokens[token_id]
                 if token.priority is EMERGENCY:
+                    # A later open slot, else the current one: never a waitlist while an
+                    # open slot of the doctor can take it.
                     onward = next(desk.open_slots(now, slot), None)
+                    if onward is None:
+                        onward = desk.emergency_slot(now)
                 else:
                     onward = desk.first_with_room(token.source, token.priority, now, after=slot)
                 if onward is not None:
