@@ -422,8 +422,7 @@ class Desk:
         day = self.day
         if self.current is not None:
             self.finish(day.tokens[self.current], now)
-        waiting = self.waitlist.first_present_emergency()
-        seated = None if waiting is None else self.seat_emergency(day.tokens[waiting], now)
+        seated = self.seat_emergency(now) if self.waitlist.emergencies else None
         if seated is not None:
             token = seated
             slot = self.slot_index[token.slot_id]  # type: ignore[index]
@@ -448,15 +447,18 @@ class Desk:
             day.note(TokenCalled, now, called)
         return called
 
-    def seat_emergency(self, token: Token, now: datetime) -> Token | None:
-        """Seat ``token``, the waitlist's present emergency of smallest ``seq``, where the
-        idle-fill rule seats (whether the rule is on or off), if it ranks before every
-        present emergency in the slots by (slot start, ``seq``), as if it already waited in
-        that slot; None (nothing changes) if it does not, or no slot can seat it. O(log n).
+    def seat_emergency(self, now: datetime) -> Token | None:
+        """Seat the waitlist's present emergency of smallest ``seq`` where the idle-fill
+        rule seats (whether the rule is on or off), if it ranks before every present
+        emergency in the slots by (slot start, ``seq``), as if it already waited in that
+        slot; None (nothing changes) if it does not, no slot can seat it, or none waits.
+        O(log n).
         """
+        token_id = self.waitlist.first_present_emergency()
         seat = self.seat_slot(now)
-        if seat is None:
+        if token_id is None or seat is None:
             return None
+        token = self.day.tokens[token_id]
         urgent = self.urgent
         if urgent:
             start, slot_id = urgent[0]

@@ -767,7 +767,7 @@ class Waitlist:
     never once per token; the waitlist order is their merge.
     """
 
-    __slots__ = ("_classes", "_heads", "_ids", "_present", "_undo")
+    __slots__ = ("_classes", "_heads", "_ids", "_present", "_undo", "emergencies")
 
     def __init__(self, undo: Undo | None = None) -> None:
         # seq -> id of every waitlisted token.
@@ -779,6 +779,8 @@ class Waitlist:
         # The keys of the tokens whose patients are present (checked_in_at set): idle-fill
         # calls them.
         self._present: SortedList[WaitKey] = SortedList()
+        # How many of them are emergencies: read by every call, so a plain count.
+        self.emergencies = 0
         self._undo = undo
 
     def __len__(self) -> int:
@@ -796,6 +798,8 @@ class Waitlist:
         self._ids[token.seq] = token.id
         if token.checked_in_at is not None:
             self._present.add(key)
+            if key < _FIRST_NORMAL:
+                self.emergencies += 1
         group_class = (token.source, token.priority)
         group = self._classes.get(group_class)
         if group is None:
@@ -814,6 +818,8 @@ class Waitlist:
         del self._ids[token.seq]
         if token.checked_in_at is not None:
             self._present.remove(key)
+            if key < _FIRST_NORMAL:
+                self.emergencies -= 1
         group_class = (token.source, token.priority)
         group = self._classes[group_class]
         group.remove(key)
@@ -829,9 +835,17 @@ class Waitlist:
         """A waitlisted patient is present now. O(log n)."""
         key = token.priority << SEQ_BITS | token.seq
         self._present.add(key)
+        if key < _FIRST_NORMAL:
+            self.emergencies += 1
         undo = self._undo
         if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._present.remove, key))
+            undo.steps.append(partial(self._depart, key))
+
+    def _depart(self, key: WaitKey) -> None:
+        """Undo :meth:`arrive`. O(log n)."""
+        self._present.remove(key)
+        if key < _FIRST_NORMAL:
+            self.emergencies -= 1
 
     def first_admitted(self, admits: Callable[[Source, Priority], bool]) -> str | None:
         """The id of the first token, in waitlist order, whose (source, priority) class
@@ -855,12 +869,7 @@ class Waitlist:
 
     def first_present_emergency(self) -> str | None:
         """The id of the present emergency with the smallest ``seq``, or None. O(1)."""
-        present = self._present
-        if present:
-            key = present[0]
-            if key < _FIRST_NORMAL:
-                return self._ids[key & SEQ_MASK]
-        return None
+        return self._ids[self._present[0] & SEQ_MASK] if self.emergencies else None
 
     def position(self, token: Token) -> int:
         """1-based place. O(c log n) for c classes."""
