@@ -1539,6 +1539,130 @@ def test_idle_fill_off_is_the_strict_rule(clock: Clock) -> None:
     assert called.id == walk_in.id
 
 
+def test_idle_fill_never_seats_a_token_into_a_closed_slot(clock: Clock) -> None:
+    """Idle-fill rule: "Idle-fill never seats a token into a closed slot ...: if the current
+    slot is closed, it uses the doctor's earliest open slot that has not ended, and with
+    none it calls nobody (None)"."""
+    alloc = one_place_day(clock, Policies(on_full=OnFull.WAITLIST))
+    alloc.book("A", "D1", "D1@09", source=ONLINE)
+    alloc.book("X", "D1", "D1@10", source=ONLINE)
+    first = alloc.book("B", "D1")  # present, waitlisted
+    second = alloc.book("C", "D1")  # present, waitlisted
+    clock.now = at(9, 20)
+    alloc.close_slot("D1@09")  # the current slot closes
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert (called.id, called.slot_id) == (first.id, "D1@10")  # the earliest open slot
+    alloc.close_slot("D1@10")  # no open slot is left
+    version = alloc.version
+    assert alloc.call_next("D1") is None  # completes B, calls nobody
+    assert alloc.version == version + 1
+    assert alloc.token(first.id).status is TokenStatus.COMPLETED
+    assert alloc.token(second.id).status is TokenStatus.WAITLISTED
+    alloc.check_invariants()
+
+
+# ----------------------------------------------------------------------------- emergencies
+# call_next: "a checked-in emergency first, wherever it waits (in a slot, or on the
+# waitlist, ...)"; an emergency waits on a waitlist only where no open slot can take it.
+
+
+@pytest.mark.parametrize("fill_idle", [True, False], ids=["fill_idle", "strict"])
+def test_a_present_emergency_on_the_waitlist_is_called_first(
+    build: Build, clock: Clock, fill_idle: bool
+) -> None:
+    """call_next: "a checked-in emergency first, wherever it waits (in a slot, or on the
+    waitlist, whence it is seated as the idle-fill rule seats, even with fill_idle=False
+    ...)". The doctor runs past the last slot and a waitlisted patient is re-triaged to
+    emergency: no open slot can take it, and it is still called before the standard
+    patient present in a slot."""
+    policies = Policies(on_full=OnFull.WAITLIST, reallocation=Reallocation(fill_idle=fill_idle))
+    alloc = build(policies)
+    fill(alloc, "D1@09", CAPACITY, "X")
+    fill(alloc, "D1@10", CAPACITY, "Y")
+    fill(alloc, "D1@11", CAPACITY - 1, "Z")
+    standard = alloc.book("S", "D1", "D1@11")  # present
+    waiting = alloc.book("W", "D1")  # present, waitlisted: every slot is full
+    assert waiting.status is TokenStatus.WAITLISTED
+    clock.now = at(12, 10)  # past the last slot
+    urgent = alloc.retriage(waiting.id, EMERGENCY)
+    assert (urgent.status, urgent.slot_id) == (TokenStatus.WAITLISTED, None)
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    called = alloc.call_next("D1")
+    assert called is not None
+    assert (called.id, called.slot_id, called.status) == (
+        waiting.id,
+        "D1@11",  # the latest slot that has started
+        TokenStatus.IN_CONSULTATION,
+    )
+    assert kinds(events) == ["TokenMoved", "TokenCalled"]
+    assert moves(events) == [(waiting.id, None, "D1@11", MoveReason.FROM_WAITLIST)]
+    assert ids(t for t in [alloc.call_next("D1")] if t is not None) == [standard.id]
+    alloc.check_invariants()
+
+
+def test_a_waitlisted_emergency_ranks_by_slot_then_seq(build: Build, clock: Clock) -> None:
+    """call_next: a checked-in emergency first, "lowest acuity first, section 12, then
+    earliest slot, then seq"; one on the waitlist ranks in the slot the idle-fill rule
+    seats it in (here the last, D1@11)."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    fill(alloc, "D1@09", CAPACITY, "X")
+    fill(alloc, "D1@10", CAPACITY - 1, "Y")
+    early = alloc.book("E", "D1", "D1@10")  # present
+    fill(alloc, "D1@11", CAPACITY - 2, "Z")
+    standard = alloc.book("S", "D1", "D1@11")  # present
+    waiting = alloc.book("W", "D1", "D1@09")  # present, waitlisted: D1@09 is full
+    late = alloc.book("L", "D1", "D1@11")  # present, booked after W
+    assert waiting.status is TokenStatus.WAITLISTED
+    clock.now = at(12, 10)
+    for token in (early, waiting, late):
+        alloc.retriage(token.id, EMERGENCY)
+    called = [alloc.call_next("D1") for _ in range(4)]
+    assert ids(t for t in called if t is not None) == [early.id, waiting.id, late.id, standard.id]
+    alloc.check_invariants()
+
+
+def test_close_slot_moves_an_emergency_to_an_open_slot_not_the_waitlist(
+    alloc: Allocator, clock: Clock
+) -> None:
+    """retriage, close_slot and mark_unavailable: "an emergency waits on a waitlist only
+    where no open slot can take it". D3, the only cardiologist, closes its last slot: the
+    emergency waiting there goes to the doctor's current slot and is called first."""
+    clock.now = at(10, 15)
+    standard = alloc.book("S", "D3", "D3@10")  # present
+    emergency = alloc.book("E", "D3", "D3@11", priority=EMERGENCY)
+    events: list[Event] = []
+    alloc.subscribe(events.append)
+    alloc.close_slot("D3@11")
+    assert moves(events) == [(emergency.id, "D3@11", "D3@10", MoveReason.SLOT_CLOSED)]
+    assert alloc.waitlist("D3") == []
+    called = [alloc.call_next("D3") for _ in range(2)]
+    assert ids(t for t in called if t is not None) == [emergency.id, standard.id]
+    alloc.check_invariants()
+
+
+def test_an_emergency_reassigned_to_a_colleague_s_waitlist_is_called_first(
+    alloc: Allocator, clock: Clock
+) -> None:
+    """mark_unavailable moves a waiting token "to the earliest open slot ... of another
+    available doctor of the same department ..., else to the shortest waitlist among those
+    doctors"; past the day no open slot can take the emergency, so it waits on D2's
+    waitlist, and call_next calls "a checked-in emergency first, wherever it waits"."""
+    standard = alloc.book("S", "D2", "D2@11")  # present
+    emergency = alloc.book("E", "D1", "D1@11", priority=EMERGENCY)
+    clock.now = at(12, 10)
+    alloc.mark_unavailable("D1")
+    moved = alloc.token(emergency.id)
+    assert (moved.doctor_id, moved.status) == ("D2", TokenStatus.WAITLISTED)
+    called = [alloc.call_next("D2") for _ in range(2)]
+    assert [(t.id, t.slot_id) for t in called if t is not None] == [
+        (emergency.id, "D2@11"),
+        (standard.id, "D2@11"),
+    ]
+    alloc.check_invariants()
+
+
 # ----------------------------------------------------------------------------- reschedule
 
 

@@ -893,27 +893,59 @@ class Model:
         for token in list(self.tokens.values()):
             if token.doctor_id == doctor_id and token.status == "IN_CONSULTATION":
                 self.finish(token)
-        # The earliest slot with a present emergency, else the earliest with anyone present.
         slots = self.slots_of(doctor_id)
-        urgent = [
-            s for s in slots if any(t.priority is Priority.EMERGENCY for t in self.present(s))
+        seat = self.seat(doctor_id)
+        # A present emergency first, wherever it waits, by (slot start, seq): one on the
+        # waitlist as if it waited in the slot the idle-fill rule seats it in (even with
+        # the rule off), and passed over if no slot can seat it.
+        emergencies: list[tuple[datetime, int, MSlot | None]] = [
+            (slot.start, t.seq, slot)
+            for slot in slots
+            for t in self.present(slot)
+            if t.priority is Priority.EMERGENCY
         ]
-        for slot in urgent or slots:
+        waiting: dict[int, MToken] = {}
+        if seat is not None:
+            for t in self.waitlist(doctor_id):
+                if t.priority is Priority.EMERGENCY and t.checked_in_at is not None:
+                    waiting[t.seq] = t
+                    emergencies.append((seat.start, t.seq, None))
+        if emergencies:
+            _, seq, found = min(emergencies, key=lambda e: e[:2])
+            if found is None:
+                assert seat is not None
+                self.move(waiting[seq], seat, "FROM_WAITLIST", counted=False)
+                return self.call(waiting[seq])
+            # The slot's ordering calls (under AccumulatingPriority, by rate within it).
+            return self.call(self.present(found)[0])
+        # Else the earliest slot with anyone present.
+        for slot in slots:
             present = self.present(slot)
             if present:
                 return self.call(present[0])
-        # The idle-fill rule: the first present waitlisted patient, seated in the latest
-        # slot that has started (else the first), over its capacity if need be.
+        # The idle-fill rule: the first present waitlisted patient, seated in the current
+        # slot (never a closed one), over its capacity if need be.
         arrived = [t for t in self.waitlist(doctor_id) if t.checked_in_at is not None]
-        if not self.combo.fill_idle or not arrived:
+        if not self.combo.fill_idle or not arrived or seat is None:
             return None
-        started = [s for s in slots if s.start <= self.now]
-        seat = started[-1] if started else slots[0]
         token = arrived[0]
         if token.priority is not Priority.EMERGENCY and not self.admits(seat, token.source):
             self.grant(seat, seat.elastic + 1)
         self.move(token, seat, "FROM_WAITLIST", counted=False)
         return self.call(token)
+
+    def seat(self, doctor_id: str) -> MSlot | None:
+        """Where the idle-fill rule seats: the current slot (the one containing now, else
+        the latest that has started, else the next to start); if that one is closed, the
+        earliest slot not closed that has not ended; None if there is none."""
+        slots = self.slots_of(doctor_id)
+        if not slots:
+            return None
+        started = [s for s in slots if s.start <= self.now]
+        current = started[-1] if started else slots[0]
+        if not current.closed:
+            return current
+        return next((s for s in slots if not s.closed and s.end > self.now), None)
 
     def call(self, token: MToken) -> MToken:
         token.status, token.called_at = "IN_CONSULTATION", self.now
@@ -1112,7 +1144,11 @@ class Model:
         self.event("SlotClosed", slot_id)
         for token in self.queue(slot):
             if token.priority is Priority.EMERGENCY:
-                onward = next(iter(self.open_slots(slot.doctor_id, after=slot)), None)
+                # A later open slot, else the doctor's current one (never a waitlist while
+                # an open slot can take it).
+                opened = self.open_slots(slot.doctor_id)
+                later = [s for s in opened if s.start > slot.start]
+                onward: MSlot | None = (later or opened)[0] if opened else None
             else:
                 onward = self.first_with_room(slot.doctor_id, token.source, after=slot)
             if onward is None:

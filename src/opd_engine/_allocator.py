@@ -587,18 +587,23 @@ class Allocator:
     def call_next(self, doctor_id: str) -> Token | None:
         """Complete the doctor's current consultation, then call the next patient.
 
-        The next patient comes from the doctor's earliest slot, in start order, with a
-        checked-in emergency waiting, else the earliest with any checked-in patient waiting:
-        within it, the first checked-in token of the slot's standing order. So a present
-        emergency goes before everyone, whatever slot it joined (under
-        ``AccumulatingPriority`` it still competes by rate within its slot). Booked patients
-        who have not arrived are skipped. If no checked-in patient waits in any of the
-        doctor's slots, the idle-fill rule (``Reallocation.fill_idle``, on by default)
-        seats the first present patient of the doctor's waitlist in the current slot (the
-        one containing now, else the latest that has started, else the next to start),
-        over its capacity if need be, and calls them. Returns the called token
-        (``IN_CONSULTATION``), or None if nobody present is waiting. O(log n) in the slot's
-        size.
+        A checked-in emergency goes first, wherever it waits: the emergencies rank by
+        earliest slot, then ``seq``. One on the doctor's waitlist (where an emergency waits
+        only if no open slot could take it) ranks as if it waited in the slot the idle-fill
+        rule seats it in, and is seated there and called, even with ``fill_idle=False``.
+        One in a slot is called from the doctor's earliest slot, in start order, holding
+        one: the first checked-in token of that slot's standing order (under
+        ``AccumulatingPriority`` it still competes by rate within its slot). Without a
+        present emergency, the next patient is the first checked-in token of the standing
+        order of the earliest slot with anyone checked in. Booked patients who have not
+        arrived are skipped. If no checked-in patient waits in any of the doctor's slots,
+        the idle-fill rule (``Reallocation.fill_idle``, on by default) seats the first
+        present patient of the doctor's waitlist in the current slot (the one containing
+        now, else the latest that has started, else the next to start; if that one was
+        closed with :meth:`close_slot`, the earliest open slot that has not ended, and with
+        none nobody), over its capacity if need be, and calls them. Returns the called
+        token (``IN_CONSULTATION``), or None if nobody present is waiting. O(log n) in the
+        slot's size.
         """
         if self._day.guarded and self._day.undo.steps is None:
             return self._atomically(self.call_next, doctor_id)
@@ -760,12 +765,11 @@ class Allocator:
         place and is re-ranked in its slot or waitlist. Raised to ``EMERGENCY`` it follows
         the emergency policy in its slot (a bounded overflow displaces as a new emergency
         would), and a waitlisted one is seated in the doctor's current slot (the open one
-        containing now, else the next to start): an emergency never waits on a waitlist
-        while its doctor has an open slot (without one, it heads the waitlist, which the
-        idle-fill rule calls first). An emergency lowered to another level keeps its
-        place even if the slot is then past its capacity. Emits :class:`TokenRetriaged`;
-        the same level returns the token unchanged, with no event. O(log n), plus
-        O(k log n) for k tokens displaced.
+        containing now, else the next to start): an emergency waits on a waitlist only
+        where no open slot can take it, and :meth:`call_next` then calls it first. An
+        emergency lowered to another level keeps its place even if the slot is then past
+        its capacity. Emits :class:`TokenRetriaged`; the same level returns the token
+        unchanged, with no event. O(log n), plus O(k log n) for k tokens displaced.
 
         Raises :class:`InvalidArgumentError` for a ``priority`` that is not a
         :class:`Priority`, :class:`InvalidTransitionError` for a token not waiting, and
@@ -912,11 +916,13 @@ class Allocator:
         another available doctor of the same department (never another department);
         failing that, to the shortest waitlist among those doctors; failing that, it stays
         on (or goes to) its own doctor's waitlist. A doctor the duplicate rule refuses for
-        the patient is passed over. No token is cancelled, and a reassigned token keeps its
-        id, number and ``seq``. The patient in consultation, if any, stays. Marking an
-        unavailable doctor again changes nothing; :meth:`mark_available` brings the doctor
-        back. O(k * (d * s + log n)) for k waiting tokens and d colleagues with s slots
-        each.
+        the patient is passed over. An emergency needs no room: it goes to the earliest
+        open slot of such a doctor, so it waits on a waitlist only where none has an open
+        slot (that doctor's :meth:`call_next` then calls it first). No token is cancelled,
+        and a reassigned token keeps its id, number and ``seq``. The patient in
+        consultation, if any, stays. Marking an unavailable doctor again changes nothing;
+        :meth:`mark_available` brings the doctor back. O(k * (d * s + log n)) for k waiting
+        tokens and d colleagues with s slots each.
         """
         with self._lock:
             now = self._now()
@@ -959,7 +965,10 @@ class Allocator:
         Its waiting tokens, in standing order, move (``MoveReason.SLOT_CLOSED``) to the
         doctor's later open slots with room, else as :meth:`mark_unavailable` moves them
         (an available doctor of the same department), else to the doctor's waitlist; none
-        is cancelled. The patient in consultation, if any, stays. Booking the slot then
+        is cancelled. An emergency needs no room: it goes to the doctor's next later open
+        slot, else to the doctor's current open slot, and only then as
+        :meth:`mark_unavailable` moves it, so it waits on a waitlist only where no open
+        slot can take it. The patient in consultation, if any, stays. Booking the slot then
         raises :class:`SlotClosedError`; it never reopens. Emits :class:`SlotClosed`; a
         closed slot changes nothing. O(k * (d * s + log n)) for k tokens moved.
         """
@@ -976,7 +985,11 @@ class Allocator:
             for token_id in list(slot._standing(now)):
                 token = tokens[token_id]
                 if token.priority is EMERGENCY:
+                    # A later open slot, else the current one: never a waitlist while an
+                    # open slot of the doctor can take it.
                     onward = next(desk.open_slots(now, slot), None)
+                    if onward is None:
+                        onward = desk.emergency_slot(now)
                 else:
                     onward = desk.first_with_room(token.source, token.priority, now, after=slot)
                 if onward is not None:

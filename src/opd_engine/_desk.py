@@ -335,12 +335,21 @@ class Desk:
         return next(self.open_slots(now), None)
 
     def seat_slot(self, now: datetime) -> Slot | None:
-        """The doctor's current slot for the idle-fill rule: the one containing now, else
-        the latest that has started, else the next to start. O(log s)."""
-        if not self.slots:
+        """Where the idle-fill rule seats a waitlisted patient: the doctor's current slot
+        (the one containing now, else the latest that has started, else the next to
+        start), unless :meth:`Allocator.close_slot` closed it; then the earliest slot not
+        closed that has not ended, and None if there is none. O(log s), plus the closed
+        slots passed over."""
+        slots = self.slots
+        if not slots:
             return None
-        i = bisect_right(self.starts, now)
-        return self.slots[max(0, i - 1)]
+        slot = slots[max(0, bisect_right(self.starts, now) - 1)]
+        if not slot._closed:
+            return slot
+        for i in range(bisect_right(self.ends, now), len(slots)):
+            if not slots[i]._closed:
+                return slots[i]
+        return None
 
     def choose(
         self, slot: Slot | None, source: Source, priority: Priority, now: datetime
@@ -470,13 +479,16 @@ class Desk:
 
     def call(self, now: datetime) -> Token | None:
         """Complete the current consultation, then call the next checked-in patient (a
-        present emergency first, else the earliest slot with someone present), else apply
-        the idle-fill rule. O(log n)."""
+        present emergency first, in a slot or on the waitlist, else the earliest slot with
+        someone present), else apply the idle-fill rule. O(log n)."""
         day = self.day
         if self.current is not None:
             self.finish(day.tokens[self.current], now)
-        serving = self.urgent or self.present
-        if serving:
+        seated = self.seat_emergency(now) if self.waitlist.emergencies else None
+        if seated is not None:
+            token = seated
+            slot = self.slot_index[token.slot_id]  # type: ignore[index]
+        elif serving := self.urgent or self.present:
             slot = self.slot_index[serving[0][1]]
             token_id = slot._next(now)
             assert token_id is not None
@@ -496,6 +508,29 @@ class Desk:
         if day.subscribers:
             day.note(TokenCalled, now, called)
         return called
+
+    def seat_emergency(self, now: datetime) -> Token | None:
+        """Seat the waitlist's present emergency of smallest ``seq`` where the idle-fill
+        rule seats (whether the rule is on or off), if it ranks before every present
+        emergency in the slots by (slot start, ``seq``), as if it already waited in that
+        slot; None (nothing changes) if it does not, no slot can seat it, or none waits.
+        O(log n).
+        """
+        token_id = self.waitlist.first_present_emergency()
+        seat = self.seat_slot(now)
+        if token_id is None or seat is None:
+            return None
+        token = self.day.tokens[token_id]
+        urgent = self.urgent
+        if urgent:
+            start, slot_id = urgent[0]
+            if start < seat._at:
+                return None
+            if slot_id == seat._id:
+                first = seat._first_present_emergency()
+                if first is not None and first < token.seq:
+                    return None
+        return self.move(token, seat, MoveReason.FROM_WAITLIST, now, counted=False)
 
     def idle_fill(self, now: datetime) -> Token | None:
         """Seat the first present waitlisted patient in the current slot, over its capacity

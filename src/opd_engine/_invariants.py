@@ -179,6 +179,11 @@ def _check_desk(alloc: Allocator, desk: Desk, place: Callable[[str, str], None])
             present.append(key)
         place(token_id, f"the waitlist of {doctor_id!r}")
     _require(list(waitlist._present) == present, "present-waitlist index", doctor_id)
+    _require(
+        waitlist.emergencies == sum(1 for key in present if key >> SEQ_BITS == Priority.EMERGENCY),
+        "present emergencies on the waitlist counted",
+        doctor_id,
+    )
     if desk.current is not None:
         token = tokens.get(desk.current)
         _require(

@@ -248,6 +248,15 @@ class Slot:
         """Checked-in emergencies waiting to be called. O(log n)."""
         return self._arrived.bisect_left(_FIRST_NORMAL)
 
+    def _first_present_emergency(self) -> int | None:
+        """The smallest ``seq`` of the checked-in emergencies waiting, or None. O(1)."""
+        arrived = self._arrived
+        if arrived:
+            key = arrived[0]
+            if key < _FIRST_NORMAL:
+                return key & SEQ_MASK
+        return None
+
     @property
     def emergencies(self) -> int:
         """Emergency tokens holding a place. O(1)."""
@@ -789,7 +798,7 @@ class Waitlist:
     never once per token; the waitlist order is their merge.
     """
 
-    __slots__ = ("_classes", "_heads", "_ids", "_present", "_undo")
+    __slots__ = ("_classes", "_heads", "_ids", "_present", "_undo", "emergencies")
 
     def __init__(self, undo: Undo | None = None) -> None:
         # seq -> id of every waitlisted token.
@@ -801,6 +810,8 @@ class Waitlist:
         # The keys of the tokens whose patients are present (checked_in_at set): idle-fill
         # calls them.
         self._present: SortedList[WaitKey] = SortedList()
+        # How many of them are emergencies: read by every call, so a plain count.
+        self.emergencies = 0
         self._undo = undo
 
     def __len__(self) -> int:
@@ -818,6 +829,8 @@ class Waitlist:
         self._ids[token.seq] = token.id
         if token.checked_in_at is not None:
             self._present.add(key)
+            if key < _FIRST_NORMAL:
+                self.emergencies += 1
         group_class = (token.source, token.priority)
         group = self._classes.get(group_class)
         if group is None:
@@ -836,6 +849,8 @@ class Waitlist:
         del self._ids[token.seq]
         if token.checked_in_at is not None:
             self._present.remove(key)
+            if key < _FIRST_NORMAL:
+                self.emergencies -= 1
         group_class = (token.source, token.priority)
         group = self._classes[group_class]
         group.remove(key)
@@ -851,9 +866,17 @@ class Waitlist:
         """A waitlisted patient is present now. O(log n)."""
         key = token.priority << SEQ_BITS | token.seq
         self._present.add(key)
+        if key < _FIRST_NORMAL:
+            self.emergencies += 1
         undo = self._undo
         if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._present.remove, key))
+            undo.steps.append(partial(self._depart, key))
+
+    def _depart(self, key: WaitKey) -> None:
+        """Undo :meth:`arrive`. O(log n)."""
+        self._present.remove(key)
+        if key < _FIRST_NORMAL:
+            self.emergencies -= 1
 
     def first_admitted(self, admits: Callable[[Source, Priority], bool]) -> str | None:
         """The id of the first token, in waitlist order, whose (source, priority) class
@@ -874,6 +897,10 @@ class Waitlist:
         """The id of the first present patient in waitlist order, or None. O(log n)."""
         present = self._present
         return self._ids[present[0] & SEQ_MASK] if present else None
+
+    def first_present_emergency(self) -> str | None:
+        """The id of the present emergency with the smallest ``seq``, or None. O(1)."""
+        return self._ids[self._present[0] & SEQ_MASK] if self.emergencies else None
 
     def position(self, token: Token) -> int:
         """1-based place. O(c log n) for c classes."""
