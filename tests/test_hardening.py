@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time as timing
 import tracemalloc
 import unicodedata
 from collections.abc import Callable
@@ -755,7 +756,10 @@ def test_a_slot_s_display_waits_for_the_change_in_progress(clock: Clock) -> None
     def during_the_call(event: Event) -> None:
         if not reader.is_alive() and "html" not in shown:
             reader.start()
-            reader.join(0.05)  # were the render not to wait, it would be done by now
+            for _ in range(2_000):  # hand the reader the interpreter, again and again
+                timing.sleep(0)  # no wait: yields the interpreter to the reader
+                if rendered.is_set():  # a render that does not wait would get here
+                    break
             shown["rendered during the call"] = str(rendered.is_set())
 
     alloc.subscribe(during_the_call)
