@@ -1,11 +1,17 @@
-"""What a simulation gives back: rows for DataFrames, summaries, replications."""
+"""What a simulation gives back: a day's result, its figures, and replications' estimates.
+
+A :class:`SimulationResult` hands out rows (built in ``_records``) and a :class:`Summary`
+of per-priority, per-source and per-doctor figures; a :class:`Replication` gives each
+figure's mean and 95% interval over seeds (the arithmetic in ``_stats``). The text report
+and the notebook tables are written in ``_report``.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Final, Literal, cast, final
+from typing import Final, cast, final
 
 import attrs
 
@@ -13,16 +19,19 @@ from opd_engine._allocator import Allocator
 from opd_engine._frozen import FrozenMap
 from opd_engine._slot import Slot
 from opd_engine._values import Priority, Source, Token, TokenStatus
-from opd_engine.events import Event, TokenEvent, TokenMoved
+from opd_engine.events import Event, TokenMoved
 
 from ._records import (
+    OUTCOMES,
     EstimateRow,
     EventRecord,
     IdleRecord,
     RefusalRecord,
     TidyRow,
     TokenRecord,
+    event_row,
     split_figure,
+    token_records,
 )
 from ._report import replication_html, summary_html, summary_report
 from ._scenario import Scenario
@@ -40,34 +49,6 @@ __all__ = [
 ]
 
 _MINUTE: Final = timedelta(minutes=1)
-Outcome = Literal["seen", "cancelled", "no_show", "unseen"]
-_OUTCOMES: Final[dict[TokenStatus, Outcome]] = {
-    TokenStatus.COMPLETED: "seen",
-    TokenStatus.IN_CONSULTATION: "seen",
-    TokenStatus.CANCELLED: "cancelled",
-    TokenStatus.NO_SHOW: "no_show",
-    TokenStatus.BOOKED: "unseen",
-    TokenStatus.CHECKED_IN: "unseen",
-    TokenStatus.WAITLISTED: "unseen",
-}
-_EVENT_COLUMNS: Final = (
-    "at",
-    "version",
-    "event",
-    "token_id",
-    "doctor_id",
-    "slot_id",
-    "priority",
-    "source",
-    "status",
-    "from_slot_id",
-    "to_slot_id",
-    "reason",
-    "old_capacity",
-    "capacity",
-    "minutes",
-    "total_minutes",
-)
 
 
 def _minutes(delta: timedelta) -> float:
@@ -171,7 +152,7 @@ def _wait_stats(tokens: list[Token], refused: int) -> WaitStats:
         max_wait=waits[-1] if seen else None,
         no_shows=sum(1 for t in tokens if t.status is TokenStatus.NO_SHOW),
         cancellations=sum(1 for t in tokens if t.status is TokenStatus.CANCELLED),
-        unseen=sum(1 for t in tokens if _OUTCOMES[t.status] == "unseen"),
+        unseen=sum(1 for t in tokens if OUTCOMES[t.status] == "unseen"),
         moves=sum(t.moves for t in tokens),
         refused=refused,
     )
@@ -216,7 +197,7 @@ def _doctor_stats(day: DoctorDay, slots: Iterable[Slot], tokens: Iterable[Token]
     last_end = day.sessions[-1][1]
     finished = max((end for _, end in day.consultations), default=last_end)
     overtime = _minutes(finished - last_end) if day.left_at is None else 0.0
-    unseen = [t for t in tokens if _OUTCOMES[t.status] == "unseen"]
+    unseen = [t for t in tokens if OUTCOMES[t.status] == "unseen"]
     return DoctorStats(
         patients=len(day.consultations),
         session_minutes=session,
@@ -324,83 +305,6 @@ class Summary:
         return summary_html(self)
 
 
-def _event_row(event: Event) -> dict[str, object]:
-    row: dict[str, object] = dict.fromkeys(_EVENT_COLUMNS)
-    row["at"] = event.at
-    row["event"] = type(event).__name__
-    if isinstance(event, TokenEvent):
-        token = event.token
-        row.update(
-            token_id=token.id,
-            doctor_id=token.doctor_id,
-            slot_id=token.slot_id,
-            priority=token.priority.name,
-            source=token.source.name,
-            status=token.status.name,
-        )
-    for name in (
-        "version",
-        "doctor_id",
-        "slot_id",
-        "old_capacity",
-        "capacity",
-        "minutes",
-        "total_minutes",
-    ):
-        if hasattr(event, name):
-            row[name] = getattr(event, name)
-    if isinstance(event, TokenMoved):
-        row.update(
-            from_slot_id=event.from_slot_id,
-            to_slot_id=event.to_slot_id,
-            reason=event.reason.name,
-            slot_id=event.to_slot_id,
-        )
-    return row
-
-
-_PRIORITY_NAMES: Final = {p: p.name for p in Priority}
-_SOURCE_NAMES: Final = {s: s.name for s in Source}
-_STATUS_NAMES: Final = {s: s.name for s in TokenStatus}
-
-
-def _token_records(tokens: Iterable[Token]) -> list[TokenRecord]:
-    """One :class:`TokenRecord` per token. O(tokens).
-
-    Each row is one dict display naming every :class:`Token` field (a test checks them
-    against ``attrs.fields(Token)``): about five times as fast as walking the fields with
-    ``getattr``, and simulations of tens of thousands of patients time it.
-    """
-    priorities, sources, statuses = _PRIORITY_NAMES, _SOURCE_NAMES, _STATUS_NAMES
-    outcomes, minute = _OUTCOMES, _MINUTE
-    return [
-        {
-            "id": t.id,
-            "patient_id": t.patient_id,
-            "doctor_id": t.doctor_id,
-            "slot_id": t.slot_id,
-            "priority": priorities[t.priority],
-            "source": sources[t.source],
-            "seq": t.seq,
-            "number": t.number,
-            "status": statuses[t.status],
-            "booked_at": t.booked_at,
-            "checked_in_at": t.checked_in_at,
-            "moves": t.moves,
-            "missed_calls": t.missed_calls,
-            "called_at": t.called_at,
-            "completed_at": t.completed_at,
-            "wait": (
-                None
-                if t.called_at is None or t.checked_in_at is None
-                else (t.called_at - t.checked_in_at) / minute
-            ),
-            "outcome": outcomes[t.status],
-        }
-        for t in tokens
-    ]
-
-
 @final
 @attrs.define(kw_only=True, eq=False, repr=False)
 class SimulationResult:
@@ -440,7 +344,7 @@ class SimulationResult:
         to call, None if never called) and ``outcome`` (``seen``, ``cancelled``,
         ``no_show`` or ``unseen``), typed :class:`TokenRecord`; :func:`categorise` puts
         ``priority`` and ``source`` in triage order in a DataFrame. O(tokens)."""
-        return _token_records(self._tokens)
+        return token_records(self._tokens)
 
     def events(self) -> list[EventRecord]:
         """One row per allocator event, in order, all with the same keys (None where a key
@@ -448,7 +352,7 @@ class SimulationResult:
         first time, the day simulated again to collect them: :func:`simulate` keeps no
         event (so the allocator builds none) unless its engine needs them, and the same
         seed gives the same day."""
-        return [cast(EventRecord, _event_row(event)) for event in self._event_list()]
+        return [cast(EventRecord, event_row(event)) for event in self._event_list()]
 
     def refusals(self) -> list[RefusalRecord]:
         """One row per patient turned away at booking, typed :class:`RefusalRecord`.
