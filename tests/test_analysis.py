@@ -32,7 +32,7 @@ from opd_engine.simulation import (
     TokenRecord,
     TokenRow,
     _engine,
-    _results,
+    _stats,
     categorise,
     compare,
     replicate,
@@ -83,15 +83,15 @@ KNOWN_T = [
 
 @pytest.mark.parametrize(("p", "df", "expected"), KNOWN_T)
 def test_t_quantile_matches_known_values(p: float, df: int, expected: float) -> None:
-    assert _results.t_quantile(p, df) == pytest.approx(expected, abs=5e-7)
+    assert _stats.t_quantile(p, df) == pytest.approx(expected, abs=5e-7)
 
 
 def test_t_quantile_inverts_the_distribution() -> None:
     for df in (1, 2, 7, 8, 50, 51):
-        t = _results.t975(df)
-        assert _results._central(t, df) == pytest.approx(0.95, abs=1e-12)
+        t = _stats.t975(df)
+        assert _stats._central(t, df) == pytest.approx(0.95, abs=1e-12)
     # Heavier tails than the normal, shrinking towards it as df grows.
-    values = [_results.t975(df) for df in range(1, 200)]
+    values = [_stats.t975(df) for df in range(1, 200)]
     assert values == sorted(values, reverse=True)
     assert values[-1] > statistics.NormalDist().inv_cdf(0.975)
 

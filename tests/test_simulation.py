@@ -49,6 +49,7 @@ from opd_engine.simulation import (
     SimulationResult,
     Summary,
     _engine,
+    _report,
     _results,
     replicate,
     simulate,
@@ -918,7 +919,7 @@ def test_report_fits_80_columns_and_explains_itself(seed: int) -> None:
 def test_doctor_explanations() -> None:
     """Each doctor's line says how long they idled, how much of it with a patient waiting,
     and why their unseen patients were not seen."""
-    explain = _results.explain
+    explain = _report.explain
     stats = simulate(minimal_case(fill_idle=False), 1).summary().by_doctor["D1"]
     # Idle 09:00-09:15 with the walk-in waiting, then 09:25-09:30 with nobody left.
     assert explain("D1", stats).startswith("D1: idle 20.0 min, 15.0 of them while a patient")
@@ -980,11 +981,11 @@ def test_duty_is_the_sessions_less_the_gaps() -> None:
 def test_the_moves_line_wraps_between_reasons() -> None:
     """A reason and its count stay on one line; every line fits 80 columns."""
     reasons = [f"{reason.name} {count}" for count, reason in enumerate(MoveReason, start=10)]
-    lines = _results._items("Moves: ", reasons)
+    lines = _report._items("Moves: ", reasons)
     assert len(lines) > 1
     assert max(len(line) for line in lines) <= 80
     assert " ".join(line.strip() for line in lines) == "Moves: " + ", ".join(reasons)
-    assert _results._items("Moves: ", []) == ["Moves: none"]
+    assert _report._items("Moves: ", []) == ["Moves: none"]
 
 
 # ----------------------------------------------------------------------------- what the engine sees

@@ -1,4 +1,5 @@
-"""The shapes of the rows the simulation gives back, and their triage order for pandas.
+"""The rows the simulation gives back: their shapes, how tokens and events become rows,
+and their triage order for pandas.
 
 Every row is a plain dict, typed here as a :class:`~typing.TypedDict` so that a typed caller
 reads ``row["wait"]`` as ``float | None`` without a cast, and ``pandas.DataFrame(rows)``
@@ -9,10 +10,12 @@ only when called.
 from __future__ import annotations
 
 import importlib
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal, TypedDict, TypeVar
 
-from opd_engine._values import Priority, Source, TokenStatus
+from opd_engine._values import Priority, Source, Token, TokenStatus
+from opd_engine.events import Event, TokenEvent, TokenMoved
 
 __all__ = [
     "OUTCOME_ORDER",
@@ -39,6 +42,18 @@ SOURCE_ORDER: Final[tuple[str, ...]] = tuple(
 #: The ``outcome`` of a token record, from seen to never seen.
 OUTCOME_ORDER: Final[tuple[str, ...]] = ("seen", "unseen", "no_show", "cancelled")
 _STATUS_ORDER: Final[tuple[str, ...]] = tuple(s.name for s in TokenStatus)
+Outcome = Literal["seen", "cancelled", "no_show", "unseen"]
+# Each status's ``outcome`` in a token record: the day's end as the rows tell it.
+OUTCOMES: Final[dict[TokenStatus, Outcome]] = {
+    TokenStatus.COMPLETED: "seen",
+    TokenStatus.IN_CONSULTATION: "seen",
+    TokenStatus.CANCELLED: "cancelled",
+    TokenStatus.NO_SHOW: "no_show",
+    TokenStatus.BOOKED: "unseen",
+    TokenStatus.CHECKED_IN: "unseen",
+    TokenStatus.WAITLISTED: "unseen",
+}
+_MINUTE: Final = timedelta(minutes=1)
 
 
 class TokenRow(TypedDict):
@@ -181,6 +196,103 @@ def split_figure(figure: str) -> tuple[str, str, str]:
         return by, rest, "count"
     group, metric = rest.rsplit(".", 1)
     return by, group, metric
+
+
+_EVENT_COLUMNS: Final = (
+    "at",
+    "version",
+    "event",
+    "token_id",
+    "doctor_id",
+    "slot_id",
+    "priority",
+    "source",
+    "status",
+    "from_slot_id",
+    "to_slot_id",
+    "reason",
+    "old_capacity",
+    "capacity",
+    "minutes",
+    "total_minutes",
+)
+
+
+def event_row(event: Event) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(_EVENT_COLUMNS)
+    row["at"] = event.at
+    row["event"] = type(event).__name__
+    if isinstance(event, TokenEvent):
+        token = event.token
+        row.update(
+            token_id=token.id,
+            doctor_id=token.doctor_id,
+            slot_id=token.slot_id,
+            priority=token.priority.name,
+            source=token.source.name,
+            status=token.status.name,
+        )
+    for name in (
+        "version",
+        "doctor_id",
+        "slot_id",
+        "old_capacity",
+        "capacity",
+        "minutes",
+        "total_minutes",
+    ):
+        if hasattr(event, name):
+            row[name] = getattr(event, name)
+    if isinstance(event, TokenMoved):
+        row.update(
+            from_slot_id=event.from_slot_id,
+            to_slot_id=event.to_slot_id,
+            reason=event.reason.name,
+            slot_id=event.to_slot_id,
+        )
+    return row
+
+
+_PRIORITY_NAMES: Final = {p: p.name for p in Priority}
+_SOURCE_NAMES: Final = {s: s.name for s in Source}
+_STATUS_NAMES: Final = {s: s.name for s in TokenStatus}
+
+
+def token_records(tokens: Iterable[Token]) -> list[TokenRecord]:
+    """One :class:`TokenRecord` per token. O(tokens).
+
+    Each row is one dict display naming every :class:`Token` field (a test checks them
+    against ``attrs.fields(Token)``): about five times as fast as walking the fields with
+    ``getattr``, and simulations of tens of thousands of patients time it.
+    """
+    priorities, sources, statuses = _PRIORITY_NAMES, _SOURCE_NAMES, _STATUS_NAMES
+    outcomes, minute = OUTCOMES, _MINUTE
+    return [
+        {
+            "id": t.id,
+            "patient_id": t.patient_id,
+            "doctor_id": t.doctor_id,
+            "slot_id": t.slot_id,
+            "priority": priorities[t.priority],
+            "source": sources[t.source],
+            "seq": t.seq,
+            "number": t.number,
+            "status": statuses[t.status],
+            "booked_at": t.booked_at,
+            "checked_in_at": t.checked_in_at,
+            "moves": t.moves,
+            "missed_calls": t.missed_calls,
+            "called_at": t.called_at,
+            "completed_at": t.completed_at,
+            "wait": (
+                None
+                if t.called_at is None or t.checked_in_at is None
+                else (t.called_at - t.checked_in_at) / minute
+            ),
+            "outcome": outcomes[t.status],
+        }
+        for t in tokens
+    ]
 
 
 F = TypeVar("F")

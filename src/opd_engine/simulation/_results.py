@@ -1,34 +1,41 @@
-"""What a simulation gives back: rows for DataFrames, summaries, replications."""
+"""What a simulation gives back: a day's result, its figures, and replications' estimates.
+
+A :class:`SimulationResult` hands out rows (built in ``_records``) and a :class:`Summary`
+of per-priority, per-source and per-doctor figures; a :class:`Replication` gives each
+figure's mean and 95% interval over seeds (the arithmetic in ``_stats``). The text report
+and the notebook tables are written in ``_report``.
+"""
 
 from __future__ import annotations
 
-import functools
 import math
-import statistics
-import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Final, Literal, cast, final
+from typing import Final, cast, final
 
 import attrs
 
 from opd_engine._allocator import Allocator
-from opd_engine._display import table
 from opd_engine._frozen import FrozenMap
 from opd_engine._slot import Slot
 from opd_engine._values import Priority, Source, Token, TokenStatus
-from opd_engine.events import Event, TokenEvent, TokenMoved
+from opd_engine.events import Event, TokenMoved
 
 from ._records import (
+    OUTCOMES,
     EstimateRow,
     EventRecord,
     IdleRecord,
     RefusalRecord,
     TidyRow,
     TokenRecord,
+    event_row,
     split_figure,
+    token_records,
 )
+from ._report import replication_html, summary_html, summary_report
 from ._scenario import Scenario
+from ._stats import mean_interval, percentile
 
 __all__ = [
     "DoctorDay",
@@ -42,46 +49,10 @@ __all__ = [
 ]
 
 _MINUTE: Final = timedelta(minutes=1)
-Outcome = Literal["seen", "cancelled", "no_show", "unseen"]
-_OUTCOMES: Final[dict[TokenStatus, Outcome]] = {
-    TokenStatus.COMPLETED: "seen",
-    TokenStatus.IN_CONSULTATION: "seen",
-    TokenStatus.CANCELLED: "cancelled",
-    TokenStatus.NO_SHOW: "no_show",
-    TokenStatus.BOOKED: "unseen",
-    TokenStatus.CHECKED_IN: "unseen",
-    TokenStatus.WAITLISTED: "unseen",
-}
-_EVENT_COLUMNS: Final = (
-    "at",
-    "version",
-    "event",
-    "token_id",
-    "doctor_id",
-    "slot_id",
-    "priority",
-    "source",
-    "status",
-    "from_slot_id",
-    "to_slot_id",
-    "reason",
-    "old_capacity",
-    "capacity",
-    "minutes",
-    "total_minutes",
-)
 
 
 def _minutes(delta: timedelta) -> float:
     return delta / _MINUTE
-
-
-def percentile(ordered: Sequence[float], p: float) -> float:
-    """The ``p``-th percentile (0-100) of sorted values, interpolating linearly. O(1)."""
-    rank = (len(ordered) - 1) * p / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @final
@@ -181,7 +152,7 @@ def _wait_stats(tokens: list[Token], refused: int) -> WaitStats:
         max_wait=waits[-1] if seen else None,
         no_shows=sum(1 for t in tokens if t.status is TokenStatus.NO_SHOW),
         cancellations=sum(1 for t in tokens if t.status is TokenStatus.CANCELLED),
-        unseen=sum(1 for t in tokens if _OUTCOMES[t.status] == "unseen"),
+        unseen=sum(1 for t in tokens if OUTCOMES[t.status] == "unseen"),
         moves=sum(t.moves for t in tokens),
         refused=refused,
     )
@@ -226,7 +197,7 @@ def _doctor_stats(day: DoctorDay, slots: Iterable[Slot], tokens: Iterable[Token]
     last_end = day.sessions[-1][1]
     finished = max((end for _, end in day.consultations), default=last_end)
     overtime = _minutes(finished - last_end) if day.left_at is None else 0.0
-    unseen = [t for t in tokens if _OUTCOMES[t.status] == "unseen"]
+    unseen = [t for t in tokens if OUTCOMES[t.status] == "unseen"]
     return DoctorStats(
         patients=len(day.consultations),
         session_minutes=session,
@@ -241,219 +212,6 @@ def _doctor_stats(day: DoctorDay, slots: Iterable[Slot], tokens: Iterable[Token]
         unseen=len(unseen),
         unseen_present=sum(1 for t in unseen if t.checked_in_at is not None),
     )
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return str(value)
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    cells = [list(header)] + [[_text(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return [
-        "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in cells
-    ]
-
-
-#: The report's width: an 80-column terminal.
-WIDTH: Final = 80
-
-# The text report's group tables: the key figures only, so that they fit in 80 columns.
-_GROUP_HEADER: Final = (
-    "group",
-    "tokens",
-    "seen",
-    "mean",
-    "p90",
-    "unseen",
-    "no-show",
-    "cancel",
-    "refused",
-    "moves",
-)
-# The HTML tables have room for every figure.
-_WAIT_HEADER: Final = (
-    "group",
-    "count",
-    "seen",
-    "mean wait",
-    "p50",
-    "p90",
-    "max",
-    "no-shows",
-    "cancelled",
-    "unseen",
-    "moves",
-    "refused",
-)
-_DOCTOR_TEXT_HEADER: Final = (
-    "doctor",
-    "duty",
-    "seen",
-    "busy",
-    "idle",
-    "idle-waiting",
-    "overtime",
-    "overflow",
-    "unseen",
-)
-_DOCTOR_HEADER: Final = (
-    "doctor",
-    "patients",
-    "duty min",
-    "utilisation",
-    "idle min",
-    "idle while a patient waited",
-    "calling min",
-    "missed calls",
-    "overtime min",
-    "overflow",
-    "unseen",
-    "unseen, checked in",
-)
-_LEGEND: Final = (
-    ("tokens", "tokens issued"),
-    ("refused", "turned away at booking: no token issued"),
-    ("seen", "called in by a doctor (doctors: patients seen)"),
-    ("mean, p90", "minutes from check-in to call, over the patients seen"),
-    ("unseen", "never seen: still on a waitlist when the day ended"),
-    ("no-show", "never came, or missed too many calls"),
-    ("cancel", "cancelled before the slot"),
-    ("moves", "times a token was moved, by reason in the Moves line"),
-    ("duty", "minutes on duty: the sessions from any late start, less breaks and time away"),
-    (
-        "busy",
-        "utilisation, the share of duty spent in consultation; consultations past the "
-        "session's end are overtime, outside duty, so 100% busy and overtime mean a "
-        "full day and then some",
-    ),
-    ("idle", "duty minutes out of consultation"),
-    (
-        "idle-waiting",
-        "idle minutes while a patient of the doctor's waited present (checked in, or "
-        "waitlisted after checking in): zero under the idle-fill rule",
-    ),
-    ("overtime", "minutes from the session's end to the end of the last consultation"),
-    ("overflow", "places used beyond the slots' capacity (emergencies, idle-fill)"),
-)
-_TERM: Final = 14
-
-
-def _legend() -> list[str]:
-    lines = ["Legend"]
-    for term, text in _LEGEND:
-        first, *rest = textwrap.wrap(text, WIDTH - _TERM - 2, break_on_hyphens=False)
-        lines.append(f"  {term:<{_TERM}}{first}")
-        lines += [" " * (_TERM + 2) + line for line in rest]
-    return lines
-
-
-def _group_row(name: str, s: WaitStats) -> tuple[object, ...]:
-    return (
-        name,
-        s.count,
-        s.seen,
-        s.mean_wait,
-        s.p90_wait,
-        s.unseen,
-        s.no_shows,
-        s.cancellations,
-        s.refused,
-        s.moves,
-    )
-
-
-def _wait_row(name: str, s: WaitStats) -> tuple[object, ...]:
-    return (
-        name,
-        s.count,
-        s.seen,
-        s.mean_wait,
-        s.p50_wait,
-        s.p90_wait,
-        s.max_wait,
-        s.no_shows,
-        s.cancellations,
-        s.unseen,
-        s.moves,
-        s.refused,
-    )
-
-
-def _doctor_row(name: str, d: DoctorStats) -> tuple[object, ...]:
-    return (
-        name,
-        d.patients,
-        d.session_minutes,
-        f"{d.utilisation:.0%}",
-        d.idle_minutes,
-        d.idle_waiting_minutes,
-        d.calling_minutes,
-        d.missed_calls,
-        d.overtime_minutes,
-        d.emergency_overflow,
-        d.unseen,
-        d.unseen_present,
-    )
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def explain(name: str, d: DoctorStats) -> str:
-    """One sentence on a doctor's idle time and unseen patients. O(1)."""
-    if d.idle_minutes < 0.05:
-        idle = "never idle on duty"
-    elif d.idle_waiting_minutes < 0.05:
-        idle = f"idle {d.idle_minutes:.1f} min, only while none of their patients was here"
-    else:
-        idle = (
-            f"idle {d.idle_minutes:.1f} min, {d.idle_waiting_minutes:.1f} of them while a "
-            f"patient of theirs waited"
-        )
-    if d.missed_calls:
-        idle += (
-            f" (and {d.calling_minutes:.1f} calling {_plural(d.missed_calls, 'absent patient')})"
-        )
-    absent = d.unseen - d.unseen_present
-    if not d.unseen:
-        unseen = "no patient of theirs left unseen"
-    else:
-        parts = []
-        if d.unseen_present:
-            parts.append(f"{d.unseen_present} here but still waitlisted when the session ended")
-        if absent:
-            parts.append(f"{absent} on the waitlist who never came")
-        unseen = f"{d.unseen} unseen: " + ", ".join(parts)
-    return f"{name}: {idle}; {unseen}."
-
-
-def _items(label: str, items: Sequence[str], indent: str = "    ") -> list[str]:
-    """``label`` and comma-separated items, wrapped between items, never inside one."""
-    lines = [label.rstrip() + " none"] if not items else []
-    line = label
-    for i, item in enumerate(items):
-        text = item + ("," if i < len(items) - 1 else "")
-        if line not in (label, indent) and len(line) + len(text) > WIDTH:
-            lines.append(line.rstrip())
-            line = indent
-        line += text + " "
-    if items:
-        lines.append(line.rstrip())
-    return lines
-
-
-def _wrap(text: str, indent: str = "") -> list[str]:
-    return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
 @final
@@ -541,136 +299,10 @@ class Summary:
         """The summary as plain text for a terminal or a log, at most 80 columns wide: the
         patients by priority and by source, the doctors, one line per doctor on their idle
         time and unseen patients, the moves, and a legend. O(figures)."""
-        lines = [f"Patients by priority, seed {self.seed} (waits in minutes)"]
-        lines += _text_table(_GROUP_HEADER, [_group_row(n, s) for n, s in self.by_priority.items()])
-        lines += ["", "Patients by source"]
-        lines += _text_table(_GROUP_HEADER, [_group_row(n, s) for n, s in self.by_source.items()])
-        lines += ["", "Doctors (minutes)"]
-        lines += _text_table(
-            _DOCTOR_TEXT_HEADER,
-            [
-                (
-                    n,
-                    d.session_minutes,
-                    d.patients,
-                    f"{d.utilisation:.0%}",
-                    d.idle_minutes,
-                    d.idle_waiting_minutes,
-                    d.overtime_minutes,
-                    d.emergency_overflow,
-                    d.unseen,
-                )
-                for n, d in self.by_doctor.items()
-            ],
-        )
-        lines.append("")
-        for name, doctor in self.by_doctor.items():
-            lines += _wrap(explain(name, doctor), "    ")
-        lines.append("")
-        lines += _items("Moves: ", [f"{reason} {count}" for reason, count in self.moves.items()])
-        lines += [
-            f"Tokens: {self.tokens}, refused: {self.refused}, unseen: {self.unseen}, "
-            f"idle while a patient waited: {self.idle_waiting_minutes:.1f} min",
-            "",
-        ]
-        lines += _legend()
-        return "\n".join(lines)
+        return summary_report(self)
 
     def _repr_html_(self) -> str:
-        return (
-            table(
-                f"Waits by priority, seed {self.seed} (minutes)",
-                _WAIT_HEADER,
-                (_wait_row(n, s) for n, s in self.by_priority.items()),
-            )
-            + table(
-                "Waits by source (minutes)",
-                _WAIT_HEADER,
-                (_wait_row(n, s) for n, s in self.by_source.items()),
-            )
-            + table(
-                "Doctors (minutes; utilisation is the share of duty in consultation)",
-                _DOCTOR_HEADER,
-                (_doctor_row(n, d) for n, d in self.by_doctor.items()),
-            )
-        )
-
-
-def _event_row(event: Event) -> dict[str, object]:
-    row: dict[str, object] = dict.fromkeys(_EVENT_COLUMNS)
-    row["at"] = event.at
-    row["event"] = type(event).__name__
-    if isinstance(event, TokenEvent):
-        token = event.token
-        row.update(
-            token_id=token.id,
-            doctor_id=token.doctor_id,
-            slot_id=token.slot_id,
-            priority=token.priority.name,
-            source=token.source.name,
-            status=token.status.name,
-        )
-    for name in (
-        "version",
-        "doctor_id",
-        "slot_id",
-        "old_capacity",
-        "capacity",
-        "minutes",
-        "total_minutes",
-    ):
-        if hasattr(event, name):
-            row[name] = getattr(event, name)
-    if isinstance(event, TokenMoved):
-        row.update(
-            from_slot_id=event.from_slot_id,
-            to_slot_id=event.to_slot_id,
-            reason=event.reason.name,
-            slot_id=event.to_slot_id,
-        )
-    return row
-
-
-_PRIORITY_NAMES: Final = {p: p.name for p in Priority}
-_SOURCE_NAMES: Final = {s: s.name for s in Source}
-_STATUS_NAMES: Final = {s: s.name for s in TokenStatus}
-
-
-def _token_records(tokens: Iterable[Token]) -> list[TokenRecord]:
-    """One :class:`TokenRecord` per token. O(tokens).
-
-    Each row is one dict display naming every :class:`Token` field (a test checks them
-    against ``attrs.fields(Token)``): about five times as fast as walking the fields with
-    ``getattr``, and simulations of tens of thousands of patients time it.
-    """
-    priorities, sources, statuses = _PRIORITY_NAMES, _SOURCE_NAMES, _STATUS_NAMES
-    outcomes, minute = _OUTCOMES, _MINUTE
-    return [
-        {
-            "id": t.id,
-            "patient_id": t.patient_id,
-            "doctor_id": t.doctor_id,
-            "slot_id": t.slot_id,
-            "priority": priorities[t.priority],
-            "source": sources[t.source],
-            "seq": t.seq,
-            "number": t.number,
-            "status": statuses[t.status],
-            "booked_at": t.booked_at,
-            "checked_in_at": t.checked_in_at,
-            "moves": t.moves,
-            "missed_calls": t.missed_calls,
-            "called_at": t.called_at,
-            "completed_at": t.completed_at,
-            "wait": (
-                None
-                if t.called_at is None or t.checked_in_at is None
-                else (t.called_at - t.checked_in_at) / minute
-            ),
-            "outcome": outcomes[t.status],
-        }
-        for t in tokens
-    ]
+        return summary_html(self)
 
 
 @final
@@ -712,7 +344,7 @@ class SimulationResult:
         to call, None if never called) and ``outcome`` (``seen``, ``cancelled``,
         ``no_show`` or ``unseen``), typed :class:`TokenRecord`; :func:`categorise` puts
         ``priority`` and ``source`` in triage order in a DataFrame. O(tokens)."""
-        return _token_records(self._tokens)
+        return token_records(self._tokens)
 
     def events(self) -> list[EventRecord]:
         """One row per allocator event, in order, all with the same keys (None where a key
@@ -720,7 +352,7 @@ class SimulationResult:
         first time, the day simulated again to collect them: :func:`simulate` keeps no
         event (so the allocator builds none) unless its engine needs them, and the same
         seed gives the same day."""
-        return [cast(EventRecord, _event_row(event)) for event in self._event_list()]
+        return [cast(EventRecord, event_row(event)) for event in self._event_list()]
 
     def refusals(self) -> list[RefusalRecord]:
         """One row per patient turned away at booking, typed :class:`RefusalRecord`.
@@ -810,67 +442,10 @@ class SimulationResult:
         )
 
     def _repr_html_(self) -> str:
-        return self.summary()._repr_html_()
+        return summary_html(self.summary())
 
 
 # --------------------------------------------------------------------------- replications
-
-
-def _central(t: float, df: int) -> float:
-    """``P(|T| <= t)`` for Student's t with ``df`` degrees of freedom, ``t >= 0``: the
-    finite series of Abramowitz and Stegun 26.7.3 and 26.7.4, exact for integer ``df``.
-    O(df)."""
-    theta = math.atan(t / math.sqrt(df))
-    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2:
-        if df == 1:
-            return 2 * theta / math.pi
-        term = total = math.cos(theta)
-        for k in range(3, df - 1, 2):
-            term *= cos2 * (k - 1) / k
-            total += term
-        return 2 / math.pi * (theta + sin * total)
-    term = total = 1.0
-    for k in range(2, df - 1, 2):
-        term *= cos2 * (k - 1) / k
-        total += term
-    return sin * total
-
-
-# Past this many degrees of freedom the Cornish-Fisher expansion is exact to 1e-12.
-_SERIES_DF: Final = 1000
-
-
-@functools.lru_cache(maxsize=256)
-def t_quantile(p: float, df: int) -> float:
-    """Student's t ``p``-quantile (``0.5 < p < 1``) with ``df >= 1`` degrees of freedom,
-    without scipy: the exact distribution function inverted by bisection to float
-    precision, or for ``df`` over 1000 the Cornish-Fisher expansion around the normal
-    quantile. ``t_quantile(0.975, 9)`` is 2.262157. O(df) per call, cached."""
-    if df > _SERIES_DF:
-        z = statistics.NormalDist().inv_cdf(p)
-        g1 = (z**3 + z) / 4
-        g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-        g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-        return z + g1 / df + g2 / df**2 + g3 / df**3
-    target = 2 * p - 1
-    low, high = 0.0, 1.0
-    while _central(high, df) < target:
-        low, high = high, high * 2
-    while True:  # halves the interval until no float lies between its ends (about 60 times)
-        middle = (low + high) / 2
-        if middle in (low, high):
-            return middle
-        if _central(middle, df) < target:
-            low = middle
-        else:
-            high = middle
-
-
-def t975(df: int) -> float:
-    """Student's t 0.975 quantile, for a two-sided 95% interval: :func:`t_quantile`.
-    O(df) the first time, then O(1)."""
-    return t_quantile(0.975, df)
 
 
 @final
@@ -886,13 +461,8 @@ class Estimate:
 
 def estimate(values: Sequence[float]) -> Estimate:
     """Mean and 95% confidence interval of independent replications. O(n)."""
-    n = len(values)
-    mean = math.fsum(values) / n
-    if n < 2:
-        return Estimate(mean=mean, low=mean, high=mean, n=n)
-    variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    half = t975(n - 1) * math.sqrt(variance / n)
-    return Estimate(mean=mean, low=mean - half, high=mean + half, n=n)
+    mean, low, high = mean_interval(values)
+    return Estimate(mean=mean, low=low, high=high, n=len(values))
 
 
 @final
@@ -941,13 +511,4 @@ class Replication:
         return [row for summary in self.summaries for row in summary.tidy(scenario)]
 
     def _repr_html_(self) -> str:
-        rows = [
-            (name, e.mean, e.low, e.high, e.n)
-            for name, e in sorted(self.estimates().items())
-            if name.startswith("priority.") and name.endswith("_wait")
-        ]
-        return table(
-            f"Waits over {len(self.summaries)} seeds (minutes, 95% interval)",
-            ("figure", "mean", "low", "high", "n"),
-            rows,
-        )
+        return replication_html(self)
