@@ -14,10 +14,12 @@ import random
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 
 from opd_engine import (
@@ -25,6 +27,7 @@ from opd_engine import (
     Doctor,
     EmergencyOverride,
     Event,
+    InvalidArgumentError,
     OnDelay,
     OnFull,
     OPDError,
@@ -32,8 +35,22 @@ from opd_engine import (
     Priority,
     Slot,
     Source,
+    Token,
     TokenStatus,
     event_to_dict,
+)
+from opd_engine._codec import (
+    DOCTOR_FIELDS,
+    TOKEN_FIELDS,
+    Reader,
+    Times,
+    datetime_from_text,
+    datetime_to_text,
+    doctor_from_dict,
+    doctor_to_dict,
+    token_from_dict,
+    token_row,
+    token_to_dict,
 )
 from opd_engine._journal import KINDS
 
@@ -155,6 +172,58 @@ def test_the_pinned_day_loads_into_the_same_state(name: str) -> None:
     assert _text(restored.snapshot()) == pinned["snapshot"]
     replayed = Allocator.replay(events, policies=POLICIES, clock=clock)
     assert _text(replayed.snapshot()) == pinned["snapshot"]
+
+
+# ============================================================================ the parts
+
+
+def test_a_token_row_names_every_field_in_order() -> None:
+    alloc, _ = pinned_day(None)
+    token = alloc.tokens()[0]
+    row = token_row(token)
+    assert tuple(row) == tuple(f.name for f in attrs.fields(Token)) == TOKEN_FIELDS
+    assert row == {
+        f.name: (lambda v: v.name if isinstance(v, Enum) else v)(getattr(token, f.name))
+        for f in attrs.fields(Token)
+    }
+    assert alloc.records()[0] == row
+
+
+@pytest.mark.parametrize("name", sorted(ZONES))
+def test_tokens_and_doctors_round_trip(name: str) -> None:
+    alloc, _ = pinned_day(ZONES[name])
+    for token in alloc.tokens():
+        data = json.loads(json.dumps(token_to_dict(token)))
+        assert tuple(data) == TOKEN_FIELDS
+        assert token_from_dict(Reader(data, "token", Times())) == token
+    doctor = Doctor("D-9", "Dr. Nine", department="ENT", consult_minutes=12)
+    data = doctor_to_dict(doctor)
+    assert tuple(data) == DOCTOR_FIELDS
+    assert doctor_from_dict(Reader(data, "doctor", Times())) == doctor
+
+
+@pytest.mark.parametrize(
+    ("text", "aware"),
+    [
+        ("2026-11-01T01:30:00", False),
+        ("2026-11-01T01:30:00+05:30", True),
+        ("2026-11-01T01:30:00-04:00[America/New_York]", True),
+        ("2026-11-01T01:30:00-05:00[America/New_York]", True),
+    ],
+)
+def test_datetimes_round_trip_as_text(text: str, aware: bool) -> None:
+    """The offset pins which of a fall-back night's two 01:30s it is; the name brings the
+    zone back."""
+    value = datetime_from_text(text, "at")
+    assert datetime_to_text(value) == text
+    assert (value.tzinfo is not None) == aware
+
+
+def test_one_reader_refuses_naive_and_aware_datetimes_mixed() -> None:
+    times = Times()
+    times.parse("2026-11-25T09:00:00", "first")
+    with pytest.raises(InvalidArgumentError, match="second is aware, but first is naive"):
+        times.parse("2026-11-25T09:00:00+00:00", "second")
 
 
 def main() -> None:
