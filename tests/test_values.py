@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 from opd_engine import Doctor, InvalidArgumentError, Priority, Source, Token, TokenStatus
+from opd_engine._values import issuer_of, token_id
 
 UntypedDoctor: Any = Doctor
 
@@ -232,3 +233,21 @@ def test_copiers_and_the_builder_are_evolve_and_init() -> None:
     assert _Blank.__slots__ == Token.__slots__  # type: ignore[attr-defined]  # one layout
     with pytest.raises(ValueError, match="colour"):
         copier("status", "colour")
+
+
+@pytest.mark.parametrize(
+    ("doctor_id", "number", "expected"),
+    [
+        ("D1", 1, "D1-001"),
+        ("D1", 42, "D1-042"),
+        ("D1", 999, "D1-999"),
+        ("D1", 1000, "D1-1000"),
+        ("D1", 12345, "D1-12345"),
+        ("ortho-2", 7, "ortho-2-007"),
+    ],
+)
+def test_the_token_id_format(doctor_id: str, number: int, expected: str) -> None:
+    """A token's id is its issuing doctor's id and its number, padded to three digits; the
+    doctor is read back from the part before the last dash, dashes of its own kept."""
+    assert token_id(doctor_id, number) == expected
+    assert issuer_of(expected) == doctor_id

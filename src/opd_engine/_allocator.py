@@ -12,7 +12,6 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import Any, Concatenate, ParamSpec, TypeVar, final
 
 import attrs
@@ -29,6 +28,7 @@ from ._check import (
     check_int,
     utc,
 )
+from ._codec import token_row
 from ._desk import Day, Desk, Subscription, with_arrival, with_status
 from ._slot import Slot, SlotView, Undo
 from ._values import (
@@ -47,6 +47,7 @@ from ._values import (
     TokenStatus,
     check_priority,
     new_token,
+    token_id,
 )
 from .errors import (
     DuplicateBookingError,
@@ -414,9 +415,9 @@ class Allocator:
                 day.keep(desk, "issued")
             seq = day.seq = day.seq + 1
             number = desk.issued = desk.issued + 1
-            token_id = f"{doctor_id}-{number:03d}"
+            new_id = token_id(doctor_id, number)
             token = new_token(
-                token_id,
+                new_id,
                 patient_id,
                 doctor_id,
                 None if target is None else target._id,
@@ -433,8 +434,8 @@ class Allocator:
                 None,  # completed_at
             )
             if undo.steps is None and patient_id not in day.active:
-                day.tokens[token_id] = token
-                day.active[patient_id] = token_id
+                day.tokens[new_id] = token
+                day.active[patient_id] = new_id
             else:
                 day.store(token)
                 day.activate(token)
@@ -451,7 +452,7 @@ class Allocator:
                 if emergency:
                     desk.contain_overflow(target, now)
             self._commit()
-            return day.tokens[token_id]  # as it stands after subscribers' calls
+            return day.tokens[new_id]  # as it stands after subscribers' calls
 
     def _refuse_duplicate(self, patient_id: str, doctor: Doctor, exclude: str | None) -> None:
         """Raise :class:`DuplicateBookingError` if the duplicate rule counts another active
@@ -1186,15 +1187,7 @@ class Allocator:
         Keys are the :class:`Token` fields; enums appear by name, datetimes as datetimes.
         """
         with self._lock:
-            names = [a.name for a in attrs.fields(Token)]
-            rows = []
-            for token in self._day.tokens.values():
-                row: dict[str, object] = {}
-                for name in names:
-                    value = getattr(token, name)
-                    row[name] = value.name if isinstance(value, Enum) else value
-                rows.append(row)
-            return rows
+            return [token_row(token) for token in self._day.tokens.values()]
 
     # ================================================================ persistence
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ._desk import Desk
 from ._slot import SEQ_BITS, SEQ_MASK, Slot
-from ._values import Priority, Source, TokenStatus
+from ._values import Priority, Source, TokenStatus, issuer_of
 from .policies import Duplicates
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def check(alloc: Allocator) -> None:
             and token.slot_id is not None
         ):
             urgent.setdefault(token.doctor_id, set()).add(token.slot_id)
-        issuer = token.id.rsplit("-", 1)[0]
+        issuer = issuer_of(token.id)
         issued = numbers.setdefault(issuer, set())
         _require(token.number not in issued, "numbers unique per doctor", issuer)
         issued.add(token.number)

@@ -19,11 +19,21 @@ import attrs
 
 from ._check import MAX_MINUTES
 from ._check import shown as _show
+from ._codec import (
+    DOCTOR_FIELDS,
+    TOKEN_FIELDS,
+    Reader,
+    Times,
+    datetime_to_text,
+    doctor_from_dict,
+    doctor_to_dict,
+    token_from_dict,
+    token_to_dict,
+)
 from ._desk import Desk
 from ._possible import Touched, check_touched
 from ._slot import MAX_SEQ, Slot
-from ._snapshot import _Reader, _Times, datetime_to_text
-from ._values import Doctor, Priority, Source, Token, TokenStatus
+from ._values import Doctor, Priority, Token, TokenStatus, issuer_of, token_id
 from .errors import InvalidArgumentError, OPDError
 from .events import (
     DoctorAdded,
@@ -98,8 +108,10 @@ def _plain(value: object) -> object:
         return value.name
     if isinstance(value, datetime):
         return datetime_to_text(value)
-    if isinstance(value, Token | Doctor):
-        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, Token):
+        return token_to_dict(value)
+    if isinstance(value, Doctor):
+        return doctor_to_dict(value)
     return value
 
 
@@ -120,62 +132,19 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return data
 
 
-_TOKEN_FIELDS: Final = frozenset(f.name for f in attrs.fields(Token))
-_DOCTOR_FIELDS: Final = frozenset(f.name for f in attrs.fields(Doctor))
-
-
-def _no_extra(item: _Reader, fields: frozenset[str], what: str) -> None:
-    """Refuse a key of ``item`` that is not one of ``fields``, as at the top level."""
-    extra = sorted(str(key) for key in item.data if key not in fields)
-    if extra:
-        raise InvalidArgumentError(f"{item.path}.{extra[0]} is not a field of {what}")
-
-
-def _token(item: _Reader) -> Token:
-    _no_extra(item, _TOKEN_FIELDS, "Token")
-    return Token(
-        id=item.ident("id"),
-        patient_id=item.ident("patient_id"),
-        doctor_id=item.ident("doctor_id"),
-        slot_id=item.maybe_ident("slot_id"),
-        priority=item.member("priority", Priority),
-        source=item.member("source", Source),
-        seq=item.count("seq", 1, MAX_SEQ),
-        number=item.count("number", 1),
-        status=item.member("status", TokenStatus),
-        booked_at=item.when("booked_at"),
-        checked_in_at=item.maybe_when("checked_in_at"),
-        moves=item.count("moves", 0),
-        missed_calls=item.count("missed_calls", 0),
-        called_at=item.maybe_when("called_at"),
-        completed_at=item.maybe_when("completed_at"),
-    )
-
-
-def _doctor(item: _Reader) -> Doctor:
-    _no_extra(item, _DOCTOR_FIELDS, "Doctor")
-    return item.build(
-        Doctor,
-        item.ident("id"),
-        item.typed("name", str),
-        item.typed("department", str),
-        item.typed("consult_minutes", int),
-    )
-
-
 def event_from_dict(data: Mapping[str, Any]) -> Event:
     """The event :func:`event_to_dict` wrote. O(1).
 
     Raises :class:`InvalidArgumentError` naming what is wrong: an unknown ``kind``, a
     missing or extra field, a value of the wrong type or out of range.
     """
-    return _event_from_dict(data, _Times())
+    return _event_from_dict(data, Times())
 
 
-def _event_from_dict(data: Mapping[str, Any], times: _Times) -> Event:
+def _event_from_dict(data: Mapping[str, Any], times: Times) -> Event:
     """:func:`event_from_dict`, with ``times`` shared by a whole journal (so that naive and
     aware datetimes are never mixed in one)."""
-    item = _Reader(data, "event", times)
+    item = Reader(data, "event", times)
     name = item.typed("kind", str)
     kind = KINDS.get(name)
     if kind is None:
@@ -196,9 +165,13 @@ def _event_from_dict(data: Mapping[str, Any], times: _Times) -> Event:
         values["step"] = item.count("step", 1, steps)
     for field in sorted(fields - {"at", "version", "step", "steps"}):
         if field == "token":
-            values[field] = _token(_Reader(item._get("token"), "event.token", item.times))
+            token = item.child("token")
+            token.only(TOKEN_FIELDS, "Token")
+            values[field] = token_from_dict(token)
         elif field == "doctor":
-            values[field] = _doctor(_Reader(item._get("doctor"), "event.doctor", item.times))
+            doctor = item.child("doctor")
+            doctor.only(DOCTOR_FIELDS, "Doctor")
+            values[field] = doctor_from_dict(doctor)
         elif field == "reason":
             values[field] = item.member("reason", MoveReason)
         elif field == "old_priority":
@@ -374,8 +347,8 @@ class _Replay:
         if old is not None:
             self.leave(old, keep_place=held_there)
         if issuing:
-            issuer = self.desk(new.id.rpartition("-")[0])
-            if new.id != f"{issuer.doctor.id}-{issuer.issued + 1:03d}" or new.number != (
+            issuer = self.desk(issuer_of(new.id))
+            if new.id != token_id(issuer.doctor.id, issuer.issued + 1) or new.number != (
                 issuer.issued + 1
             ):
                 raise self.fail(
@@ -467,7 +440,7 @@ def as_events(events: object) -> list[Event]:
         raise InvalidArgumentError(
             f"events must be an iterable of events or event dicts, got events={_show(events)}"
         )
-    times = _Times()
+    times = Times()
     result = []
     for index, item in enumerate(events):
         if isinstance(item, Event):

@@ -15,8 +15,10 @@ writes it: ``2026-11-01T01:30:00-05:00[America/New_York]``. The offset pins the 
 (which of a fall-back night's two 01:30s it is), the name brings the zone itself back, so a
 restored time is the original's: the same instant in the same zone, that compares, adds up
 and reads on a wall clock as the original does across a daylight saving change. Any other
-``tzinfo`` is written as its fixed offset. Version 2 (the same without zone names) is still read;
-version 1 is not (it has no ``allocator_version``, which a journal continues from).
+``tzinfo`` is written as its fixed offset. Datetimes, tokens and doctors are written and read
+by :mod:`opd_engine._codec`, as the journal writes and reads them. Version 2 (the same without
+zone names) is still read; version 1 is not (it has no ``allocator_version``, which a journal
+continues from).
 
 Restoring refuses, with :class:`InvalidArgumentError` naming the first problem and where it
 is, anything a real allocator cannot have produced: each field is checked on its own (types,
@@ -29,20 +31,25 @@ clock are not part of the state: the caller passes them again on restore.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any, Final
 
-import attrs
-
-from ._check import EARLIEST, LATEST, MAX_MINUTES, check_id
+from ._check import MAX_MINUTES
 from ._check import shown as _show
+from ._codec import (
+    Reader,
+    Times,
+    datetime_to_text,
+    doctor_from_dict,
+    doctor_to_dict,
+    token_from_dict,
+    token_to_dict,
+)
 from ._desk import Desk
 from ._possible import IN_A_SLOT, status_problem
 from ._slot import MAX_SEQ, Slot
-from ._values import Doctor, Priority, Source, Token, TokenStatus
+from ._values import Token, TokenStatus, issuer_of, token_id
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -53,64 +60,6 @@ FORMAT: Final = "opd-engine/snapshot"
 VERSION: Final = 3
 #: The versions :func:`load` reads: version 2 is version 3 without zone names.
 READABLE: Final = (2, 3)
-
-E = TypeVar("E", bound=Enum)
-T = TypeVar("T")
-
-
-# ============================================================================ datetimes
-
-
-def datetime_to_text(value: datetime) -> str:
-    """ISO 8601 (with the UTC offset if aware), and the zone's name in brackets where the
-    ``tzinfo`` is a :class:`~zoneinfo.ZoneInfo` with a key. O(1)."""
-    text = value.isoformat()
-    zone = value.tzinfo
-    if isinstance(zone, ZoneInfo) and zone.key is not None:
-        return f"{text}[{zone.key}]"
-    return text
-
-
-def datetime_from_text(text: str, where: str) -> datetime:
-    """The datetime :func:`datetime_to_text` wrote; ``where`` names it in errors. O(1).
-
-    A zone name comes back as that :class:`~zoneinfo.ZoneInfo`, at the same wall-clock time
-    and on the same side of a fall-back change as the offset says (``fold``); an offset the
-    zone does not have at that time is refused.
-    """
-    base, zone_name = text, None
-    if text.endswith("]") and "[" in text:
-        base, _, rest = text.partition("[")
-        zone_name = rest[:-1]
-    try:
-        value = datetime.fromisoformat(base)
-    except ValueError:
-        raise InvalidArgumentError(
-            f"{where} must be an ISO 8601 datetime, got {_show(text)}"
-        ) from None
-    if zone_name is None:
-        return value
-    offset = value.utcoffset()
-    if offset is None:
-        raise InvalidArgumentError(
-            f"{where} names a time zone but has no UTC offset: {_show(text)}"
-        )
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ValueError, LookupError, OSError):
-        raise InvalidArgumentError(
-            f"{where} names an unknown time zone {zone_name!r}: {_show(text)}"
-        ) from None
-    wall = value.replace(tzinfo=zone)
-    for fold in (0, 1):
-        candidate = wall.replace(fold=fold)
-        if candidate.utcoffset() == offset:
-            return candidate
-    raise InvalidArgumentError(
-        f"{where} has offset {value:%z}, which {zone_name} does not have at "
-        f"{value:%Y-%m-%d %H:%M}: {_show(text)}"
-    )
-
 
 # ============================================================================ dump
 
@@ -123,10 +72,7 @@ def dump(alloc: Allocator) -> dict[str, Any]:
         doctor = desk.doctor
         doctors.append(
             {
-                "id": doctor.id,
-                "name": doctor.name,
-                "department": doctor.department,
-                "consult_minutes": doctor.consult_minutes,
+                **doctor_to_dict(doctor),
                 "issued": desk.issued,
                 "delay_minutes": int(desk.delay / timedelta(minutes=1)),
                 "available": desk.available,
@@ -145,17 +91,7 @@ def dump(alloc: Allocator) -> dict[str, Any]:
             }
             for slot in desk.slots
         )
-    tokens = []
-    for token in alloc._day.tokens.values():
-        row: dict[str, Any] = {}
-        for field in attrs.fields(Token):
-            value = getattr(token, field.name)
-            if isinstance(value, Enum):
-                value = value.name
-            elif isinstance(value, datetime):
-                value = datetime_to_text(value)
-            row[field.name] = value
-        tokens.append(row)
+    tokens = [token_to_dict(token) for token in alloc._day.tokens.values()]
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -165,124 +101,6 @@ def dump(alloc: Allocator) -> dict[str, Any]:
         "slots": slots,
         "tokens": tokens,
     }
-
-
-# ============================================================================ reading
-
-
-class _Times:
-    """Parses every datetime of one snapshot, and refuses naive and aware ones mixed."""
-
-    def __init__(self) -> None:
-        self.aware: bool | None = None
-        self.first = ""  # where the first datetime was
-
-    def parse(self, text: str, where: str) -> datetime:
-        value = datetime_from_text(text, where)
-        # The allocator's own range (``add_slot`` and the clock keep to it too), so that
-        # the durations it adds to a restored time never overflow.
-        if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:
-            raise InvalidArgumentError(
-                f"{where} must be between {EARLIEST.date().isoformat()} and "
-                f"{LATEST.date().isoformat()}, got {_show(text)}"
-            )
-        aware = value.tzinfo is not None
-        if self.aware is None:
-            self.aware, self.first = aware, where
-        elif aware != self.aware:
-            kinds = ("naive", "aware") if self.aware else ("aware", "naive")
-            raise InvalidArgumentError(
-                f"{where} is {kinds[0]}, but {self.first} is {kinds[1]}: a snapshot's "
-                f"datetimes are all naive or all aware, got {_show(text)}"
-            )
-        return value
-
-
-class _Reader:
-    """Typed access to one JSON object, with errors that name the path."""
-
-    def __init__(self, data: object, path: str, times: _Times) -> None:
-        if not isinstance(data, Mapping):
-            raise InvalidArgumentError(f"{path} must be an object, got {_show(data)}")
-        self.data = data
-        self.path = path
-        self.times = times
-
-    def _get(self, key: str) -> object:
-        if key not in self.data:
-            raise InvalidArgumentError(f"{self.path}.{key} is missing")
-        return self.data[key]
-
-    def typed(self, key: str, kind: type[T]) -> T:
-        """The value as a ``kind``; an ``int`` or ``str`` subclass's (which a mapping built
-        in Python, not read from JSON, may hold) as a plain ``int`` or ``str``."""
-        value = self._get(key)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise InvalidArgumentError(
-                f"{self.path}.{key} must be {kind.__name__}, got {_show(value)}"
-            )
-        if type(value) is not kind:
-            if isinstance(value, str):
-                return str.__str__(value)  # type: ignore[return-value]
-            if isinstance(value, int) and kind is int:
-                return int.__int__(value)  # type: ignore[return-value]
-        return value
-
-    def maybe(self, key: str, kind: type[T]) -> T | None:
-        """Like :meth:`typed`, but ``null`` is allowed."""
-        if self._get(key) is None:
-            return None
-        return self.typed(key, kind)
-
-    def ident(self, key: str) -> str:
-        """A non-empty string without surrounding whitespace, as every id is."""
-        value = self.typed(key, str)
-        try:
-            return check_id(key, value)
-        except InvalidArgumentError as error:
-            raise InvalidArgumentError(f"{self.path}.{error}") from None
-
-    def maybe_ident(self, key: str) -> str | None:
-        """Like :meth:`ident`, but ``null`` is allowed."""
-        return None if self._get(key) is None else self.ident(key)
-
-    def count(self, key: str, minimum: int, maximum: int | None = None) -> int:
-        """An ``int`` in ``[minimum, maximum]``."""
-        value = self.typed(key, int)
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-            raise InvalidArgumentError(f"{self.path}.{key} must be {bound}, got {value!r}")
-        return value
-
-    def when(self, key: str) -> datetime:
-        return self.times.parse(self.typed(key, str), f"{self.path}.{key}")
-
-    def maybe_when(self, key: str) -> datetime | None:
-        """Like :meth:`when`, but ``null`` is allowed."""
-        return None if self._get(key) is None else self.when(key)
-
-    def member(self, key: str, enum: type[E]) -> E:
-        value = self.typed(key, str)
-        try:
-            return enum[value]
-        except KeyError:
-            names = ", ".join(m.name for m in enum)
-            raise InvalidArgumentError(
-                f"{self.path}.{key} must be one of {names}, got {_show(value)}"
-            ) from None
-
-    def items(self, key: str) -> list[_Reader]:
-        value = self.typed(key, list)
-        return [
-            _Reader(item, f"{self.path}.{key}[{i}]", self.times) for i, item in enumerate(value)
-        ]
-
-    def build(self, factory: Callable[..., T], *args: object) -> T:
-        """``factory(*args)``, its own validation errors prefixed with this object's path."""
-        try:
-            return factory(*args)
-        except InvalidArgumentError as error:
-            raise InvalidArgumentError(f"{self.path}: {error}") from None
 
 
 # ============================================================================ load
@@ -296,7 +114,7 @@ def load(
     factory: Callable[..., Allocator],
 ) -> Allocator:
     """Rebuild an allocator from :func:`dump`'s output; raise InvalidArgumentError if bad."""
-    root = _Reader(data, "snapshot", _Times())
+    root = Reader(data, "snapshot", Times())
     if root.data.get("format") != FORMAT:
         raise InvalidArgumentError(
             f"snapshot.format must be {FORMAT!r}, got {_show(root.data.get('format'))}"
@@ -318,20 +136,14 @@ def load(
     return alloc
 
 
-def _fill(alloc: Allocator, root: _Reader) -> None:
+def _fill(alloc: Allocator, root: Reader) -> None:
     day = alloc._day
     seq = root.count("seq", 0, MAX_SEQ)
     day.seq = seq
     day.version = root.count("allocator_version", 0)
     desks = alloc._desks
     for item in root.items("doctors"):
-        doctor = item.build(
-            Doctor,
-            item.typed("id", str),
-            item.typed("name", str),
-            item.typed("department", str),
-            item.typed("consult_minutes", int),
-        )
+        doctor = doctor_from_dict(item)
         if doctor.id in desks:
             raise InvalidArgumentError(f"{item.path}.id {doctor.id!r} appears twice")
         desk = Desk(doctor, day)
@@ -413,22 +225,23 @@ def _fill(alloc: Allocator, root: _Reader) -> None:
             desk.sync_present(slot)
 
 
-def _token(alloc: Allocator, item: _Reader, seq_counter: int, seqs: dict[int, str]) -> Token:
-    """One token, checked on its own and against the doctors, the slots and the ``seq`` of
-    the tokens before it (``seqs``: where each was seen)."""
+def _token(alloc: Allocator, item: Reader, seq_counter: int, seqs: dict[int, str]) -> Token:
+    """One token, checked on its own (:func:`~opd_engine._codec.token_from_dict`), then
+    against the doctors, the slots and the ``seq`` of the tokens before it (``seqs``: where
+    each was seen)."""
+    token = token_from_dict(item)
     path = item.path
-    token_id = item.ident("id")
-    doctor_id = item.typed("doctor_id", str)
+    doctor_id = token.doctor_id
     holder = alloc._desks.get(doctor_id)
     if holder is None:
         raise InvalidArgumentError(f"{path}.doctor_id {doctor_id!r} is unknown")
-    slot_id = item.maybe("slot_id", str)
+    slot_id = token.slot_id
     slot = None
     if slot_id is not None:
         slot = alloc._slots.get(slot_id)
         if slot is None or slot.doctor_id != doctor_id:
             raise InvalidArgumentError(f"{path}.slot_id {slot_id!r} is not a slot of {doctor_id!r}")
-    seq = item.count("seq", 1)
+    seq = token.seq
     if seq > seq_counter:
         raise InvalidArgumentError(
             f"{path}.seq {seq} is above snapshot.seq {seq_counter}, the last seq issued"
@@ -436,18 +249,18 @@ def _token(alloc: Allocator, item: _Reader, seq_counter: int, seqs: dict[int, st
     if seq in seqs:
         raise InvalidArgumentError(f"{path}.seq {seq} is also {seqs[seq]}'s")
     seqs[seq] = path
-    number = item.count("number", 1)
-    issuer_id, _, _ = token_id.rpartition("-")
+    number = token.number
+    issuer_id = issuer_of(token.id)
     issuer = alloc._desks.get(issuer_id)
     if issuer is None:
         raise InvalidArgumentError(
-            f"{path}.id {token_id!r} must start with the id of the doctor who issued it, "
+            f"{path}.id {token.id!r} must start with the id of the doctor who issued it, "
             f"and there is no doctor {issuer_id!r}"
         )
-    issued_as = f"{issuer_id}-{number:03d}"
-    if token_id != issued_as:
+    issued_as = token_id(issuer_id, number)
+    if token.id != issued_as:
         raise InvalidArgumentError(
-            f"{path}.id {token_id!r} does not match its number {number}: doctor "
+            f"{path}.id {token.id!r} does not match its number {number}: doctor "
             f"{issuer_id!r} issued number {number} as {issued_as!r}"
         )
     if number > issuer.issued:
@@ -455,23 +268,6 @@ def _token(alloc: Allocator, item: _Reader, seq_counter: int, seqs: dict[int, st
             f"{path}.number {number} is above doctor {issuer_id!r}'s issued count "
             f"{issuer.issued}: the next token it issues would take this one's id"
         )
-    token = Token(
-        id=token_id,
-        patient_id=item.ident("patient_id"),
-        doctor_id=doctor_id,
-        slot_id=slot_id,
-        priority=item.member("priority", Priority),
-        source=item.member("source", Source),
-        seq=seq,
-        number=number,
-        status=item.member("status", TokenStatus),
-        booked_at=item.when("booked_at"),
-        checked_in_at=item.maybe_when("checked_in_at"),
-        moves=item.count("moves", 0),
-        missed_calls=item.count("missed_calls", 0),
-        called_at=item.maybe_when("called_at"),
-        completed_at=item.maybe_when("completed_at"),
-    )
     problem = status_problem(token, holder, slot)
     if problem is not None:
         raise InvalidArgumentError(f"{path} is {token.status.name} but {problem}")
