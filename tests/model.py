@@ -1,4 +1,4 @@
-"""The reference model: DESIGN.md section 3 (the Allocator's contract), executable.
+"""The reference model: the executable statement of DESIGN.md section 3's rules.
 
 ``Model`` is the contract written as naively as possible: plain lists and dicts, every view
 recomputed by scanning and sorting on each read, no index and no code shared with the
@@ -475,7 +475,13 @@ class Model:
 
     def queue(self, slot: MSlot) -> list[MToken]:
         """The standing order: the call order merged with the booked tokens by comparing the
-        two heads' ``(level, seq)`` (a booked token's level is its triaged priority)."""
+        two heads' ``(level, seq)`` (a booked token's level is its triaged priority).
+
+        DESIGN.md section 3, the standing order: "A slot's standing order ranks all its waiting
+        tokens as the ordering policy ranks them at ``clock()``: a checked-in token by its current
+        (aged or accumulated) rank, a BOOKED token that has not arrived by its triaged priority
+        (only checked-in tokens age), ties by ``seq``."
+        """
         called = self.present(slot)
         booked = sorted((t for t in self.holders(slot) if t.status == "BOOKED"), key=rank)
         merged: list[MToken] = []
@@ -491,6 +497,7 @@ class Model:
         return merged + called + booked
 
     def waitlist(self, doctor_id: str) -> list[MToken]:
+        """DESIGN.md section 3, ``waitlist(doctor_id)``: "waitlisted tokens in order" """
         listed = [
             t for t in self.tokens.values() if t.doctor_id == doctor_id and t.status == "WAITLISTED"
         ]
@@ -498,7 +505,12 @@ class Model:
 
     def duplicate(self, patient_id: str, doctor_id: str, exclude: str | None) -> MToken | None:
         """The patient's active token the duplicate rule counts against ``doctor_id``: a
-        non-emergency one first, then the earliest."""
+        non-emergency one first, then the earliest.
+
+        DESIGN.md section 3, ``book``: "A patient holds at most one active token per doctor (by
+        default; ``Policies.duplicates`` widens it): a second booking raises
+        ``DuplicateBookingError`` carrying the existing token's id (emergencies are exempt)."
+        """
         rule = self.combo.duplicates
         department = self.doctors[doctor_id].department
         held = [
@@ -558,10 +570,16 @@ class Model:
         return tuple([*own, *(slot_id for _, _, slot_id in others)][:5])
 
     def check_bookable(self, slot: MSlot) -> None:
+        """DESIGN.md section 3, ``book``: "A slot that has ended, or whose doctor is unavailable,
+        raises ``SlotClosedError``."
+        """
         if not self.is_open(slot):
             raise Refused(SlotClosedError)
 
     def position(self, token: MToken, queues: dict[str, list[str]]) -> int | None:
+        """DESIGN.md section 3, ``position(token_id)``: "1-based place in its slot's standing order
+        (``queue()``) or in its waitlist"
+        """
         if token.status in WAITING:
             assert token.slot_id is not None
             return queues[token.slot_id].index(token.id) + 1
@@ -570,6 +588,11 @@ class Model:
         return None
 
     def estimated_start(self, token: MToken, position: int | None) -> datetime | None:
+        """DESIGN.md section 3, ``estimated_start(token_id)``: "``estimate(token_id).likely``
+        (section 10); for a non-emergency token, with nothing learned, no consultation in progress
+        and nobody ahead from another slot, that is ``max(slot.start + delay, now) + (position - 1)
+        * consult_minutes``; None where ``estimate`` is None"
+        """
         if token.status not in WAITING or position is None:
             return None
         assert token.slot_id is not None
@@ -634,6 +657,13 @@ class Model:
         return True
 
     def contain(self, slot: MSlot, reason: str = "DISPLACED") -> None:
+        """DESIGN.md section 3, ``book``: "An emergency follows the emergency policy: by default it
+        bypasses the hard limit (the slot overflows); with ``EmergencyOverride(max_overflow=k)`` at
+        most k extra, and past that the lowest-ranked non-emergency token (lowest priority, latest
+        ``seq``) is displaced to the first later slot of the same doctor with room, else to the
+        waitlist, keeping its ``seq``. An emergency never displaces an emergency; when nobody can be
+        displaced, the emergency overflows anyway: a patient in danger is never turned away."
+        """
         bound = self.combo.max_overflow
         if bound is None:
             return
@@ -643,7 +673,13 @@ class Model:
 
     def refill(self, slot: MSlot, keep: str | None = None) -> None:
         """Fill free places: waitlist first, then pull forward (never ``keep``); cascade to
-        emptied slots. Nothing while the doctor is unavailable."""
+        emptied slots. Nothing while the doctor is unavailable.
+
+        DESIGN.md section 4, ``Reallocation``: "fill a freed place from the waitlist, then pull
+        forward the best checked-in token from the doctor's later slots; a token displaced
+        ``max_moves`` times is not displaced again while another candidate exists; ``fill_idle`` is
+        the idle-fill rule of section 3."
+        """
         if not self.doctors[slot.doctor_id].available:
             return
         pending = [slot]
@@ -713,6 +749,9 @@ class Model:
     # ---------------------------------------------------------------- setup
 
     def add_doctor(self, doctor: Doctor) -> None:
+        """DESIGN.md section 3, ``add_doctor(doctor)``: "duplicate id ->
+        ``InvalidArgumentError``"
+        """
         if doctor.id in self.doctors:
             raise Refused(InvalidArgumentError)
         self.doctors[doctor.id] = MDoctor(
@@ -721,6 +760,11 @@ class Model:
         self.event("DoctorAdded", doctor.id, doctor.name, doctor.department, doctor.consult_minutes)
 
     def add_slot(self, slot: MSlot) -> None:
+        """DESIGN.md section 3, ``add_slot(slot)``: "unknown doctor -> ``UnknownDoctorError``;
+        duplicate id, ``end <= start``, ``capacity < 0``, overlap with the doctor's other slots, or
+        a start on another date than the allocator's other slots (one OPD day) ->
+        ``InvalidArgumentError``"
+        """
         if slot.doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
         if slot.id in self.slots:
@@ -743,6 +787,11 @@ class Model:
         priority: Priority | None,
         checked_in: bool | None,
     ) -> MToken:
+        """DESIGN.md section 3, ``book``: "``priority=None`` takes the source's default;
+        ``checked_in=None`` means present now for WALK_IN or EMERGENCY, not yet for the others. With
+        ``slot_id``: that slot. Without: an emergency goes to the doctor's current slot (the one
+        containing now, else the next to start); others go to the earliest open slot with room."
+        """
         if doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
         level = DEFAULT_PRIORITY[source] if priority is None else priority
@@ -788,7 +837,13 @@ class Model:
         emergency: bool,
         source: Source,
     ) -> MSlot | None:
-        """Where a new token goes (None: the waitlist), or refuse."""
+        """Where a new token goes (None: the waitlist), or refuse.
+
+        DESIGN.md section 3, ``book``: "A non-emergency token for a full slot follows
+        ``Policies.on_full``: ``OnFull.REJECT`` (default, as the seed: ``SlotFullError`` whose
+        message says the slot "is full"), ``OnFull.WAITLIST``, or ``OnFull.NEXT_SLOT`` (earliest
+        later slot with room, else waitlist)."
+        """
         on_full = self.combo.on_full
         if chosen is not None:
             self.check_bookable(chosen)
@@ -814,6 +869,12 @@ class Model:
         return target
 
     def check_in(self, token_id: str) -> MToken:
+        """DESIGN.md section 3, ``check_in(token_id)``: "BOOKED -> CHECKED_IN; WAITLISTED stays
+        WAITLISTED but records ``checked_in_at``; NO_SHOW -> late arrival, re-queued (new ``seq``)
+        into the doctor's current slot, or waitlisted if it cannot be placed; if the doctor is
+        unavailable, it is placed as ``mark_unavailable`` places a waiting token (a same-department
+        colleague first)"
+        """
         token = self.token(token_id)
         if token.status == "BOOKED":
             token.status, token.checked_in_at = "CHECKED_IN", self.now
@@ -827,6 +888,11 @@ class Model:
         return token
 
     def late_arrival(self, token: MToken) -> None:
+        """DESIGN.md section 3, ``check_in(token_id)``: "NO_SHOW -> late arrival, re-queued (new
+        ``seq``) into the doctor's current slot, or waitlisted if it cannot be placed; if the doctor
+        is unavailable, it is placed as ``mark_unavailable`` places a waiting token (a
+        same-department colleague first)"
+        """
         emergency = token.priority is Priority.EMERGENCY
         if not emergency:
             self.refuse_duplicate(token.patient_id, token.doctor_id, token.id)
@@ -849,6 +915,15 @@ class Model:
             self.contain(target)
 
     def call_next(self, doctor_id: str) -> MToken | None:
+        """DESIGN.md section 3, ``call_next(doctor_id)``: "completes the doctor's current
+        consultation if any, then calls (IN_CONSULTATION) the next checked-in token: a checked-in
+        emergency first, wherever it waits (in a slot, or on the waitlist, whence it is seated as
+        the idle-fill rule seats, even with ``fill_idle=False``; lowest acuity first, section 12,
+        then earliest slot, then ``seq``), else from the doctor's earliest slot, in start order,
+        that has a checked-in waiting token, the first checked-in token of its standing order;
+        BOOKED tokens that have not arrived are skipped; if no checked-in token waits in any of the
+        doctor's slots, the idle-fill rule below applies; None if nobody checked in is waiting"
+        """
         if doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
         for token in list(self.tokens.values()):
@@ -898,7 +973,16 @@ class Model:
     def seat(self, doctor_id: str) -> MSlot | None:
         """Where the idle-fill rule seats: the current slot (the one containing now, else
         the latest that has started, else the next to start); if that one is closed, the
-        earliest slot not closed that has not ended; None if there is none."""
+        earliest slot not closed that has not ended; None if there is none.
+
+        DESIGN.md section 3, the idle-fill rule: "it calls the first checked-in token of the
+        doctor's waitlist: that token is placed in the doctor's current slot (the one containing
+        now, else the latest that has started, else the next to start), over its capacity if need be
+        (``TokenMoved(reason=MoveReason.FROM_WAITLIST)``, then ``TokenCalled``). [...] Idle-fill
+        never seats a token into a closed slot (closed by ``close_slot`` or ``end_day``; a slot that
+        has merely ended is not closed for this rule): if the current slot is closed, it uses the
+        doctor's earliest open slot that has not ended, and with none it calls nobody (``None``)."
+        """
         slots = self.slots_of(doctor_id)
         if not slots:
             return None
@@ -918,6 +1002,7 @@ class Model:
         self.emit("TokenCompleted", token)
 
     def complete(self, token_id: str) -> MToken:
+        """DESIGN.md section 3, ``complete(token_id)``: "IN_CONSULTATION -> COMPLETED" """
         token = self.token(token_id)
         if token.status != "IN_CONSULTATION":
             raise Refused(InvalidTransitionError)
@@ -925,6 +1010,9 @@ class Model:
         return token
 
     def cancel(self, token_id: str) -> MToken:
+        """DESIGN.md section 3, ``cancel(token_id)``: "BOOKED, CHECKED_IN or WAITLISTED ->
+        CANCELLED; frees the place and reallocates"
+        """
         token = self.token(token_id)
         if token.status not in ("BOOKED", "CHECKED_IN", "WAITLISTED"):
             raise Refused(InvalidTransitionError)
@@ -936,6 +1024,10 @@ class Model:
         return token
 
     def no_show(self, token_id: str) -> MToken:
+        """DESIGN.md section 3, ``no_show(token_id)``: "BOOKED -> NO_SHOW, only once the grace
+        period after slot start has passed (else ``InvalidTransitionError``); frees the place and
+        reallocates"
+        """
         token = self.token(token_id)
         if token.status != "BOOKED":
             raise Refused(InvalidTransitionError)
@@ -951,6 +1043,15 @@ class Model:
     # ---------------------------------------------------------------- the front desk
 
     def reschedule(self, token_id: str, slot_id: str) -> MToken:
+        """DESIGN.md section 3, ``reschedule(token_id, slot_id)``: "the desk moves a waiting token
+        (BOOKED, CHECKED_IN or WAITLISTED) to the named slot, of the same doctor or another: the
+        target obeys the booking rules for that token (``SlotClosedError``, ``SlotFullError`` for a
+        non-emergency past the capacity policy, ``DuplicateBookingError`` if the patient holds
+        another active token that the duplicate rule counts), and on any error nothing changes; the
+        token keeps ``id``, ``number``, ``seq``, ``checked_in_at`` and ``moves``;
+        ``TokenMoved(reason=MoveReason.RESCHEDULED)``; the freed place is reallocated; the token's
+        own slot -> returned unchanged, no event"
+        """
         token = self.token(token_id)
         if slot_id not in self.slots:
             raise Refused(UnknownSlotError)
@@ -977,6 +1078,14 @@ class Model:
         return token
 
     def retriage(self, token_id: str, priority: Priority) -> MToken:
+        """DESIGN.md section 3, ``retriage(token_id, priority)``: "a waiting token's triage level
+        changes (the patient's condition got worse or better): it keeps ``seq`` and its place, and
+        is re-ranked in its slot or waitlist; raised to EMERGENCY it follows the emergency policy in
+        its slot (bounded overflow displaces as a new emergency would), and a waitlisted one is
+        seated in the doctor's current slot (an emergency waits on a waitlist only where no open
+        slot can take it, and is then called first, section 3); ``TokenRetriaged``; the same level
+        -> unchanged, no event"
+        """
         token = self.token(token_id)
         if not isinstance(priority, Priority):
             raise Refused(InvalidArgumentError)
@@ -1003,6 +1112,13 @@ class Model:
         return token
 
     def missed_call(self, token_id: str) -> MToken:
+        """DESIGN.md section 3, ``missed_call(token_id)``: "the patient called in (IN_CONSULTATION)
+        did not come: the token goes back to its slot's queue as BOOKED (not present), keeping
+        ``seq``, and ``Token.missed_calls`` grows by one (``TokenCallMissed``); at
+        ``Policies.max_missed_calls`` missed calls it becomes NO_SHOW instead (``TokenNoShow``,
+        place freed and reallocated; a later ``check_in`` is a late arrival); the doctor has no
+        current consultation afterwards"
+        """
         token = self.token(token_id)
         if token.status != "IN_CONSULTATION":
             raise Refused(InvalidTransitionError)
@@ -1023,6 +1139,9 @@ class Model:
     # ---------------------------------------------------------------- disruptions
 
     def delay(self, doctor_id: str, minutes: int) -> None:
+        """DESIGN.md section 3, ``delay(doctor_id, minutes)``: "the doctor runs late: estimated
+        starts of remaining tokens shift; capacity-loss handling is a policy"
+        """
         if doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
         doctor = self.doctors[doctor_id]
@@ -1048,6 +1167,9 @@ class Model:
                 self.shrunk(slot, old, "DELAYED")
 
     def resize(self, slot_id: str, capacity: int) -> None:
+        """DESIGN.md section 3, ``resize(slot_id, capacity)``: "grow: fill from waitlist; shrink:
+        lowest-ranked tokens displaced onward"
+        """
         if slot_id not in self.slots:
             raise Refused(UnknownSlotError)
         if capacity < 0:
@@ -1071,6 +1193,12 @@ class Model:
             self.contain(slot, reason)
 
     def mark_unavailable(self, doctor_id: str) -> None:
+        """DESIGN.md section 3, ``mark_unavailable(doctor_id)``: "the doctor's slots that have not
+        ended close to new bookings; every waiting token, in standing order (slot by slot in start
+        order, then the waitlist), moves to the earliest open slot with room of another available
+        doctor of the same department (never another department), else to the shortest waitlist
+        among those doctors, else to its own doctor's waitlist; none is cancelled"
+        """
         if doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
         doctor = self.doctors[doctor_id]
@@ -1085,6 +1213,11 @@ class Model:
             self.reassign(token, "REASSIGNED")
 
     def mark_available(self, doctor_id: str) -> None:
+        """DESIGN.md section 3, ``mark_available(doctor_id)``: "the doctor is back: slots that have
+        not ended (and were not closed by ``close_slot``) reopen; the doctor's waitlist refills
+        them; tokens moved away earlier stay where they are; ``DoctorAvailable``; an available
+        doctor -> no change"
+        """
         if doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
         doctor = self.doctors[doctor_id]
@@ -1096,6 +1229,12 @@ class Model:
             self.refill(slot)
 
     def close_slot(self, slot_id: str) -> None:
+        """DESIGN.md section 3, ``close_slot(slot_id)``: "one slot closes (a break, a room lost): no
+        new bookings (``SlotClosedError``); its waiting tokens move, in standing order, to the
+        doctor's later open slots with room, else as ``mark_unavailable`` moves them (same
+        department), else to the doctor's waitlist, ``MoveReason.SLOT_CLOSED``; none is cancelled;
+        ``SlotClosed``; a closed slot -> no change"
+        """
         if slot_id not in self.slots:
             raise Refused(UnknownSlotError)
         slot = self.slots[slot_id]
