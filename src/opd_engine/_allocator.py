@@ -20,6 +20,7 @@ import attrs
 from . import _display, _guard, _invariants, _journal, _snapshot
 from ._check import (
     EARLIEST,
+    EDGE_YEARS,
     LATEST,
     MAX_ID_LENGTH,
     MAX_MINUTES,
@@ -86,7 +87,6 @@ _WAITING = (BOOKED, CHECKED_IN)
 _CANCELLABLE = (BOOKED, CHECKED_IN, WAITLISTED)
 #: At most this many slots in SlotFullError.alternatives.
 _ALTERNATIVES = 5
-_EDGE_YEARS = (EARLIEST.year, LATEST.year)  # the only years that hold refused times
 _DEFAULT_PRIORITY = {source: source.default_priority for source in Source}
 
 
@@ -1414,7 +1414,7 @@ class Allocator:
             ) from error
         if now.__class__ is not datetime and not isinstance(now, datetime):
             raise InvalidArgumentError(f"clock must return a datetime, got {now!r}")
-        if now.year in _EDGE_YEARS and not (EARLIEST <= now.replace(tzinfo=None) <= LATEST):
+        if now.year in EDGE_YEARS and not (EARLIEST <= now.replace(tzinfo=None) <= LATEST):
             raise InvalidArgumentError(
                 f"clock must return a time between {EARLIEST} and {LATEST}, got {now!r}"
             )
