@@ -623,6 +623,28 @@ def test_check_invariants_passes_on_a_busy_day(build: Build, clock: Clock) -> No
     alloc.check_invariants()
 
 
+def test_each_slot_keeps_its_own_queue(build: Build, clock: Clock) -> None:
+    """A slot makes each of its sorted lists when its first key comes (booked, checked in,
+    aged, protected): filing tokens in one slot leaves every other slot's queue empty."""
+    alloc = build(
+        Policies(ordering=Aging(step=timedelta(minutes=10)), reallocation=Reallocation(max_moves=0))
+    )
+    booked = alloc.book("A", "D1", "D1@09", source=ONLINE)  # protected: moved >= 0 times
+    alloc.book("B", "D1", "D1@09")  # a walk-in: checked in at once
+    alloc.check_in(booked.id)
+    clock.now = at(9, 30)  # both have aged
+    assert ids(alloc.queue("D1@09")) == ["D1-001", "D1-002"]
+    for slot in alloc.slots():
+        if slot.id != "D1@09":
+            assert alloc.queue(slot.id) == []
+            assert slot.waiting == 0
+    alloc.check_invariants()
+    alloc.book("C", "D2", "D2@10", source=ONLINE)
+    assert ids(alloc.queue("D2@10")) == ["D2-001"]
+    assert alloc.queue("D2@09") == alloc.queue("D1@10") == []
+    alloc.check_invariants()
+
+
 def test_check_invariants_detects_a_token_missing_from_its_queue(alloc: Allocator) -> None:
     token = alloc.book("A", "D1", source=ONLINE)
     alloc.slot("D1@09")._absent.remove(wait_key(token))

@@ -59,6 +59,11 @@ SECOND_0130 = datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK)  # EST, 06:3
         (datetime.max - timedelta(hours=1), datetime.max),
         (datetime.min, datetime.min + timedelta(hours=1)),
         (datetime.max - timedelta(days=3), datetime.max - timedelta(days=2)),
+        (
+            datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=3),
+            datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=2),
+        ),
+        (datetime.min.replace(tzinfo=timezone.utc), datetime.min.replace(tzinfo=timezone.utc)),
     ],
 )
 def test_slots_at_the_end_of_datetime_s_range_are_refused(start: datetime, end: datetime) -> None:
@@ -66,6 +71,17 @@ def test_slots_at_the_end_of_datetime_s_range_are_refused(start: datetime, end: 
     OverflowError after the token was filed" -- such a slot is refused when made."""
     with pytest.raises(InvalidArgumentError, match="between"):
         Slot("S", "D1", start, end, 3)
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_slots_in_the_edge_years_inside_the_range_are_taken(aware: bool) -> None:
+    """The first and last years of ``datetime`` hold both refused and accepted times."""
+    zone = timezone.utc if aware else None
+    early = (datetime.min + timedelta(days=8)).replace(tzinfo=zone)
+    late = (datetime.max - timedelta(days=8)).replace(tzinfo=zone)
+    for start in (early, late):
+        slot = Slot("S", "D1", start, start + timedelta(hours=1), 3)
+        assert slot.start == start
 
 
 def test_a_clock_at_the_end_of_datetime_s_range_is_refused() -> None:

@@ -19,6 +19,7 @@ import attrs
 from . import _display, _guard, _invariants, _journal, _snapshot
 from ._check import (
     EARLIEST,
+    EDGE_YEARS,
     LATEST,
     MAX_ID_LENGTH,
     MAX_MINUTES,
@@ -87,7 +88,6 @@ _WAITING = (BOOKED, CHECKED_IN)
 _CANCELLABLE = (BOOKED, CHECKED_IN, WAITLISTED)
 #: At most this many slots in SlotFullError.alternatives.
 _ALTERNATIVES = 5
-_EDGE_YEARS = (EARLIEST.year, LATEST.year)  # the only years that hold refused times
 _DEFAULT_PRIORITY = {source: source.default_priority for source in Source}
 
 
@@ -276,31 +276,38 @@ class Allocator:
         passes, from :meth:`add_slot` or a journal's ``SlotAdded``: a new id, datetimes as
         aware or naive as the other slots', a start on their date, no overlap with the
         doctor's other slots. Raises :class:`InvalidArgumentError`. O(log s)."""
-        if slot.id in self._slots:
+        start = slot._start
+        if slot._id in self._slots:
             raise InvalidArgumentError(f"slot id {slot.id!r} is already taken")
-        aware = slot.start.tzinfo is not None
+        aware = start.tzinfo is not None
         if self._aware is not None and aware != self._aware:
             kind = "aware" if self._aware else "naive"
             raise InvalidArgumentError(
-                f"slot datetimes must be {kind} like the slots already added, "
-                f"got start={slot.start!r}"
+                f"slot datetimes must be {kind} like the slots already added, got start={start!r}"
             )
         if self._slots:
-            date = next(iter(self._slots.values())).start.date()
-            if slot.start.date() != date:
+            first = next(iter(self._slots.values()))._start
+            if start.toordinal() != first.toordinal():  # their dates, without making them
                 raise InvalidArgumentError(
-                    f"slot start must be on {date} like the other slots (an allocator "
-                    f"is one OPD day), got start={slot.start!r}"
+                    f"slot start must be on {first.date()} like the other slots (an allocator "
+                    f"is one OPD day), got start={start!r}"
                 )
-        i = bisect_left(desk.starts, slot._at)
-        for other in desk.slots[max(0, i - 1) : i + 1]:
-            if other._at < slot._until and slot._at < other._until:
-                raise InvalidArgumentError(
-                    f"slot {slot.id!r} ({slot.start} to {slot.end}) overlaps slot "
-                    f"{other.id!r} ({other.start} to {other.end}) of doctor "
-                    f"{desk.doctor.id!r}"
-                )
-        return i
+        # The doctor's slots never overlap, so only the neighbours of the new one's place
+        # can overlap it: the one before (starting before it) if it ends after it starts,
+        # the one at its place (starting at or after it) if it starts before it ends.
+        at, starts = slot._at, desk.starts
+        i = bisect_left(starts, at)
+        if i and at < desk.ends[i - 1]:
+            other = desk.slots[i - 1]
+        elif i < len(starts) and starts[i] < slot._until:
+            other = desk.slots[i]
+        else:
+            return i
+        raise InvalidArgumentError(
+            f"slot {slot.id!r} ({slot.start} to {slot.end}) overlaps slot "
+            f"{other.id!r} ({other.start} to {other.end}) of doctor "
+            f"{desk.doctor.id!r}"
+        )
 
     def _attach(self, slot: Slot, desk: Desk, i: int) -> None:
         """Attach ``slot`` as ``desk``'s ``i``-th slot (:meth:`_fit` found ``i``). O(s)."""
@@ -1407,7 +1414,7 @@ class Allocator:
             ) from error
         if now.__class__ is not datetime and not isinstance(now, datetime):
             raise InvalidArgumentError(f"clock must return a datetime, got {now!r}")
-        if now.year in _EDGE_YEARS and not (EARLIEST <= now.replace(tzinfo=None) <= LATEST):
+        if now.year in EDGE_YEARS and not (EARLIEST <= now.replace(tzinfo=None) <= LATEST):
             raise InvalidArgumentError(
                 f"clock must return a time between {EARLIEST} and {LATEST}, got {now!r}"
             )

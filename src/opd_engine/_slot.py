@@ -97,6 +97,24 @@ _UNLOCKED: Final[AbstractContextManager[object]] = nullcontext()
 
 
 @final
+class _NoKeys(SortedList[WaitKey]):
+    """The one empty key list every slot's sorted lists start as: most of a day's slots
+    never hold an aged or a protected token, and a slot that no token reaches needs none
+    of its lists, so each list is made when its first key comes (a ``SortedList`` costs
+    as much to make as several bookings). Reading it is reading an empty list; changing
+    it would change every slot's, so it refuses to."""
+
+    def add(self, value: WaitKey) -> None:
+        raise AssertionError("the shared empty key list is never changed; make a list first")
+
+    def update(self, iterable: Iterable[WaitKey]) -> None:
+        raise AssertionError("the shared empty key list is never changed; make a list first")
+
+
+_NO_KEYS: Final[SortedList[WaitKey]] = _NoKeys()
+
+
+@final
 @attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class Slot:
     """A doctor's time slot with ``capacity`` places; it owns the queue of its tokens.
@@ -133,9 +151,9 @@ class Slot:
     # Every waiting token: seq -> id (its key is ``priority << SEQ_BITS | seq``).
     _ids: dict[int, str] = attrs.field(init=False, factory=dict)
     # Keys of the booked (not yet arrived) waiting tokens.
-    _absent: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    _absent: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
     # Keys of the checked-in waiting tokens (also filed by the ordering, in _levels).
-    _arrived: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    _arrived: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
     # Places held by tokens no longer waiting (in consultation, completed).
     _done: int = attrs.field(init=False, default=0)
     # Emergency place holders (waiting or not).
@@ -155,9 +173,9 @@ class Slot:
     # which is _arrived's own order for every token still at its triaged priority: only
     # the tokens that have aged to another level are filed again, in _aged by (level, seq),
     # their keys in _aged_keys; _levels stays empty.
-    _aged: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    _aged: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
     _static: bool = attrs.field(init=False, default=False)  # StrictPriority: nobody ages
-    _aged_keys: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    _aged_keys: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
     # The lock of the allocator the slot belongs to: reads for display take it.
     _lock: AbstractContextManager[object] = attrs.field(init=False, default=_UNLOCKED)
@@ -172,8 +190,8 @@ class Slot:
     # Keys of the waiting non-emergency tokens moved ``_protect_at`` times or more (the
     # reallocation policy's max_moves when the slot was added), booked and checked in apart:
     # displaced only as the last resort.
-    _protected_absent: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
-    _protected_arrived: SortedList[WaitKey] = attrs.field(init=False, factory=SortedList)
+    _protected_absent: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
+    _protected_arrived: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
     _protect_at: int = attrs.field(init=False, default=2**62)
 
     # ----------------------------------------------------------------- read-only views
@@ -304,14 +322,20 @@ class Slot:
         """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
+        # A list still _NO_KEYS is made here, at its first key. The inverses (_restore,
+        # _unseat_call, _depart) put a key back only where it was, so they never meet one.
         if token.status is CHECKED_IN:
             # The ordering (user code, which may fail) is asked before anything changes.
             self._file(token.id, self._filing(token, now))
-            self._arrived.add(key)
-            protected = self._protected_arrived
+            keys = self._arrived
+            if keys is _NO_KEYS:
+                keys = self._arrived = SortedList()
+            keys.add(key)
         else:
-            self._absent.add(key)
-            protected = self._protected_absent
+            keys = self._absent
+            if keys is _NO_KEYS:
+                keys = self._absent = SortedList()
+            keys.add(key)
         self._ids[seq] = token.id
         if token.priority is EMERGENCY:
             self._emergencies += 1
@@ -319,6 +343,14 @@ class Slot:
             sources = self._sources
             sources[token.source] = sources.get(token.source, 0) + 1
             if token.moves >= self._protect_at:
+                if token.status is CHECKED_IN:
+                    protected = self._protected_arrived
+                    if protected is _NO_KEYS:
+                        protected = self._protected_arrived = SortedList()
+                else:
+                    protected = self._protected_absent
+                    if protected is _NO_KEYS:
+                        protected = self._protected_absent = SortedList()
                 protected.add(key)
         undo = self._undo
         if undo is not None and undo.steps is not None:
@@ -431,10 +463,15 @@ class Slot:
         key = token.priority << SEQ_BITS | token.seq
         self._file(token.id, filing)  # first: it may refuse a user's key
         self._absent.remove(key)
-        self._arrived.add(key)
+        arrived = self._arrived
+        if arrived is _NO_KEYS:
+            arrived = self._arrived = SortedList()
+        arrived.add(key)
         protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
         if protected:
             self._protected_absent.remove(key)
+            if self._protected_arrived is _NO_KEYS:
+                self._protected_arrived = SortedList()
             self._protected_arrived.add(key)
         undo = self._undo
         if undo is not None and undo.steps is not None:
@@ -498,6 +535,9 @@ class Slot:
         level, entry, change = filed
         if self._seq_keyed:
             if entry >> SEQ_BITS != level:  # aged: filed at its level as well
+                if self._aged is _NO_KEYS:
+                    self._aged = SortedList()
+                    self._aged_keys = SortedList()
                 self._aged.add(level << SEQ_BITS | (entry & SEQ_MASK))
                 self._aged_keys.add(entry)
         else:
