@@ -1,7 +1,8 @@
 """Slot: one stretch of a doctor's day, and the sorted queue of the tokens waiting in it.
 
-This is the only module that imports ``sortedcontainers``. The allocator is the only caller
-of the underscored methods; everybody else sees a slot through its read-only properties.
+With :mod:`opd_engine._patients` (a patient's held tokens), the only module that imports
+``sortedcontainers``. The allocator is the only caller of the underscored methods; everybody
+else sees a slot through its read-only properties.
 """
 
 from __future__ import annotations
