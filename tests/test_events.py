@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from conftest import Build, Clock, at, kinds, moves
 from opd_engine import (
     Allocator,
+    Doctor,
+    DoctorAdded,
     DoctorDelayed,
     DoctorUnavailable,
     Event,
@@ -17,6 +20,7 @@ from opd_engine import (
     OnFull,
     Policies,
     Slot,
+    SlotAdded,
     SlotResized,
     Source,
     TokenBooked,
@@ -355,3 +359,123 @@ def test_events_construct_by_keyword(alloc: Allocator) -> None:
     assert SlotResized(at=at(9), version=1, slot_id="S", old_capacity=1, capacity=2).capacity == 2
     with pytest.raises(TypeError):
         TokenBooked(at=at(9), token=token)  # type: ignore[call-arg]  # version is required
+
+
+def _constructor_twin(event: Event) -> Event:
+    """The same event built by its class's constructor, from its fields."""
+    kind = type(event)
+    return kind(**{f.name: getattr(event, f.name) for f in attrs.fields(kind)})
+
+
+def test_events_built_by_the_generated_drafts_are_the_constructor_s(clock: Clock) -> None:
+    """Every event a call emits is built fast (a draft finished at the end of the call); it
+    is of exactly its class and equals, hashes, prints, pickles and evolves as the same
+    event built by its constructor, and is frozen."""
+    import pickle
+
+    from opd_engine._desk import DRAFT
+    from opd_engine.events import EVENT_CLASSES
+
+    assert set(DRAFT) == set(EVENT_CLASSES)
+    alloc = Allocator(policies=Policies(on_full=OnFull.WAITLIST), clock=clock)
+    seen: list[Event] = []
+    alloc.subscribe(seen.append)
+    alloc.add_doctor(Doctor("D1", "Dr One"))
+    alloc.add_slot(Slot("S", "D1", at(9), at(12), 1))
+    first = alloc.book("P1", "D1", source=ONLINE)
+    alloc.book("P2", "D1", source=Source.WALK_IN)  # waitlisted
+    alloc.check_in(first.id)
+    alloc.call_next("D1")
+    alloc.call_next("D1")  # completes P1, seats P2 from the waitlist and calls them
+    alloc.resize("S", 3)
+    alloc.delay("D1", 5)
+    alloc.cancel(alloc.book("P3", "D1", source=ONLINE).id)
+    assert {type(event) for event in seen} >= {
+        TokenBooked,
+        TokenWaitlisted,
+        TokenCheckedIn,
+        TokenCalled,
+        TokenCompleted,
+        TokenCancelled,
+        SlotResized,
+        DoctorAdded,
+        SlotAdded,
+        DoctorDelayed,
+    }
+    for event in seen:
+        twin = _constructor_twin(event)
+        assert type(event) in EVENT_CLASSES
+        assert event == twin
+        assert twin == event
+        assert hash(event) == hash(twin)
+        assert repr(event) == repr(twin)
+        assert pickle.loads(pickle.dumps(event)) == event
+        assert type(pickle.loads(pickle.dumps(event))) is type(event)
+        assert attrs.evolve(event, step=99) == attrs.evolve(twin, step=99)
+        assert attrs.evolve(event) == event
+        assert 1 <= event.step <= event.steps
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            event.version = 0  # type: ignore[misc]
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            del event.at
+
+
+def test_every_draft_builds_its_event_class() -> None:
+    """Each generated draft takes ``at`` and its class's own fields, in order; finished with
+    ``version``, ``step`` and ``steps`` it is the event its constructor builds."""
+    from opd_engine._desk import DRAFT
+
+    at = datetime(2026, 1, 5, 9)
+    for kind, draft in DRAFT.items():
+        names = [f.name for f in attrs.fields(kind)]
+        own = [name for name in names if name not in ("at", "version", "step", "steps")]
+        values = {name: f"value of {name}" for name in own}
+        made: Any = draft(at, *values.values())
+        assert type(made).__bases__ == (kind,)  # a draft until finished
+        made.version, made.step, made.steps = 7, 1, 2
+        made.__class__ = kind
+        assert made == kind(at=at, version=7, step=1, steps=2, **values)
+        assert draft.__code__.co_filename == f"<opd_engine generated: {kind.__name__} draft>"
+
+
+def test_generated_code_is_named_and_shown_in_tracebacks() -> None:
+    """A traceback through generated code names it and shows its line."""
+    import traceback
+
+    from opd_engine._values import copier
+
+    copy = copier("status")
+    with pytest.raises(AttributeError) as caught:
+        copy(object(), TokenStatus.BOOKED)
+    text = "".join(traceback.format_exception(caught.value))
+    assert 'File "<opd_engine generated: Token copier (status)>"' in text
+    assert "new.id = token.id" in text
+
+
+def test_drafts_refuse_classes_that_run_code_at_construction() -> None:
+    """A class with a validator, a converter or a post-init hook cannot be built by a draft
+    (its checks would be skipped), nor can a class without slots."""
+    from opd_engine._generated import draft_class
+
+    @attrs.frozen
+    class Checked:
+        x: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    @attrs.frozen
+    class Converted:
+        x: int = attrs.field(converter=int)
+
+    @attrs.frozen
+    class Hooked:
+        x: int
+
+        def __attrs_post_init__(self) -> None:
+            pass
+
+    @attrs.frozen(slots=False)
+    class Unslotted:
+        x: int
+
+    for cls in (Checked, Converted, Hooked, Unslotted):
+        with pytest.raises(TypeError):
+            draft_class(cls)

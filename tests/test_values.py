@@ -228,9 +228,11 @@ def test_copiers_and_the_builder_are_evolve_and_init() -> None:
     assert type(built) is Token
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         built.status = TokenStatus.CANCELLED  # type: ignore[misc]
-    from opd_engine._values import _Blank
+    from opd_engine._generated import draft_class
 
-    assert _Blank.__slots__ == Token.__slots__  # type: ignore[attr-defined]  # one layout
+    draft = draft_class(Token)
+    assert draft.__bases__ == (Token,)
+    assert draft.__slots__ == ()  # type: ignore[attr-defined]  # Token's layout, nothing added
     with pytest.raises(ValueError, match="colour"):
         copier("status", "colour")
 

@@ -7,7 +7,6 @@ rule within one doctor's day lives in :mod:`opd_engine._desk`, and the policies 
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
@@ -30,7 +29,17 @@ from ._check import (
     utc,
 )
 from ._codec import token_row
-from ._desk import Day, Desk, Subscription, with_arrival, with_status
+from ._desk import (
+    DRAFT,
+    Day,
+    Desk,
+    Subscription,
+    draft_booked,
+    draft_checked_in,
+    draft_waitlisted,
+    with_arrival,
+    with_status,
+)
 from ._slot import Slot, SlotView, Undo
 from ._values import (
     BOOKED,
@@ -68,21 +77,16 @@ from .events import (
     MoveReason,
     SlotAdded,
     SlotClosed,
-    TokenBooked,
     TokenCallMissed,
     TokenCancelled,
-    TokenCheckedIn,
     TokenEvent,
     TokenMoved,
     TokenNoShow,
     TokenRetriaged,
-    TokenWaitlisted,
 )
 from .policies import Duplicates, OnDelay, Policies
 
 __all__ = ["Allocator"]
-
-_log = logging.getLogger("opd_engine")
 
 _WAITING = (BOOKED, CHECKED_IN)
 _CANCELLABLE = (BOOKED, CHECKED_IN, WAITLISTED)
@@ -127,15 +131,6 @@ def _atomic(
     return call
 
 
-def _notify(callback: Callable[[Event], object], event: Event) -> None:
-    """Deliver one event; a subscriber's exception is logged, never raised: the change it
-    reports has already happened, and the caller's call succeeded."""
-    try:
-        callback(event)
-    except Exception:
-        _log.exception("opd_engine subscriber %r failed on %r", callback, event)
-
-
 @final
 @attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class Allocator:
@@ -168,7 +163,6 @@ class Allocator:
     _desks: dict[str, Desk] = attrs.field(init=False, factory=dict)
     _slots: dict[str, Slot] = attrs.field(init=False, factory=dict)
     _aware: bool | None = attrs.field(init=False, default=None)
-    _delivering: bool = attrs.field(init=False, default=False)
     _lock: threading.RLock = attrs.field(init=False, factory=threading.RLock)
 
     @_day.default
@@ -449,13 +443,13 @@ class Allocator:
             if target is None:
                 desk.waitlist.add(token)
                 if day.subscribers:
-                    day.note(TokenWaitlisted, now, token)
+                    day.pending.append(draft_waitlisted(now, token))
             else:
                 target._add(token, now)
                 if checked_in:
                     desk.joined(target, token)
                 if day.subscribers:
-                    day.note(TokenBooked, now, token)
+                    day.pending.append(draft_booked(now, token))
                 if emergency:
                     desk.contain_overflow(target, now)
             self._commit()
@@ -549,7 +543,8 @@ class Allocator:
                     f"token {token_id!r} cannot check in: it is {token.status.name}"
                     + (" and already checked in" if token.checked_in_at else "")
                 )
-            day.note(TokenCheckedIn, now, token)
+            if day.subscribers:
+                day.pending.append(draft_checked_in(now, token))
             self._commit()
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
@@ -701,7 +696,7 @@ class Allocator:
         token = day.put(token, with_status(token, status))
         day.deactivate(token)
         if day.subscribers:
-            day.note(event, now, token)
+            day.pending.append(DRAFT[event](now, token))
         if slot is not None:
             desk.refill(slot, now)
         return token
@@ -1292,7 +1287,7 @@ class Allocator:
             day.undo.end(saved)
             if fresh and day.subscribers:
                 day.outbox.extend(fresh)
-            self._deliver()
+            day.publish()
 
     # ================================================================ invariants
 
@@ -1374,33 +1369,8 @@ class Allocator:
         """The call changed something: count it, then deliver its events."""
         day = self._day
         day.version += 1
-        if day.pending:
-            day.seal()
-        if day.outbox or day.undo.steps is not None:
-            self._deliver()
-
-    def _deliver(self) -> None:
-        """Deliver the events queued (unless a delivery is already under way)."""
-        day = self._day
-        if day.undo.steps is not None:
-            # The call is final: a subscriber's failure undoes nothing, and a subscriber's
-            # own calls record (and undo) their own changes.
-            day.undo.steps = None
-            day.undo.after = []
-        if self._delivering or not day.outbox:
-            return
-        self._delivering = True
-        try:
-            outbox = day.outbox
-            subscribers = day.subscribers
-            while outbox:
-                event = outbox.popleft()
-                for subscription in tuple(subscribers):
-                    callback = subscription.callback
-                    if callback is not None:  # not unsubscribed by an earlier subscriber
-                        _notify(callback, event)
-        finally:
-            self._delivering = False
+        if day.pending or day.outbox or day.undo.steps is not None:
+            day.publish()
 
     # ================================================================ internals
 

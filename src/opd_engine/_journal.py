@@ -36,6 +36,7 @@ from ._slot import MAX_SEQ, Slot
 from ._values import Doctor, Priority, Token, TokenStatus, issuer_of, token_id
 from .errors import InvalidArgumentError, OPDError
 from .events import (
+    EVENT_CLASSES,
     DoctorAdded,
     DoctorAvailable,
     DoctorDelayed,
@@ -63,29 +64,7 @@ if TYPE_CHECKING:
     from ._allocator import Allocator
 
 #: Every event class, by the name ``event_to_dict`` writes under ``"kind"``.
-KINDS: Final[dict[str, type[Event]]] = {
-    kind.__name__: kind
-    for kind in (
-        TokenBooked,
-        TokenWaitlisted,
-        TokenMoved,
-        TokenCheckedIn,
-        TokenCalled,
-        TokenCompleted,
-        TokenCancelled,
-        TokenNoShow,
-        TokenRetriaged,
-        TokenCallMissed,
-        SlotAdded,
-        SlotResized,
-        SlotClosed,
-        PlacesGranted,
-        DoctorAdded,
-        DoctorDelayed,
-        DoctorUnavailable,
-        DoctorAvailable,
-    )
-}
+KINDS: Final[dict[str, type[Event]]] = {kind.__name__: kind for kind in EVENT_CLASSES}
 
 _HELD = (TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED)
 

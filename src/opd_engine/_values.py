@@ -11,6 +11,7 @@ import attrs
 
 from ._check import MAX_MINUTES, attrs_validator, check_enum, check_id, check_int, check_str
 from ._display import token_html
+from ._generated import value_builder
 
 __all__ = ["Doctor", "Priority", "Source", "Token", "TokenStatus"]
 
@@ -169,27 +170,6 @@ def issuer_of(token_id: str) -> str:
     return token_id.rpartition("-")[0]
 
 
-class _Blank:
-    """A mutable twin of :class:`Token`, with the very same slots: a token under
-    construction. Writing a slot of a class with the default ``__setattr__`` is a plain
-    store (the interpreter specialises it), several times cheaper than the descriptor call
-    a frozen class needs; once every field is written, the object becomes a Token by
-    ``__class__`` assignment, which CPython allows between two classes of one layout."""
-
-    __slots__ = tuple(field.name for field in attrs.fields(Token))
-
-
-def _generate(params: list[str], values: dict[str, str]) -> Callable[..., Token]:
-    """Compile ``f(*params)`` returning a new Token whose field ``name`` is the expression
-    ``values[name]`` (built as a :class:`_Blank`, as attrs generates ``__init__``)."""
-    lines = [f"def generated({', '.join(params)}):", "    new = _new(_Blank)"]
-    lines += [f"    new.{field.name} = {values[field.name]}" for field in attrs.fields(Token)]
-    lines += ["    new.__class__ = _Token", "    return new"]
-    space: dict[str, object] = {"_new": object.__new__, "_Blank": _Blank, "_Token": Token}
-    exec("\n".join(lines), space)
-    return space["generated"]  # type: ignore[return-value]
-
-
 _NAMES = tuple(field.name for field in attrs.fields(Token))
 
 
@@ -202,11 +182,14 @@ def copier(*changed: str) -> Callable[..., Token]:
     if unknown:
         raise ValueError(f"Token has no fields {unknown}")
     values = {name: name if name in changed else f"token.{name}" for name in _NAMES}
-    return _generate(["token", *changed], values)
+    label = ", ".join(changed) or "nothing"
+    return value_builder(Token, f"Token copier ({label})", ["token", *changed], values)
 
 
 #: ``Token(...)`` with every field given positionally, in field order (for ``book``).
-new_token: Callable[..., Token] = _generate(list(_NAMES), {name: name for name in _NAMES})
+new_token: Callable[..., Token] = value_builder(
+    Token, "Token builder", _NAMES, {name: name for name in _NAMES}
+)
 
 
 _copy = copier()

@@ -244,3 +244,27 @@ class PlacesGranted(Event):
 
     slot_id: str
     elastic: int
+
+
+#: Every concrete event class (the journal's kinds, in its order). Not exported: the
+#: package's own list, for the journal and for the event builders.
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    TokenBooked,
+    TokenWaitlisted,
+    TokenMoved,
+    TokenCheckedIn,
+    TokenCalled,
+    TokenCompleted,
+    TokenCancelled,
+    TokenNoShow,
+    TokenRetriaged,
+    TokenCallMissed,
+    SlotAdded,
+    SlotResized,
+    SlotClosed,
+    PlacesGranted,
+    DoctorAdded,
+    DoctorDelayed,
+    DoctorUnavailable,
+    DoctorAvailable,
+)
