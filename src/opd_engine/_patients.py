@@ -77,14 +77,19 @@ class Held:
                 return token_id
         return None
 
-    def crowded(self) -> list[str]:
+    def crowded(self) -> dict[str, list[str]]:
         """The scopes holding more than one non-emergency token (which the duplicate rule
-        forbids), in no particular order. O(s) for the s scopes the tokens are in."""
-        return [
-            scope
-            for scope, entries in self._scopes.items()
-            if len(entries) > 1 and not entries[1][0]  # the second is not an emergency
-        ]
+        forbids), each with those tokens' ids in preference order. O(s) for the s scopes
+        the tokens are in, plus the tokens named."""
+        found: dict[str, list[str]] = {}
+        for scope, entries in self._scopes.items():
+            if len(entries) > 1 and not entries[1][0]:  # the second is not an emergency
+                normal = found[scope] = []
+                for urgent, _seq, token_id in entries:  # non-emergencies sort first
+                    if urgent:
+                        break
+                    normal.append(token_id)
+        return found
 
     def _check(self) -> None:
         """Assert the structure's own invariants. O(k log k)."""

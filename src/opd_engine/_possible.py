@@ -154,12 +154,7 @@ def duplicate_problem(alloc: Allocator, patient_id: str) -> str | None:
     crowded = held.crowded()
     if not crowded:
         return None
-    scope = sorted(crowded)[0]
-    normal = sorted(
-        token_id
-        for token_id in held.ids()
-        if held.filed(token_id) == (scope, (False, day.tokens[token_id].seq, token_id))
-    )
+    normal = sorted(crowded[min(crowded)])
     rule = day.policies.duplicates
     return (
         f"patient {patient_id!r} holds {normal}, more active tokens than the duplicate rule "
