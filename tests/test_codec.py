@@ -8,11 +8,9 @@ state are pinned, byte for byte, in ``fixtures/pinned-days.json``, written by th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import sys
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from enum import Enum
 from pathlib import Path
@@ -22,6 +20,7 @@ from zoneinfo import ZoneInfo
 import attrs
 import pytest
 
+from fixtures.make_journals import Clock, step  # the stored journals' random day
 from opd_engine import (
     Allocator,
     Doctor,
@@ -30,11 +29,8 @@ from opd_engine import (
     InvalidArgumentError,
     OnDelay,
     OnFull,
-    OPDError,
     Policies,
-    Priority,
     Slot,
-    Source,
     Token,
     TokenStatus,
     event_to_dict,
@@ -71,52 +67,11 @@ SEED = 852  # the first seed whose naive day reaches every status and every even
 STEPS = 400
 
 
-class _Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _step(alloc: Allocator, clock: _Clock, rng: random.Random) -> None:
-    """One random call of the day (a refused one changes nothing)."""
-    tokens = [t.id for t in alloc.tokens()] or ["D1-001"]
-    token = rng.choice(tokens)
-    doctor = rng.choice(DOCTORS)
-    slot = f"{rng.choice(DOCTORS)}@{rng.choice((9, 10, 11))}"
-    calls: list[Callable[[], object]] = [
-        lambda: alloc.book(
-            f"P{rng.randrange(25)}",
-            doctor,
-            source=rng.choice(list(Source)),
-            priority=rng.choice([None, None, None, Priority.EMERGENCY]),
-        ),
-        lambda: alloc.check_in(token),
-        lambda: alloc.call_next(doctor),
-        lambda: alloc.call_next(doctor),
-        lambda: alloc.complete(token),
-        lambda: alloc.cancel(token),
-        lambda: alloc.no_show(token),
-        lambda: alloc.missed_call(token),
-        lambda: alloc.reschedule(token, slot),
-        lambda: alloc.retriage(token, rng.choice(list(Priority))),
-        lambda: alloc.resize(slot, rng.randrange(4)),
-        lambda: alloc.delay(doctor, rng.randrange(15)),
-        lambda: alloc.close_slot(slot) if rng.random() < 0.3 else None,
-        lambda: alloc.mark_unavailable(doctor) if rng.random() < 0.3 else None,
-        lambda: alloc.mark_available(doctor),
-        lambda: setattr(clock, "now", clock.now + timedelta(minutes=rng.randrange(12))),
-    ]
-    with contextlib.suppress(OPDError):
-        rng.choice(calls)()
-
-
 def pinned_day(zone: tzinfo | None, seed: int = SEED) -> tuple[Allocator, list[Event]]:
     """A seeded random OPD day under waitlist, bounded-emergency and shrink-on-delay
     policies, and its journal."""
     date = datetime(2026, 11, 25, tzinfo=zone)
-    clock = _Clock(date.replace(hour=8))
+    clock = Clock(date.replace(hour=8))
     alloc = Allocator(policies=POLICIES, clock=clock)
     journal: list[Event] = []
     alloc.subscribe(journal.append)
@@ -128,7 +83,7 @@ def pinned_day(zone: tzinfo | None, seed: int = SEED) -> tuple[Allocator, list[E
             alloc.add_slot(Slot(f"{doctor}@{hour}", doctor, begin, begin + timedelta(hours=1), 2))
     rng = random.Random(seed)
     for _ in range(STEPS):
-        _step(alloc, clock, rng)
+        step(alloc, clock, rng)
     return alloc, journal
 
 
@@ -167,7 +122,7 @@ def test_the_pinned_day_loads_into_the_same_state(name: str) -> None:
     pinned = json.loads(PINNED.read_text())[name]
     snapshot: dict[str, Any] = json.loads(pinned["snapshot"])
     events: list[dict[str, Any]] = json.loads(pinned["events"])
-    clock = _Clock(datetime(2026, 11, 25, 20, tzinfo=ZONES[name]))
+    clock = Clock(datetime(2026, 11, 25, 20, tzinfo=ZONES[name]))
     restored = Allocator.from_snapshot(snapshot, policies=POLICIES, clock=clock)
     assert _text(restored.snapshot()) == pinned["snapshot"]
     replayed = Allocator.replay(events, policies=POLICIES, clock=clock)

@@ -452,10 +452,8 @@ def a_small_journal() -> tuple[Allocator, Clock, list[Event]]:
     return alloc, clock, journal
 
 
-def test_replay_refuses_the_states_from_snapshot_refuses() -> None:
-    """Issue item 2, one path: "replay, apply and from_snapshot accept exactly the same
-    states". A COMPLETED token without called_at, and a SlotAdded on another date than the
-    day's other slots, are refused by from_snapshot, and so by replay and apply."""
+def completed_day() -> tuple[Allocator, Clock, list[Event], TokenCompleted]:
+    """A day whose one patient was booked, called and seen: its last event completes it."""
     alloc, clock, journal = new_day(Policies())
     alloc.book("A", "D1", source=Source.WALK_IN)
     clock.now = DAY.replace(hour=9, minute=5)
@@ -463,6 +461,14 @@ def test_replay_refuses_the_states_from_snapshot_refuses() -> None:
     alloc.complete("D1-001")
     completed = journal[-1]
     assert isinstance(completed, TokenCompleted)
+    return alloc, clock, journal, completed
+
+
+def test_replay_refuses_the_states_from_snapshot_refuses() -> None:
+    """Issue item 2, one path: "replay, apply and from_snapshot accept exactly the same
+    states". A COMPLETED token without called_at, and a SlotAdded on another date than the
+    day's other slots, are refused by from_snapshot, and so by replay and apply."""
+    alloc, clock, journal, completed = completed_day()
     never_called = attrs.evolve(completed, token=attrs.evolve(completed.token, called_at=None))
     state = alloc.snapshot()
     state["tokens"][0]["called_at"] = None
@@ -587,13 +593,7 @@ def test_a_token_keeps_its_source_and_booking_time() -> None:
     """Replay "sets the state the events describe", and a token's source and booking time
     never change after booking: an event that changes them contradicts the state (a slot
     counts the places it holds by source, so replay could not follow it)."""
-    alloc, clock, journal = new_day(Policies())
-    alloc.book("A", "D1", source=Source.WALK_IN)
-    clock.now = DAY.replace(hour=9, minute=5)
-    alloc.call_next("D1")
-    alloc.complete("D1-001")
-    completed = journal[-1]
-    assert isinstance(completed, TokenCompleted)
+    _, clock, journal, completed = completed_day()
     for token in (
         attrs.evolve(completed.token, source=Source.ONLINE),
         attrs.evolve(completed.token, booked_at=DAY.replace(hour=7)),
