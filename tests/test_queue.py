@@ -35,11 +35,12 @@ from sortedcontainers import SortedList
 
 from opd_engine import Aging, OrderingPolicy, Priority, Source, StrictPriority, Token, TokenStatus
 from opd_engine._patients import WHOLE_DAY, Held, HeldKey
-from opd_engine._slot import MAX_SEQ, SEQ_BITS, SEQ_MASK, Slot, Undo, Waitlist, wait_key
+from opd_engine._slot import MAX_SEQ, SEQ_BITS, SEQ_MASK, Slot, Waitlist, wait_key
 
 # The private displacement search is imported by name: it is the one helper of the key
 # that the slot's methods do not expose on their own.
 from opd_engine._slot import _last_unprotected as last_unprotected
+from opd_engine._undo import Undo
 
 T0 = datetime(2026, 11, 25, 9, 0)
 EMERGENCY = Priority.EMERGENCY

@@ -40,7 +40,8 @@ from ._desk import (
     with_arrival,
     with_status,
 )
-from ._slot import Slot, SlotView, Undo
+from ._slot import Slot, SlotView
+from ._undo import DETACHED
 from ._values import (
     BOOKED,
     CANCELLED,
@@ -315,13 +316,12 @@ class Allocator:
         )
         desk.insert(slot, i)
         self._slots[slot.id] = slot
-        day.keep(self, "_aware")
-        if day.undo.steps is not None:
-            day.undo.steps.append(functools.partial(self._unadd, slot))
+        day.undo.record(self._unadd, slot, self._aware)
         self._aware = slot.start.tzinfo is not None
 
     # ================================================================ booking
 
+    @_atomic
     def book(
         self,
         patient_id: str,
@@ -353,16 +353,6 @@ class Allocator:
         :class:`NotFoundError` for bad arguments.
         """
         day = self._day
-        if day.guarded and day.undo.steps is None:
-            return self._atomically(
-                self.book,
-                patient_id,
-                doctor_id,
-                slot_id,
-                source=source,
-                priority=priority,
-                checked_in=checked_in,
-            )
         with self._lock:
             now = self._now()
             # The checks inline their common case (a plain str of printable characters, a
@@ -410,12 +400,8 @@ class Allocator:
                     self._alternatives(desk, slot, patient_id, None, source, priority, now),
                 ) from None
             # ---- validated: from here on only a user's policy may raise (and is undone).
-            undo = day.undo
-            if undo.steps is not None:
-                day.keep(day, "seq")
-                day.keep(desk, "issued")
-            seq = day.seq = day.seq + 1
-            number = desk.issued = desk.issued + 1
+            seq = day.next_seq()
+            number = desk.issue()
             new_id = token_id(doctor_id, number)
             token = new_token(
                 new_id,
@@ -434,12 +420,8 @@ class Allocator:
                 None,  # called_at
                 None,  # completed_at
             )
-            if undo.steps is None and patient_id not in day.active:
-                day.tokens[new_id] = token
-                day.active[patient_id] = new_id
-            else:
-                day.store(token)
-                day.activate(token)
+            day.store(token)
+            day.activate(token)
             if target is None:
                 desk.waitlist.add(token)
                 if day.subscribers:
@@ -505,6 +487,7 @@ class Allocator:
 
     # ================================================================ the day
 
+    @_atomic
     def check_in(self, token_id: str) -> Token:
         """Record the patient's arrival.
 
@@ -520,8 +503,6 @@ class Allocator:
         in consultation, completed, cancelled), and :class:`DuplicateBookingError` for a late
         arrival whose patient has meanwhile booked again.
         """
-        if self._day.guarded and self._day.undo.steps is None:
-            return self._atomically(self.check_in, token_id)
         with self._lock:
             now = self._now()
             day = self._day
@@ -563,11 +544,9 @@ class Allocator:
             target = desk.first_with_room(token.source, token.priority, now)
         # ---- validated
         missed = token.slot_id
-        day.keep(day, "seq")
-        day.seq += 1
         token = day.replace(
             token,
-            seq=day.seq,
+            seq=day.next_seq(),
             doctor_id=to_desk.doctor.id,
             slot_id=None if target is None else target.id,
             status=WAITLISTED if target is None else CHECKED_IN,
@@ -587,6 +566,7 @@ class Allocator:
             to_desk.contain_overflow(target, now)
         return token
 
+    @_atomic
     def call_next(self, doctor_id: str) -> Token | None:
         """Complete the doctor's current consultation, then call the next patient.
 
@@ -608,8 +588,6 @@ class Allocator:
         token (``IN_CONSULTATION``), or None if nobody present is waiting. O(log n) in the
         slot's size.
         """
-        if self._day.guarded and self._day.undo.steps is None:
-            return self._atomically(self.call_next, doctor_id)
         with self._lock:
             now = self._now()
             desk = self._desk(doctor_id)
@@ -619,13 +597,12 @@ class Allocator:
                 self._commit()
             return None if called is None else self._day.tokens[called.id]
 
+    @_atomic
     def complete(self, token_id: str) -> Token:
         """End a consultation: ``IN_CONSULTATION`` -> ``COMPLETED``. O(1).
 
         Raises :class:`InvalidTransitionError` for any other status.
         """
-        if self._day.guarded and self._day.undo.steps is None:
-            return self._atomically(self.complete, token_id)
         with self._lock:
             now = self._now()
             token = self._token(token_id)
@@ -638,14 +615,13 @@ class Allocator:
             self._commit()
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
+    @_atomic
     def cancel(self, token_id: str) -> Token:
         """Cancel a booked, checked-in or waitlisted token; its place is refilled at once.
 
         O(log n) in the slot's size, plus O(log n) per token the refill moves. Raises
         :class:`InvalidTransitionError` for a token in consultation or already ended.
         """
-        if self._day.guarded and self._day.undo.steps is None:
-            return self._atomically(self.cancel, token_id)
         with self._lock:
             now = self._now()
             token = self._token(token_id)
@@ -841,9 +817,8 @@ class Allocator:
             desk = self._desks[token.doctor_id]
             slot = self._slots[token.slot_id]  # type: ignore[index]
             missed = token.missed_calls + 1
-            day.keep(desk, "current")
-            desk.current = None
-            slot._unseat(token)
+            desk.set_current(None)
+            slot._release(token)
             if missed >= self._policies.max_missed_calls:
                 token = day.replace(token, status=NO_SHOW, missed_calls=missed)
                 day.deactivate(token)
@@ -895,8 +870,7 @@ class Allocator:
                 )
             if minutes == 0:
                 return
-            self._day.keep(desk, "delay")
-            desk.delay += timedelta(minutes=minutes)
+            desk.set_delay(desk.delay + timedelta(minutes=minutes))
             self._day.record(
                 DoctorDelayed,
                 now,
@@ -932,8 +906,7 @@ class Allocator:
             desk = self._desk(doctor_id)
             if not desk.available:
                 return
-            self._day.keep(desk, "available")
-            desk.available = False
+            desk.set_available(False)
             self._day.record(DoctorUnavailable, now, doctor_id=desk.doctor.id)
             colleagues = self._colleagues(desk)
             tokens = self._day.tokens
@@ -954,8 +927,7 @@ class Allocator:
             desk = self._desk(doctor_id)
             if desk.available:
                 return
-            self._day.keep(desk, "available")
-            desk.available = True
+            desk.set_available(True)
             self._day.record(DoctorAvailable, now, doctor_id=desk.doctor.id)
             for slot in list(desk.open_slots(now)):
                 desk.refill(slot, now)
@@ -1360,16 +1332,17 @@ class Allocator:
             undo.end(saved)
             return result
 
-    def _unadd(self, slot: Slot) -> None:
+    def _unadd(self, slot: Slot, aware: bool | None) -> None:
         """Undo the part of :meth:`add_slot` outside the desk."""
         del self._slots[slot.id]
-        slot._attach(None, {}, Undo())  # free to be added again
+        self._aware = aware
+        slot._attach(None, {}, DETACHED)  # free to be added again
 
     def _commit(self) -> None:
         """The call changed something: count it, then deliver its events."""
         day = self._day
         day.version += 1
-        if day.pending or day.outbox or day.undo.steps is not None:
+        if day.pending or day.outbox:
             day.publish()
 
     # ================================================================ internals

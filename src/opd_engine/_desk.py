@@ -21,7 +21,8 @@ import attrs
 
 from ._generated import value_builder
 from ._patients import WHOLE_DAY, Held, HeldKey
-from ._slot import Slot, Undo, Waitlist
+from ._slot import Slot, Waitlist
+from ._undo import Undo
 from ._values import (
     BOOKED,
     CHECKED_IN,
@@ -134,19 +135,23 @@ class Day:
     def _is_hard_limit(self) -> bool:
         return type(self.policies.capacity) is HardLimit
 
-    def keep(self, owner: object, name: str) -> None:
-        """Remember ``owner.name`` before the call changes it, in case the call fails. O(1)."""
-        undo = self.undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(setattr, owner, name, getattr(owner, name)))
+    def next_seq(self) -> int:
+        """Issue the next ``seq``. O(1)."""
+        seq = self.seq = self.seq + 1
+        self.undo.record(self.set_seq, seq - 1)
+        return seq
+
+    def set_seq(self, seq: int) -> None:
+        """Set the last ``seq`` issued (replaying a journal). O(1)."""
+        old = self.seq
+        self.seq = seq
+        self.undo.record(self.set_seq, old)
 
     def replace(self, token: Token, **changes: Any) -> Token:
         """A copy of ``token`` with ``changes``, stored as the current token. O(1)."""
         new = copy_token(token, changes)
         self.tokens[token.id] = new
-        undo = self.undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self.tokens.__setitem__, token.id, token))
+        self.undo.record(self._unput, token)
         if self.active.get(token.patient_id).__class__ is Held:
             self._refile(new)  # a new doctor or triage level files it elsewhere
         return new
@@ -154,9 +159,7 @@ class Day:
     def put(self, old: Token, new: Token) -> Token:
         """Store ``new``, a copy of ``old`` (the same id), as the current token. O(1)."""
         self.tokens[new.id] = new
-        undo = self.undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self.tokens.__setitem__, old.id, old))
+        self.undo.record(self._unput, old)
         if self.active.get(new.patient_id).__class__ is Held:
             self._refile(new)  # a new doctor or triage level files it elsewhere
         return new
@@ -164,9 +167,13 @@ class Day:
     def store(self, token: Token) -> None:
         """Store a token just issued. O(1)."""
         self.tokens[token.id] = token
-        undo = self.undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self.tokens.pop, token.id))
+        self.undo.record(self._unstore, token.id)
+
+    def _unput(self, old: Token) -> None:
+        self.tokens[old.id] = old
+
+    def _unstore(self, token_id: str) -> None:
+        del self.tokens[token_id]
 
     def note(self, kind: type[TokenEvent], now: datetime, token: Token) -> None:
         """Keep a token event of the call in progress, if anybody listens. O(1)."""
@@ -183,12 +190,7 @@ class Day:
         events, each with its ``step`` among the call's ``steps``, queue them, and deliver
         the queue, unless a delivery is already under way (a subscriber's own call). O(k)
         for the call's k events, plus the subscribers' own time."""
-        undo = self.undo
-        if undo.steps is not None:
-            # A subscriber's failure undoes nothing, and a subscriber's own calls record
-            # (and undo) their own changes.
-            undo.steps = None
-            undo.after = []
+        self.undo.seal()
         outbox = self.outbox
         pending = self.pending
         if pending:
@@ -224,14 +226,14 @@ class Day:
     # One active token is stored as its id; several as a Held, filed by the duplicate rule's
     # scope, so that a placeholder patient id holding thousands costs O(log k) per change.
 
-    def _keep_patient(self, patient_id: str) -> None:
-        undo = self.undo
-        if undo is not None and undo.steps is not None:
-            held = self.active.get(patient_id)
-            if held is None:
-                undo.steps.append(partial(self.active.pop, patient_id))
-            else:
-                undo.steps.append(partial(self.active.__setitem__, patient_id, held))
+    def _set_active(self, patient_id: str, held: str | Held | None) -> None:
+        """The patient's active tokens are ``held`` (None: none). O(1)."""
+        old = self.active.get(patient_id)
+        if held is None:
+            del self.active[patient_id]
+        else:
+            self.active[patient_id] = held
+        self.undo.record(self._set_active, patient_id, old)
 
     def _scope(self, doctor_id: str) -> str:
         """Where the duplicate rule counts a token of ``doctor_id``. O(1)."""
@@ -248,15 +250,13 @@ class Day:
 
     def _file(self, held: Held, token: Token) -> None:
         held.add(token.id, *self.where_filed(token))
-        if self.undo.steps is not None:
-            self.undo.steps.append(partial(held.discard, token.id))
+        self.undo.record(held.discard, token.id)
 
     def _unfile(self, held: Held, token_id: str) -> None:
         filed = held.filed(token_id)
         assert filed is not None
         held.discard(token_id)
-        if self.undo.steps is not None:
-            self.undo.steps.append(partial(held.add, token_id, *filed))
+        self.undo.record(held.add, token_id, *filed)
 
     def _refile(self, token: Token) -> None:
         """File ``token`` anew in its patient's Held if its doctor or level moved it. O(log k)."""
@@ -272,12 +272,10 @@ class Day:
         k active tokens (O(1) for the first)."""
         held = self.active.get(token.patient_id)
         if held is None:
-            self._keep_patient(token.patient_id)
-            self.active[token.patient_id] = token.id
+            self._set_active(token.patient_id, token.id)
         elif isinstance(held, str):
-            self._keep_patient(token.patient_id)
             both = Held()
-            self.active[token.patient_id] = both
+            self._set_active(token.patient_id, both)
             self._file(both, self.tokens[held])
             self._file(both, token)
         else:
@@ -287,13 +285,11 @@ class Day:
         """Drop ``token`` from its patient's active tokens. O(log k)."""
         held = self.active[token.patient_id]
         if isinstance(held, str):
-            self._keep_patient(token.patient_id)
-            del self.active[token.patient_id]
+            self._set_active(token.patient_id, None)
             return
         self._unfile(held, token.id)
         if len(held) == 1:
-            self._keep_patient(token.patient_id)
-            self.active[token.patient_id] = held.ids()[0]
+            self._set_active(token.patient_id, held.ids()[0])
 
     def duplicate(self, patient_id: str, doctor: Doctor, exclude: str | None = None) -> str | None:
         """The patient's active token that the duplicate rule counts against a token with
@@ -341,13 +337,44 @@ class Desk:
         self.starts.insert(index, slot._at)
         self.ends.insert(index, slot._until)
         self.slot_index[slot.id] = slot
-        undo = self.day.undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._uninsert, slot, index))
+        self.day.undo.record(self._uninsert, slot, index)
 
     def _uninsert(self, slot: Slot, index: int) -> None:
         del self.slots[index], self.starts[index], self.ends[index]
         del self.slot_index[slot.id]
+
+    # ================================================================ the doctor's fields
+    # Each records its inverse (see _undo).
+
+    def set_current(self, token_id: str | None) -> None:
+        """The token in consultation (None: nobody). O(1)."""
+        old = self.current
+        self.current = token_id
+        self.day.undo.record(self.set_current, old)
+
+    def set_delay(self, delay: timedelta) -> None:
+        """How late the doctor runs. O(1)."""
+        old = self.delay
+        self.delay = delay
+        self.day.undo.record(self.set_delay, old)
+
+    def set_available(self, available: bool) -> None:
+        """Whether the doctor sees patients today. O(1)."""
+        old = self.available
+        self.available = available
+        self.day.undo.record(self.set_available, old)
+
+    def set_issued(self, issued: int) -> None:
+        """The last display number issued. O(1)."""
+        old = self.issued
+        self.issued = issued
+        self.day.undo.record(self.set_issued, old)
+
+    def issue(self) -> int:
+        """Issue the next display number. O(1)."""
+        number = self.issued = self.issued + 1
+        self.day.undo.record(self.set_issued, number - 1)
+        return number
 
     def open_slots(self, now: datetime, after: Slot | None = None) -> Iterator[Slot]:
         """The open slots in start order (those starting after ``after``). O(log s) to
@@ -561,9 +588,7 @@ class Desk:
         slot._seat(token)
         self.left(slot)
         called = day.put(token, with_call(token, IN_CONSULTATION, now))
-        if day.undo.steps is not None:
-            day.keep(self, "current")
-        self.current = token.id
+        self.set_current(token.id)
         if day.subscribers:
             day.pending.append(draft_called(now, called))
         return called
@@ -622,9 +647,7 @@ class Desk:
     def finish(self, token: Token, now: datetime) -> Token:
         """End the current consultation. O(1)."""
         day = self.day
-        if day.undo.steps is not None:
-            day.keep(self, "current")
-        self.current = None
+        self.set_current(None)
         token = day.put(token, with_completion(token, COMPLETED, now))
         day.deactivate(token)
         if day.subscribers:
@@ -760,10 +783,8 @@ class Desk:
     def sync_present(self, slot: Slot) -> None:
         """Keep ``present`` = the doctor's slots with a checked-in patient waiting, and
         ``urgent`` = those with a checked-in emergency waiting. O(log n + s)."""
-        undo = self.day.undo
-        if undo is not None and undo.steps is not None:
-            # Recomputed once every step is undone: the indexes follow the restored slot.
-            undo.after.append(partial(self.sync_present, slot))
+        # Recomputed once every step is undone: the indexes follow the restored slot.
+        self.day.undo.recompute(self.sync_present, slot)
         key = (slot._at, slot._id)
         has = len(slot._filed) > 0
         if has != (slot._id in self.present_ids):

@@ -225,8 +225,7 @@ class _Replay:
                     f"doctor {event.doctor_id!r} is {before} minutes late: {event.minutes} "
                     f"more cannot make {event.total_minutes} in all (at most {MAX_MINUTES})"
                 )
-            self.day.keep(desk, "delay")
-            desk.delay = timedelta(minutes=total)
+            desk.set_delay(timedelta(minutes=total))
         else:
             assert isinstance(event, DoctorUnavailable | DoctorAvailable)
             desk = self.desk(event.doctor_id)
@@ -234,8 +233,7 @@ class _Replay:
             if desk.available == available:
                 state = "available" if available else "unavailable"
                 raise self.fail(f"doctor {event.doctor_id!r} is {state} already")
-            self.day.keep(desk, "available")
-            desk.available = available
+            desk.set_available(available)
             touched.doctors.add(desk.doctor.id)
 
     def desk(self, doctor_id: str) -> Desk:
@@ -257,9 +255,8 @@ class _Replay:
             raise self.fail(f"doctor {doctor.id!r} is already there")
         alloc._desks[doctor.id] = Desk(doctor, day)
         day.departments[doctor.id] = doctor.department
-        if day.undo.steps is not None:
-            day.undo.steps.append(lambda: alloc._desks.pop(doctor.id))
-            day.undo.steps.append(lambda: day.departments.pop(doctor.id))
+        day.undo.record(alloc._desks.pop, doctor.id)
+        day.undo.record(day.departments.pop, doctor.id)
 
     def slot_added(self, event: SlotAdded) -> None:
         """Add the slot through the checks :meth:`Allocator.add_slot` makes (its id, its
@@ -337,16 +334,14 @@ class _Replay:
             if new.seq <= day.seq:
                 raise self.fail(f"token {new.id!r} has seq {new.seq}, not after {day.seq}")
             day.store(new)
-            day.keep(issuer, "issued")
-            issuer.issued = new.number
+            issuer.set_issued(new.number)
         else:
             assert old is not None
             if new.seq != old.seq and new.seq <= day.seq:
                 raise self.fail(f"token {new.id!r} takes seq {new.seq}, not after {day.seq}")
             day.replace(old, **{f.name: getattr(new, f.name) for f in attrs.fields(Token)})
         if new.seq > day.seq:
-            day.keep(day, "seq")
-            day.seq = new.seq
+            day.set_seq(new.seq)
         self.enter(new, desk, slot, event.at, keep_place=held_there)
         if (old is None or not old.status.active) and new.status.active:
             day.activate(new)
@@ -390,10 +385,9 @@ class _Replay:
         if token.status.waiting or token.status is TokenStatus.WAITLISTED:
             desk.unplace(token)
         elif token.status in _HELD and not keep_place:
-            self.alloc._slots[token.slot_id]._unseat(token)  # type: ignore[index]
+            self.alloc._slots[token.slot_id]._release(token)  # type: ignore[index]
         if token.status is TokenStatus.IN_CONSULTATION and desk.current == token.id:
-            self.day.keep(desk, "current")
-            desk.current = None
+            desk.set_current(None)
 
     def enter(
         self, token: Token, desk: Desk, slot: Slot | None, at: datetime, *, keep_place: bool
@@ -409,8 +403,7 @@ class _Replay:
             if token.status is TokenStatus.IN_CONSULTATION:
                 if desk.current is not None and desk.current != token.id:
                     raise self.fail(f"doctor {desk.doctor.id!r} is already seeing {desk.current!r}")
-                self.day.keep(desk, "current")
-                desk.current = token.id
+                desk.set_current(token.id)
 
 
 def as_events(events: object) -> list[Event]:

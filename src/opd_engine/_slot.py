@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from functools import partial
 from heapq import heappop, heappush, merge
 from typing import Any, Final, final
 
@@ -20,6 +19,7 @@ from sortedcontainers import SortedList
 from . import _display
 from ._check import attrs_validator, check_datetime, check_id, check_int, utc
 from ._guard import unordered_key
+from ._undo import DETACHED, Undo
 from ._values import CHECKED_IN, EMERGENCY, Priority, Source, Token
 from .errors import InvalidArgumentError
 from .policies import Aging, OrderingPolicy, StrictPriority
@@ -187,7 +187,7 @@ class Slot:
     _elastic: int = attrs.field(init=False, default=0)
     # The inverse of each change of the call in progress, kept only when the policies are
     # not all shipped ones (a user's policy may fail half-way through a call).
-    _undo: Undo | None = attrs.field(init=False, default=None)  # the allocator's, once added
+    _undo: Undo = attrs.field(init=False, default=DETACHED)  # the allocator's, once added
     # Keys of the waiting non-emergency tokens moved ``_protect_at`` times or more (the
     # reallocation policy's max_moves when the slot was added), booked and checked in apart:
     # displaced only as the last resort.
@@ -307,7 +307,7 @@ class Slot:
         self,
         ordering: OrderingPolicy | None,
         tokens: Mapping[str, Token],
-        undo: Undo | None,
+        undo: Undo,
         protect_at: int = 2**62,
         lock: AbstractContextManager[object] = _UNLOCKED,
     ) -> None:
@@ -323,8 +323,8 @@ class Slot:
         """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
-        # A list still _NO_KEYS is made here, at its first key. The inverses (_restore,
-        # _unseat_call, _depart) put a key back only where it was, so they never meet one.
+        # A list still _NO_KEYS is made here, at its first key. The inverses (_undo_remove,
+        # _undo_seat, _undo_arrive) put a key back only where it was, so they never meet one.
         if token.status is CHECKED_IN:
             # The ordering (user code, which may fail) is asked before anything changes.
             self._file(token.id, self._filing(token, now))
@@ -353,9 +353,7 @@ class Slot:
                     if protected is _NO_KEYS:
                         protected = self._protected_absent = SortedList()
                 protected.add(key)
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._remove, token))
+        self._undo.record(self._remove, token)
 
     def _remove(self, token: Token) -> None:
         """Unfile a waiting token that gives up its place. O(log n)."""
@@ -376,11 +374,9 @@ class Slot:
             self._sources[token.source] -= 1
             if token.moves >= self._protect_at:
                 protected.remove(key)
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._restore, token, filed))
+        self._undo.record(self._undo_remove, token, filed)
 
-    def _restore(self, token: Token, filed: Filed | None) -> None:
+    def _undo_remove(self, token: Token, filed: Filed | None) -> None:
         """Undo :meth:`_remove`: file the token back exactly as it was. O(log n)."""
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
@@ -407,11 +403,9 @@ class Slot:
         journal). O(1)."""
         self._done += 1
         self._count(token, 1)
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._unhold, token))
+        self._undo.record(self._undo_hold, token)
 
-    def _unhold(self, token: Token) -> None:
+    def _undo_hold(self, token: Token) -> None:
         """Undo :meth:`_hold`. O(1)."""
         self._done -= 1
         self._count(token, -1)
@@ -429,11 +423,9 @@ class Slot:
             self._protected_arrived.remove(key)
         filed = self._filed[token.id]
         self._unfile(token.id)
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._unseat_call, token, filed, protected))
+        self._undo.record(self._undo_seat, token, filed, protected)
 
-    def _unseat_call(self, token: Token, filed: Filed, protected: bool) -> None:
+    def _undo_seat(self, token: Token, filed: Filed, protected: bool) -> None:
         """Undo :meth:`_seat`. O(log n)."""
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
@@ -444,16 +436,14 @@ class Slot:
             self._protected_arrived.add(key)
         self._file(token.id, filed)
 
-    def _unseat(self, token: Token) -> None:
+    def _release(self, token: Token) -> None:
         """A called token gives its place back (a missed call). O(1)."""
         self._done -= 1
         self._count(token, -1)
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._rehold, token))
+        self._undo.record(self._undo_release, token)
 
-    def _rehold(self, token: Token) -> None:
-        """Undo :meth:`_unseat`. O(1)."""
+    def _undo_release(self, token: Token) -> None:
+        """Undo :meth:`_release`. O(1)."""
         self._done += 1
         self._count(token, 1)
 
@@ -474,11 +464,9 @@ class Slot:
             if self._protected_arrived is _NO_KEYS:
                 self._protected_arrived = SortedList()
             self._protected_arrived.add(key)
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._depart, token.id, key, protected))
+        self._undo.record(self._undo_arrive, token.id, key, protected)
 
-    def _depart(self, token_id: str, key: WaitKey, protected: bool) -> None:
+    def _undo_arrive(self, token_id: str, key: WaitKey, protected: bool) -> None:
         """Undo :meth:`_arrive`. O(log n)."""
         self._unfile(token_id)
         self._arrived.remove(key)
@@ -488,24 +476,29 @@ class Slot:
             self._protected_absent.add(key)
 
     def _set_capacity(self, capacity: int) -> None:
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._set_capacity, self._capacity))
+        """O(1)."""
+        old = self._capacity
         self._capacity = capacity
+        self._undo.record(self._set_capacity, old)
 
     def _close(self) -> None:
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(setattr, self, "_closed", self._closed))
-        self._closed = True
+        """Close the slot for good. O(1)."""
+        if not self._closed:
+            self._closed = True
+            self._undo.record(self._undo_close)
+
+    def _undo_close(self) -> None:
+        self._closed = False
 
     def _grant(self, places: int) -> None:
         """Grant places past the capacity policy: ``elastic`` becomes at least ``places``."""
         if places <= self._elastic:
             return
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(setattr, self, "_elastic", self._elastic))
+        old = self._elastic
+        self._elastic = places
+        self._undo.record(self._undo_grant, old)
+
+    def _undo_grant(self, places: int) -> None:
         self._elastic = places
 
     def _filing(self, token: Token, now: datetime) -> Filed:
@@ -587,11 +580,9 @@ class Slot:
             except InvalidArgumentError:  # a user's key that does not fit its new level
                 self._file(token_id, current)  # back where it was, its change pending again
                 raise
-            undo = self._undo
-            if undo is not None and undo.steps is not None:
-                undo.steps.append(partial(self._refile, token_id, current))
+            self._undo.record(self._undo_advance, token_id, current)
 
-    def _refile(self, token_id: str, filed: Filed) -> None:
+    def _undo_advance(self, token_id: str, filed: Filed) -> None:
         """Undo a level change of :meth:`_advance`. O(log n)."""
         self._unfile(token_id)
         self._file(token_id, filed)
@@ -786,51 +777,6 @@ class SlotView:
 
 
 @final
-class Undo:
-    """The inverse of every change made so far by the call in progress.
-
-    Kept only when a user's policy could fail half-way through a call: then ``steps`` is a
-    list during each call, and undoing it in reverse order restores the state exactly
-    (the inverses never call a policy); ``after`` holds what is recomputed from the restored
-    state (the desks' indexes). ``steps`` is None between calls.
-    """
-
-    __slots__ = ("after", "steps")
-
-    def __init__(self) -> None:
-        self.steps: list[Callable[[], object]] | None = None
-        self.after: list[Callable[[], object]] = []
-
-    def begin(self) -> tuple[list[Callable[[], object]] | None, list[Callable[[], object]]]:
-        """Start recording a call; returns what an enclosing call recorded. O(1)."""
-        saved = (self.steps, self.after)
-        self.steps = []
-        self.after = []
-        return saved
-
-    def end(
-        self, saved: tuple[list[Callable[[], object]] | None, list[Callable[[], object]]]
-    ) -> None:
-        """The call succeeded: forget its steps. O(1)."""
-        self.steps, self.after = saved
-
-    def rollback(
-        self, saved: tuple[list[Callable[[], object]] | None, list[Callable[[], object]]]
-    ) -> None:
-        """The call failed: undo its steps, newest first, then recompute. O(k) for k steps."""
-        steps = self.steps or []
-        after = self.after
-        self.steps = None  # the inverses record nothing
-        try:
-            for step in reversed(steps):
-                step()
-            for step in after:
-                step()
-        finally:
-            self.steps, self.after = saved
-
-
-@final
 class Waitlist:
     """A doctor's waitlist: tokens without a slot, in ``(priority, seq)`` order.
 
@@ -841,7 +787,7 @@ class Waitlist:
 
     __slots__ = ("_classes", "_heads", "_ids", "_present", "_undo", "emergencies")
 
-    def __init__(self, undo: Undo | None = None) -> None:
+    def __init__(self, undo: Undo = DETACHED) -> None:
         # seq -> id of every waitlisted token.
         self._ids: dict[int, str] = {}
         # Keys by (source, priority) class.
@@ -880,9 +826,7 @@ class Waitlist:
         elif key < self._heads[group_class]:
             self._heads[group_class] = key
         group.add(key)
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self.remove, token))
+        self._undo.record(self.remove, token)
 
     def remove(self, token: Token) -> None:
         """O(log n)."""
@@ -899,9 +843,7 @@ class Waitlist:
             del self._classes[group_class], self._heads[group_class]
         elif key == self._heads[group_class]:
             self._heads[group_class] = group[0]
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self.add, token))
+        self._undo.record(self.add, token)
 
     def arrive(self, token: Token) -> None:
         """A waitlisted patient is present now. O(log n)."""
@@ -909,11 +851,9 @@ class Waitlist:
         self._present.add(key)
         if key < _FIRST_NORMAL:
             self.emergencies += 1
-        undo = self._undo
-        if undo is not None and undo.steps is not None:
-            undo.steps.append(partial(self._depart, key))
+        self._undo.record(self._undo_arrive, key)
 
-    def _depart(self, key: WaitKey) -> None:
+    def _undo_arrive(self, key: WaitKey) -> None:
         """Undo :meth:`arrive`. O(log n)."""
         self._present.remove(key)
         if key < _FIRST_NORMAL:
