@@ -673,6 +673,26 @@ def test_check_invariants_detects_a_wrong_counter(alloc: Allocator) -> None:
         alloc.check_invariants()
 
 
+def test_check_invariants_detects_a_waitlisted_token_of_a_class_not_held(build: Build) -> None:
+    """The waitlist files a token under its (source, priority) class: a token whose record
+    names a class the waitlist holds no key of is found as well."""
+    alloc = build(Policies(on_full=OnFull.WAITLIST))
+    for i in range(CAPACITY):
+        alloc.book(f"P{i}", "D1", "D1@09", source=ONLINE)
+    token = alloc.book("W", "D1", "D1@09", source=ONLINE)
+    assert token.status is TokenStatus.WAITLISTED
+    alloc.check_invariants()
+    alloc._tokens[token.id] = attrs.evolve(token, source=Source.PAID)
+    with pytest.raises(AssertionError, match=re.escape("invariant 'waitlist class index' broken")):
+        alloc.check_invariants()
+
+
+def test_check_invariants_detects_a_slot_at_another_doctor_s_desk(alloc: Allocator) -> None:
+    alloc.slot("D1@10")._doctor_id = "D2"
+    with pytest.raises(AssertionError, match=re.escape("invariant 'slots of the doctor' broken")):
+        alloc.check_invariants()
+
+
 # ----------------------------------------------------------------------------- records
 
 

@@ -13,6 +13,9 @@ U+0080 to U+009F) and no surrogate (category Cs, U+D800 to U+DFFF, which a ``str
 only as a lone surrogate: no UTF-8 encoder writes one, so no database stores it). Every
 other character is allowed, format characters (category Cf) included: the zero-width
 joiner and non-joiner are part of names in many scripts.
+
+:func:`require` is the other kind of check: an invariant of the allocator's own state,
+asserted by each part's ``_check()`` and by ``check_invariants``, in one message shape.
 """
 
 from __future__ import annotations
@@ -154,6 +157,16 @@ def utc(value: datetime) -> datetime:
     """``value`` in real time: in UTC if it is aware (so that durations across a daylight
     saving change come out right), as it is if naive. O(1)."""
     return value if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def require(ok: object, name: str, detail: object) -> None:
+    """Raise ``AssertionError`` naming the broken invariant ``name`` unless ``ok``, in the
+    shape ``invariant 'seq counter' broken: 7``. ``detail`` (a string, or a value shown by
+    its repr) is formatted only then, so a pass over the state costs no repr per token.
+    O(1)."""
+    if not ok:
+        shown = detail if isinstance(detail, str) else repr(detail)
+        raise AssertionError(f"invariant {name!r} broken: {shown}")
 
 
 def attrs_validator(check: Any, **kwargs: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import Any, Final, final
 
 import attrs
 
+from ._check import require, utc
 from ._generated import value_builder
 from ._patients import WHOLE_DAY, Held, HeldKey
 from ._slot import Slot, Waitlist
@@ -302,6 +303,54 @@ class Day:
             return held.first(self._scope(doctor.id), exclude)
         token = self.tokens[held]
         return held if self._scope(token.doctor_id) == self._scope(doctor.id) else None
+
+    def _check(self) -> None:
+        """Raise ``AssertionError`` naming the first broken invariant of the day's own
+        state. Changes nothing.
+
+        Checked: ``seq`` unique, and the counter at or past every token's; the patient
+        index against the active tokens, each token of a patient who holds several filed
+        where the duplicate rule files it (each ``Held``'s own structure is its
+        ``_check()``, asked by the caller); the duplicate rule itself.
+        O(n log n) for the n tokens.
+        """
+        tokens = self.tokens
+        seqs: set[int] = set()
+        active: dict[str, list[str]] = {}
+        for token in tokens.values():
+            require(token.seq not in seqs, "seq unique", f"two tokens share seq {token.seq}")
+            seqs.add(token.seq)
+            if token.status.active:
+                active.setdefault(token.patient_id, []).append(token.id)
+        require(self.seq >= max(seqs, default=0), "seq counter", str(self.seq))
+        indexed = {
+            patient: sorted([held] if isinstance(held, str) else held.ids())
+            for patient, held in self.active.items()
+        }
+        require(
+            {patient: sorted(ids) for patient, ids in active.items()} == indexed,
+            "active-booking index",
+            "index differs from the tokens",
+        )
+        for held in self.active.values():
+            if isinstance(held, str):
+                continue
+            for token_id in held.ids():
+                require(
+                    held.filed(token_id) == self.where_filed(tokens[token_id]),
+                    "active-booking index",
+                    f"token {token_id!r} filed under a stale doctor or level",
+                )
+        for patient, ids in active.items():
+            normal = [tokens[i] for i in ids if tokens[i].priority is not EMERGENCY]
+            if len(normal) < 2:
+                continue
+            require(
+                len({self._scope(token.doctor_id) for token in normal}) == len(normal),
+                "one active token per patient under the duplicate rule",
+                f"patient {patient!r} holds {[t.id for t in normal]} "
+                f"({self.policies.duplicates.name})",
+            )
 
 
 @final
@@ -802,3 +851,40 @@ class Desk:
             else:
                 self.urgent_ids.discard(slot._id)
                 self.urgent.remove(key)
+
+    def _check(self) -> None:
+        """Raise ``AssertionError`` naming the first broken invariant of the desk's own
+        indexes. Changes nothing.
+
+        Checked: the doctor's department in the day's index; the slots its doctor's, in
+        start order and never overlapping; the start, end and id indexes; the slots with a
+        patient present (each slot's own state is its ``_check()``, and the slots with a
+        present emergency are checked against the tokens, both by the caller).
+        O(s log s) for its s slots.
+        """
+        doctor_id = self.doctor.id
+        require(
+            self.day.departments.get(doctor_id) == self.doctor.department,
+            "department index",
+            doctor_id,
+        )
+        slots = self.slots
+        require(
+            all(slot.doctor_id == doctor_id for slot in slots), "slots of the doctor", doctor_id
+        )
+        starts = [utc(slot.start) for slot in slots]
+        require(starts == sorted(starts), "slots in start order", doctor_id)
+        require(self.starts == starts, "slot starts index", doctor_id)
+        require(self.ends == [utc(slot.end) for slot in slots], "slot ends index", doctor_id)
+        require(self.slot_index == {slot.id: slot for slot in slots}, "slot id index", doctor_id)
+        for i in range(1, len(slots)):
+            require(
+                self.ends[i - 1] <= starts[i],
+                "slots never overlap",
+                f"{slots[i - 1].id!r} and {slots[i].id!r}",
+            )
+        with_present = sorted(
+            (start, slot.id) for start, slot in zip(starts, slots, strict=True) if slot.present
+        )
+        require(self.present == with_present, "present-slot index", doctor_id)
+        require(self.present_ids == {i for _, i in with_present}, "present-slot ids", doctor_id)

@@ -11,16 +11,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from heapq import heappop, heappush, merge
+from itertools import pairwise
 from typing import Any, Final, final
 
 import attrs
 from sortedcontainers import SortedList
 
 from . import _display
-from ._check import attrs_validator, check_datetime, check_id, check_int, utc
+from ._check import attrs_validator, check_datetime, check_id, check_int, require, utc
 from ._guard import unordered_key
 from ._undo import DETACHED, Undo
-from ._values import CHECKED_IN, EMERGENCY, Priority, Source, Token
+from ._values import CHECKED_IN, EMERGENCY, WAITLISTED, Priority, Source, Token
 from .errors import InvalidArgumentError
 from .policies import Aging, OrderingPolicy, StrictPriority
 
@@ -732,6 +733,112 @@ class Slot:
                 return None
         return ids[max(candidates) & SEQ_MASK]
 
+    def _check(self, tokens: Mapping[str, Token], ordering: OrderingPolicy) -> list[str]:
+        """Raise ``AssertionError`` naming the first broken invariant of the slot's own
+        state, else return the ids of its waiting tokens (for the checks across parts).
+        Changes nothing.
+
+        Checked: its times in real time; the booked and checked-in key lists sorted, and
+        with the id index; each key against its token in ``tokens`` (issued, this slot's,
+        waiting, filed for calling exactly when checked in); the protected-token lists; the
+        ordering index (``ordering`` is the policy as given, which keys each level) and its
+        aged tokens; the pending level changes, a heap; the granted places.
+        O(n log n) for the n waiting tokens.
+        """
+        slot_id = self._id
+        require(
+            self._at == utc(self._start) and self._until == utc(self._end),
+            "slot times in real time",
+            slot_id,
+        )
+        ids, filed = self._ids, self._filed
+        absent = list(self._absent)
+        require(all(a < b for a, b in pairwise(absent)), "booked list sorted", slot_id)
+        arrived = list(self._arrived)
+        require(all(a < b for a, b in pairwise(arrived)), "checked-in list sorted", slot_id)
+        require(
+            len(absent) + len(arrived) == len(ids)
+            and {key & SEQ_MASK for key in absent + arrived} == ids.keys(),
+            "queue id index",
+            slot_id,
+        )
+        waiting: list[str] = []  # booked, then checked in, each by key
+        for keys, protected_keys, here in (
+            (absent, self._protected_absent, False),
+            (arrived, self._protected_arrived, True),
+        ):
+            protected = []
+            for key in keys:
+                priority, seq = key >> SEQ_BITS, key & SEQ_MASK
+                token_id = ids[seq]
+                waiting.append(token_id)
+                token = tokens.get(token_id)
+                require(token is not None, "queue holds issued tokens", token_id)
+                assert token is not None
+                require(
+                    (token.priority, token.seq, token.slot_id, token.doctor_id)
+                    == (priority, seq, slot_id, self._doctor_id),
+                    "queue entries match their tokens",
+                    token,
+                )
+                require(token.status.waiting, "queue holds waiting tokens", token)
+                require(
+                    (token.status is CHECKED_IN) == here == (token_id in filed),
+                    "checked-in tokens are filed for calling",
+                    token,
+                )
+                if token.moves >= self._protect_at and token.priority is not EMERGENCY:
+                    protected.append(key)
+            require(list(protected_keys) == protected, "protected-token index", slot_id)
+        require(len(filed) == len(arrived), "filed tokens wait", slot_id)
+        filed_count = 0
+        if self._seq_keyed:  # the checked-in list is the ordering index, with the aged apart
+            require(not self._levels, "no level lists under an ordering keyed by seq", slot_id)
+            aged: list[int] = []
+            aged_keys: list[int] = []
+            for key in arrived:
+                token = tokens[ids[key & SEQ_MASK]]
+                record = filed.get(token.id)
+                require(record is not None and record[1] == key, "ordering index matches", token)
+                assert record is not None
+                if record[0] != key >> SEQ_BITS:
+                    aged.append(record[0] << SEQ_BITS | token.seq)
+                    aged_keys.append(key)
+                filed_count += 1
+            require(list(self._aged) == sorted(aged), "aged-token index", slot_id)
+            require(list(self._aged_keys) == aged_keys, "aged-token keys", slot_id)
+        else:
+            require(not self._aged and not self._aged_keys, "no aged index", slot_id)
+        for level, entries in self._levels.items():
+            require(len(entries) > 0, "no empty levels", slot_id)
+            listed = list(entries)
+            require(all(a < b for a, b in pairwise(listed)), "levels sorted by key", slot_id)
+            for entry in listed:
+                found = ids.get(entry[1])
+                require(found is not None, "ordering index holds waiting tokens", entry)
+                assert found is not None
+                token = tokens[found]
+                record = filed.get(found)
+                require(
+                    record is not None
+                    and record[:2] == (level, entry)
+                    and (ordering.key(token), token.seq) == entry,
+                    "ordering index matches its tokens",
+                    token,
+                )
+                filed_count += 1
+        require(filed_count == len(filed), "ordering index complete", slot_id)
+        pending = {change for _, _, change in filed.values() if change is not None}
+        heap = self._changes
+        require(pending <= set(heap), "level changes scheduled", slot_id)
+        require(
+            all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))),
+            "level changes form a heap",
+            slot_id,
+        )
+        require(self._elastic >= 0, "elastic places count up", slot_id)
+        return waiting
+
 
 @final
 @attrs.frozen(kw_only=True)
@@ -887,3 +994,51 @@ class Waitlist:
         """1-based place. O(c log n) for c classes."""
         key = token.priority << SEQ_BITS | token.seq
         return sum(group.bisect_left(key) for group in self._classes.values()) + 1
+
+    def _check(self, tokens: Mapping[str, Token], doctor_id: str) -> None:
+        """Raise ``AssertionError`` naming the first broken invariant of the waitlist's own
+        state, the waitlist of ``doctor_id``. Changes nothing.
+
+        Checked: each class non-empty, sorted, with its head; the id index; each key
+        against its token in ``tokens`` (issued, this doctor's, waitlisted, in its class);
+        the present patients' keys and their emergencies counted.
+        O(n log n) for the n waitlisted tokens.
+        """
+        heads = self._heads
+        class_of: dict[WaitKey, tuple[Source, Priority]] = {}
+        for group_class, group in self._classes.items():
+            listed = list(group)
+            require(len(listed) > 0, "no empty waitlist classes", doctor_id)
+            require(all(a < b for a, b in pairwise(listed)), "waitlist classes sorted", doctor_id)
+            class_of.update(dict.fromkeys(listed, group_class))
+            require(heads.get(group_class) == listed[0], "waitlist class heads", doctor_id)
+        require(heads.keys() == self._classes.keys(), "waitlist class heads", doctor_id)
+        ids = self._ids
+        keys = sorted(key for group in self._classes.values() for key in group)
+        require(
+            {key & SEQ_MASK for key in keys} == ids.keys() and len(keys) == len(ids),
+            "waitlist id index",
+            doctor_id,
+        )
+        present = []
+        for key in keys:
+            priority, seq = key >> SEQ_BITS, key & SEQ_MASK
+            token_id = ids[seq]
+            token = tokens.get(token_id)
+            require(token is not None, "waitlist holds issued tokens", token_id)
+            assert token is not None
+            require(
+                (token.priority, token.seq, token.doctor_id, token.status, token.slot_id)
+                == (priority, seq, doctor_id, WAITLISTED, None),
+                "waitlist entries match their tokens",
+                token,
+            )
+            require(class_of[key] == (token.source, token.priority), "waitlist class index", token)
+            if token.checked_in_at is not None:
+                present.append(key)
+        require(list(self._present) == present, "present-waitlist index", doctor_id)
+        require(
+            self.emergencies == sum(1 for key in present if key >> SEQ_BITS == EMERGENCY),
+            "present emergencies on the waitlist counted",
+            doctor_id,
+        )
