@@ -36,8 +36,8 @@ Both keep the same patients: arrived after the warm-up fraction of the horizon a
 before its end; the means pool every repeat, with a standard error over repeats.
 
 **The day-sized model.** ``Scenario.default_day()`` is the reference workload: four doctors,
-about 95 patients (pre-booked online, paid and follow-up patients, walk-ins, emergencies),
-of whom about 75 are seen. A run simulates ``--days`` days (seeds ``seed``, ``seed + 1``,
+about 100 patients (pre-booked online, paid and follow-up patients, walk-ins, emergencies),
+of whom about 80 are seen. A run simulates ``--days`` days (seeds ``seed``, ``seed + 1``,
 ...) with each simulator, and its cost per patient is its run time over the patients it
 served. The two sides:
 
