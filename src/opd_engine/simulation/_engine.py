@@ -56,9 +56,9 @@ def _stream(seed: int, name: str) -> random.Random:
 
 
 def _label(offset: timedelta) -> str:
-    days, rest = divmod(offset, timedelta(days=1))
-    hours, rest = divmod(rest, timedelta(hours=1))
-    minutes = rest // _MINUTE
+    """``HH:MM`` of an offset from midnight (``dN+HH:MM`` on a later day). O(1)."""
+    days = offset.days
+    hours, minutes = divmod(offset.seconds // 60, 60)
     text = f"{hours:02d}:{minutes:02d}"
     return text if days == 0 else f"d{days}+{text}"
 
@@ -503,6 +503,8 @@ class _Day:
     def worsen(self, token_id: str) -> None:
         """The patient's condition worsens: if still waiting present while their doctor's
         day lasts, the desk re-triages them as an emergency."""
+        if token_id not in self.present:
+            return  # called in (or gone) since: the engine's account of who is present
         token = self.alloc.token(token_id)
         if not _present(token) or token.priority is EMERGENCY:
             return
