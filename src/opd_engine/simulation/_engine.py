@@ -56,9 +56,9 @@ def _stream(seed: int, name: str) -> random.Random:
 
 
 def _label(offset: timedelta) -> str:
-    days, rest = divmod(offset, timedelta(days=1))
-    hours, rest = divmod(rest, timedelta(hours=1))
-    minutes = rest // _MINUTE
+    """``HH:MM`` of an offset from midnight (``dN+HH:MM`` on a later day). O(1)."""
+    days = offset.days
+    hours, minutes = divmod(offset.seconds // 60, 60)
     text = f"{hours:02d}:{minutes:02d}"
     return text if days == 0 else f"d{days}+{text}"
 
@@ -176,12 +176,13 @@ class _Stream:
             heapq.heappush(day.queue, (self.midnight + offset, day.order, self.action))
 
     def arrive(self) -> None:
-        """A patient walks in: :meth:`_Day.walk_in`, inlined for the common case (no
-        emergency, no re-triage), then the next arrival is drawn. O(log n)."""
+        """A patient walks in: :meth:`_Day.walk_in`, inlined for the common case (not an
+        emergency), then the next arrival is drawn. O(log n)."""
         day = self.day
-        if self.emergency or day.retriage_rate:
+        if self.emergency:
             day.walk_in(self.doctor, self.source, self.priority)
         else:
+            worsening = day.draw_worsening() if day.retriage_rate else math.inf
             day.patients += 1
             try:
                 token = day.alloc.book(
@@ -195,6 +196,8 @@ class _Stream:
                 day.refuse(self.doctor_id, self.source, level, error)
             else:
                 day.track(token)
+                if worsening != math.inf:
+                    day.note_worsening(token, worsening)
         self.schedule()
 
 
@@ -378,42 +381,72 @@ class _Day:
             self.at(self.midnight + plan.returns_at, partial(self.come_back, doctor))
 
     def prebook(self, doctor: _Doctor) -> None:
+        """Book the doctor's pre-booked patients, slot by slot, and queue what each will do:
+        cancel, come (or not) and when, ask to come later, be declared a no-show. Each
+        patient draws from every stream once, whatever the outcome. O(p log p) for p
+        patients."""
         counts = doctor.plan.prebooked
+        # Who books, in order, per slot (the counts are the same for every slot).
+        sources = [source for source in _BOOKED_ORDER for _ in range(counts.get(source, 0))]
+        if not sources:
+            return
         scenario = self.scenario
+        # Plain dicts: the scenario's read-only maps are slower to read, once per patient.
+        cancellation = dict(scenario.cancellation)
+        no_show = dict(scenario.no_show)
+        reschedule = dict(scenario.reschedule)
+        cancels = self.cancels.random
+        cancel_times = self.cancel_times.random
+        no_shows = self.no_shows.random
+        punctuality = scenario.punctuality.sample
+        on_time = self.punctuality
+        reschedules = self.reschedules.random
+        draw_worsening = self.draw_worsening
+        book = self.alloc.book
+        track = self.track
+        at = self.at
+        grace = self.grace
         opened = self.now
-        for index, slot in enumerate(doctor.slots):
-            later = doctor.slots[index + 1 :]
-            for source in _BOOKED_ORDER:
-                for _ in range(counts.get(source, 0)):
-                    cancel = self.cancels.random()
-                    cancel_at = self.cancel_times.random()
-                    no_show = self.no_shows.random()
-                    offset = scenario.punctuality.sample(self.punctuality)
-                    move = self.reschedules.random()
-                    move_at = self.reschedules.random()
-                    move_to = self.reschedules.random()
-                    worsening = self.draw_worsening()
-                    try:
-                        token = self.book(self.patient(), doctor.id, slot.id, source, None)
-                    except OPDError as error:
-                        self.refuse(doctor.id, source, source.default_priority, error)
-                        continue
+        doctor_id = doctor.id
+        slots = doctor.slots
+        for index, slot in enumerate(slots):
+            later = slots[index + 1 :]
+            slot_id = slot.id
+            start = slot.start
+            for source in sources:
+                cancel = cancels()
+                cancel_at = cancel_times()
+                no_show_draw = no_shows()
+                offset = punctuality(on_time)
+                move = reschedules()
+                move_at = reschedules()
+                move_to = reschedules()
+                worsening = draw_worsening()
+                self.patients += 1
+                try:
+                    # Never an emergency, so it moves no other token (self.book, inlined).
+                    token = book(f"P{self.patients:05d}", doctor_id, slot_id, source=source)
+                except OPDError as error:
+                    self.refuse(doctor_id, source, source.default_priority, error)
+                    continue
+                track(token)  # a pre-booked walk-in is present at once
+                token_id = token.id
+                if worsening != math.inf:
                     self.note_worsening(token, worsening)
-                    if cancel < scenario.cancellation.get(source, 0.0):
-                        when = opened + (slot.start - opened) * cancel_at
-                        self.at(when, partial(self.cancel, token.id))
-                        continue
-                    comes = no_show >= scenario.no_show.get(source, 0.0)
-                    if comes:
-                        self.plan_arrival(token.id, max(opened, slot.start + offset * _MINUTE))
-                    if later and move < scenario.reschedule.get(source, 0.0):
-                        when = opened + (slot.start - opened) * move_at
-                        target = later[int(move_to * len(later))]
-                        self.at(
-                            when,
-                            partial(self.reschedule, token.id, target, offset if comes else None),
-                        )
-                    self.at(slot.start + self.grace, partial(self.grace_over, token.id))
+                if cancel < cancellation.get(source, 0.0):
+                    at(opened + (start - opened) * cancel_at, partial(self.cancel, token_id))
+                    continue
+                comes = no_show_draw >= no_show.get(source, 0.0)
+                if comes:
+                    self.plan_arrival(token_id, max(opened, start + offset * _MINUTE))
+                if later and move < reschedule.get(source, 0.0):
+                    when = opened + (start - opened) * move_at
+                    target = later[int(move_to * len(later))]
+                    at(
+                        when,
+                        partial(self.reschedule, token_id, target, offset if comes else None),
+                    )
+                at(start + grace, partial(self.grace_over, token_id))
 
     def plan_arrival(self, token_id: str, when: datetime) -> None:
         self.arrivals[token_id] = when
@@ -456,16 +489,22 @@ class _Day:
         return -math.log1p(-self.retriages.random()) * 60 / rate
 
     def note_worsening(self, token: Token, minutes: float) -> None:
+        """Start the clock of a patient's condition: now if present, else at check-in."""
         if minutes == math.inf or token.priority is EMERGENCY:
             return
-        if _present(token):
-            self.at(self.now + minutes * _MINUTE, partial(self.worsen, token.id))
+        status = token.status
+        if status is CHECKED_IN or (status is WAITLISTED and token.checked_in_at is not None):
+            self.order += 1
+            worsen: Callable[[], None] = partial(self.worsen, token.id)
+            heapq.heappush(self.queue, (self.now + minutes * _MINUTE, self.order, worsen))
         else:
             self.worsening[token.id] = minutes
 
     def worsen(self, token_id: str) -> None:
         """The patient's condition worsens: if still waiting present while their doctor's
         day lasts, the desk re-triages them as an emergency."""
+        if token_id not in self.present:
+            return  # called in (or gone) since: the engine's account of who is present
         token = self.alloc.token(token_id)
         if not _present(token) or token.priority is EMERGENCY:
             return
