@@ -23,7 +23,7 @@ CEILINGS = {
     "_allocator.py": 23,  # the facade edits slots and desks on moves between doctors
     "_desk.py": 59,  # the desk drives Slot's underscored mutators (the one caller)
     "_invariants.py": 7,  # the allocator's day and desks; each part's own _check()
-    "_journal.py": 20,  # replay sets state directly, through the allocator's parts
+    "_journal.py": 19,  # replay sets state directly, through the allocator's parts
     "_possible.py": 8,  # the checks from_snapshot, replay and apply share
     "_snapshot.py": 25,  # dumps and loads every part's state
 }
@@ -166,3 +166,68 @@ def test_a_string_attribute_write_is_found(tmp_path: Path) -> None:
     """The scan sees ``setattr`` with an attribute named as a string."""
     (tmp_path / "m.py").write_text("def f(o, v):\n    setattr(o, 'x', v)\n    o.y = v\n")
     assert _string_attribute_writes(tmp_path) == ["m.py:2: setattr(o, 'x', v)"]
+
+
+#: The functions that read ``Undo.recording``: the undo primitives (each records its own
+#: inverse right after its change, see ``_undo.py``) and the five hot calls that inline
+#: ``_allocator._atomic``. Anything else that asks is undo leaking into the rules.
+PRIMITIVES = {
+    "_allocator.py": {
+        "_add_desk",
+        "_attach",
+        "book",
+        "call_next",
+        "cancel",
+        "check_in",
+        "complete",
+    },
+    "_desk.py": {
+        "_file",
+        "_set_active",
+        "_unfile",
+        "enter",
+        "insert",
+        "issue",
+        "next_seq",
+        "put",
+        "replace",
+        "set_available",
+        "set_current",
+        "set_delay",
+        "set_issued",
+        "set_seq",
+        "store",
+        "sync_present",
+    },
+    "_slot.py": {
+        "_add",
+        "_advance",
+        "_arrive",
+        "_close",
+        "_grant",
+        "_hold",
+        "_release",
+        "_remove",
+        "_seat",
+        "_set_capacity",
+        "add",
+        "arrive",
+        "remove",
+    },
+}
+
+
+def test_only_the_primitives_ask_whether_a_call_is_recorded() -> None:
+    """The issue "The house": "The few primitives that mutate state record their own
+    inverse." -- the desk's rules, the journal and the allocator's other calls change state
+    only through the primitives, so none of them reads ``Undo.recording``."""
+    asking: dict[str, set[str]] = defaultdict(set)
+    for path in sorted(SOURCE.rglob("*.py")):
+        module = str(path.relative_to(SOURCE))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and any(
+                isinstance(sub, ast.Attribute) and sub.attr == "recording" for sub in ast.walk(node)
+            ):
+                asking[module].add(node.name)
+    asking.pop("_undo.py", None)
+    assert dict(asking) == PRIMITIVES

@@ -121,7 +121,11 @@ def _atomic(
 ) -> Callable[Concatenate[Allocator, A], R]:
     """Make ``method`` all or nothing when a user's policy could fail half-way: the changes
     it made and the events it queued are undone before its exception goes on. With the
-    shipped policies only, there is nothing to undo and nothing is recorded."""
+    shipped policies only, there is nothing to undo and nothing is recorded.
+
+    The five hot calls (book, check_in, call_next, complete, cancel) inline this wrapper as
+    their first lines, ``if guarded and not recording: return _atomically(...)``: the
+    wrapper's own call costs them as much as their undo primitives."""
 
     @functools.wraps(method)
     def call(self: Allocator, /, *args: A.args, **kwargs: A.kwargs) -> R:
@@ -227,8 +231,7 @@ class Allocator:
             if doctor.id in self._desks:
                 raise InvalidArgumentError(f"doctor id {doctor.id!r} is already taken")
             now = self._now()
-            self._desks[doctor.id] = Desk(doctor, self._day)
-            self._day.departments[doctor.id] = doctor.department
+            self._add_desk(Desk(doctor, self._day))
             self._day.record(DoctorAdded, now, doctor=doctor)
             self._commit()
 
@@ -316,12 +319,12 @@ class Allocator:
         )
         desk.insert(slot, i)
         self._slots[slot.id] = slot
-        day.undo.record(self._unadd, slot, self._aware)
+        if day.undo.recording:
+            day.undo.record(self._unadd, slot, self._aware)
         self._aware = slot.start.tzinfo is not None
 
     # ================================================================ booking
 
-    @_atomic
     def book(
         self,
         patient_id: str,
@@ -353,6 +356,16 @@ class Allocator:
         :class:`NotFoundError` for bad arguments.
         """
         day = self._day
+        if day.guarded and not day.undo.recording:  # @_atomic, inlined
+            return self._atomically(
+                self.book,
+                patient_id,
+                doctor_id,
+                slot_id,
+                source=source,
+                priority=priority,
+                checked_in=checked_in,
+            )
         with self._lock:
             now = self._now()
             # The checks inline their common case (a plain str of printable characters, a
@@ -420,8 +433,7 @@ class Allocator:
                 None,  # called_at
                 None,  # completed_at
             )
-            day.store(token)
-            day.activate(token)
+            day.enter(token)
             if target is None:
                 desk.waitlist.add(token)
                 if day.subscribers:
@@ -487,7 +499,6 @@ class Allocator:
 
     # ================================================================ the day
 
-    @_atomic
     def check_in(self, token_id: str) -> Token:
         """Record the patient's arrival.
 
@@ -503,6 +514,8 @@ class Allocator:
         in consultation, completed, cancelled), and :class:`DuplicateBookingError` for a late
         arrival whose patient has meanwhile booked again.
         """
+        if self._day.guarded and not self._day.undo.recording:  # @_atomic, inlined
+            return self._atomically(self.check_in, token_id)
         with self._lock:
             now = self._now()
             day = self._day
@@ -566,7 +579,6 @@ class Allocator:
             to_desk.contain_overflow(target, now)
         return token
 
-    @_atomic
     def call_next(self, doctor_id: str) -> Token | None:
         """Complete the doctor's current consultation, then call the next patient.
 
@@ -588,6 +600,8 @@ class Allocator:
         token (``IN_CONSULTATION``), or None if nobody present is waiting. O(log n) in the
         slot's size.
         """
+        if self._day.guarded and not self._day.undo.recording:  # @_atomic, inlined
+            return self._atomically(self.call_next, doctor_id)
         with self._lock:
             now = self._now()
             desk = self._desk(doctor_id)
@@ -597,12 +611,13 @@ class Allocator:
                 self._commit()
             return None if called is None else self._day.tokens[called.id]
 
-    @_atomic
     def complete(self, token_id: str) -> Token:
         """End a consultation: ``IN_CONSULTATION`` -> ``COMPLETED``. O(1).
 
         Raises :class:`InvalidTransitionError` for any other status.
         """
+        if self._day.guarded and not self._day.undo.recording:  # @_atomic, inlined
+            return self._atomically(self.complete, token_id)
         with self._lock:
             now = self._now()
             token = self._token(token_id)
@@ -615,13 +630,14 @@ class Allocator:
             self._commit()
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
-    @_atomic
     def cancel(self, token_id: str) -> Token:
         """Cancel a booked, checked-in or waitlisted token; its place is refilled at once.
 
         O(log n) in the slot's size, plus O(log n) per token the refill moves. Raises
         :class:`InvalidTransitionError` for a token in consultation or already ended.
         """
+        if self._day.guarded and not self._day.undo.recording:  # @_atomic, inlined
+            return self._atomically(self.cancel, token_id)
         with self._lock:
             now = self._now()
             token = self._token(token_id)
@@ -1331,6 +1347,17 @@ class Allocator:
                 raise
             undo.end(saved)
             return result
+
+    def _add_desk(self, desk: Desk) -> None:
+        """Register a new doctor's desk (an undo primitive). O(1)."""
+        doctor = desk.doctor
+        self._desks[doctor.id] = desk
+        self._day.departments[doctor.id] = doctor.department
+        if self._day.undo.recording:
+            self._day.undo.record(self._undo_add_desk, doctor.id)
+
+    def _undo_add_desk(self, doctor_id: str) -> None:
+        del self._desks[doctor_id], self._day.departments[doctor_id]
 
     def _unadd(self, slot: Slot, aware: bool | None) -> None:
         """Undo the part of :meth:`add_slot` outside the desk."""

@@ -139,20 +139,23 @@ class Day:
     def next_seq(self) -> int:
         """Issue the next ``seq``. O(1)."""
         seq = self.seq = self.seq + 1
-        self.undo.record(self.set_seq, seq - 1)
+        if self.undo.recording:
+            self.undo.record(self.set_seq, seq - 1)
         return seq
 
     def set_seq(self, seq: int) -> None:
         """Set the last ``seq`` issued (replaying a journal). O(1)."""
         old = self.seq
         self.seq = seq
-        self.undo.record(self.set_seq, old)
+        if self.undo.recording:
+            self.undo.record(self.set_seq, old)
 
     def replace(self, token: Token, **changes: Any) -> Token:
         """A copy of ``token`` with ``changes``, stored as the current token. O(1)."""
         new = copy_token(token, changes)
         self.tokens[token.id] = new
-        self.undo.record(self._unput, token)
+        if self.undo.recording:
+            self.undo.record(self._unput, token)
         if self.active.get(token.patient_id).__class__ is Held:
             self._refile(new)  # a new doctor or triage level files it elsewhere
         return new
@@ -160,7 +163,8 @@ class Day:
     def put(self, old: Token, new: Token) -> Token:
         """Store ``new``, a copy of ``old`` (the same id), as the current token. O(1)."""
         self.tokens[new.id] = new
-        self.undo.record(self._unput, old)
+        if self.undo.recording:
+            self.undo.record(self._unput, old)
         if self.active.get(new.patient_id).__class__ is Held:
             self._refile(new)  # a new doctor or triage level files it elsewhere
         return new
@@ -168,7 +172,23 @@ class Day:
     def store(self, token: Token) -> None:
         """Store a token just issued. O(1)."""
         self.tokens[token.id] = token
-        self.undo.record(self._unstore, token.id)
+        if self.undo.recording:
+            self.undo.record(self._unstore, token.id)
+
+    def enter(self, token: Token) -> None:
+        """Store a token just issued and index it as one of its patient's active tokens:
+        :meth:`store` then :meth:`activate`, in one call for a booking. O(1) for the
+        patient's first active token, else as :meth:`activate`."""
+        self.tokens[token.id] = token
+        if self.undo.recording:
+            self.undo.record(self._unstore, token.id)
+        patient_id = token.patient_id
+        if patient_id in self.active:
+            self.activate(token)
+        else:
+            self.active[patient_id] = token.id
+            if self.undo.recording:
+                self.undo.record(self._set_active, patient_id, None)
 
     def _unput(self, old: Token) -> None:
         self.tokens[old.id] = old
@@ -234,7 +254,8 @@ class Day:
             del self.active[patient_id]
         else:
             self.active[patient_id] = held
-        self.undo.record(self._set_active, patient_id, old)
+        if self.undo.recording:
+            self.undo.record(self._set_active, patient_id, old)
 
     def _scope(self, doctor_id: str) -> str:
         """Where the duplicate rule counts a token of ``doctor_id``. O(1)."""
@@ -251,13 +272,15 @@ class Day:
 
     def _file(self, held: Held, token: Token) -> None:
         held.add(token.id, *self.where_filed(token))
-        self.undo.record(held.discard, token.id)
+        if self.undo.recording:
+            self.undo.record(held.discard, token.id)
 
     def _unfile(self, held: Held, token_id: str) -> None:
         filed = held.filed(token_id)
         assert filed is not None
         held.discard(token_id)
-        self.undo.record(held.add, token_id, *filed)
+        if self.undo.recording:
+            self.undo.record(held.add, token_id, *filed)
 
     def _refile(self, token: Token) -> None:
         """File ``token`` anew in its patient's Held if its doctor or level moved it. O(log k)."""
@@ -386,7 +409,8 @@ class Desk:
         self.starts.insert(index, slot._at)
         self.ends.insert(index, slot._until)
         self.slot_index[slot.id] = slot
-        self.day.undo.record(self._uninsert, slot, index)
+        if self.day.undo.recording:
+            self.day.undo.record(self._uninsert, slot, index)
 
     def _uninsert(self, slot: Slot, index: int) -> None:
         del self.slots[index], self.starts[index], self.ends[index]
@@ -399,30 +423,35 @@ class Desk:
         """The token in consultation (None: nobody). O(1)."""
         old = self.current
         self.current = token_id
-        self.day.undo.record(self.set_current, old)
+        if self.day.undo.recording:
+            self.day.undo.record(self.set_current, old)
 
     def set_delay(self, delay: timedelta) -> None:
         """How late the doctor runs. O(1)."""
         old = self.delay
         self.delay = delay
-        self.day.undo.record(self.set_delay, old)
+        if self.day.undo.recording:
+            self.day.undo.record(self.set_delay, old)
 
     def set_available(self, available: bool) -> None:
         """Whether the doctor sees patients today. O(1)."""
         old = self.available
         self.available = available
-        self.day.undo.record(self.set_available, old)
+        if self.day.undo.recording:
+            self.day.undo.record(self.set_available, old)
 
     def set_issued(self, issued: int) -> None:
         """The last display number issued. O(1)."""
         old = self.issued
         self.issued = issued
-        self.day.undo.record(self.set_issued, old)
+        if self.day.undo.recording:
+            self.day.undo.record(self.set_issued, old)
 
     def issue(self) -> int:
         """Issue the next display number. O(1)."""
         number = self.issued = self.issued + 1
-        self.day.undo.record(self.set_issued, number - 1)
+        if self.day.undo.recording:
+            self.day.undo.record(self.set_issued, number - 1)
         return number
 
     def open_slots(self, now: datetime, after: Slot | None = None) -> Iterator[Slot]:
@@ -833,7 +862,8 @@ class Desk:
         """Keep ``present`` = the doctor's slots with a checked-in patient waiting, and
         ``urgent`` = those with a checked-in emergency waiting. O(log n + s)."""
         # Recomputed once every step is undone: the indexes follow the restored slot.
-        self.day.undo.recompute(self.sync_present, slot)
+        if self.day.undo.recording:
+            self.day.undo.recompute(self.sync_present, slot)
         key = (slot._at, slot._id)
         has = len(slot._filed) > 0
         if has != (slot._id in self.present_ids):

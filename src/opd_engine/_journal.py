@@ -253,10 +253,7 @@ class _Replay:
         doctor = event.doctor
         if doctor.id in alloc._desks:
             raise self.fail(f"doctor {doctor.id!r} is already there")
-        alloc._desks[doctor.id] = Desk(doctor, day)
-        day.departments[doctor.id] = doctor.department
-        day.undo.record(alloc._desks.pop, doctor.id)
-        day.undo.record(day.departments.pop, doctor.id)
+        alloc._add_desk(Desk(doctor, day))
 
     def slot_added(self, event: SlotAdded) -> None:
         """Add the slot through the checks :meth:`Allocator.add_slot` makes (its id, its

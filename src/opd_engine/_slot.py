@@ -354,7 +354,8 @@ class Slot:
                     if protected is _NO_KEYS:
                         protected = self._protected_absent = SortedList()
                 protected.add(key)
-        self._undo.record(self._remove, token)
+        if self._undo.recording:
+            self._undo.record(self._remove, token)
 
     def _remove(self, token: Token) -> None:
         """Unfile a waiting token that gives up its place. O(log n)."""
@@ -375,7 +376,8 @@ class Slot:
             self._sources[token.source] -= 1
             if token.moves >= self._protect_at:
                 protected.remove(key)
-        self._undo.record(self._undo_remove, token, filed)
+        if self._undo.recording:
+            self._undo.record(self._undo_remove, token, filed)
 
     def _undo_remove(self, token: Token, filed: Filed | None) -> None:
         """Undo :meth:`_remove`: file the token back exactly as it was. O(log n)."""
@@ -404,7 +406,8 @@ class Slot:
         journal). O(1)."""
         self._done += 1
         self._count(token, 1)
-        self._undo.record(self._undo_hold, token)
+        if self._undo.recording:
+            self._undo.record(self._undo_hold, token)
 
     def _undo_hold(self, token: Token) -> None:
         """Undo :meth:`_hold`. O(1)."""
@@ -424,7 +427,8 @@ class Slot:
             self._protected_arrived.remove(key)
         filed = self._filed[token.id]
         self._unfile(token.id)
-        self._undo.record(self._undo_seat, token, filed, protected)
+        if self._undo.recording:
+            self._undo.record(self._undo_seat, token, filed, protected)
 
     def _undo_seat(self, token: Token, filed: Filed, protected: bool) -> None:
         """Undo :meth:`_seat`. O(log n)."""
@@ -441,7 +445,8 @@ class Slot:
         """A called token gives its place back (a missed call). O(1)."""
         self._done -= 1
         self._count(token, -1)
-        self._undo.record(self._undo_release, token)
+        if self._undo.recording:
+            self._undo.record(self._undo_release, token)
 
     def _undo_release(self, token: Token) -> None:
         """Undo :meth:`_release`. O(1)."""
@@ -465,7 +470,8 @@ class Slot:
             if self._protected_arrived is _NO_KEYS:
                 self._protected_arrived = SortedList()
             self._protected_arrived.add(key)
-        self._undo.record(self._undo_arrive, token.id, key, protected)
+        if self._undo.recording:
+            self._undo.record(self._undo_arrive, token.id, key, protected)
 
     def _undo_arrive(self, token_id: str, key: WaitKey, protected: bool) -> None:
         """Undo :meth:`_arrive`. O(log n)."""
@@ -480,13 +486,15 @@ class Slot:
         """O(1)."""
         old = self._capacity
         self._capacity = capacity
-        self._undo.record(self._set_capacity, old)
+        if self._undo.recording:
+            self._undo.record(self._set_capacity, old)
 
     def _close(self) -> None:
         """Close the slot for good. O(1)."""
         if not self._closed:
             self._closed = True
-            self._undo.record(self._undo_close)
+            if self._undo.recording:
+                self._undo.record(self._undo_close)
 
     def _undo_close(self) -> None:
         self._closed = False
@@ -497,7 +505,8 @@ class Slot:
             return
         old = self._elastic
         self._elastic = places
-        self._undo.record(self._undo_grant, old)
+        if self._undo.recording:
+            self._undo.record(self._undo_grant, old)
 
     def _undo_grant(self, places: int) -> None:
         self._elastic = places
@@ -581,7 +590,8 @@ class Slot:
             except InvalidArgumentError:  # a user's key that does not fit its new level
                 self._file(token_id, current)  # back where it was, its change pending again
                 raise
-            self._undo.record(self._undo_advance, token_id, current)
+            if self._undo.recording:
+                self._undo.record(self._undo_advance, token_id, current)
 
     def _undo_advance(self, token_id: str, filed: Filed) -> None:
         """Undo a level change of :meth:`_advance`. O(log n)."""
@@ -933,7 +943,8 @@ class Waitlist:
         elif key < self._heads[group_class]:
             self._heads[group_class] = key
         group.add(key)
-        self._undo.record(self.remove, token)
+        if self._undo.recording:
+            self._undo.record(self.remove, token)
 
     def remove(self, token: Token) -> None:
         """O(log n)."""
@@ -950,7 +961,8 @@ class Waitlist:
             del self._classes[group_class], self._heads[group_class]
         elif key == self._heads[group_class]:
             self._heads[group_class] = group[0]
-        self._undo.record(self.add, token)
+        if self._undo.recording:
+            self._undo.record(self.add, token)
 
     def arrive(self, token: Token) -> None:
         """A waitlisted patient is present now. O(log n)."""
@@ -958,7 +970,8 @@ class Waitlist:
         self._present.add(key)
         if key < _FIRST_NORMAL:
             self.emergencies += 1
-        self._undo.record(self._undo_arrive, key)
+        if self._undo.recording:
+            self._undo.record(self._undo_arrive, key)
 
     def _undo_arrive(self, key: WaitKey) -> None:
         """Undo :meth:`arrive`. O(log n)."""
