@@ -373,7 +373,7 @@ def test_events_built_by_the_generated_drafts_are_the_constructor_s(clock: Clock
     event built by its constructor, and is frozen."""
     import pickle
 
-    from opd_engine._desk import DRAFT
+    from opd_engine._ledger import DRAFT
     from opd_engine.events import EVENT_CLASSES
 
     assert set(DRAFT) == set(EVENT_CLASSES)
@@ -423,7 +423,7 @@ def test_events_built_by_the_generated_drafts_are_the_constructor_s(clock: Clock
 def test_every_draft_builds_its_event_class() -> None:
     """Each generated draft takes ``at`` and its class's own fields, in order; finished with
     ``version``, ``step`` and ``steps`` it is the event its constructor builds."""
-    from opd_engine._desk import DRAFT
+    from opd_engine._ledger import DRAFT
 
     at = datetime(2026, 1, 5, 9)
     for kind, draft in DRAFT.items():

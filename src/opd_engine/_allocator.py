@@ -29,16 +29,14 @@ from ._check import (
     utc,
 )
 from ._codec import token_row
-from ._desk import (
+from ._desk import Desk, with_arrival, with_status
+from ._ledger import (
     DRAFT,
     Day,
-    Desk,
     Subscription,
     draft_booked,
     draft_checked_in,
     draft_waitlisted,
-    with_arrival,
-    with_status,
 )
 from ._slot import Slot, SlotView
 from ._undo import DETACHED

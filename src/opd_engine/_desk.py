@@ -3,27 +3,23 @@ and the idle-fill rule.
 
 The allocator asks; the desk decides and moves. A :class:`Desk` changes only its own
 doctor's slots and waitlist; moves between doctors are the allocator's. Every desk of an
-allocator shares one :class:`Day`: the tokens, the policies, the patient index, the
-counters and the events of the call in progress.
+allocator shares one :class:`~opd_engine._ledger.Day`: the tokens, the policies, the patient
+index, the counters and the events of the call in progress.
 """
 
 from __future__ import annotations
 
-import logging
 from bisect import bisect_right, insort
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Final, final
+from typing import final
 
 import attrs
 
 from ._check import require, utc
-from ._generated import value_builder
-from ._patients import WHOLE_DAY, Held, HeldKey
+from ._ledger import Day, draft_called, draft_completed, draft_moved
 from ._slot import Slot, Waitlist
-from ._undo import Undo
 from ._values import (
     BOOKED,
     CHECKED_IN,
@@ -36,24 +32,14 @@ from ._values import (
     Source,
     Token,
     copier,
-    copy_token,
 )
 from .errors import SlotClosedError, SlotFullError
 from .events import (
-    EVENT_CLASSES,
-    Event,
     MoveReason,
     PlacesGranted,
     SlotResized,
-    TokenBooked,
-    TokenCalled,
-    TokenCheckedIn,
-    TokenCompleted,
-    TokenEvent,
-    TokenMoved,
-    TokenWaitlisted,
 )
-from .policies import Duplicates, HardLimit, OnFull, Policies
+from .policies import OnFull
 
 # Copies of a token with the fields that each hot path changes.
 with_arrival = copier("status", "checked_in_at")
@@ -61,319 +47,6 @@ with_call = copier("status", "called_at")
 with_completion = copier("status", "completed_at")
 with_status = copier("status")
 with_move = copier("doctor_id", "slot_id", "status", "moves")
-
-_log = logging.getLogger("opd_engine")
-
-# Fields of an event that only a complete call knows.
-_SEALED: Final = frozenset({"version", "step", "steps"})
-
-# One draft builder per event class, ``draft(at, *fields)``: every field but ``version``,
-# ``step`` and ``steps``, which Day.publish writes once the call is complete (see _generated).
-_DRAFT: dict[type[Event], Callable[..., Any]] = {
-    kind: value_builder(
-        kind,
-        f"{kind.__name__} draft",
-        params,
-        {name: name for name in params},
-        finish=False,
-    )
-    for kind in EVENT_CLASSES
-    for params in [[f.name for f in attrs.fields(kind) if f.name not in _SEALED]]
-}
-
-#: ``DRAFT[kind](at, *fields)``: a draft of an event, for ``Day.pending`` (O(1)). The hot
-#: paths append drafts themselves, after testing ``day.subscribers``, rather than through
-#: Day.note: a method call per event is a tenth of its cost.
-DRAFT: Final = _DRAFT
-draft_booked: Final = _DRAFT[TokenBooked]
-draft_waitlisted: Final = _DRAFT[TokenWaitlisted]
-draft_checked_in: Final = _DRAFT[TokenCheckedIn]
-draft_called: Final = _DRAFT[TokenCalled]
-draft_completed: Final = _DRAFT[TokenCompleted]
-draft_moved: Final = _DRAFT[TokenMoved]
-
-
-@final
-class Subscription:
-    """One :meth:`Allocator.subscribe`: its ``callback``, None once unsubscribed, so that
-    a delivery under way skips it at once. Compared by identity: the same callback may be
-    subscribed twice, and each unsubscribe ends its own subscription."""
-
-    __slots__ = ("callback",)
-
-    def __init__(self, callback: Callable[[Event], object]) -> None:
-        self.callback: Callable[[Event], object] | None = callback
-
-
-@final
-@attrs.define(eq=False)
-class Day:
-    """What every desk of one allocator shares: one OPD day's tokens and counters."""
-
-    policies: Policies
-    tokens: dict[str, Token] = attrs.field(factory=dict)
-    # doctor id -> department, for the duplicate rule.
-    departments: dict[str, str] = attrs.field(factory=dict)
-    # patient -> active token id (a Held in the rare case of several).
-    active: dict[str, str | Held] = attrs.field(factory=dict)
-    subscribers: list[Subscription] = attrs.field(factory=list)
-    # The events of the call in progress, as drafts (see _generated): every field written
-    # but ``version``, ``step`` and ``steps``, known once the call is complete.
-    pending: list[Any] = attrs.field(factory=list)
-    # Events of completed calls, waiting for delivery, and whether a delivery is under way.
-    outbox: deque[Event] = attrs.field(factory=deque)
-    delivering: bool = False
-    seq: int = 0
-    version: int = 0
-    # The undo log of the call in progress: it records when a user's policy could fail
-    # half-way through a call (``guarded``) and while journal events are applied.
-    undo: Undo = attrs.field(factory=Undo)
-    guarded: bool = False
-    # The capacity policy is the shipped HardLimit: admits() is then inlined.
-    hard_limit: bool = attrs.field(init=False)
-
-    @hard_limit.default
-    def _is_hard_limit(self) -> bool:
-        return type(self.policies.capacity) is HardLimit
-
-    def next_seq(self) -> int:
-        """Issue the next ``seq``. O(1)."""
-        seq = self.seq = self.seq + 1
-        if self.undo.recording:
-            self.undo.record(self.set_seq, seq - 1)
-        return seq
-
-    def set_seq(self, seq: int) -> None:
-        """Set the last ``seq`` issued (replaying a journal). O(1)."""
-        old = self.seq
-        self.seq = seq
-        if self.undo.recording:
-            self.undo.record(self.set_seq, old)
-
-    def replace(self, token: Token, **changes: Any) -> Token:
-        """A copy of ``token`` with ``changes``, stored as the current token. O(1)."""
-        new = copy_token(token, changes)
-        self.tokens[token.id] = new
-        if self.undo.recording:
-            self.undo.record(self._unput, token)
-        if self.active.get(token.patient_id).__class__ is Held:
-            self._refile(new)  # a new doctor or triage level files it elsewhere
-        return new
-
-    def put(self, old: Token, new: Token) -> Token:
-        """Store ``new``, a copy of ``old`` (the same id), as the current token. O(1)."""
-        self.tokens[new.id] = new
-        if self.undo.recording:
-            self.undo.record(self._unput, old)
-        if self.active.get(new.patient_id).__class__ is Held:
-            self._refile(new)  # a new doctor or triage level files it elsewhere
-        return new
-
-    def store(self, token: Token) -> None:
-        """Store a token just issued. O(1)."""
-        self.tokens[token.id] = token
-        if self.undo.recording:
-            self.undo.record(self._unstore, token.id)
-
-    def enter(self, token: Token) -> None:
-        """Store a token just issued and index it as one of its patient's active tokens:
-        :meth:`store` then :meth:`activate`, in one call for a booking. O(1) for the
-        patient's first active token, else as :meth:`activate`."""
-        self.tokens[token.id] = token
-        if self.undo.recording:
-            self.undo.record(self._unstore, token.id)
-        patient_id = token.patient_id
-        if patient_id in self.active:
-            self.activate(token)
-        else:
-            self.active[patient_id] = token.id
-            if self.undo.recording:
-                self.undo.record(self._set_active, patient_id, None)
-
-    def _unput(self, old: Token) -> None:
-        self.tokens[old.id] = old
-
-    def _unstore(self, token_id: str) -> None:
-        del self.tokens[token_id]
-
-    def note(self, kind: type[TokenEvent], now: datetime, token: Token) -> None:
-        """Keep a token event of the call in progress, if anybody listens. O(1)."""
-        if self.subscribers:
-            self.pending.append(_DRAFT[kind](now, token))
-
-    def record(self, kind: type[Event], now: datetime, **fields: Any) -> None:
-        """Keep any event of the call in progress, if anybody listens. O(1)."""
-        if self.subscribers:
-            self.pending.append(_DRAFT[kind](now, **fields))
-
-    def publish(self) -> None:
-        """The call in progress is complete and final (``version`` counts it): finish its
-        events, each with its ``step`` among the call's ``steps``, queue them, and deliver
-        the queue, unless a delivery is already under way (a subscriber's own call). O(k)
-        for the call's k events, plus the subscribers' own time."""
-        self.undo.seal()
-        outbox = self.outbox
-        pending = self.pending
-        if pending:
-            steps = len(pending)
-            version = self.version
-            for step, draft in enumerate(pending, 1):
-                draft.version = version
-                draft.step = step
-                draft.steps = steps
-                draft.__class__ = draft.__class__.__base__  # the event class: now frozen
-            outbox.extend(pending)
-            pending.clear()
-        if self.delivering or not outbox:
-            return
-        self.delivering = True
-        try:
-            subscribers = self.subscribers
-            while outbox:
-                event = outbox.popleft()
-                for subscription in tuple(subscribers):
-                    callback = subscription.callback
-                    if callback is not None:  # not unsubscribed by an earlier subscriber
-                        # A subscriber's exception is logged, never raised: the change it
-                        # reports has already happened, and the caller's call succeeded.
-                        try:
-                            callback(event)
-                        except Exception:
-                            _log.exception("opd_engine subscriber %r failed on %r", callback, event)
-        finally:
-            self.delivering = False
-
-    # ------------------------------------------------------------ the patient index
-    # One active token is stored as its id; several as a Held, filed by the duplicate rule's
-    # scope, so that a placeholder patient id holding thousands costs O(log k) per change.
-
-    def _set_active(self, patient_id: str, held: str | Held | None) -> None:
-        """The patient's active tokens are ``held`` (None: none). O(1)."""
-        old = self.active.get(patient_id)
-        if held is None:
-            del self.active[patient_id]
-        else:
-            self.active[patient_id] = held
-        if self.undo.recording:
-            self.undo.record(self._set_active, patient_id, old)
-
-    def _scope(self, doctor_id: str) -> str:
-        """Where the duplicate rule counts a token of ``doctor_id``. O(1)."""
-        rule = self.policies.duplicates
-        if rule is Duplicates.PER_DOCTOR:
-            return doctor_id
-        if rule is Duplicates.PER_DEPARTMENT:
-            return self.departments[doctor_id]
-        return WHOLE_DAY
-
-    def where_filed(self, token: Token) -> tuple[str, HeldKey]:
-        """The scope and key ``token`` is filed under in its patient's Held. O(1)."""
-        return self._scope(token.doctor_id), (token.priority is EMERGENCY, token.seq, token.id)
-
-    def _file(self, held: Held, token: Token) -> None:
-        held.add(token.id, *self.where_filed(token))
-        if self.undo.recording:
-            self.undo.record(held.discard, token.id)
-
-    def _unfile(self, held: Held, token_id: str) -> None:
-        filed = held.filed(token_id)
-        assert filed is not None
-        held.discard(token_id)
-        if self.undo.recording:
-            self.undo.record(held.add, token_id, *filed)
-
-    def _refile(self, token: Token) -> None:
-        """File ``token`` anew in its patient's Held if its doctor or level moved it. O(log k)."""
-        held = self.active[token.patient_id]
-        assert isinstance(held, Held)
-        filed = held.filed(token.id)
-        if filed is not None and filed != self.where_filed(token):
-            self._unfile(held, token.id)
-            self._file(held, token)
-
-    def activate(self, token: Token) -> None:
-        """Index ``token`` as one of its patient's active tokens. O(log k) for the patient's
-        k active tokens (O(1) for the first)."""
-        held = self.active.get(token.patient_id)
-        if held is None:
-            self._set_active(token.patient_id, token.id)
-        elif isinstance(held, str):
-            both = Held()
-            self._set_active(token.patient_id, both)
-            self._file(both, self.tokens[held])
-            self._file(both, token)
-        else:
-            self._file(held, token)
-
-    def deactivate(self, token: Token) -> None:
-        """Drop ``token`` from its patient's active tokens. O(log k)."""
-        held = self.active[token.patient_id]
-        if isinstance(held, str):
-            self._set_active(token.patient_id, None)
-            return
-        self._unfile(held, token.id)
-        if len(held) == 1:
-            self._set_active(token.patient_id, held.ids()[0])
-
-    def duplicate(self, patient_id: str, doctor: Doctor, exclude: str | None = None) -> str | None:
-        """The patient's active token that the duplicate rule counts against a token with
-        ``doctor`` (a non-emergency one first, then the earliest), or None, never
-        ``exclude``. O(log k) for the patient's k active tokens."""
-        held = self.active.get(patient_id)
-        if held is None or held == exclude:
-            return None
-        if isinstance(held, Held):
-            return held.first(self._scope(doctor.id), exclude)
-        token = self.tokens[held]
-        return held if self._scope(token.doctor_id) == self._scope(doctor.id) else None
-
-    def _check(self) -> None:
-        """Raise ``AssertionError`` naming the first broken invariant of the day's own
-        state. Changes nothing.
-
-        Checked: ``seq`` unique, and the counter at or past every token's; the patient
-        index against the active tokens, each token of a patient who holds several filed
-        where the duplicate rule files it (each ``Held``'s own structure is its
-        ``_check()``, asked by the caller); the duplicate rule itself.
-        O(n log n) for the n tokens.
-        """
-        tokens = self.tokens
-        seqs: set[int] = set()
-        active: dict[str, list[str]] = {}
-        for token in tokens.values():
-            require(token.seq not in seqs, "seq unique", f"two tokens share seq {token.seq}")
-            seqs.add(token.seq)
-            if token.status.active:
-                active.setdefault(token.patient_id, []).append(token.id)
-        require(self.seq >= max(seqs, default=0), "seq counter", str(self.seq))
-        indexed = {
-            patient: sorted([held] if isinstance(held, str) else held.ids())
-            for patient, held in self.active.items()
-        }
-        require(
-            {patient: sorted(ids) for patient, ids in active.items()} == indexed,
-            "active-booking index",
-            "index differs from the tokens",
-        )
-        for held in self.active.values():
-            if isinstance(held, str):
-                continue
-            for token_id in held.ids():
-                require(
-                    held.filed(token_id) == self.where_filed(tokens[token_id]),
-                    "active-booking index",
-                    f"token {token_id!r} filed under a stale doctor or level",
-                )
-        for patient, ids in active.items():
-            normal = [tokens[i] for i in ids if tokens[i].priority is not EMERGENCY]
-            if len(normal) < 2:
-                continue
-            require(
-                len({self._scope(token.doctor_id) for token in normal}) == len(normal),
-                "one active token per patient under the duplicate rule",
-                f"patient {patient!r} holds {[t.id for t in normal]} "
-                f"({self.policies.duplicates.name})",
-            )
 
 
 @final
