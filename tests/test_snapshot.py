@@ -381,7 +381,9 @@ IMPOSSIBLE: list[tuple[str, Edit, str, str]] = [
     (
         "slots-overlap",
         lambda d: d["slots"][1].update(start="2026-11-25T09:30:00"),
-        "invariant 'slots never overlap' broken",
+        # add_slot's own check, through the one build path (before: the invariant check)
+        "snapshot.slots[1]: slot 'D1@10' (2026-11-25 09:30:00 to 2026-11-25 11:00:00) "
+        "overlaps slot 'D1@09'",
         "add_slot: overlap with the doctor's other slots -> InvalidArgumentError",
     ),
     (
@@ -441,7 +443,11 @@ CORRUPTIONS: list[tuple[str, object, str]] = [
     ("slots.0.capacity", -1, "snapshot.slots[0]: capacity must be >= 0"),
     ("slots.0.doctor_id", "D9", "snapshot.slots[0].doctor_id 'D9' is unknown"),
     ("slots.1.id", "D1@09", "snapshot.slots[1].id 'D1@09' appears twice"),
-    ("slots.1.start", "2026-11-25T09:30:00", "inconsistent: invariant 'slots never overlap'"),
+    (
+        "slots.1.start",
+        "2026-11-25T09:30:00",
+        "snapshot.slots[1]: slot 'D1@10' (2026-11-25 09:30:00",
+    ),
     (
         "slots.3",
         {

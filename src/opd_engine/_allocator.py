@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, final
 
 import attrs
 
-from . import _display, _guard, _invariants, _journal, _snapshot
+from . import _build, _display, _guard, _invariants, _journal, _snapshot
 from ._check import (
     EARLIEST,
     EDGE_YEARS,
@@ -39,7 +38,6 @@ from ._ledger import (
     draft_waitlisted,
 )
 from ._slot import Slot, SlotView
-from ._undo import DETACHED
 from ._values import (
     BOOKED,
     CANCELLED,
@@ -163,10 +161,10 @@ class Allocator:
     _clock: Callable[[], datetime] = attrs.field(default=None, converter=_to_clock)
 
     _day: Day = attrs.field(init=False)
-    _desks: dict[str, Desk] = attrs.field(init=False, factory=dict)
-    _slots: dict[str, Slot] = attrs.field(init=False, factory=dict)
-    _aware: bool | None = attrs.field(init=False, default=None)
-    _lock: threading.RLock = attrs.field(init=False, factory=threading.RLock)
+    # The day's registers and lock, under the names the facade reads them by.
+    _desks: dict[str, Desk] = attrs.field(init=False)
+    _slots: dict[str, Slot] = attrs.field(init=False)
+    _lock: threading.RLock = attrs.field(init=False)
 
     @_day.default
     def _new_day(self) -> Day:
@@ -174,6 +172,18 @@ class Allocator:
         if checked is None:
             return Day(self._policies)
         return Day(checked, guarded=True)
+
+    @_desks.default
+    def _day_desks(self) -> dict[str, Desk]:
+        return self._day.desks
+
+    @_slots.default
+    def _day_slots(self) -> dict[str, Slot]:
+        return self._day.slots
+
+    @_lock.default
+    def _day_lock(self) -> threading.RLock:
+        return self._day.lock
 
     @property
     def policies(self) -> Policies:
@@ -226,10 +236,8 @@ class Allocator:
         with self._lock:
             if not isinstance(doctor, Doctor):
                 raise InvalidArgumentError(f"doctor must be a Doctor, got doctor={doctor!r}")
-            if doctor.id in self._desks:
-                raise InvalidArgumentError(f"doctor id {doctor.id!r} is already taken")
             now = self._now()
-            self._add_desk(Desk(doctor, self._day))
+            _build.add_doctor(self._day, doctor)
             self._day.record(DoctorAdded, now, doctor=doctor)
             self._commit()
 
@@ -248,13 +256,13 @@ class Allocator:
             if not isinstance(slot, Slot):
                 raise InvalidArgumentError(f"slot must be a Slot, got slot={slot!r}")
             desk = self._desk(slot.doctor_id)
-            i = self._fit(slot, desk)
+            i = _build.fit(self._day, slot, desk)
             if slot._ordering is not None:
                 raise InvalidArgumentError(
                     f"slot {slot.id!r} already belongs to an allocator; create a new Slot"
                 )
             now = self._now(slot.start.tzinfo is not None)
-            self._attach(slot, desk, i)
+            _build.attach(self._day, slot, desk, i)
             self._day.record(
                 SlotAdded,
                 now,
@@ -266,60 +274,6 @@ class Allocator:
             )
             desk.refill(slot, now)
             self._commit()
-
-    def _fit(self, slot: Slot, desk: Desk) -> int:
-        """Where ``slot`` goes among ``desk``'s slots, after the checks every added slot
-        passes, from :meth:`add_slot` or a journal's ``SlotAdded``: a new id, datetimes as
-        aware or naive as the other slots', a start on their date, no overlap with the
-        doctor's other slots. Raises :class:`InvalidArgumentError`. O(log s)."""
-        start = slot._start
-        if slot._id in self._slots:
-            raise InvalidArgumentError(f"slot id {slot.id!r} is already taken")
-        aware = start.tzinfo is not None
-        if self._aware is not None and aware != self._aware:
-            kind = "aware" if self._aware else "naive"
-            raise InvalidArgumentError(
-                f"slot datetimes must be {kind} like the slots already added, got start={start!r}"
-            )
-        if self._slots:
-            first = next(iter(self._slots.values()))._start
-            if start.toordinal() != first.toordinal():  # their dates, without making them
-                raise InvalidArgumentError(
-                    f"slot start must be on {first.date()} like the other slots (an allocator "
-                    f"is one OPD day), got start={start!r}"
-                )
-        # The doctor's slots never overlap, so only the neighbours of the new one's place
-        # can overlap it: the one before (starting before it) if it ends after it starts,
-        # the one at its place (starting at or after it) if it starts before it ends.
-        at, starts = slot._at, desk.starts
-        i = bisect_left(starts, at)
-        if i and at < desk.ends[i - 1]:
-            other = desk.slots[i - 1]
-        elif i < len(starts) and starts[i] < slot._until:
-            other = desk.slots[i]
-        else:
-            return i
-        raise InvalidArgumentError(
-            f"slot {slot.id!r} ({slot.start} to {slot.end}) overlaps slot "
-            f"{other.id!r} ({other.start} to {other.end}) of doctor "
-            f"{desk.doctor.id!r}"
-        )
-
-    def _attach(self, slot: Slot, desk: Desk, i: int) -> None:
-        """Attach ``slot`` as ``desk``'s ``i``-th slot (:meth:`_fit` found ``i``). O(s)."""
-        day = self._day
-        slot._attach(
-            day.policies.ordering,
-            day.tokens,
-            day.undo,
-            day.policies.reallocation.max_moves,
-            self._lock,
-        )
-        desk.insert(slot, i)
-        self._slots[slot.id] = slot
-        if day.undo.recording:
-            day.undo.record(self._unadd, slot, self._aware)
-        self._aware = slot.start.tzinfo is not None
 
     # ================================================================ booking
 
@@ -1346,23 +1300,6 @@ class Allocator:
             undo.end(saved)
             return result
 
-    def _add_desk(self, desk: Desk) -> None:
-        """Register a new doctor's desk (an undo primitive). O(1)."""
-        doctor = desk.doctor
-        self._desks[doctor.id] = desk
-        self._day.departments[doctor.id] = doctor.department
-        if self._day.undo.recording:
-            self._day.undo.record(self._undo_add_desk, doctor.id)
-
-    def _undo_add_desk(self, doctor_id: str) -> None:
-        del self._desks[doctor_id], self._day.departments[doctor_id]
-
-    def _unadd(self, slot: Slot, aware: bool | None) -> None:
-        """Undo the part of :meth:`add_slot` outside the desk."""
-        del self._slots[slot.id]
-        self._aware = aware
-        slot._attach(None, {}, DETACHED)  # free to be added again
-
     def _commit(self) -> None:
         """The call changed something: count it, then deliver its events."""
         day = self._day
@@ -1387,7 +1324,7 @@ class Allocator:
                 f"clock must return a time between {EARLIEST} and {LATEST}, got {now!r}"
             )
         if aware is None:
-            aware = self._aware
+            aware = self._day.aware
         if now.tzinfo is None:
             if aware:
                 raise InvalidArgumentError(

@@ -251,6 +251,11 @@ class Desk:
             if token.status is CHECKED_IN:
                 self.joined(slot, token)
 
+    def hold(self, slot: Slot, token: Token) -> None:
+        """Count the place of a stored token already called, completed or missed in
+        ``slot`` (restoring a snapshot). O(1)."""
+        slot._hold(token)
+
     def unplace(self, token: Token) -> Slot | None:
         """Take a waiting or waitlisted token out of its slot or the waitlist; returns the
         slot it left (None: the waitlist). O(log n)."""

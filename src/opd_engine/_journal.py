@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from . import _build
 from ._check import MAX_MINUTES
 from ._check import shown as _show
 from ._codec import (
@@ -253,20 +254,19 @@ class _Replay:
         doctor = event.doctor
         if doctor.id in alloc._desks:
             raise self.fail(f"doctor {doctor.id!r} is already there")
-        alloc._add_desk(Desk(doctor, day))
+        _build.add_doctor(day, doctor)
 
     def slot_added(self, event: SlotAdded) -> None:
         """Add the slot through the checks :meth:`Allocator.add_slot` makes (its id, its
         date, its overlaps, its datetimes' awareness), without the refill: the events
         that follow say where tokens went."""
-        alloc = self.alloc
         desk = self.desk(event.doctor_id)
         try:
             slot = Slot(event.slot_id, event.doctor_id, event.start, event.end, event.capacity)
-            index = alloc._fit(slot, desk)
+            index = _build.fit(self.day, slot, desk)
         except OPDError as error:
             raise self.fail(str(error)) from None
-        alloc._attach(slot, desk, index)
+        _build.attach(self.day, slot, desk, index)
 
     # ------------------------------------------------------------------ tokens
 

@@ -10,17 +10,19 @@ belongs to no one doctor lives here.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 import attrs
 
 from ._check import require
 from ._generated import value_builder
 from ._patients import WHOLE_DAY, Held, HeldKey
-from ._undo import Undo
+from ._slot import Slot
+from ._undo import DETACHED, Undo
 from ._values import (
     EMERGENCY,
     Doctor,
@@ -39,6 +41,9 @@ from .events import (
     TokenWaitlisted,
 )
 from .policies import Duplicates, HardLimit, Policies
+
+if TYPE_CHECKING:
+    from ._desk import Desk
 
 _log = logging.getLogger("opd_engine")
 
@@ -107,12 +112,41 @@ class Day:
     # half-way through a call (``guarded``) and while journal events are applied.
     undo: Undo = attrs.field(factory=Undo)
     guarded: bool = False
+    # The registers _build adds to: the doctors' desks and the slots by id, and whether
+    # the slots' datetimes are aware (None before the first slot); the allocator's lock.
+    desks: dict[str, Desk] = attrs.field(factory=dict)
+    slots: dict[str, Slot] = attrs.field(factory=dict)
+    aware: bool | None = None
+    lock: threading.RLock = attrs.field(factory=threading.RLock)
     # The capacity policy is the shipped HardLimit: admits() is then inlined.
     hard_limit: bool = attrs.field(init=False)
 
     @hard_limit.default
     def _is_hard_limit(self) -> bool:
         return type(self.policies.capacity) is HardLimit
+
+    def register_desk(self, desk: Desk) -> None:
+        """Register a new doctor's desk. O(1)."""
+        doctor = desk.doctor
+        self.desks[doctor.id] = desk
+        self.departments[doctor.id] = doctor.department
+        if self.undo.recording:
+            self.undo.record(self._unregister_desk, doctor.id)
+
+    def _unregister_desk(self, doctor_id: str) -> None:
+        del self.desks[doctor_id], self.departments[doctor_id]
+
+    def register_slot(self, slot: Slot) -> None:
+        """Register a slot just attached; the day's datetimes are as aware as its. O(1)."""
+        self.slots[slot.id] = slot
+        if self.undo.recording:
+            self.undo.record(self._unregister_slot, slot, self.aware)
+        self.aware = slot.start.tzinfo is not None
+
+    def _unregister_slot(self, slot: Slot, aware: bool | None) -> None:
+        del self.slots[slot.id]
+        self.aware = aware
+        slot._attach(None, {}, DETACHED)  # free to be added again
 
     def next_seq(self) -> int:
         """Issue the next ``seq``. O(1)."""

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from . import _build
 from ._check import MAX_MINUTES
 from ._check import shown as _show
 from ._codec import (
@@ -46,8 +47,7 @@ from ._codec import (
     token_from_dict,
     token_to_dict,
 )
-from ._desk import Desk
-from ._possible import IN_A_SLOT, status_problem
+from ._possible import status_problem
 from ._slot import MAX_SEQ, Slot
 from ._values import Token, TokenStatus, issuer_of, token_id
 from .errors import InvalidArgumentError
@@ -141,19 +141,17 @@ def _fill(alloc: Allocator, root: Reader) -> None:
     seq = root.count("seq", 0, MAX_SEQ)
     day.seq = seq
     day.version = root.count("allocator_version", 0)
-    desks = alloc._desks
+    desks = day.desks
     for item in root.items("doctors"):
         doctor = doctor_from_dict(item)
         if doctor.id in desks:
             raise InvalidArgumentError(f"{item.path}.id {doctor.id!r} appears twice")
-        desk = Desk(doctor, day)
+        desk = _build.add_doctor(day, doctor)
         desk.issued = item.count("issued", 0)
         desk.delay = timedelta(minutes=item.count("delay_minutes", 0, MAX_MINUTES))
         desk.available = item.typed("available", bool)
         desk.current = item.maybe_ident("current")
-        desks[doctor.id] = desk
-        day.departments[doctor.id] = doctor.department
-    slots = alloc._slots
+    slots = day.slots
     first: Slot | None = None
     for item in root.items("slots"):
         slot = item.build(
@@ -178,20 +176,11 @@ def _fill(alloc: Allocator, root: Reader) -> None:
                 f"{item.path}.start must be on {first.start.date()} like the other slots (an "
                 f"allocator is one OPD day), got {slot.start.isoformat()!r}"
             )
-        slot._attach(
-            day.policies.ordering,
-            day.tokens,
-            day.undo,
-            day.policies.reallocation.max_moves,
-            alloc._lock,
-        )
-        owner.slots.append(slot)
-        slots[slot.id] = slot
-    for desk in desks.values():
-        ordered = sorted(desk.slots, key=lambda s: s._at)
-        desk.slots.clear()
-        for i, slot in enumerate(ordered):
-            desk.insert(slot, i)
+        try:  # the checks every added slot passes (add_slot's, a journal's SlotAdded)
+            index = _build.fit(day, slot, owner)
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(f"{item.path}: {error}") from None
+        _build.attach(day, slot, owner, index)
     tokens = day.tokens
     seqs: dict[int, str] = {}
     for item in root.items("tokens"):
@@ -199,7 +188,7 @@ def _fill(alloc: Allocator, root: Reader) -> None:
         if token.id in tokens:
             raise InvalidArgumentError(f"{item.path}.id {token.id!r} appears twice")
         tokens[token.id] = token
-    alloc._aware = root.times.aware
+    day.aware = root.times.aware
     for i, desk in enumerate(desks.values()):
         current = desk.current
         if current is None:
@@ -217,9 +206,10 @@ def _fill(alloc: Allocator, root: Reader) -> None:
                 f"snapshot.doctors[{i}].current {current!r} must be a token IN_CONSULTATION "
                 f"with {desk.doctor.id!r}, got {what}"
             )
-    now = alloc._now() if tokens else None
-    for token in tokens.values():
-        _place(alloc, token, now)
+    if tokens:
+        now = alloc._now()
+        for token in tokens.values():
+            _build.file_token(day, token, now)
     for desk in desks.values():
         for slot in desk.slots:
             desk.sync_present(slot)
@@ -272,18 +262,3 @@ def _token(alloc: Allocator, item: Reader, seq_counter: int, seqs: dict[int, str
     if problem is not None:
         raise InvalidArgumentError(f"{path} is {token.status.name} but {problem}")
     return token
-
-
-def _place(alloc: Allocator, token: Token, now: datetime | None) -> None:
-    """File ``token`` where its status says it is."""
-    desk = alloc._desks[token.doctor_id]
-    status = token.status
-    if status.active:
-        alloc._day.activate(token)
-    if status is TokenStatus.WAITLISTED:
-        desk.waitlist.add(token)
-    elif status.waiting:
-        assert now is not None
-        alloc._slots[token.slot_id]._add(token, now)  # type: ignore[index]
-    elif status in IN_A_SLOT:
-        alloc._slots[token.slot_id]._hold(token)  # type: ignore[index]
