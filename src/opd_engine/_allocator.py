@@ -40,11 +40,13 @@ from ._ledger import (
 from ._slot import Slot, SlotView
 from ._values import (
     BOOKED,
+    CANCELLABLE,
     CANCELLED,
     CHECKED_IN,
     EMERGENCY,
     IN_CONSULTATION,
     NO_SHOW,
+    WAITING,
     WAITLISTED,
     WALK_IN,
     Doctor,
@@ -85,8 +87,6 @@ from .policies import Duplicates, OnDelay, Policies
 
 __all__ = ["Allocator"]
 
-_WAITING = (BOOKED, CHECKED_IN)
-_CANCELLABLE = (BOOKED, CHECKED_IN, WAITLISTED)
 #: At most this many slots in SlotFullError.alternatives.
 _ALTERNATIVES = 5
 _DEFAULT_PRIORITY = {source: source.default_priority for source in Source}
@@ -593,7 +593,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             token = self._token(token_id)
-            if token.status not in _CANCELLABLE:
+            if token.status not in CANCELLABLE:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be cancelled: it is {token.status.name}"
                 )
@@ -666,7 +666,7 @@ class Allocator:
             now = self._now()
             token = self._token(token_id)
             target = self._slot(slot_id)
-            if token.status not in _CANCELLABLE:
+            if token.status not in CANCELLABLE:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be rescheduled: it is {token.status.name}"
                 )
@@ -728,7 +728,7 @@ class Allocator:
             now = self._now()
             token = self._token(token_id)
             check_priority("priority", priority)
-            if token.status not in _CANCELLABLE:
+            if token.status not in CANCELLABLE:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be re-triaged: it is {token.status.name}"
                 )
@@ -1097,7 +1097,7 @@ class Allocator:
             token = self._token(token_id)
             if token.status is WAITLISTED:
                 return self._desks[token.doctor_id].waitlist.position(token)
-            if token.status not in _WAITING:
+            if token.status not in WAITING:
                 raise InvalidTransitionError(
                     f"token {token_id!r} has no position: it is {token.status.name}"
                 )
@@ -1114,7 +1114,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             token = self._token(token_id)
-            if token.status not in _WAITING:
+            if token.status not in WAITING:
                 return None
             slot = self._slots[token.slot_id]  # type: ignore[index]
             desk = self._desks[token.doctor_id]

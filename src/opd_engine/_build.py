@@ -15,9 +15,8 @@ from datetime import datetime
 
 from ._desk import Desk
 from ._ledger import Day
-from ._possible import IN_A_SLOT
 from ._slot import Slot
-from ._values import Doctor, Token, TokenStatus
+from ._values import IN_A_SLOT, Doctor, Token, TokenStatus
 from .errors import InvalidArgumentError
 
 

@@ -22,15 +22,12 @@ from typing import TYPE_CHECKING
 
 from ._check import require, utc
 from ._patients import Held
-from ._values import Priority, Source, TokenStatus, issuer_of
+from ._values import CALLED, Priority, Source, TokenStatus, issuer_of
 
 if TYPE_CHECKING:
     from ._allocator import Allocator
     from ._desk import Desk
     from ._values import Token
-
-
-_HELD = (TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED)
 
 
 def check(alloc: Allocator) -> None:
@@ -80,7 +77,7 @@ def check(alloc: Allocator) -> None:
             token,
         )
         require(token.missed_calls >= 0, "missed calls count up", token)
-        if status in _HELD:
+        if status in CALLED:
             owner = desks.get(token.doctor_id)
             slot = None if owner is None else owner.slot_index.get(token.slot_id or "")
             require(slot is not None, "called tokens hold a place in their doctor's slot", token)

@@ -34,7 +34,7 @@ from ._codec import (
 from ._desk import Desk
 from ._possible import Touched, check_touched
 from ._slot import MAX_SEQ, Slot
-from ._values import Doctor, Priority, Token, TokenStatus, issuer_of, token_id
+from ._values import CALLED, Doctor, Priority, Token, TokenStatus, issuer_of, token_id
 from .errors import InvalidArgumentError, OPDError
 from .events import (
     EVENT_CLASSES,
@@ -67,7 +67,6 @@ if TYPE_CHECKING:
 #: Every event class, by the name ``event_to_dict`` writes under ``"kind"``.
 KINDS: Final[dict[str, type[Event]]] = {kind.__name__: kind for kind in EVENT_CLASSES}
 
-_HELD = (TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED)
 
 #: The statuses a token event's token may have, by kind (the others: any).
 _STATUS: Final[dict[type[TokenEvent], frozenset[TokenStatus]]] = {
@@ -296,7 +295,7 @@ class _Replay:
             touched.slots.add(old.slot_id)
         if new.slot_id is not None:
             touched.slots.add(new.slot_id)
-        placed = new.status.waiting or new.status in _HELD
+        placed = new.status.waiting or new.status in CALLED
         if placed and slot is None:
             raise self.fail(f"token {new.id!r} is {new.status.name} without a slot")
         if new.status is TokenStatus.WAITLISTED and new.slot_id is not None:
@@ -312,8 +311,8 @@ class _Replay:
             raise self.fail(f"token {new.id!r} has seq {new.seq}, above the largest, {MAX_SEQ}")
         held_there = (
             old is not None
-            and old.status in _HELD
-            and new.status in _HELD
+            and old.status in CALLED
+            and new.status in CALLED
             and old.slot_id == new.slot_id
             and old.priority is new.priority  # the slot counts a held token by priority
         )
@@ -381,7 +380,7 @@ class _Replay:
         desk = self.alloc._desks[token.doctor_id]
         if token.status.waiting or token.status is TokenStatus.WAITLISTED:
             desk.unplace(token)
-        elif token.status in _HELD and not keep_place:
+        elif token.status in CALLED and not keep_place:
             self.alloc._slots[token.slot_id]._release(token)  # type: ignore[index]
         if token.status is TokenStatus.IN_CONSULTATION and desk.current == token.id:
             desk.set_current(None)
@@ -393,7 +392,7 @@ class _Replay:
             desk.place(token, slot, at)
         elif token.status is TokenStatus.WAITLISTED:
             desk.place(token, None, at)
-        elif token.status in _HELD:
+        elif token.status in CALLED:
             assert slot is not None
             if not keep_place:
                 slot._hold(token)

@@ -25,31 +25,17 @@ where its doctor became unavailable or it closed) instead of O(n log n).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import attrs
 
-from ._values import Priority, Token, TokenStatus
+from ._values import ARRIVED, CALLED, IN_A_SLOT, Priority, Token, TokenStatus
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from ._allocator import Allocator
     from ._desk import Desk
     from ._slot import Slot
-
-
-IN_A_SLOT: Final = frozenset(
-    {
-        TokenStatus.BOOKED,
-        TokenStatus.CHECKED_IN,
-        TokenStatus.IN_CONSULTATION,
-        TokenStatus.COMPLETED,
-    }
-)
-_ARRIVED: Final = frozenset(
-    {TokenStatus.CHECKED_IN, TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED}
-)
-_CALLED: Final = frozenset({TokenStatus.IN_CONSULTATION, TokenStatus.COMPLETED})
 
 
 def status_problem(token: Token, holder: Desk, slot: Slot | None) -> str | None:
@@ -61,9 +47,9 @@ def status_problem(token: Token, holder: Desk, slot: Slot | None) -> str | None:
         return "has no slot_id: it holds a place in a slot"
     if status is TokenStatus.BOOKED and token.checked_in_at is not None:
         return "has a checked_in_at: a booked patient has not arrived"
-    if status in _ARRIVED and token.checked_in_at is None:
+    if status in ARRIVED and token.checked_in_at is None:
         return "has no checked_in_at: only an arrived patient is checked in or called"
-    if status in _CALLED and token.called_at is None:
+    if status in CALLED and token.called_at is None:
         return "has no called_at: it was never called"
     if (status is TokenStatus.COMPLETED) != (token.completed_at is not None):
         if status is TokenStatus.COMPLETED:

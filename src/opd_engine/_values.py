@@ -90,7 +90,7 @@ class TokenStatus(Enum):
     @property
     def active(self) -> bool:
         """True until the token reaches ``COMPLETED``, ``CANCELLED`` or ``NO_SHOW``. O(1)."""
-        return self not in _ENDED
+        return self not in ENDED
 
 
 # The members the hot paths read, as module constants: ``TokenStatus.BOOKED`` is an
@@ -104,7 +104,20 @@ IN_CONSULTATION: Final = TokenStatus.IN_CONSULTATION
 COMPLETED: Final = TokenStatus.COMPLETED
 CANCELLED: Final = TokenStatus.CANCELLED
 NO_SHOW: Final = TokenStatus.NO_SHOW
-_ENDED = frozenset({TokenStatus.COMPLETED, TokenStatus.CANCELLED, TokenStatus.NO_SHOW})
+
+# The status groups, defined here once (``TokenStatus.active`` and ``.waiting`` read them).
+#: Terminal: the token holds nothing any more (a no-show may still arrive late).
+ENDED: Final = frozenset({COMPLETED, CANCELLED, NO_SHOW})
+#: Waiting in a slot's queue.
+WAITING: Final = frozenset({BOOKED, CHECKED_IN})
+#: What ``cancel`` (and a reschedule or a reassignment) may take: a token not yet called.
+CANCELLABLE: Final = frozenset({BOOKED, CHECKED_IN, WAITLISTED})
+#: Called by the doctor: in consultation or done.
+CALLED: Final = frozenset({IN_CONSULTATION, COMPLETED})
+#: The patient has arrived and not left.
+ARRIVED: Final = frozenset({CHECKED_IN, IN_CONSULTATION, COMPLETED})
+#: Holding a place in a slot.
+IN_A_SLOT: Final = frozenset({BOOKED, CHECKED_IN, IN_CONSULTATION, COMPLETED})
 
 
 @final
