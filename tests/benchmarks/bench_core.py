@@ -986,7 +986,7 @@ def commit(output: str | None) -> tuple[str | None, bool | None]:
     if head is None:
         return None, None
     root = git("rev-parse", "--show-toplevel")
-    pathspec = ["."]
+    pathspec = [":(top)"]  # the whole working tree (git runs in tests/benchmarks)
     if output is not None and root is not None:
         path = Path(output).resolve()
         if path.is_relative_to(Path(root.strip()).resolve()):
