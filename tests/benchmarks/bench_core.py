@@ -64,8 +64,9 @@ Also measured:
 Each target is printed next to its figure with PASS or MISS and summarised at the end.
 
 ``--json`` also records the machine (platform, processor, CPU count), the Python version
-and the commit the run measured (``git rev-parse HEAD``, and whether the working tree had
-uncommitted changes; null where git cannot tell). With ``--before PATH``, an earlier
+and the commit the run measured (``git rev-parse HEAD`` in the repository of the
+``opd_engine`` imported, and whether its working tree had uncommitted changes; null where
+git cannot tell, as for an installed package). With ``--before PATH``, an earlier
 results file of the same format, the earlier run's commit, Python version and machine
 (null where that file lacks them) and its values of this run's target figures, recomputed
 from its raw figures where it has them, are stored under ``"before"``: one file then holds
@@ -94,6 +95,7 @@ from typing import Any, Final
 
 from sortedcontainers import SortedList
 
+import opd_engine
 from opd_engine import Allocator, Doctor, OnFull, Policies, Slot, Source, TokenStatus
 
 START = datetime(2026, 11, 25, 9, 0)
@@ -963,12 +965,12 @@ def machine() -> dict[str, Any]:
 
 
 def git(*args: str) -> str | None:
-    """The output of a git command in this script's repository, or None where git cannot
-    answer (not installed, not a repository)."""
+    """The output of a git command in the repository of the opd_engine imported (the code
+    measured), or None where git cannot answer (not installed, not a repository)."""
     try:
         done = subprocess.run(
             ["git", *args],
-            cwd=Path(__file__).resolve().parent,
+            cwd=Path(opd_engine.__file__).resolve().parent,
             capture_output=True,
             text=True,
             timeout=30,
@@ -986,7 +988,7 @@ def commit(output: str | None) -> tuple[str | None, bool | None]:
     if head is None:
         return None, None
     root = git("rev-parse", "--show-toplevel")
-    pathspec = [":(top)"]  # the whole working tree (git runs in tests/benchmarks)
+    pathspec = [":(top)"]  # the whole working tree (git runs in the package's folder)
     if output is not None and root is not None:
         path = Path(output).resolve()
         if path.is_relative_to(Path(root.strip()).resolve()):
