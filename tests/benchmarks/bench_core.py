@@ -6,7 +6,7 @@ Run from the repository root (not collected by pytest)::
     python tests/benchmarks/bench_core.py --full     # and 10^6 (a few minutes)
     python tests/benchmarks/bench_core.py --quick    # 10^3, 10^4; 3 repeats
     python tests/benchmarks/bench_core.py --full --json docs/benchmarks.json \\
-        --simulation-json sim.json                   # the docs' figures (see below)
+        --simulation-json sim.json --before old.json # the docs' figures (see below)
     python tests/benchmarks/bench_core.py --profile book --sizes 100000
 
 For each size n, every operation is timed on a slot already holding n tokens, over a batch
@@ -53,14 +53,24 @@ Also measured:
   robin over the doctors) and ``cancel`` (a freed place is refilled by pulling forward a
   checked-in patient of the nearest later slot with one, which frees a place there: a
   cascade down the doctor's slots), against the floor at the same total size;
-- memory per live token at the largest size with :mod:`tracemalloc` (traced bytes after
-  filling the slot minus before, over n; the patient ids are the caller's strings, made
-  before tracing, and everything the allocator allocates is counted), next to the floor's
-  bytes per entry measured the same way;
+- memory per live token at 10^5 and 10^6 (those of them run) and at the largest size,
+  with :mod:`tracemalloc` (traced bytes after filling the slot minus before, over n; the
+  patient ids are the caller's strings, made before tracing, and everything the allocator
+  allocates is counted), next to the floor's bytes per entry measured the same way;
 - with ``--simulation-json PATH`` (the ``--json`` output of ``bench_simulation.py``), the
-  simulation figures, printed and merged into ``--json`` under ``"simulation"``.
+  simulation figures (the 3-class M/M/1 at its top level, the day-sized model under
+  ``"day_sized"``), printed and merged into ``--json`` under ``"simulation"``.
 
 Each target is printed next to its figure with PASS or MISS and summarised at the end.
+
+``--json`` also records the machine (platform, processor, CPU count), the Python version
+and the commit the run measured (``git rev-parse HEAD`` in the repository of the
+``opd_engine`` imported, and whether its working tree had uncommitted changes; null where
+git cannot tell, as for an installed package). With ``--before PATH``, an earlier
+results file of the same format, the earlier run's commit, Python version and machine
+(null where that file lacks them) and its values of this run's target figures, recomputed
+from its raw figures where it has them, are stored under ``"before"``: one file then holds
+both sides of a before and after comparison. Compare runs made on the same machine.
 """
 
 from __future__ import annotations
@@ -69,19 +79,23 @@ import argparse
 import cProfile
 import gc
 import json
+import os
 import platform
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any, Final
 
 from sortedcontainers import SortedList
 
+import opd_engine
 from opd_engine import Allocator, Doctor, OnFull, Policies, Slot, Source, TokenStatus
 
 START = datetime(2026, 11, 25, 9, 0)
@@ -98,16 +112,19 @@ HOSPITAL_SLOTS = 16
 HOSPITAL_CAPACITY = 30
 HOSPITAL_ROOM = 10  # free places per doctor, in its last slot
 
-# Targets: (figure, limit); ratios measured at these sizes.
-BOOK_OVER_FLOOR = 4.0  # book / fair floor at 10^5, at most (goal 3)
-CANCEL_OVER_FLOOR = 10.0  # cancel with a waitlist refill / fair floor at 10^5 (goal 8)
-CALL_NEXT_OVER_FLOOR = 5.0  # call_next / fair floor at 10^5, at most
+# Targets (DESIGN.md section 8); ratios measured at these sizes.
+BOOK_OVER_FLOOR = 3.0  # book / fair floor at 10^5, at most
+CANCEL_OVER_FLOOR = 8.0  # cancel with a waitlist refill / fair floor at 10^5, at most
+CALL_NEXT_OVER_FLOOR = 3.0  # call_next / fair floor at 10^5, at most
+SUBSCRIBER_OVERHEAD = 1.3  # an operation with one no-op subscriber / without, at 10^5
 FLATNESS = 2.0  # per-op cost at the largest size / at the smallest, at most
 SEED_OVER_BOOK = 100.0  # seed / book at 10^4, at least
-BYTES_PER_TOKEN = 500.0  # at most
-CIW_OVER_OPD = 1.0  # bench_simulation.py's target, at least (goal 1.5)
+BYTES_PER_TOKEN = 450.0  # at most, at each of MEMORY_SIZES run
+CIW_OVER_OPD = 1.5  # the 3-class M/M/1: Ciw's time per patient / opd-engine's, at least
+CIW_OVER_OPD_DAY = 1.0  # the day-sized model, likewise
 TARGET_SIZE = 100_000
 SEED_SIZE = 10_000
+MEMORY_SIZES = (100_000, 1_000_000)
 
 # A batch ready to time: (run, operations it performs).
 Trial = tuple[Callable[[], object], int]
@@ -727,7 +744,7 @@ def run_sizes(
 ]:
     """Microseconds per operation per name and size, and their spreads; seconds per size
     spent building the filled states (``setup``, untimed) and in all (``wall``); memory at
-    the largest size."""
+    each of ``MEMORY_SIZES`` run and at the largest size."""
     results: dict[str, dict[str, float]] = {name: {} for name in names}
     spreads: dict[str, dict[str, float]] = {name: {} for name in names}
     seconds: dict[str, dict[str, float]] = {"setup": {}, "wall": {}}
@@ -735,13 +752,12 @@ def run_sizes(
     for n in sizes:
         began = time.perf_counter()
         state: Filled | None = None
-        if memory and n == sizes[-1]:
+        if memory and (n in MEMORY_SIZES or n == sizes[-1]):
             state, per_token, per_entry = measure_memory(n, BATCH)
-            memory_figures = {
-                "tokens": n,
-                "bytes_per_token": per_token,
-                "floor_bytes_per_entry": per_entry,
-            }
+            at = {"bytes_per_token": per_token, "floor_bytes_per_entry": per_entry}
+            # The largest size's figures at the top level, every size measured under "at".
+            previous = memory_figures["at"] if memory_figures is not None else {}
+            memory_figures = {"tokens": n, **at, "at": {**previous, str(n): at}}
         elif any(name in SHARED for name in names):
             state = Filled(n, BATCH)
         benches = {name: bench_for(name, n, state) for name in names}
@@ -800,6 +816,209 @@ def verdict(met: bool) -> str:
     return "PASS" if met else "MISS"
 
 
+# A figure read from a results file (this run's or an earlier one's): None where it lacks it.
+Reader = Callable[[dict[str, Any]], float | None]
+
+
+def ratio_reader(top: str, bottom: str, n: int) -> Reader:
+    """``top`` / ``bottom`` at size ``n``, from the raw microseconds per operation."""
+
+    def read(document: dict[str, Any]) -> float | None:
+        micro = document.get("microseconds_per_operation") or {}
+        try:
+            return float(micro[top][str(n)] / micro[bottom][str(n)])
+        except (KeyError, TypeError, ZeroDivisionError):
+            return None
+
+    return read
+
+
+def flatness_reader(name: str, first: int, last: int) -> Reader:
+    """``name``'s cost per operation at size ``last`` over its cost at size ``first``."""
+
+    def read(document: dict[str, Any]) -> float | None:
+        micro = document.get("microseconds_per_operation") or {}
+        try:
+            return float(micro[name][str(last)] / micro[name][str(first)])
+        except (KeyError, TypeError, ZeroDivisionError):
+            return None
+
+    return read
+
+
+def memory_reader(n: int) -> Reader:
+    """Bytes per live token at size ``n`` (older files measured the largest size only)."""
+
+    def read(document: dict[str, Any]) -> float | None:
+        memory = document.get("memory") or {}
+        at = (memory.get("at") or {}).get(str(n))
+        if at is not None:
+            return float(at["bytes_per_token"])
+        if memory.get("tokens") == n:
+            return float(memory["bytes_per_token"])
+        return None
+
+    return read
+
+
+def simulation_reader(day_sized: bool) -> Reader:
+    """Ciw's time per patient over opd-engine's: the M/M/1 at the top level of the
+    simulation's figures, the day-sized model under ``"day_sized"``."""
+
+    def read(document: dict[str, Any]) -> float | None:
+        simulation = document.get("simulation") or {}
+        if day_sized:
+            simulation = simulation.get("day_sized") or {}
+        ratio = simulation.get("ratio_ciw_over_opd_engine")
+        return None if ratio is None else float(ratio)
+
+    return read
+
+
+class Goal:
+    """A target: a figure, its limit, and how to read the figure from a results file."""
+
+    def __init__(
+        self,
+        figure: str,
+        limit: float,
+        at_most: bool,
+        read: Reader,
+        ratio: tuple[str, int] | None = None,
+    ) -> None:
+        self.figure = figure
+        self.limit = limit
+        self.at_most = at_most
+        self.read = read
+        self.ratio = ratio  # (the ratio's label, the size it is taken at), for the report
+
+    @property
+    def target(self) -> str:
+        return f"{'<=' if self.at_most else '>='} {self.limit:g}"
+
+    def met(self, value: float) -> bool:
+        return value <= self.limit if self.at_most else value >= self.limit
+
+
+def goals_for(sizes: Sequence[int]) -> list[Goal]:
+    """Every target of a run over ``sizes``, in the order they are reported."""
+    goals: list[Goal] = []
+
+    def ratio(top: str, bottom: str, n: int, limit: float, at_most: bool = True) -> None:
+        label = f"{top} / {bottom}"
+        read = ratio_reader(top, bottom, n)
+        goals.append(Goal(f"{label} at n={n:,}", limit, at_most, read, ratio=(label, n)))
+
+    ratio("book", "floor", TARGET_SIZE, BOOK_OVER_FLOOR)
+    ratio("cancel", "floor", TARGET_SIZE, CANCEL_OVER_FLOOR)
+    ratio("call_next", "floor", TARGET_SIZE, CALL_NEXT_OVER_FLOOR)
+    for name in ("book", "check_in", "call_next", "cancel"):
+        ratio(f"{name}{SUBSCRIBED}", name, TARGET_SIZE, SUBSCRIBER_OVERHEAD)
+    ratio("seed", "book", SEED_SIZE, SEED_OVER_BOOK, at_most=False)
+    if len(sizes) > 1:
+        first, last = sizes[0], sizes[-1]
+        for name in ("book", "cancel", "call_next"):
+            figure = f"{name} flatness, n={last:,} / n={first:,}"
+            goals.append(Goal(figure, FLATNESS, True, flatness_reader(name, first, last)))
+    goals.extend(
+        Goal(f"bytes per token at n={n:,}", BYTES_PER_TOKEN, True, memory_reader(n))
+        for n in MEMORY_SIZES
+    )
+    goals.append(
+        Goal(
+            "simulation ciw / opd-engine, 3-class M/M/1",
+            CIW_OVER_OPD,
+            False,
+            simulation_reader(False),
+        )
+    )
+    goals.append(
+        Goal(
+            "simulation ciw / opd-engine, day-sized",
+            CIW_OVER_OPD_DAY,
+            False,
+            simulation_reader(True),
+        )
+    )
+    return goals
+
+
+def machine() -> dict[str, Any]:
+    """What the run ran on: the platform, the processor (its model name where Linux tells
+    it) and the number of CPUs."""
+    processor = platform.processor() or None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            for line in file:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    processor = value.strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine() or None,
+        "processor": processor,
+        "cpus": os.cpu_count(),
+    }
+
+
+def git(*args: str) -> str | None:
+    """The output of a git command in the repository of the opd_engine imported (the code
+    measured), or None where git cannot answer (not installed, not a repository)."""
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=Path(opd_engine.__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout
+
+
+def commit(output: str | None) -> tuple[str | None, bool | None]:
+    """The commit checked out, and whether tracked files differ from it (the results file
+    ``output`` aside, which a previous run may have rewritten); None where git cannot tell."""
+    head = git("rev-parse", "HEAD")
+    if head is None:
+        return None, None
+    root = git("rev-parse", "--show-toplevel")
+    pathspec = [":(top)"]  # the whole working tree (git runs in the package's folder)
+    if output is not None and root is not None:
+        path = Path(output).resolve()
+        if path.is_relative_to(Path(root.strip()).resolve()):
+            pathspec.append(f":(exclude,top){path.relative_to(Path(root.strip()).resolve())}")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", *pathspec)
+    return head.strip(), None if status is None else bool(status.strip())
+
+
+def earlier_run(path: str, goals: Sequence[Goal]) -> dict[str, Any]:
+    """What ``--before`` stores: the earlier run's provenance (null where its file lacks
+    it) and its values of this run's target figures, read from its raw figures."""
+    with open(path, encoding="utf-8") as file:
+        earlier = json.load(file)
+    return {
+        "commit": earlier.get("commit"),
+        "uncommitted_changes": earlier.get("uncommitted_changes"),
+        "python": earlier.get("python"),
+        "machine": earlier.get("machine"),
+        "opd_engine": earlier.get("opd_engine"),
+        "sortedcontainers": earlier.get("sortedcontainers"),
+        "ciw": (earlier.get("simulation") or {}).get("ciw"),
+        "sizes": earlier.get("sizes"),
+        "repeats": earlier.get("repeats"),
+        "figures": [
+            {"figure": goal.figure, "value": goal.read(earlier), "target": goal.target}
+            for goal in goals
+        ],
+    }
+
+
 def profile(name: str, n: int, repeats: int, top: int) -> None:
     """cProfile ``repeats`` batches of ``name`` at size ``n`` (the batches only)."""
     state = Filled(n, BATCH) if name in SHARED else None
@@ -837,6 +1056,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="bench_simulation.py's --json output: print it and merge it into --json",
     )
     parser.add_argument(
+        "--before",
+        metavar="PATH",
+        help="an earlier run's --json output: compare with it and store its figures in --json",
+    )
+    parser.add_argument(
         "--profile",
         metavar="OPERATION",
         choices=SLOT_OPERATIONS,
@@ -859,11 +1083,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.simulation_json:
         with open(args.simulation_json, encoding="utf-8") as file:
             simulation = json.load(file)
+    goals = goals_for(sizes)
+    # Read before the run, so that a missing file fails fast and --before may be --json.
+    before = earlier_run(args.before, goals) if args.before else None
+    head, uncommitted = commit(args.json)  # the code as it is when the run starts
+    host = machine()
 
     python = platform.python_version()
     print(
         f"opd-engine {version('opd-engine')}, sortedcontainers {version('sortedcontainers')}, "
         f"Python {python}; median of {repeats} batches"
+    )
+    print(
+        f"machine: {host['processor'] or host['machine']}, {host['cpus']} CPUs, "
+        f"{host['platform']}; commit {head or 'unknown'}"
+        + (" with uncommitted changes" if uncommitted else "")
     )
     print(f"sizes: {', '.join(f'{n:,}' for n in sizes)} tokens in one slot", flush=True)
     results, spreads, seconds, memory = run_sizes(names, sizes, repeats, "memory" in chosen)
@@ -886,15 +1120,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         row = spreads[name]
         print(f"{name:<16}" + "".join(f"{row[str(n)]:>13.0%} " for n in sizes))
 
+    # Every target is read from the figures as the results file holds them, as --before
+    # reads an earlier file's.
+    figures: dict[str, Any] = {
+        "microseconds_per_operation": results,
+        "memory": memory,
+        "simulation": simulation,
+    }
     targets: list[dict[str, Any]] = []
-
-    def target(figure: str, value: float, limit: float, at_most: bool) -> str:
-        met = value <= limit if at_most else value >= limit
-        sign = "<=" if at_most else ">="
-        targets.append(
-            {"figure": figure, "value": value, "target": f"{sign} {limit:g}", "met": met}
-        )
-        return f"target {sign} {limit:g}: {verdict(met)}"
+    notes: dict[str, str] = {}
+    for goal in goals:
+        value = goal.read(figures)
+        if value is None:
+            notes[goal.figure] = f"(target {goal.target}: not run)"
+            continue
+        met = goal.met(value)
+        targets.append({"figure": goal.figure, "value": value, "target": goal.target, "met": met})
+        notes[goal.figure] = f"target {goal.target}: {verdict(met)}"
 
     print()
     print("ratios (same run)")
@@ -911,23 +1153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if "book" in results:
         pairs.append(("seed / book", "seed", "book"))
-    goals = {
-        "book / floor": (TARGET_SIZE, BOOK_OVER_FLOOR, True),
-        "cancel / floor": (TARGET_SIZE, CANCEL_OVER_FLOOR, True),
-        "call_next / floor": (TARGET_SIZE, CALL_NEXT_OVER_FLOOR, True),
-        "seed / book": (SEED_SIZE, SEED_OVER_BOOK, False),
-    }
     for label, top, bottom in pairs:
         row = {str(n): results[top][str(n)] / results[bottom][str(n)] for n in sizes}
         ratios[label] = row
         line = f"{label:<26}" + "".join(f"{row[str(n)]:>13.1f}x" for n in sizes)
-        if label in goals:
-            at, limit, at_most = goals[label]
-            if str(at) in row:
-                note = target(f"{label} at n={at:,}", row[str(at)], limit, at_most)
-                line += f"   at n={at:,}: {note}"
-            else:
-                line += f"   (target at n={at:,}: not run)"
+        for goal in goals:
+            if goal.ratio is not None and goal.ratio[0] == label:
+                line += f"   at n={goal.ratio[1]:,}: {notes[goal.figure]}"
         print(line)
 
     flatness: dict[str, float] = {}
@@ -941,8 +1173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             growth = results[name][str(last)] / results[name][str(first)]
             flatness[name] = growth
             line = f"{name:<26}{growth:>13.2f}x"
-            if name != "check_in":
-                line += "   " + target(f"{name} flatness", growth, FLATNESS, True)
+            figure = f"{name} flatness, n={last:,} / n={first:,}"
+            if figure in notes:
+                line += "   " + notes[figure]
             print(line)
 
     hospital: dict[str, Any] | None = None
@@ -968,46 +1201,85 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if memory is not None:
         print()
-        per_token, per_entry = memory["bytes_per_token"], memory["floor_bytes_per_entry"]
-        print(f"memory at n={memory['tokens']:,} (tracemalloc, after filling - before) / n")
-        print(
-            f"{'per live token':<20}{per_token:>10,.0f} bytes   "
-            + target(f"bytes per token at n={memory['tokens']:,}", per_token, BYTES_PER_TOKEN, True)
-        )
-        print(
-            f"{'floor, per entry':<20}{per_entry:>10,.0f} bytes   "
-            f"(SortedList of tuples + dict; token / floor {per_token / per_entry:.1f}x)"
-        )
+        print("memory (tracemalloc, after filling - before) / n")
+        for n, at in memory["at"].items():
+            per_token, per_entry = at["bytes_per_token"], at["floor_bytes_per_entry"]
+            figure = f"bytes per token at n={int(n):,}"
+            print(
+                f"{f'n={int(n):,}, per live token':<30}{per_token:>10,.0f} bytes   "
+                + notes.get(figure, "(no target at this size)")
+            )
+            print(
+                f"{f'n={int(n):,}, floor, per entry':<30}{per_entry:>10,.0f} bytes   "
+                f"(SortedList of tuples + dict; token / floor {per_token / per_entry:.1f}x)"
+            )
 
     if simulation is not None:
-        timing = simulation["timing"]
-        ratio = simulation["ratio_ciw_over_opd_engine"]
         print()
         print(
-            f"simulation ({args.simulation_json}: {simulation['repeats']} runs of "
-            f"~{simulation['expected_patients']:,.0f} patients, Python {simulation['python']}, "
+            f"simulation ({args.simulation_json}, Python {simulation['python']}, "
             f"Ciw {simulation['ciw']})"
         )
-        print(
-            f"us per patient: opd-engine "
-            f"{timing['opd-engine']['microseconds_per_patient']:.1f}, Ciw "
-            f"{timing['ciw']['microseconds_per_patient']:.1f}; ciw / opd-engine {ratio:.2f}x   "
-            + target("simulation ciw / opd-engine", ratio, CIW_OVER_OPD, False)
-        )
+        for key, model, figure in (
+            (None, "3-class M/M/1", "simulation ciw / opd-engine, 3-class M/M/1"),
+            ("day_sized", "day-sized model", "simulation ciw / opd-engine, day-sized"),
+        ):
+            part = simulation if key is None else simulation.get(key)
+            if part is None or "timing" not in part:
+                print(f"{model}: not in the file")
+                continue
+            timing = part["timing"]
+            print(
+                f"{model} ({part['repeats']} runs): us per patient: opd-engine "
+                f"{timing['opd-engine']['microseconds_per_patient']:.1f}, Ciw "
+                f"{timing['ciw']['microseconds_per_patient']:.1f}; ciw / opd-engine "
+                f"{part['ratio_ciw_over_opd_engine']:.2f}x   {notes[figure]}"
+            )
 
     print()
     print("targets")
     for item in targets:
         print(
-            f"  {verdict(item['met'])}  {item['figure']:<34}{item['value']:>10.2f}"
+            f"  {verdict(item['met'])}  {item['figure']:<44}{item['value']:>10.2f}"
             f"   (target {item['target']})"
         )
+    for goal in goals:
+        if goal.figure not in {item["figure"] for item in targets}:
+            print(f"  ----  {goal.figure:<44}{'not run':>10}   (target {goal.target})")
+
+    if before is not None:
+        print()
+        was = before["machine"]
+        print(
+            f"before ({args.before}): commit {before['commit'] or 'not recorded'}, Python "
+            f"{before['python'] or 'not recorded'}, machine "
+            + (
+                f"{was['processor'] or was['machine']}, {was['cpus']} CPUs"
+                if was
+                else "not recorded"
+            )
+        )
+        if was is not None and (was["processor"], was["cpus"]) != (host["processor"], host["cpus"]):
+            print("  the earlier run was on another machine: its figures do not compare")
+        after = {item["figure"]: item["value"] for item in targets}
+        print(f"  {'figure':<44}{'before':>10}{'after':>10}   target")
+        for item in before["figures"]:
+            old, new = item["value"], after.get(item["figure"])
+            print(
+                f"  {item['figure']:<44}"
+                + (f"{old:>10.2f}" if old is not None else f"{'-':>10}")
+                + (f"{new:>10.2f}" if new is not None else f"{'not run':>10}")
+                + f"   {item['target']}"
+            )
 
     if args.json:
         document: dict[str, Any] = {
             "python": python,
             "opd_engine": version("opd-engine"),
             "sortedcontainers": version("sortedcontainers"),
+            "machine": host,
+            "commit": head,
+            "uncommitted_changes": uncommitted,
             "repeats": repeats,
             "sizes": sizes,
             "batch": {name: {str(n): batch_of(name, n) for n in sizes} for name in names},
@@ -1022,6 +1294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if simulation is not None:
             document["simulation"] = simulation
+        if before is not None:
+            document["before"] = before
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(document, file, indent=2)
             file.write("\n")
