@@ -92,6 +92,39 @@ def test_a_clock_at_the_end_of_datetime_s_range_is_refused() -> None:
     assert alloc.doctors() == []
 
 
+@pytest.mark.parametrize("zone", [None, timezone.utc, timezone(-timedelta(hours=5)), NEW_YORK])
+def test_a_clock_is_taken_exactly_within_its_range(zone: tzinfo | None) -> None:
+    """A clock reading a week inside datetime's range or more is taken, to the microsecond;
+    one closer to either end is refused, naive or aware (the range is of wall times)."""
+    first = datetime.min + timedelta(days=7)
+    last = datetime.max - timedelta(days=7)
+    tick = timedelta(microseconds=1)
+    for now, taken in [(first, True), (last, True), (first - tick, False), (last + tick, False)]:
+        alloc = Allocator(clock=Clock(now.replace(tzinfo=zone)))
+        if taken:
+            alloc.add_doctor(DOCTORS[0])
+            assert [d.id for d in alloc.doctors()] == [DOCTORS[0].id]
+        else:
+            with pytest.raises(InvalidArgumentError, match="clock must return a time between"):
+                alloc.add_doctor(DOCTORS[0])
+            assert alloc.doctors() == []
+
+
+class FailingZoneInfo(ZoneInfo):
+    """A subclass of the standard library's zones whose lookups fail: only the standard
+    classes themselves are trusted to give every datetime an offset."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        raise KeyError("Asia/Nowhere")
+
+
+def test_a_clock_in_a_zone_subclass_that_raises_is_refused() -> None:
+    alloc = Allocator(clock=lambda: datetime(2026, 11, 25, 8, tzinfo=FailingZoneInfo("UTC")))
+    with pytest.raises(InvalidArgumentError, match=r"clock's tzinfo fails .*KeyError"):
+        alloc.add_doctor(DOCTORS[0])
+    assert alloc.doctors() == []
+
+
 class NoOffset(tzinfo):
     """A tzinfo whose utcoffset() is None."""
 

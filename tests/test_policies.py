@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import pickle
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import Build, Clock, at, ids
 from opd_engine import (
@@ -36,6 +39,7 @@ from opd_engine import (
     Token,
     TokenStatus,
 )
+from opd_engine.policies import shipped_filing
 
 ONLINE = Source.ONLINE
 WALK_IN = Source.WALK_IN
@@ -411,6 +415,148 @@ def test_aging_only_counts_time_since_check_in() -> None:
 def test_aging_validation(kwargs: dict[str, object], argument: str) -> None:
     with pytest.raises(InvalidArgumentError, match=f"^{argument} must"):
         UntypedAging(**kwargs)
+
+
+# Zones for the aging reference: daylight saving changes of an hour, of half an hour (Lord
+# Howe) and none (Kolkata), beside fixed offsets and UTC.
+ZONES = [ZoneInfo(name) for name in ("America/New_York", "Australia/Lord_Howe", "Asia/Kolkata")]
+#: Changes of offset in 2026, as (zone, wall time): New York's hour, Lord Howe's half hour.
+DST_CHANGES = [(ZONES[0], datetime(2026, 3, 8, 2)), (ZONES[0], datetime(2026, 11, 1, 2))]
+DST_CHANGES += [(ZONES[1], datetime(2026, 4, 5, 2)), (ZONES[1], datetime(2026, 10, 4, 2))]
+
+
+def reference_filing(policy: Aging, token: Token, now: datetime) -> tuple[int, datetime | None]:
+    """Aging as its docstring states it, in datetime arithmetic: ``max(ceiling, priority -
+    floor(waited / step))`` below the ceiling, the wait in UTC for aware datetimes, and the
+    next change ``step`` after the last one."""
+    priority, ceiling = int(token.priority), int(policy.ceiling)
+    arrived = token.checked_in_at
+    if priority <= ceiling or arrived is None:
+        return priority, None
+    if now.tzinfo is not None:
+        arrived, now = arrived.astimezone(timezone.utc), now.astimezone(timezone.utc)
+    steps = max((now - arrived) // policy.step, 0)
+    level = max(ceiling, priority - steps)
+    if level == ceiling:
+        return level, None
+    return level, arrived + (steps + 1) * policy.step
+
+
+@st.composite
+def aging_cases(draw: st.DrawFn) -> tuple[Aging, Token, datetime]:
+    """An Aging, a token and a clock reading: naive, or aware in a fixed offset or a zone
+    (the two datetimes sharing a tzinfo or not, either fold), often at an exact step from
+    check-in or a microsecond either side of it."""
+    step = draw(
+        st.one_of(
+            st.sampled_from([timedelta(minutes=30), timedelta(minutes=1), timedelta(days=1)]),
+            st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=1)),
+        )
+    )
+    policy = Aging(
+        step=step,
+        ceiling=draw(st.sampled_from([p for p in Priority if p is not Priority.EMERGENCY])),
+    )
+    zone = st.one_of(
+        st.sampled_from([timezone.utc, *ZONES]),
+        st.builds(
+            timezone, st.timedeltas(min_value=-timedelta(hours=23), max_value=timedelta(hours=23))
+        ),
+    )
+    kind = draw(st.sampled_from(["naive", "aware", "across a change of offset"]))
+    if kind == "across a change of offset":  # checked in at most 3 hours before it
+        arrived_zone, change = draw(st.sampled_from(DST_CHANGES))
+        arrived = change - draw(st.timedeltas(timedelta(0), timedelta(hours=3)))
+        arrived = arrived.replace(tzinfo=arrived_zone, fold=draw(st.integers(0, 1)))
+    else:
+        arrived = draw(st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1)))
+        if kind == "aware":
+            arrived = arrived.replace(tzinfo=draw(zone), fold=draw(st.integers(0, 1)))
+    if draw(st.booleans()):  # at a step's edge, or a microsecond either side
+        edge = draw(st.integers(-1, 4)) * step
+        waited = edge + draw(st.sampled_from([-1, 0, 1])) * timedelta(microseconds=1)
+    else:
+        waited = draw(st.timedeltas(-timedelta(days=1), timedelta(days=5)))
+    if kind == "naive":
+        now = arrived + waited
+    else:  # the wait in real time, read in the clock's zone (mostly the same tzinfo)
+        now_zone = draw(st.sampled_from([arrived.tzinfo] * 3 + [None]))
+        now = (arrived.astimezone(timezone.utc) + waited).astimezone(now_zone or draw(zone))
+        if draw(st.booleans()):  # a wall clock read in the other fold, where there is one
+            now = now.replace(fold=1 - now.fold)
+    priority = draw(st.sampled_from(Priority))
+    checked_in = (
+        token(priority, checked_in_at=arrived) if draw(st.integers(0, 9)) else token(priority)
+    )
+    return policy, checked_in, now
+
+
+@settings(max_examples=2000, derandomize=True, database=None, deadline=None)
+@given(aging_cases())
+def test_aging_agrees_with_its_definition_in_datetime_arithmetic(
+    case: tuple[Aging, Token, datetime],
+) -> None:
+    """Aging's levels and next changes, compared by value, zone and fold with the docstring's
+    formula evaluated in plain datetime arithmetic."""
+    policy, waiting, now = case
+    expected_level, expected_change = reference_filing(policy, waiting, now)
+    filing = shipped_filing(policy)
+    assert filing is not None
+    for level, change in [
+        (policy.level(waiting, now), policy.next_change(waiting, now)),
+        filing(waiting, now),
+    ]:
+        assert type(level) is int
+        assert level == expected_level
+        assert change == expected_change
+        if change is not None and expected_change is not None:
+            assert (change.replace(tzinfo=None), change.tzinfo, change.fold) == (
+                expected_change.replace(tzinfo=None),
+                expected_change.tzinfo,
+                expected_change.fold,
+            )
+
+
+def test_aging_derives_its_table_from_its_fields() -> None:
+    """The precomputed rises follow ``attrs.evolve`` and pickling, and stay out of the
+    value's repr and equality."""
+    policy = Aging()
+    assert repr(policy) == (
+        "Aging(step=datetime.timedelta(seconds=1800), ceiling=<Priority.FOLLOW_UP: 2>)"
+    )
+    shorter = attrs.evolve(policy, step=timedelta(minutes=10), ceiling=Priority.PAID)
+    assert shorter == Aging(step=timedelta(minutes=10), ceiling=Priority.PAID)
+    assert shorter.level(STANDARD_AT_NINE, at(9, 25)) == 1
+    assert pickle.loads(pickle.dumps(shorter)).next_change(STANDARD_AT_NINE, at(9, 5)) == at(9, 10)
+
+
+def test_shipped_filing_serves_the_shipped_orderings_keyed_by_seq() -> None:
+    """StrictPriority and Aging answer level and next change at once; any other ordering is
+    asked through the Protocol."""
+    strict = shipped_filing(StrictPriority())
+    assert strict is not None
+    assert strict(STANDARD_AT_NINE, at(12)) == (3, None)
+    aging = shipped_filing(Aging())
+    assert aging is not None
+    assert aging(STANDARD_AT_NINE, at(9, 10)) == (3, at(9, 30))
+    assert shipped_filing(AccumulatingPriority()) is None
+
+    class Mine:
+        lexicographic = True
+
+        def level(self, token: Token, now: datetime) -> int:
+            return 0
+
+        def next_change(self, token: Token, now: datetime) -> datetime | None:
+            return None
+
+        def key(self, token: Token) -> int:
+            return token.seq
+
+        def pick(self, heads: object, now: datetime) -> int:
+            return 0
+
+    assert shipped_filing(Mine()) is None
 
 
 def test_accumulating_priority_defaults() -> None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Concatenate, ParamSpec, TypeVar, final
+from zoneinfo import ZoneInfo
 
 import attrs
 
 from . import _build, _display, _guard, _invariants, _journal, _snapshot
 from ._check import (
     EARLIEST,
-    EDGE_YEARS,
     LATEST,
     MAX_ID_LENGTH,
     MAX_MINUTES,
@@ -1319,26 +1319,30 @@ class Allocator:
             ) from error
         if now.__class__ is not datetime and not isinstance(now, datetime):
             raise InvalidArgumentError(f"clock must return a datetime, got {now!r}")
-        if now.year in EDGE_YEARS and not (EARLIEST <= now.replace(tzinfo=None) <= LATEST):
+        # EDGE_YEARS, (1, 9999), as literals: two int comparisons cost less than a search.
+        if not 1 < now.year < 9999 and not (EARLIEST <= now.replace(tzinfo=None) <= LATEST):
             raise InvalidArgumentError(
                 f"clock must return a time between {EARLIEST} and {LATEST}, got {now!r}"
             )
         if aware is None:
             aware = self._day.aware
-        if now.tzinfo is None:
+        zone = now.tzinfo
+        if zone is None:
             if aware:
                 raise InvalidArgumentError(
                     f"clock must return aware datetimes like the slots, got {now!r}"
                 )
             return now
-        try:
-            offset = now.utcoffset()
-        except Exception as error:
-            raise InvalidArgumentError(
-                f"clock's tzinfo fails to give a UTC offset ({error!r}), got {now!r}"
-            ) from None
-        if offset is None:
-            raise InvalidArgumentError(f"clock's tzinfo gives no UTC offset, got {now!r}")
+        # The standard library's zones (not a subclass) give every datetime an offset.
+        if type(zone) is not timezone and type(zone) is not ZoneInfo:
+            try:
+                offset = now.utcoffset()
+            except Exception as error:
+                raise InvalidArgumentError(
+                    f"clock's tzinfo fails to give a UTC offset ({error!r}), got {now!r}"
+                ) from None
+            if offset is None:
+                raise InvalidArgumentError(f"clock's tzinfo gives no UTC offset, got {now!r}")
         if aware is False:
             raise InvalidArgumentError(
                 f"clock must return naive datetimes like the slots, got {now!r}"

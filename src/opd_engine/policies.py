@@ -20,8 +20,8 @@ classes themselves. :class:`Policies` bundles one of each with the remaining swi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol, final, runtime_checkable
@@ -376,6 +376,18 @@ def _check_ceiling(instance: object, attribute: Any, value: object) -> None:
         )
 
 
+def _aging_table(
+    step: timedelta, ceiling: Priority
+) -> tuple[tuple[int, tuple[timedelta, ...]], ...]:
+    """For each priority (the index): the level it starts at, as a plain int, and the waits
+    at which it rises one level more (``step``, ``2 * step``, ... up to the ceiling); none
+    for a priority at or above the ceiling. O(levels), once per :class:`Aging`."""
+    return tuple(
+        (int(priority), tuple(rise * step for rise in range(1, priority - ceiling + 1)))
+        for priority in Priority
+    )
+
+
 @final
 @attrs.frozen(kw_only=True)
 class Aging:
@@ -391,6 +403,13 @@ class Aging:
 
     step: timedelta = attrs.field(default=timedelta(minutes=30), validator=_check_step)
     ceiling: Priority = attrs.field(default=Priority.FOLLOW_UP, validator=_check_ceiling)
+    # Derived from the two fields above, once: see _aging_table.
+    _table: tuple[tuple[int, tuple[timedelta, ...]], ...] = attrs.field(
+        init=False, repr=False, eq=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_table", _aging_table(self.step, self.ceiling))
 
     @property
     def lexicographic(self) -> bool:
@@ -406,22 +425,39 @@ class Aging:
         return self._filing(token, now)[1]
 
     def _filing(self, token: Token, now: datetime) -> tuple[int, datetime | None]:
-        """``(level(token, now), next_change(token, now))`` at once, for the slots. O(1)."""
-        priority = int(token.priority)
+        """``(level(token, now), next_change(token, now))`` at once, for the slots. O(1).
+
+        No division and no multiplication of durations: the wait is compared with the
+        table's rises, made once (``floor(waited / step) >= k`` exactly when ``waited >=
+        k * step``). An aware wait is the same real time as ``utc(now) - utc(arrived)``,
+        found with fewer conversions: a subtraction between two fixed-offset ``timezone``
+        datetimes is already in real time (different offsets are applied, equal ones
+        cancel), and within one other zone the change of offset is taken off the
+        wall-clock wait.
+        """
+        level, rises = self._table[token.priority]
         arrived = token.checked_in_at
-        ceiling = self.ceiling
-        if priority <= ceiling or arrived is None:
-            return priority, None
-        if now.tzinfo is None:
+        if not rises or arrived is None:
+            return level, None
+        zone = now.tzinfo
+        start: datetime | None = None  # the wait's start in real time, made when needed
+        if zone is None:
+            waited = now - arrived
+            start = arrived
+        elif type(zone) is timezone and type(arrived.tzinfo) is timezone:
             waited = now - arrived
         else:
-            arrived = utc(arrived)
-            waited = utc(now) - arrived
-        steps = waited // self.step
-        level = priority - steps if steps > 0 else priority
-        if level <= ceiling:
-            return int(ceiling), None
-        return level, arrived + (priority - level + 1) * self.step
+            offset, offset_then = now.utcoffset(), arrived.utcoffset()
+            if arrived.tzinfo is zone and offset is not None and offset_then is not None:
+                waited = now - arrived - (offset - offset_then)
+            else:  # different zones, or no offset: convert both
+                start = utc(arrived)
+                waited = utc(now) - start
+        for rise in rises:
+            if waited < rise:
+                return level, (utc(arrived) if start is None else start) + rise
+            level -= 1
+        return level, None
 
     def key(self, token: Token) -> Comparable:
         """``seq``. O(1)."""
@@ -430,6 +466,22 @@ class Aging:
     def pick(self, heads: Sequence[Token], now: datetime) -> int:
         """The most urgent level's head. O(1)."""
         return 0
+
+
+#: ``(level, next change)`` of a checked-in token at ``now``: an ordering's ``level`` and
+#: ``next_change`` asked at once.
+Filing = Callable[[Token, datetime], tuple[int, datetime | None]]
+
+
+def shipped_filing(ordering: OrderingPolicy) -> Filing | None:
+    """The level and next change at once, for a slot to call on every filing, when
+    ``ordering`` is a shipped ordering keyed by ``seq`` (:class:`StrictPriority` or
+    :class:`Aging` itself, not a subclass, which may override any method); None for any
+    other ordering, which is asked through :class:`OrderingPolicy`. A slot asks once, when
+    it is attached. O(1)."""
+    if type(ordering) is Aging or type(ordering) is StrictPriority:
+        return ordering._filing
+    return None
 
 
 _DEFAULT_RATES: Mapping[Priority, float] = {
