@@ -131,11 +131,21 @@ def _string_attribute_writes(source: Path = SOURCE) -> list[str]:
         str(path.relative_to(source)): ast.parse(path.read_text(encoding="utf-8"))
         for path in sorted(source.rglob("*.py"))
     }
+    # A frozen value finishing its own construction (``__attrs_post_init__`` writing a field
+    # derived from the others) changes no state.
+    finishing = {
+        id(node)
+        for tree in trees.values()
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef) and function.name == "__attrs_post_init__"
+        for node in ast.walk(function)
+    }
     return [
         f"{module}:{node.lineno}: {ast.unparse(node)}"
         for module, tree in trees.items()
         if module not in ("_check.py", "_generated.py")
         for node in ast.walk(tree)
+        if id(node) not in finishing
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name | ast.Attribute)
         and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr)
