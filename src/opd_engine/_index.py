@@ -38,17 +38,6 @@ from ._values import Token
 from .errors import InvalidArgumentError
 from .policies import Aging, OrderingPolicy, StrictPriority
 
-__all__ = [
-    "AgingIndex",
-    "CallOrder",
-    "Filed",
-    "KeyedIndex",
-    "StaticIndex",
-    "index_for",
-    "keyed",
-    "shape_of",
-]
-
 #: What :meth:`CallOrder.unfile` returns, for :meth:`CallOrder.refile` to put the token
 #: back exactly where it was: ``(level, entry, pending level change or None)``, where the
 #: entry is the queue key under ``Aging`` and ``(ordering key, seq)`` under a

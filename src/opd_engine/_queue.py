@@ -15,8 +15,6 @@ from sortedcontainers import SortedList
 
 from ._values import EMERGENCY, Token
 
-__all__ = ["FIRST_NORMAL", "MAX_SEQ", "NO_KEYS", "SEQ_BITS", "SEQ_MASK", "WaitKey", "wait_key"]
-
 SEQ_BITS: Final = 40
 SEQ_MASK: Final = (1 << SEQ_BITS) - 1
 #: The largest ``seq`` a key holds (about 10^12: far beyond any day's tokens).

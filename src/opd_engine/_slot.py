@@ -1,8 +1,9 @@
 """Slot: one stretch of a doctor's day, and the sorted queue of the tokens waiting in it.
 
-With :mod:`opd_engine._patients` (a patient's held tokens), the only module that imports
-``sortedcontainers``. The allocator is the only caller of the underscored methods; everybody
-else sees a slot through its read-only properties.
+With :mod:`opd_engine._patients` (a patient's held tokens), :mod:`opd_engine._queue` (the
+key) and :mod:`opd_engine._index` (the checked-in tokens in call order, which a slot owns),
+the only modules that import ``sortedcontainers``. The allocator is the only caller of the
+underscored methods; everybody else sees a slot through its read-only properties.
 """
 
 from __future__ import annotations
