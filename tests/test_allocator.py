@@ -654,7 +654,7 @@ def test_check_invariants_detects_a_token_missing_from_its_queue(alloc: Allocato
 
 def test_check_invariants_detects_a_present_token_missing(alloc: Allocator) -> None:
     token = alloc.book("A", "D1")
-    alloc.slot("D1@09")._arrived.remove(wait_key(token))  # still filed for calling
+    alloc.slot("D1@09")._index.arrived.remove(wait_key(token))  # still filed for calling
     with pytest.raises(AssertionError, match=re.escape("invariant 'queue id index' broken")):
         alloc.check_invariants()
 

@@ -257,7 +257,7 @@ class Allocator:
                 raise InvalidArgumentError(f"slot must be a Slot, got slot={slot!r}")
             desk = self._desk(slot.doctor_id)
             i = _build.fit(self._day, slot, desk)
-            if slot._ordering is not None:
+            if slot._attached():
                 raise InvalidArgumentError(
                     f"slot {slot.id!r} already belongs to an allocator; create a new Slot"
                 )

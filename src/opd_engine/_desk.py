@@ -533,7 +533,9 @@ class Desk:
     def left(self, slot: Slot) -> None:
         """A checked-in token left ``slot``: re-index it if nobody present is left there,
         or no present emergency (the indexes change only then). O(log n + s)."""
-        if not slot._filed or (slot._id in self.urgent_ids and not slot._present_emergencies()):
+        if not slot._index.present or (
+            slot._id in self.urgent_ids and not slot._present_emergencies()
+        ):
             self.sync_present(slot)
 
     def sync_present(self, slot: Slot) -> None:
@@ -543,7 +545,7 @@ class Desk:
         if self.day.undo.recording:
             self.day.undo.recompute(self.sync_present, slot)
         key = (slot._at, slot._id)
-        has = len(slot._filed) > 0
+        has = slot.present > 0
         if has != (slot._id in self.present_ids):
             if has:
                 self.present_ids.add(slot._id)

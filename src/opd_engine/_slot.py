@@ -1,16 +1,17 @@
 """Slot: one stretch of a doctor's day, and the sorted queue of the tokens waiting in it.
 
-With :mod:`opd_engine._patients` (a patient's held tokens), the only module that imports
-``sortedcontainers``. The allocator is the only caller of the underscored methods; everybody
-else sees a slot through its read-only properties.
+With :mod:`opd_engine._patients` (a patient's held tokens), :mod:`opd_engine._queue` (the
+key) and :mod:`opd_engine._index` (the checked-in tokens in call order, which a slot owns),
+the only modules that import ``sortedcontainers``. The allocator is the only caller of the
+underscored methods; everybody else sees a slot through its read-only properties.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from heapq import heappop, heappush, merge
+from heapq import merge
 from itertools import pairwise
 from typing import Any, Final, final
 
@@ -19,50 +20,31 @@ from sortedcontainers import SortedList
 
 from . import _display
 from ._check import attrs_validator, check_datetime, check_id, check_int, require, utc
-from ._guard import unordered_key
+from ._index import CallOrder, Filed, StaticIndex, index_for, keyed, shape_of
+from ._queue import FIRST_NORMAL, NO_KEYS
+from ._queue import MAX_SEQ as MAX_SEQ
+from ._queue import SEQ_BITS as SEQ_BITS  # re-exported: the key lives in _queue
+from ._queue import SEQ_MASK as SEQ_MASK
+from ._queue import WaitKey as WaitKey
+from ._queue import wait_key as wait_key
 from ._undo import DETACHED, Undo
 from ._values import CHECKED_IN, EMERGENCY, WAITLISTED, Priority, Source, Token
 from .errors import InvalidArgumentError
-from .policies import Aging, OrderingPolicy, StrictPriority
+from .policies import OrderingPolicy
 
 __all__ = ["Slot", "SlotView"]
-
-# A waiting token's queue key: ``priority << SEQ_BITS | seq``, the contract's ``(priority,
-# seq)`` as one int (ints compare several times faster than tuples in a sorted list). A
-# slot and a waitlist each map ``seq`` back to the token id (``key & SEQ_MASK`` is ``seq``).
-SEQ_BITS: Final = 40
-SEQ_MASK: Final = (1 << SEQ_BITS) - 1
-#: The largest ``seq`` a key holds (about 10^12: far beyond any day's tokens).
-MAX_SEQ: Final = SEQ_MASK
-WaitKey = int
-# A checked-in token's entry in the ordering index: its queue key under an ordering keyed
-# by ``seq`` (StrictPriority, Aging), else ``(ordering key, seq)`` in its level.
-PresentEntry = Any
-# How a checked-in token is filed: (level, entry, pending level change or None).
-Filed = tuple[int, PresentEntry, "tuple[datetime, int, str] | None"]
-# Sorts before every non-emergency key, after every emergency.
-_FIRST_NORMAL: Final = (int(EMERGENCY) + 1) << SEQ_BITS
-# Orderings whose key is ``seq``: the standing order is then (level, seq), and a position
-# is a few bisections. The classes themselves: a subclass may override any method, so it is
-# asked like any user's ordering.
-_SEQ_KEYED: Final = frozenset({StrictPriority, Aging})
-
-
-def wait_key(token: Token) -> WaitKey:
-    """The queue key of ``token``. O(1)."""
-    return token.priority << SEQ_BITS | token.seq
 
 
 def _last_unprotected(keys: SortedList[WaitKey], protected: SortedList[WaitKey]) -> int | None:
     """The largest non-emergency key of ``keys`` not in ``protected`` (a subset of
     ``keys``), or None. O(log^2 n)."""
-    first = keys.bisect_left(_FIRST_NORMAL)
+    first = keys.bisect_left(FIRST_NORMAL)
     last = len(keys) - 1
     if first > last:
         return None
     if not protected or keys[last] not in protected:
         return keys[last]
-    if len(protected) - protected.bisect_left(_FIRST_NORMAL) == last - first + 1:
+    if len(protected) - protected.bisect_left(FIRST_NORMAL) == last - first + 1:
         return None  # all protected
     # The largest i whose key is not protected: the unprotected keys at or after index i
     # number (last - i + 1) - (protected keys >= keys[i]), which falls as i grows; find the
@@ -98,22 +80,8 @@ def _check_end(instance: Slot, attribute: Any, value: Any) -> None:
 _UNLOCKED: Final[AbstractContextManager[object]] = nullcontext()
 
 
-@final
-class _NoKeys(SortedList[WaitKey]):
-    """The one empty key list every slot's sorted lists start as: most of a day's slots
-    never hold an aged or a protected token, and a slot that no token reaches needs none
-    of its lists, so each list is made when its first key comes (a ``SortedList`` costs
-    as much to make as several bookings). Reading it is reading an empty list; changing
-    it would change every slot's, so it refuses to."""
-
-    def add(self, value: WaitKey) -> None:
-        raise AssertionError("the shared empty key list is never changed; make a list first")
-
-    def update(self, iterable: Iterable[WaitKey]) -> None:
-        raise AssertionError("the shared empty key list is never changed; make a list first")
-
-
-_NO_KEYS: Final[SortedList[WaitKey]] = _NoKeys()
+#: A slot's index before it is attached (or once detached): empty, never changed.
+_DETACHED_INDEX: Final[CallOrder] = StaticIndex({})
 
 
 @final
@@ -153,31 +121,19 @@ class Slot:
     # Every waiting token: seq -> id (its key is ``priority << SEQ_BITS | seq``).
     _ids: dict[int, str] = attrs.field(init=False, factory=dict)
     # Keys of the booked (not yet arrived) waiting tokens.
-    _absent: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
-    # Keys of the checked-in waiting tokens (also filed by the ordering, in _levels).
-    _arrived: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
+    _absent: SortedList[WaitKey] = attrs.field(init=False, default=NO_KEYS)
     # Places held by tokens no longer waiting (in consultation, completed).
     _done: int = attrs.field(init=False, default=0)
     # Emergency place holders (waiting or not).
     _emergencies: int = attrs.field(init=False, default=0)
     # Non-emergency place holders per source, for quotas.
     _sources: dict[Source, int] = attrs.field(init=False, factory=dict)
-    # Checked-in tokens: level -> entries sorted by the ordering's key (see PresentEntry).
-    _levels: dict[int, SortedList[PresentEntry]] = attrs.field(init=False, factory=dict)
-    # token id -> (level, entry in that level, pending level change or None).
-    _filed: dict[str, Filed] = attrs.field(init=False, factory=dict)
-    # Pending level changes (when, seq, id): a heap. An entry whose token left (or was re-filed)
-    # stays until it comes due and is then skipped: cheaper than removing it.
-    _changes: list[tuple[datetime, int, str]] = attrs.field(init=False, factory=list)
-    _ordering: OrderingPolicy | None = attrs.field(init=False, default=None)
-    _seq_keyed: bool = attrs.field(init=False, default=False)  # the ordering's key is seq
-    # Under an ordering keyed by seq (StrictPriority, Aging) the call order is (level, seq),
-    # which is _arrived's own order for every token still at its triaged priority: only
-    # the tokens that have aged to another level are filed again, in _aged by (level, seq),
-    # their keys in _aged_keys; _levels stays empty.
-    _aged: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
-    _static: bool = attrs.field(init=False, default=False)  # StrictPriority: nobody ages
-    _aged_keys: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
+    # The checked-in tokens in call order, their keys in the index's ``arrived``: one
+    # class per shape of ordering, chosen in _attach (see _index.py).
+    _index: CallOrder = attrs.field(init=False, default=_DETACHED_INDEX)
+    # ``_next(now)``: the id of the checked-in token the ordering calls first, O(log n).
+    # The index's own method, bound in _attach: every call goes straight to it.
+    _next: Callable[[datetime], str | None] = attrs.field(init=False, default=_DETACHED_INDEX.next)
     _tokens: Mapping[str, Token] = attrs.field(init=False, factory=dict)
     # The lock of the allocator the slot belongs to: reads for display take it.
     _lock: AbstractContextManager[object] = attrs.field(init=False, default=_UNLOCKED)
@@ -192,8 +148,8 @@ class Slot:
     # Keys of the waiting non-emergency tokens moved ``_protect_at`` times or more (the
     # reallocation policy's max_moves when the slot was added), booked and checked in apart:
     # displaced only as the last resort.
-    _protected_absent: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
-    _protected_arrived: SortedList[WaitKey] = attrs.field(init=False, default=_NO_KEYS)
+    _protected_absent: SortedList[WaitKey] = attrs.field(init=False, default=NO_KEYS)
+    _protected_arrived: SortedList[WaitKey] = attrs.field(init=False, default=NO_KEYS)
     _protect_at: int = attrs.field(init=False, default=2**62)
 
     # ----------------------------------------------------------------- read-only views
@@ -262,18 +218,18 @@ class Slot:
     @property
     def present(self) -> int:
         """Checked-in tokens waiting to be called. O(1)."""
-        return len(self._filed)
+        return self._index.present
 
     def _present_emergencies(self) -> int:
         """Checked-in emergencies waiting to be called. O(log n)."""
-        return self._arrived.bisect_left(_FIRST_NORMAL)
+        return self._index.arrived.bisect_left(FIRST_NORMAL)
 
     def _first_present_emergency(self) -> int | None:
         """The smallest ``seq`` of the checked-in emergencies waiting, or None. O(1)."""
-        arrived = self._arrived
+        arrived = self._index.arrived
         if arrived:
             key = arrived[0]
-            if key < _FIRST_NORMAL:
+            if key < FIRST_NORMAL:
                 return key & SEQ_MASK
         return None
 
@@ -291,7 +247,9 @@ class Slot:
         read under the allocator's lock. O(n)."""
         with self._lock:
             tokens, ids = self._tokens, self._ids
-            waiting = [tokens[ids[key & SEQ_MASK]] for key in merge(self._absent, self._arrived)]
+            waiting = [
+                tokens[ids[key & SEQ_MASK]] for key in merge(self._absent, self._index.arrived)
+            ]
             return _display.slot_html(self, waiting)
 
     def __repr__(self) -> str:
@@ -312,30 +270,35 @@ class Slot:
         protect_at: int = 2**62,
         lock: AbstractContextManager[object] = _UNLOCKED,
     ) -> None:
+        """Attach the slot to an allocator's day, ``ordering`` its policy (None: detach
+        it), and choose its call-order index. O(1)."""
         self._lock = lock
-        self._ordering = ordering
-        self._seq_keyed = type(ordering) in _SEQ_KEYED
-        self._static = type(ordering) is StrictPriority
+        self._index = (
+            _DETACHED_INDEX
+            if ordering is None
+            else index_for(ordering, self._id, self._ids, tokens, undo)
+        )
+        self._next = self._index.next
         self._tokens = tokens
         self._undo = undo
         self._protect_at = protect_at
+
+    def _attached(self) -> bool:
+        """True while the slot belongs to an allocator. O(1)."""
+        return self._index is not _DETACHED_INDEX
 
     def _add(self, token: Token, now: datetime) -> None:
         """File a waiting token (BOOKED or CHECKED_IN). O(log n)."""
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
-        # A list still _NO_KEYS is made here, at its first key. The inverses (_undo_remove,
+        # A list still NO_KEYS is made here, at its first key. The inverses (_undo_remove,
         # _undo_seat, _undo_arrive) put a key back only where it was, so they never meet one.
         if token.status is CHECKED_IN:
             # The ordering (user code, which may fail) is asked before anything changes.
-            self._file(token.id, self._filing(token, now))
-            keys = self._arrived
-            if keys is _NO_KEYS:
-                keys = self._arrived = SortedList()
-            keys.add(key)
+            self._index.file(token, now)
         else:
             keys = self._absent
-            if keys is _NO_KEYS:
+            if keys is NO_KEYS:
                 keys = self._absent = SortedList()
             keys.add(key)
         self._ids[seq] = token.id
@@ -347,11 +310,11 @@ class Slot:
             if token.moves >= self._protect_at:
                 if token.status is CHECKED_IN:
                     protected = self._protected_arrived
-                    if protected is _NO_KEYS:
+                    if protected is NO_KEYS:
                         protected = self._protected_arrived = SortedList()
                 else:
                     protected = self._protected_absent
-                    if protected is _NO_KEYS:
+                    if protected is NO_KEYS:
                         protected = self._protected_absent = SortedList()
                 protected.add(key)
         if self._undo.recording:
@@ -362,10 +325,9 @@ class Slot:
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
         del self._ids[seq]
-        filed = self._filed[token.id] if token.status is CHECKED_IN else None
-        if filed is not None:
-            self._arrived.remove(key)
-            self._unfile(token.id)
+        filed = None
+        if token.status is CHECKED_IN:
+            filed = self._index.unfile(token)
             protected = self._protected_arrived
         else:
             self._absent.remove(key)
@@ -379,18 +341,17 @@ class Slot:
         if self._undo.recording:
             self._undo.record(self._undo_remove, token, filed)
 
-    def _undo_remove(self, token: Token, filed: Filed | None) -> None:
+    def _undo_remove(self, token: Token, filed: Filed) -> None:
         """Undo :meth:`_remove`: file the token back exactly as it was. O(log n)."""
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
         self._ids[seq] = token.id
-        if filed is None:
+        if token.status is CHECKED_IN:
+            self._index.refile(token, filed)
+            protected = self._protected_arrived
+        else:
             self._absent.add(key)
             protected = self._protected_absent
-        else:
-            self._arrived.add(key)
-            self._file(token.id, filed)
-            protected = self._protected_arrived
         self._count(token, 1)
         if token.moves >= self._protect_at and token.priority is not EMERGENCY:
             protected.add(key)
@@ -419,14 +380,12 @@ class Slot:
         O(log n)."""
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
-        self._arrived.remove(key)
+        filed = self._index.unfile(token)
         del self._ids[seq]
         self._done += 1
         protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
         if protected:
             self._protected_arrived.remove(key)
-        filed = self._filed[token.id]
-        self._unfile(token.id)
         if self._undo.recording:
             self._undo.record(self._undo_seat, token, filed, protected)
 
@@ -434,12 +393,11 @@ class Slot:
         """Undo :meth:`_seat`. O(log n)."""
         seq = token.seq
         key = token.priority << SEQ_BITS | seq
-        self._arrived.add(key)
         self._ids[seq] = token.id
         self._done -= 1
         if protected:
             self._protected_arrived.add(key)
-        self._file(token.id, filed)
+        self._index.refile(token, filed)
 
     def _release(self, token: Token) -> None:
         """A called token gives its place back (a missed call). O(1)."""
@@ -456,27 +414,21 @@ class Slot:
     def _arrive(self, token: Token, now: datetime) -> None:
         """A booked token checked in: move its key from the booked to the checked-in list
         and file it for calling. O(log n)."""
-        filing = self._filing(token, now)
+        self._index.file(token, now)  # first: a user's ordering may fail or refuse its key
         key = token.priority << SEQ_BITS | token.seq
-        self._file(token.id, filing)  # first: it may refuse a user's key
         self._absent.remove(key)
-        arrived = self._arrived
-        if arrived is _NO_KEYS:
-            arrived = self._arrived = SortedList()
-        arrived.add(key)
         protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
         if protected:
             self._protected_absent.remove(key)
-            if self._protected_arrived is _NO_KEYS:
+            if self._protected_arrived is NO_KEYS:
                 self._protected_arrived = SortedList()
             self._protected_arrived.add(key)
         if self._undo.recording:
-            self._undo.record(self._undo_arrive, token.id, key, protected)
+            self._undo.record(self._undo_arrive, token, key, protected)
 
-    def _undo_arrive(self, token_id: str, key: WaitKey, protected: bool) -> None:
+    def _undo_arrive(self, token: Token, key: WaitKey, protected: bool) -> None:
         """Undo :meth:`_arrive`. O(log n)."""
-        self._unfile(token_id)
-        self._arrived.remove(key)
+        self._index.unfile(token)
         self._absent.add(key)
         if protected:
             self._protected_arrived.remove(key)
@@ -511,166 +463,6 @@ class Slot:
     def _undo_grant(self, places: int) -> None:
         self._elastic = places
 
-    def _filing(self, token: Token, now: datetime) -> Filed:
-        """Where the ordering files a checked-in token now: ``(level, entry, change)``.
-        Asks the ordering only; changes nothing. O(1)."""
-        key = token.priority << SEQ_BITS | token.seq
-        if self._static:  # StrictPriority: at its priority for good, nothing to ask
-            return key >> SEQ_BITS, key, None
-        ordering = self._ordering
-        assert ordering is not None
-        if self._seq_keyed:  # a shipped ordering: both answers at once
-            level, when = ordering._filing(token, now)  # type: ignore[attr-defined]
-            entry: PresentEntry = key
-        else:
-            level = ordering.level(token, now)
-            entry = (ordering.key(token), token.seq)
-            when = ordering.next_change(token, now)
-        return level, entry, None if when is None else (when, token.seq, token.id)
-
-    def _file(self, token_id: str, filed: Filed) -> None:
-        """Add a checked-in token to the ordering index. O(log n).
-
-        Raises :class:`~opd_engine.InvalidArgumentError`, changing nothing, if a user's
-        ordering gave it a key that does not compare with the keys already in its level.
-        Keys of the allowed kinds (``_guard.plain_key``) compare with all of a sorted
-        list's entries once they compare with the entries the insertion meets: those that
-        can differ from it in kind share its prefix, and so lie next to its place."""
-        level, entry, change = filed
-        if self._seq_keyed:
-            if entry >> SEQ_BITS != level:  # aged: filed at its level as well
-                if self._aged is _NO_KEYS:
-                    self._aged = SortedList()
-                    self._aged_keys = SortedList()
-                self._aged.add(level << SEQ_BITS | (entry & SEQ_MASK))
-                self._aged_keys.add(entry)
-        else:
-            entries = self._levels.get(level)
-            if entries is None:
-                self._levels[level] = SortedList((entry,))
-            else:
-                try:
-                    entries.add(entry)  # compares the key with the keys around it
-                except TypeError:  # left unchanged: refused before anything changed
-                    raise unordered_key(self._ordering, token_id, entry[0], self._id) from None
-        if change is not None:
-            heappush(self._changes, change)
-        self._filed[token_id] = filed
-
-    def _unfile(self, token_id: str) -> None:
-        level, entry, _ = self._filed.pop(token_id)
-        if self._seq_keyed:
-            if entry >> SEQ_BITS != level:
-                self._aged.remove(level << SEQ_BITS | (entry & SEQ_MASK))
-                self._aged_keys.remove(entry)
-        else:
-            entries = self._levels[level]
-            entries.remove(entry)
-            if not entries:
-                del self._levels[level]
-        if not self._filed:
-            self._changes.clear()
-
-    def _advance(self, now: datetime) -> None:
-        """Re-file the tokens whose level changed by ``now``. O(log n) per change."""
-        changes = self._changes
-        filed = self._filed
-        while changes and changes[0][0] <= now:
-            change = changes[0]
-            token_id = change[2]
-            current = filed.get(token_id)
-            if current is None or current[2] != change:
-                heappop(changes)  # stale: the token left or was re-filed
-                continue
-            filing = self._filing(self._tokens[token_id], now)
-            heappop(changes)
-            self._unfile(token_id)
-            try:
-                self._file(token_id, filing)
-            except InvalidArgumentError:  # a user's key that does not fit its new level
-                self._file(token_id, current)  # back where it was, its change pending again
-                raise
-            if self._undo.recording:
-                self._undo.record(self._undo_advance, token_id, current)
-
-    def _undo_advance(self, token_id: str, filed: Filed) -> None:
-        """Undo a level change of :meth:`_advance`. O(log n)."""
-        self._unfile(token_id)
-        self._file(token_id, filed)
-
-    def _next(self, now: datetime) -> str | None:
-        """The id of the checked-in token the ordering calls first. O(log n)."""
-        if not self._filed:
-            return None
-        changes = self._changes
-        if changes and changes[0][0] <= now:
-            self._advance(now)
-        if self._seq_keyed:
-            # The first by (level, seq): the head of the aged tokens (at their levels) or
-            # the first checked-in token by (priority, seq). If that one has aged, the aged
-            # head is ahead of it anyway, so it is never called from the wrong place.
-            head: int = self._arrived[0]
-            aged = self._aged
-            if aged and aged[0] < head:
-                head = aged[0]
-            return self._ids[head & SEQ_MASK]
-        levels = self._levels
-        ordering = self._ordering
-        assert ordering is not None
-        if ordering.lexicographic:
-            entry = levels[min(levels)][0]
-        else:
-            order = sorted(levels)
-            ids, tokens = self._ids, self._tokens
-            heads = [tokens[ids[levels[level][0][1]]] for level in order]
-            entry = levels[order[ordering.pick(heads, now)]][0]
-        return self._ids[entry[1]]
-
-    def _called_order(self, now: datetime) -> Iterator[tuple[int, int, str]]:
-        """Checked-in tokens as ``(level, seq, id)`` in the order the ordering calls them
-        as of ``now``. O(n) (O(n * levels) if the ordering is not lexicographic)."""
-        self._advance(now)
-        ids, tokens = self._ids, self._tokens
-        if self._seq_keyed:
-            yield from merge(self._keyed(self._aged), self._keyed(self._unaged()))
-            return
-        ordering = self._ordering
-        assert ordering is not None
-        levels = self._levels
-        order = sorted(levels)
-        if ordering.lexicographic:
-            for level in order:
-                for _, seq in levels[level]:
-                    yield level, seq, ids[seq]
-            return
-        cursors = dict.fromkeys(order, 0)
-        while cursors:
-            live = list(cursors)
-            heads = [tokens[ids[levels[level][cursors[level]][1]]] for level in live]
-            level = live[ordering.pick(heads, now)]
-            seq = levels[level][cursors[level]][1]
-            yield level, seq, ids[seq]
-            cursors[level] += 1
-            if cursors[level] == len(levels[level]):
-                del cursors[level]
-
-    def _unaged(self) -> Iterator[WaitKey]:
-        """The keys of ``_arrived`` not in ``_aged_keys`` (a subset), in order. O(n)."""
-        aged = iter(self._aged_keys)
-        skip = next(aged, None)
-        for key in self._arrived:
-            if key == skip:
-                skip = next(aged, None)
-            else:
-                yield key
-
-    def _keyed(self, keys: Iterable[WaitKey]) -> Iterator[tuple[int, int, str]]:
-        """The tokens of ``keys`` as ``(level or priority, seq, id)``, in order. O(n)."""
-        ids = self._ids
-        for key in keys:
-            seq = key & SEQ_MASK
-            yield key >> SEQ_BITS, seq, ids[seq]
-
     def _standing(self, now: datetime) -> Iterator[str]:
         """Every waiting token id in the standing order as of ``now``. O(n).
 
@@ -678,7 +470,8 @@ class Slot:
         seq)`` order: whichever stream's head has the smaller ``(level, seq)`` goes first,
         a booked token's level being its triaged priority (it does not age).
         """
-        for _, _, token_id in merge(self._called_order(now), self._keyed(self._absent)):
+        called = self._index.called_order(now)
+        for _, _, token_id in merge(called, keyed(self._absent, self._ids)):
             yield token_id
 
     def _position(self, token: Token, now: datetime) -> int:
@@ -687,24 +480,7 @@ class Slot:
         O(log n) under ``StrictPriority`` and ``Aging`` (whose key is ``seq``: the order is
         then ``(level, seq)``), O(n) under any other ordering.
         """
-        self._advance(now)
-        if self._seq_keyed:
-            filed = self._filed.get(token.id)
-            level = int(token.priority) if filed is None else filed[0]
-            rank = level << SEQ_BITS | token.seq  # its (level, seq)
-            # Ahead: the unaged checked-in tokens by (priority, seq), the aged ones by
-            # (level, seq), the booked ones by (priority, seq).
-            ahead: int = (
-                self._arrived.bisect_left(rank)
-                - self._aged_keys.bisect_left(rank)
-                + self._aged.bisect_left(rank)
-                + self._absent.bisect_left(rank)
-            )
-            return ahead + 1
-        for place, token_id in enumerate(self._standing(now), start=1):
-            if token_id == token.id:
-                return place
-        raise AssertionError(f"token {token.id!r} waits but is not in the standing order")
+        return self._index.position(token, now, self._absent)
 
     def _victim(self, max_moves: int) -> str | None:
         """The id of the token to displace: the lowest-ranked waiting non-emergency token
@@ -716,8 +492,8 @@ class Slot:
         if max_moves != self._protect_at:
             tokens = self._tokens
             fallback = None
-            for key in merge(reversed(self._absent), reversed(self._arrived), reverse=True):
-                if key < _FIRST_NORMAL:
+            for key in merge(reversed(self._absent), reversed(self._index.arrived), reverse=True):
+                if key < FIRST_NORMAL:
                     break
                 token_id = ids[key & SEQ_MASK]
                 if tokens[token_id].moves < max_moves:
@@ -729,15 +505,15 @@ class Slot:
             key
             for key in (
                 _last_unprotected(self._absent, self._protected_absent),
-                _last_unprotected(self._arrived, self._protected_arrived),
+                _last_unprotected(self._index.arrived, self._protected_arrived),
             )
             if key is not None
         ]
         if not candidates:  # every non-emergency is protected (or none waits)
             candidates = [
                 keys[-1]
-                for keys in (self._absent, self._arrived)
-                if keys and keys[-1] >= _FIRST_NORMAL
+                for keys in (self._absent, self._index.arrived)
+                if keys and keys[-1] >= FIRST_NORMAL
             ]
             if not candidates:
                 return None
@@ -748,12 +524,12 @@ class Slot:
         state, else return the ids of its waiting tokens (for the checks across parts).
         Changes nothing.
 
-        Checked: its times in real time; the booked and checked-in key lists sorted, and
-        with the id index; each key against its token in ``tokens`` (issued, this slot's,
-        waiting, filed for calling exactly when checked in); the protected-token lists; the
-        ordering index (``ordering`` is the policy as given, which keys each level) and its
-        aged tokens; the pending level changes, a heap; the granted places.
-        O(n log n) for the n waiting tokens.
+        Checked: its times in real time; the booked key list sorted; the booked and
+        checked-in keys with the id index; each key against its token in ``tokens``
+        (issued, this slot's, waiting, checked in exactly when among the checked-in keys);
+        the protected-token lists; the call-order index, of the shape ``ordering`` (the
+        policy as given, which keys each level) is served by, through its own ``_check()``;
+        the granted places. O(n log n) for the n waiting tokens.
         """
         slot_id = self._id
         require(
@@ -761,11 +537,10 @@ class Slot:
             "slot times in real time",
             slot_id,
         )
-        ids, filed = self._ids, self._filed
+        ids = self._ids
         absent = list(self._absent)
         require(all(a < b for a, b in pairwise(absent)), "booked list sorted", slot_id)
-        arrived = list(self._arrived)
-        require(all(a < b for a, b in pairwise(arrived)), "checked-in list sorted", slot_id)
+        arrived = list(self._index.arrived)
         require(
             len(absent) + len(arrived) == len(ids)
             and {key & SEQ_MASK for key in absent + arrived} == ids.keys(),
@@ -793,59 +568,17 @@ class Slot:
                 )
                 require(token.status.waiting, "queue holds waiting tokens", token)
                 require(
-                    (token.status is CHECKED_IN) == here == (token_id in filed),
+                    (token.status is CHECKED_IN) == here,
                     "checked-in tokens are filed for calling",
                     token,
                 )
                 if token.moves >= self._protect_at and token.priority is not EMERGENCY:
                     protected.append(key)
             require(list(protected_keys) == protected, "protected-token index", slot_id)
-        require(len(filed) == len(arrived), "filed tokens wait", slot_id)
-        filed_count = 0
-        if self._seq_keyed:  # the checked-in list is the ordering index, with the aged apart
-            require(not self._levels, "no level lists under an ordering keyed by seq", slot_id)
-            aged: list[int] = []
-            aged_keys: list[int] = []
-            for key in arrived:
-                token = tokens[ids[key & SEQ_MASK]]
-                record = filed.get(token.id)
-                require(record is not None and record[1] == key, "ordering index matches", token)
-                assert record is not None
-                if record[0] != key >> SEQ_BITS:
-                    aged.append(record[0] << SEQ_BITS | token.seq)
-                    aged_keys.append(key)
-                filed_count += 1
-            require(list(self._aged) == sorted(aged), "aged-token index", slot_id)
-            require(list(self._aged_keys) == aged_keys, "aged-token keys", slot_id)
-        else:
-            require(not self._aged and not self._aged_keys, "no aged index", slot_id)
-        for level, entries in self._levels.items():
-            require(len(entries) > 0, "no empty levels", slot_id)
-            listed = list(entries)
-            require(all(a < b for a, b in pairwise(listed)), "levels sorted by key", slot_id)
-            for entry in listed:
-                found = ids.get(entry[1])
-                require(found is not None, "ordering index holds waiting tokens", entry)
-                assert found is not None
-                token = tokens[found]
-                record = filed.get(found)
-                require(
-                    record is not None
-                    and record[:2] == (level, entry)
-                    and (ordering.key(token), token.seq) == entry,
-                    "ordering index matches its tokens",
-                    token,
-                )
-                filed_count += 1
-        require(filed_count == len(filed), "ordering index complete", slot_id)
-        pending = {change for _, _, change in filed.values() if change is not None}
-        heap = self._changes
-        require(pending <= set(heap), "level changes scheduled", slot_id)
         require(
-            all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))),
-            "level changes form a heap",
-            slot_id,
+            type(self._index) is shape_of(ordering), "call-order index fits the ordering", slot_id
         )
+        self._index._check(slot_id, ordering)
         require(self._elastic >= 0, "elastic places count up", slot_id)
         return waiting
 
@@ -886,7 +619,7 @@ class SlotView:
             free=max(0, capacity - occupancy),
             overflow=max(0, occupancy - capacity),
             waiting=len(slot._ids),
-            present=len(slot._filed),
+            present=slot._index.present,
             emergencies=slot._emergencies,
             elastic=slot._elastic,
             closed=slot._closed,
@@ -933,7 +666,7 @@ class Waitlist:
         self._ids[token.seq] = token.id
         if token.checked_in_at is not None:
             self._present.add(key)
-            if key < _FIRST_NORMAL:
+            if key < FIRST_NORMAL:
                 self.emergencies += 1
         group_class = (token.source, token.priority)
         group = self._classes.get(group_class)
@@ -952,7 +685,7 @@ class Waitlist:
         del self._ids[token.seq]
         if token.checked_in_at is not None:
             self._present.remove(key)
-            if key < _FIRST_NORMAL:
+            if key < FIRST_NORMAL:
                 self.emergencies -= 1
         group_class = (token.source, token.priority)
         group = self._classes[group_class]
@@ -968,7 +701,7 @@ class Waitlist:
         """A waitlisted patient is present now. O(log n)."""
         key = token.priority << SEQ_BITS | token.seq
         self._present.add(key)
-        if key < _FIRST_NORMAL:
+        if key < FIRST_NORMAL:
             self.emergencies += 1
         if self._undo.recording:
             self._undo.record(self._undo_arrive, key)
@@ -976,7 +709,7 @@ class Waitlist:
     def _undo_arrive(self, key: WaitKey) -> None:
         """Undo :meth:`arrive`. O(log n)."""
         self._present.remove(key)
-        if key < _FIRST_NORMAL:
+        if key < FIRST_NORMAL:
             self.emergencies -= 1
 
     def first_admitted(self, admits: Callable[[Source, Priority], bool]) -> str | None:

@@ -23,12 +23,13 @@ spare one line. An inverse changes state directly and records nothing (recording
 while a rollback runs).
 
 The primitives: ``Slot``'s ``_add``, ``_remove``, ``_hold``, ``_seat``, ``_release``,
-``_arrive``, ``_advance``, ``_set_capacity``, ``_close``, ``_grant`` (the inverse of ``_x``
-is ``_undo_x``, or the opposite primitive); the ``Waitlist``'s ``add``, ``remove``,
-``arrive``; ``Day``'s token store, patient index and counters; ``Desk``'s slot list and
-its ``set_*`` fields; the allocator's register of slots. Indexes derived from that state
-(the desk's present and urgent slots) are not undone step by step but recomputed once every
-step is undone (:meth:`Undo.recompute`).
+``_arrive``, ``_set_capacity``, ``_close``, ``_grant`` (the inverse of ``_x`` is
+``_undo_x``, or the opposite primitive), which file and unfile tokens in the slot's
+call-order index, and the index's ``advance`` (its level changes as time passes); the
+``Waitlist``'s ``add``, ``remove``, ``arrive``; ``Day``'s token store, patient index and
+counters; ``Desk``'s slot list and its ``set_*`` fields; the allocator's register of slots.
+Indexes derived from that state (the desk's present and urgent slots) are not undone step
+by step but recomputed once every step is undone (:meth:`Undo.recompute`).
 """
 
 from __future__ import annotations
