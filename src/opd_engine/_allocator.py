@@ -352,7 +352,7 @@ class Allocator:
                 slot = self._slot(slot_id)
                 if slot._doctor_id != doctor_id:
                     raise InvalidArgumentError(
-                        f"slot {slot_id!r} belongs to doctor {slot._doctor_id!r}, "
+                        f"slot {slot_id!r} belongs to doctor {slot.doctor_id!r}, "
                         f"got doctor_id={doctor_id!r}"
                     )
             if not emergency and patient_id in day.active:
@@ -918,7 +918,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             slot = self._slot(slot_id)
-            if slot._closed:
+            if slot.closed:
                 return
             desk = self._desks[slot.doctor_id]
             slot._close()

@@ -203,15 +203,15 @@ class _Replay:
             touched.slots.add(slot.id)
         elif isinstance(event, SlotClosed):
             slot = self.slot(event.slot_id)
-            if slot._closed:
+            if slot.closed:
                 raise self.fail(f"slot {event.slot_id!r} is closed already")
             slot._close()
             touched.slots.add(slot.id)
         elif isinstance(event, PlacesGranted):
             slot = self.slot(event.slot_id)
-            if event.elastic <= slot._elastic:
+            if event.elastic <= slot.elastic:
                 raise self.fail(
-                    f"slot {event.slot_id!r} has {slot._elastic} places granted already: "
+                    f"slot {event.slot_id!r} has {slot.elastic} places granted already: "
                     f"a grant makes them more, not {event.elastic}"
                 )
             slot._grant(event.elastic)
@@ -237,21 +237,21 @@ class _Replay:
             touched.doctors.add(desk.doctor.id)
 
     def desk(self, doctor_id: str) -> Desk:
-        desk = self.alloc._desks.get(doctor_id)
+        desk = self.day.desks.get(doctor_id)
         if desk is None:
             raise self.fail(f"unknown doctor {doctor_id!r}")
         return desk
 
     def slot(self, slot_id: str) -> Slot:
-        slot = self.alloc._slots.get(slot_id)
+        slot = self.day.slots.get(slot_id)
         if slot is None:
             raise self.fail(f"unknown slot {slot_id!r}")
         return slot
 
     def doctor_added(self, event: DoctorAdded) -> None:
-        alloc, day = self.alloc, self.day
+        day = self.day
         doctor = event.doctor
-        if doctor.id in alloc._desks:
+        if doctor.id in day.desks:
             raise self.fail(f"doctor {doctor.id!r} is already there")
         _build.add_doctor(day, doctor)
 
@@ -377,11 +377,11 @@ class _Replay:
         return None
 
     def leave(self, token: Token, *, keep_place: bool) -> None:
-        desk = self.alloc._desks[token.doctor_id]
+        desk = self.day.desks[token.doctor_id]
         if token.status.waiting or token.status is TokenStatus.WAITLISTED:
             desk.unplace(token)
         elif token.status in CALLED and not keep_place:
-            self.alloc._slots[token.slot_id]._release(token)  # type: ignore[index]
+            self.day.slots[token.slot_id]._release(token)  # type: ignore[index]
         if token.status is TokenStatus.IN_CONSULTATION and desk.current == token.id:
             desk.set_current(None)
 

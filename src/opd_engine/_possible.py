@@ -64,7 +64,7 @@ def status_problem(token: Token, holder: Desk, slot: Slot | None) -> str | None:
                 f"waits in slot {token.slot_id!r} of doctor {token.doctor_id!r}, who is "
                 "unavailable, and missed no call"
             )
-        if slot is not None and slot._closed:
+        if slot is not None and slot.closed:
             return f"waits in slot {token.slot_id!r}, which is closed, and missed no call"
     return None
 
@@ -84,7 +84,7 @@ def check_touched(alloc: Allocator, touched: Touched) -> None:
     touched part of ``alloc``'s state breaks. O(k) for the k ids touched, plus the waiting
     tokens of a touched slot that is closed or whose doctor is unavailable."""
     day = alloc._day
-    tokens, desks, slots = day.tokens, alloc._desks, alloc._slots
+    tokens, desks, slots = day.tokens, day.desks, day.slots
     for doctor_id in sorted(touched.doctors):
         desk = desks[doctor_id]
         if desk.current is not None:
@@ -110,14 +110,14 @@ def check_touched(alloc: Allocator, touched: Touched) -> None:
         slot = slots[slot_id]
         desk = desks[slot.doctor_id]
         waiting = [tokens[token_id] for token_id in slot._ids.values()]
-        if slot._closed or not desk.available:
+        if slot.closed or not desk.available:
             for token in waiting:
                 problem = status_problem(token, desk, slot)
                 if problem is not None:
                     raise InvalidArgumentError(
                         f"token {token.id!r} is {token.status.name} but {problem}"
                     )
-        limit = capacity.limit(slot.capacity) + slot._elastic
+        limit = capacity.limit(slot.capacity) + slot.elastic
         normal = slot.occupancy - slot.emergencies
         if normal > limit and any(t.priority is not Priority.EMERGENCY for t in waiting):
             raise InvalidArgumentError(

@@ -54,6 +54,7 @@ from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from ._allocator import Allocator
+    from ._ledger import Day
     from .policies import Policies
 
 FORMAT: Final = "opd-engine/snapshot"
@@ -68,7 +69,8 @@ def dump(alloc: Allocator) -> dict[str, Any]:
     """The allocator's state as a JSON-safe dict. The caller holds the lock."""
     doctors: list[dict[str, Any]] = []
     slots: list[dict[str, Any]] = []
-    for desk in alloc._desks.values():
+    day = alloc._day
+    for desk in day.desks.values():
         doctor = desk.doctor
         doctors.append(
             {
@@ -86,17 +88,17 @@ def dump(alloc: Allocator) -> dict[str, Any]:
                 "start": datetime_to_text(slot.start),
                 "end": datetime_to_text(slot.end),
                 "capacity": slot.capacity,
-                "closed": slot._closed,
-                "elastic": slot._elastic,
+                "closed": slot.closed,
+                "elastic": slot.elastic,
             }
             for slot in desk.slots
         )
-    tokens = [token_to_dict(token) for token in alloc._day.tokens.values()]
+    tokens = [token_to_dict(token) for token in day.tokens.values()]
     return {
         "format": FORMAT,
         "version": VERSION,
-        "seq": alloc._day.seq,
-        "allocator_version": alloc._day.version,
+        "seq": day.seq,
+        "allocator_version": day.version,
         "doctors": doctors,
         "slots": slots,
         "tokens": tokens,
@@ -184,7 +186,7 @@ def _fill(alloc: Allocator, root: Reader) -> None:
     tokens = day.tokens
     seqs: dict[int, str] = {}
     for item in root.items("tokens"):
-        token = _token(alloc, item, seq, seqs)
+        token = _token(day, item, seq, seqs)
         if token.id in tokens:
             raise InvalidArgumentError(f"{item.path}.id {token.id!r} appears twice")
         tokens[token.id] = token
@@ -215,20 +217,20 @@ def _fill(alloc: Allocator, root: Reader) -> None:
             desk.sync_present(slot)
 
 
-def _token(alloc: Allocator, item: Reader, seq_counter: int, seqs: dict[int, str]) -> Token:
+def _token(day: Day, item: Reader, seq_counter: int, seqs: dict[int, str]) -> Token:
     """One token, checked on its own (:func:`~opd_engine._codec.token_from_dict`), then
     against the doctors, the slots and the ``seq`` of the tokens before it (``seqs``: where
     each was seen)."""
     token = token_from_dict(item)
     path = item.path
     doctor_id = token.doctor_id
-    holder = alloc._desks.get(doctor_id)
+    holder = day.desks.get(doctor_id)
     if holder is None:
         raise InvalidArgumentError(f"{path}.doctor_id {doctor_id!r} is unknown")
     slot_id = token.slot_id
     slot = None
     if slot_id is not None:
-        slot = alloc._slots.get(slot_id)
+        slot = day.slots.get(slot_id)
         if slot is None or slot.doctor_id != doctor_id:
             raise InvalidArgumentError(f"{path}.slot_id {slot_id!r} is not a slot of {doctor_id!r}")
     seq = token.seq
@@ -241,7 +243,7 @@ def _token(alloc: Allocator, item: Reader, seq_counter: int, seqs: dict[int, str
     seqs[seq] = path
     number = token.number
     issuer_id = issuer_of(token.id)
-    issuer = alloc._desks.get(issuer_id)
+    issuer = day.desks.get(issuer_id)
     if issuer is None:
         raise InvalidArgumentError(
             f"{path}.id {token.id!r} must start with the id of the doctor who issued it, "
