@@ -224,10 +224,8 @@ PRIMITIVES = {
         "_remove",
         "_seat",
         "_set_capacity",
-        "add",
-        "arrive",
-        "remove",
     },
+    "_queue.py": {"add", "arrive", "remove"},
 }
 
 

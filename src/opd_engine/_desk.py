@@ -19,7 +19,8 @@ import attrs
 
 from ._check import require, utc
 from ._ledger import Day, draft_called, draft_completed, draft_moved
-from ._slot import Slot, Waitlist
+from ._queue import Waitlist
+from ._slot import Slot
 from ._values import (
     BOOKED,
     CHECKED_IN,
