@@ -578,7 +578,9 @@ class Allocator:
                     f"token {token_id!r} cannot complete: it is {token.status.name}, "
                     "not IN_CONSULTATION"
                 )
-            token = self._desks[token.doctor_id].finish(token, now)
+            desk = self._desks[token.doctor_id]
+            token = desk.finish(token, now)
+            desk.set_current(None)
             self._commit()
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 

@@ -325,8 +325,10 @@ class Desk:
         present emergency first, in a slot or on the waitlist, else the earliest slot with
         someone present), else apply the idle-fill rule. O(log n)."""
         day = self.day
-        if self.current is not None:
-            self.finish(day.tokens[self.current], now)
+        finished = self.current
+        if finished is not None:
+            # Complete and call in one: ``current`` is written once, to whoever comes next.
+            self.finish(day.tokens[finished], now)
         seated = self.seat_emergency(now) if self.waitlist.emergencies else None
         if seated is not None:
             token = seated
@@ -339,6 +341,8 @@ class Desk:
         else:
             seated = self.idle_fill(now)
             if seated is None:
+                if finished is not None:
+                    self.set_current(None)
                 return None
             token = seated
             slot = self.slot_index[token.slot_id]  # type: ignore[index]
@@ -402,9 +406,10 @@ class Desk:
         return self.day.policies.capacity.admits(slot, token.source, token.priority)
 
     def finish(self, token: Token, now: datetime) -> Token:
-        """End the current consultation. O(1)."""
+        """Complete ``token``, the one in consultation; the caller then says who is in
+        consultation next (:meth:`set_current`): nobody after ``complete``, the next patient
+        in :meth:`call`. O(1)."""
         day = self.day
-        self.set_current(None)
         token = day.put(token, with_completion(token, COMPLETED, now))
         day.deactivate(token)
         if day.subscribers:

@@ -2,8 +2,9 @@
 
 With :mod:`opd_engine._patients` (a patient's held tokens), :mod:`opd_engine._queue` (the
 key and a doctor's waitlist) and :mod:`opd_engine._index` (the checked-in tokens in call
-order, which a slot owns), the only modules that import ``sortedcontainers``. The allocator is the only caller of the
-underscored methods; everybody else sees a slot through its read-only properties.
+order, which a slot owns), the only modules that import ``sortedcontainers``. The desk
+calls the underscored methods (the allocator too, on its hot calls and for moves between
+doctors); everybody else sees a slot through its read-only properties.
 """
 
 from __future__ import annotations
