@@ -27,7 +27,8 @@ The primitives: ``Slot``'s ``_add``, ``_remove``, ``_hold``, ``_seat``, ``_relea
 ``_undo_x``, or the opposite primitive), which file and unfile tokens in the slot's
 call-order index, and the index's ``advance`` (its level changes as time passes); the
 ``Waitlist``'s ``add``, ``remove``, ``arrive``; ``Day``'s token store, patient index and
-counters; ``Desk``'s slot list and its ``set_*`` fields; the allocator's register of slots.
+counters and its registers of desks and slots; ``Desk``'s slot list and its ``set_*``
+fields.
 Indexes derived from that state (the desk's present and urgent slots) are not undone step
 by step but recomputed once every step is undone (:meth:`Undo.recompute`).
 """
