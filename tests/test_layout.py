@@ -243,3 +243,19 @@ def test_only_the_primitives_ask_whether_a_call_is_recorded() -> None:
                 asking[module].add(node.name)
     asking.pop("_undo.py", None)
     assert dict(asking) == PRIMITIVES
+
+
+def test_one_module_imports_sortedcontainers() -> None:
+    """The issue "The house": "A queue module is the only importer of sortedcontainers" --
+    the others take ``SortedList`` from ``_queue.py``."""
+    importers = sorted(
+        str(path.relative_to(SOURCE))
+        for path in SOURCE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sortedcontainers"))
+        or (
+            isinstance(node, ast.Import)
+            and any(alias.name.startswith("sortedcontainers") for alias in node.names)
+        )
+    )
+    assert importers == ["_queue.py"]

@@ -28,11 +28,9 @@ from heapq import heappop, heappush, merge
 from itertools import pairwise
 from typing import Any, Protocol
 
-from sortedcontainers import SortedList
-
 from ._check import require
 from ._guard import unordered_key
-from ._queue import NO_KEYS, SEQ_BITS, SEQ_MASK, WaitKey
+from ._queue import NO_KEYS, SEQ_BITS, SEQ_MASK, SortedList, WaitKey
 from ._undo import Undo
 from ._values import Token
 from .errors import InvalidArgumentError

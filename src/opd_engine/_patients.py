@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final, final
 
-from sortedcontainers import SortedList
+from ._queue import SortedList
 
 #: The scope of every token under ``Duplicates.ONE``.
 WHOLE_DAY: Final = ""

@@ -1,5 +1,6 @@
 """The queue key, once; the one empty key list every sorted list of keys starts as; and a
-doctor's waitlist.
+doctor's waitlist. The one module that imports ``sortedcontainers``: the others take
+``SortedList`` from here.
 
 A waiting token's queue key is ``priority << SEQ_BITS | seq``: the contract's ``(priority,
 seq)`` as one int (ints compare several times faster than tuples in a sorted list). A
@@ -14,7 +15,7 @@ from heapq import merge
 from itertools import pairwise
 from typing import Final, final
 
-from sortedcontainers import SortedList
+from sortedcontainers import SortedList as SortedList  # the others import it from here
 
 from ._check import require
 from ._undo import DETACHED, Undo

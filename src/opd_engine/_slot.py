@@ -1,10 +1,11 @@
 """Slot: one stretch of a doctor's day, and the sorted queue of the tokens waiting in it.
 
-With :mod:`opd_engine._patients` (a patient's held tokens), :mod:`opd_engine._queue` (the
-key and a doctor's waitlist) and :mod:`opd_engine._index` (the checked-in tokens in call
-order, which a slot owns), the only modules that import ``sortedcontainers``. The desk
-calls the underscored methods (the allocator too, on its hot calls and for moves between
-doctors); everybody else sees a slot through its read-only properties.
+Its sorted lists, like those of :mod:`opd_engine._index` (the checked-in tokens in call
+order, which a slot owns), :mod:`opd_engine._patients` (a patient's held tokens) and the
+waitlist, come from :mod:`opd_engine._queue`, the one module that imports
+``sortedcontainers``. The desk calls the underscored methods (the allocator too, on its
+hot calls and for moves between doctors); everybody else sees a slot through its
+read-only properties.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from itertools import pairwise
 from typing import Any, Final, final
 
 import attrs
-from sortedcontainers import SortedList
 
 from . import _display
 from ._check import attrs_validator, check_datetime, check_id, check_int, require, utc
 from ._index import CallOrder, Filed, StaticIndex, index_for, keyed, shape_of
-from ._queue import FIRST_NORMAL, NO_KEYS
+from ._queue import FIRST_NORMAL, NO_KEYS, SortedList
 from ._queue import MAX_SEQ as MAX_SEQ
 from ._queue import SEQ_BITS as SEQ_BITS  # re-exported: the key lives in _queue
 from ._queue import SEQ_MASK as SEQ_MASK
