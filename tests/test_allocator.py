@@ -42,7 +42,7 @@ from opd_engine import (
     UnknownSlotError,
     UnknownTokenError,
 )
-from opd_engine._slot import wait_key
+from opd_engine._queue import wait_key
 
 ONLINE = Source.ONLINE
 TOKEN_FIELDS = [

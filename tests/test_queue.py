@@ -35,8 +35,8 @@ from sortedcontainers import SortedList
 
 from opd_engine import Aging, OrderingPolicy, Priority, Source, StrictPriority, Token, TokenStatus
 from opd_engine._patients import WHOLE_DAY, Held, HeldKey
-from opd_engine._queue import Waitlist
-from opd_engine._slot import MAX_SEQ, SEQ_BITS, SEQ_MASK, Slot, wait_key
+from opd_engine._queue import MAX_SEQ, SEQ_BITS, SEQ_MASK, Waitlist, wait_key
+from opd_engine._slot import Slot
 
 # The private displacement search is imported by name: it is the one helper of the key
 # that the slot's methods do not expose on their own.

@@ -22,7 +22,7 @@ import attrs
 
 from ._check import EARLIEST, LATEST, check_id
 from ._check import shown as _show
-from ._slot import MAX_SEQ  # the largest seq a queue key holds
+from ._queue import MAX_SEQ  # the largest seq a queue key holds
 from ._values import Doctor, Priority, Source, Token, TokenStatus
 from .errors import InvalidArgumentError
 

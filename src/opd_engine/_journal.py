@@ -33,7 +33,8 @@ from ._codec import (
 )
 from ._desk import Desk
 from ._possible import Touched, check_touched
-from ._slot import MAX_SEQ, Slot
+from ._queue import MAX_SEQ
+from ._slot import Slot
 from ._values import CALLED, Doctor, Priority, Token, TokenStatus, issuer_of, token_id
 from .errors import InvalidArgumentError, OPDError
 from .events import (

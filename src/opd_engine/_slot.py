@@ -22,12 +22,7 @@ import attrs
 from . import _display
 from ._check import attrs_validator, check_datetime, check_id, check_int, require, utc
 from ._index import CallOrder, Filed, StaticIndex, index_for, keyed, shape_of
-from ._queue import FIRST_NORMAL, NO_KEYS, SortedList
-from ._queue import MAX_SEQ as MAX_SEQ
-from ._queue import SEQ_BITS as SEQ_BITS  # re-exported: the key lives in _queue
-from ._queue import SEQ_MASK as SEQ_MASK
-from ._queue import WaitKey as WaitKey
-from ._queue import wait_key as wait_key
+from ._queue import FIRST_NORMAL, NO_KEYS, SEQ_BITS, SEQ_MASK, SortedList, WaitKey
 from ._undo import DETACHED, Undo
 from ._values import CHECKED_IN, EMERGENCY, Source, Token
 from .errors import InvalidArgumentError

@@ -48,7 +48,8 @@ from ._codec import (
     token_to_dict,
 )
 from ._possible import status_problem
-from ._slot import MAX_SEQ, Slot
+from ._queue import MAX_SEQ
+from ._slot import Slot
 from ._values import Token, TokenStatus, issuer_of, token_id
 from .errors import InvalidArgumentError
 
@@ -211,10 +212,7 @@ def _fill(alloc: Allocator, root: Reader) -> None:
     if tokens:
         now = alloc._now()
         for token in tokens.values():
-            _build.file_token(day, token, now)
-    for desk in desks.values():
-        for slot in desk.slots:
-            desk.sync_present(slot)
+            _build.file_token(day, token, now)  # the desks' present indexes follow
 
 
 def _token(day: Day, item: Reader, seq_counter: int, seqs: dict[int, str]) -> Token:
