@@ -926,6 +926,11 @@ class Model:
         """
         if doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
+        if not self.doctors[doctor_id].available:
+            # Section 3, "Who may call": "``call_next`` and ``call`` (section 10) raise
+            # ``InvalidTransitionError``, naming the doctor, when the doctor is unavailable
+            # (``mark_unavailable``) or paused (``pause``); nothing changes."
+            raise Refused(InvalidTransitionError)
         for token in list(self.tokens.values()):
             if token.doctor_id == doctor_id and token.status == "IN_CONSULTATION":
                 self.finish(token)

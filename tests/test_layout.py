@@ -22,7 +22,7 @@ SOURCE = Path(opd_engine.__file__).parent
 CEILINGS = {
     "_allocator.py": 16,  # the hot calls and the moves between doctors drive slots
     "_build.py": 3,  # a slot's times in UTC and its attachment to the day
-    "_desk.py": 59,  # the desk drives Slot's underscored mutators (the one caller)
+    "_desk.py": 63,  # the desk drives Slot's underscored mutators (the one caller)
     "_invariants.py": 7,  # the allocator's day and desks; each part's own _check()
     "_journal.py": 8,  # replay sets a slot's capacity, closing, grants and held places
     "_ledger.py": 1,  # a slot unregistered by undo is detached, free to be added again
@@ -197,7 +197,9 @@ PRIMITIVES = {
         "set_available",
         "set_current",
         "set_delay",
+        "set_ended",
         "set_issued",
+        "set_paused",
         "sync_present",
     },
     "_ledger.py": {
@@ -218,6 +220,7 @@ PRIMITIVES = {
         "_add",
         "_arrive",
         "_close",
+        "_depart",
         "_grant",
         "_hold",
         "_release",

@@ -438,8 +438,8 @@ class AllocatorMachine(RuleBasedStateMachine):
         outcome = self.attempt(
             lambda: self.alloc.call_next(doctor_id), lambda: self.model.call_next(doctor_id)
         )
-        assert outcome is not None
-        self.agree(*outcome)
+        if outcome is not None:  # None: both refused (an unavailable doctor may not call)
+            self.agree(*outcome)
 
     @rule(doctor=DOCTOR_INDEX)
     def call_next_again(self, doctor: int) -> None:

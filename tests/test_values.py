@@ -67,6 +67,8 @@ def test_token_status_members() -> None:
         "COMPLETED",
         "CANCELLED",
         "NO_SHOW",
+        "AWAY",
+        "UNSEEN",
     ]
 
 

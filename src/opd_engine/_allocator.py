@@ -25,6 +25,7 @@ from ._check import (
     check_enum,
     check_id,
     check_int,
+    check_str,
     utc,
 )
 from ._codec import token_row
@@ -39,6 +40,7 @@ from ._ledger import (
 )
 from ._slot import Slot, SlotView
 from ._values import (
+    AWAY,
     BOOKED,
     CANCELLABLE,
     CANCELLED,
@@ -46,6 +48,7 @@ from ._values import (
     EMERGENCY,
     IN_CONSULTATION,
     NO_SHOW,
+    UNSEEN,
     WAITING,
     WAITLISTED,
     WALK_IN,
@@ -62,15 +65,19 @@ from .errors import (
     DuplicateBookingError,
     InvalidArgumentError,
     InvalidTransitionError,
+    SlotClosedError,
     SlotFullError,
     UnknownDoctorError,
     UnknownSlotError,
     UnknownTokenError,
 )
 from .events import (
+    DayEnded,
     DoctorAdded,
     DoctorAvailable,
     DoctorDelayed,
+    DoctorPaused,
+    DoctorResumed,
     DoctorUnavailable,
     Event,
     MoveReason,
@@ -82,6 +89,8 @@ from .events import (
     TokenMoved,
     TokenNoShow,
     TokenRetriaged,
+    TokenSteppedOut,
+    TokenUnseen,
 )
 from .policies import Duplicates, OnDelay, Policies
 
@@ -482,7 +491,14 @@ class Allocator:
             elif status is WAITLISTED and token.checked_in_at is None:
                 token = day.replace(token, checked_in_at=now)
                 desk.waitlist.arrive(token)
+            elif status is AWAY:
+                token = desk.come_back(token, now)
             elif status is NO_SHOW:
+                if desk.ended:
+                    raise SlotClosedError(
+                        f"token {token_id!r} cannot check in late: doctor "
+                        f"{desk.doctor.id!r} has ended the day"
+                    )
                 token = self._late_arrival(desk, token, now)
             else:
                 raise InvalidTransitionError(
@@ -557,6 +573,10 @@ class Allocator:
         with self._lock:
             now = self._now()
             desk = self._desk(doctor_id)
+            if desk.ended or desk.paused or not desk.available:
+                if desk.ended:
+                    return None
+                self._refuse_call(desk)
             finished = desk.current is not None
             called = desk.call(now)
             if finished or called is not None:
@@ -584,22 +604,27 @@ class Allocator:
             self._commit()
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
-    def cancel(self, token_id: str) -> Token:
-        """Cancel a booked, checked-in or waitlisted token; its place is refilled at once.
+    def cancel(self, token_id: str, reason: str = "") -> Token:
+        """Cancel a booked, checked-in, away or waitlisted token; its place is refilled at
+        once. :class:`TokenCancelled` keeps ``reason`` (any text without control
+        characters; empty by default).
 
         O(log n) in the slot's size, plus O(log n) per token the refill moves. Raises
-        :class:`InvalidTransitionError` for a token in consultation or already ended.
+        :class:`InvalidTransitionError` for a token in consultation or already ended, and
+        :class:`InvalidArgumentError` for a ``reason`` that is not such a str.
         """
         if self._day.guarded and not self._day.undo.recording:  # @_atomic, inlined
-            return self._atomically(self.cancel, token_id)
+            return self._atomically(self.cancel, token_id, reason)
         with self._lock:
             now = self._now()
             token = self._token(token_id)
+            if reason.__class__ is not str or (reason and not reason.isprintable()):
+                reason = check_str("reason", reason)
             if token.status not in CANCELLABLE:
                 raise InvalidTransitionError(
                     f"token {token_id!r} cannot be cancelled: it is {token.status.name}"
                 )
-            token = self._release(token, CANCELLED, TokenCancelled, now)
+            token = self._release(token, CANCELLED, TokenCancelled, now, reason)
             self._commit()
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
@@ -633,16 +658,25 @@ class Allocator:
             return self._day.tokens[token.id]  # as it stands after subscribers' calls
 
     def _release(
-        self, token: Token, status: TokenStatus, event: type[TokenEvent], now: datetime
+        self,
+        token: Token,
+        status: TokenStatus,
+        event: type[TokenEvent],
+        now: datetime,
+        reason: str | None = None,
     ) -> Token:
-        """End a waiting token's life and refill the place it held."""
+        """End a waiting token's life and refill the place it held (``reason``: that of a
+        cancellation)."""
         day = self._day
         desk = self._desks[token.doctor_id]
         slot = desk.unplace(token)
         token = day.put(token, with_status(token, status))
         day.deactivate(token)
         if day.subscribers:
-            day.pending.append(DRAFT[event](now, token))
+            if reason is None:
+                day.pending.append(DRAFT[event](now, token))
+            else:
+                day.pending.append(DRAFT[event](now, token, reason))
         if slot is not None:
             desk.refill(slot, now)
         return token
@@ -812,6 +846,169 @@ class Allocator:
             self._commit()
             return day.tokens[token_id]
 
+    # ================================================================ the live floor
+
+    def _refuse_call(self, desk: Desk) -> None:
+        """Raise :class:`InvalidTransitionError`: ``desk``'s doctor may not call now."""
+        why = "unavailable" if not desk.available else "paused"
+        raise InvalidTransitionError(f"doctor {desk.doctor.id!r} cannot call: the doctor is {why}")
+
+    @_atomic
+    def pause(self, doctor_id: str) -> None:
+        """The doctor steps away for a while (a ward round, a break): bookings, check-ins
+        and moves go on, but :meth:`call_next` and :meth:`call` raise
+        :class:`InvalidTransitionError` until :meth:`resume`. The consultation in progress
+        can still be completed. Emits :class:`DoctorPaused`; a paused doctor changes
+        nothing. O(1)."""
+        with self._lock:
+            now = self._now()
+            desk = self._desk(doctor_id)
+            if desk.paused:
+                return
+            desk.set_paused(True)
+            self._day.record(DoctorPaused, now, doctor_id=desk.doctor.id)
+            self._commit()
+
+    @_atomic
+    def resume(self, doctor_id: str) -> None:
+        """The doctor is back from a pause: calls go on. Emits :class:`DoctorResumed`; a
+        doctor who is not paused changes nothing. O(1)."""
+        with self._lock:
+            now = self._now()
+            desk = self._desk(doctor_id)
+            if not desk.paused:
+                return
+            desk.set_paused(False)
+            self._day.record(DoctorResumed, now, doctor_id=desk.doctor.id)
+            self._commit()
+
+    @_atomic
+    def call(self, token_id: str) -> Token:
+        """Call a chosen present patient out of turn (the desk's choice, not the ordering's).
+
+        Completes the doctor's current consultation as :meth:`call_next` does, then the
+        token, ``CHECKED_IN`` in one of the doctor's slots or a checked-in ``WAITLISTED``
+        one, becomes ``IN_CONSULTATION``; a waitlisted one is first seated as the idle-fill
+        rule seats it (the doctor's current slot, over its capacity if need be; a closed one
+        never), and with nowhere to seat it the call raises :class:`SlotClosedError`. Emits
+        :class:`TokenCalled` with ``out_of_turn=True``. O(log n).
+
+        Raises :class:`InvalidTransitionError` for any other status (booked, away, in
+        consultation, ended), or when the doctor is unavailable or paused; nothing changes.
+        """
+        with self._lock:
+            now = self._now()
+            token = self._token(token_id)
+            status = token.status
+            if status is not CHECKED_IN and (
+                status is not WAITLISTED or token.checked_in_at is None
+            ):
+                raise InvalidTransitionError(
+                    f"token {token_id!r} cannot be called: it is {status.name}"
+                    + (", not checked in" if status is WAITLISTED else "")
+                )
+            desk = self._desks[token.doctor_id]
+            if desk.paused or not desk.available:
+                self._refuse_call(desk)
+            if status is WAITLISTED and desk.seat_slot(now) is None:
+                raise SlotClosedError(
+                    f"token {token_id!r} cannot be called: doctor {desk.doctor.id!r} has no "
+                    "open slot to seat a waitlisted patient in"
+                )
+            called = desk.call_out_of_turn(token, now)
+            self._commit()
+            return self._day.tokens[called.id]
+
+    @_atomic
+    def step_out(self, token_id: str) -> Token:
+        """The patient leaves the waiting room but keeps their place (sent for a blood test
+        or an X-ray, stepped out): ``CHECKED_IN`` or ``IN_CONSULTATION`` -> ``AWAY``.
+
+        From ``IN_CONSULTATION`` the consultation ends (it is not completed, and teaches the
+        estimates nothing) and the doctor is free to call the next patient. The token keeps
+        its slot, ``seq``, ``number`` and ``checked_in_at``, still holds its place (its
+        slot's occupancy counts it), stands in :meth:`queue` at its triaged priority (away
+        from the waiting room it does not age), and is skipped by :meth:`call_next` and
+        :meth:`next_up` until :meth:`check_in` brings it back to the same place. Emits
+        :class:`TokenSteppedOut`. O(log n).
+
+        Raises :class:`InvalidTransitionError` for any other status.
+        """
+        with self._lock:
+            now = self._now()
+            token = self._token(token_id)
+            status = token.status
+            if status is not CHECKED_IN and status is not IN_CONSULTATION:
+                raise InvalidTransitionError(
+                    f"token {token_id!r} cannot step out: it is {status.name}, not CHECKED_IN "
+                    "or IN_CONSULTATION"
+                )
+            day = self._day
+            token = self._desks[token.doctor_id].step_out(token, now)
+            day.note(TokenSteppedOut, now, token)
+            self._commit()
+            return day.tokens[token_id]
+
+    def now_serving(self, doctor_id: str) -> Token | None:
+        """The doctor's token in consultation, or None. O(1)."""
+        with self._lock:
+            desk = self._desk(doctor_id)
+            current = desk.current
+            return None if current is None else self._day.tokens[current]
+
+    @_atomic
+    def end_day(self, doctor_id: str) -> list[Token]:
+        """Close the doctor's day (a paused or unavailable doctor's too), and return the
+        patients who were present but not seen, for the host to carry to another day.
+
+        Every waiting token of the doctor, in standing order (slot by slot in start order,
+        then the waitlist), ends: a ``BOOKED`` one becomes ``NO_SHOW``
+        (:class:`TokenNoShow`); a present one not seen (``CHECKED_IN``, ``AWAY``, or a
+        checked-in ``WAITLISTED`` one) becomes ``UNSEEN`` (:class:`TokenUnseen`); an absent
+        waitlisted one is cancelled (:class:`TokenCancelled` with reason ``"day ended"``).
+        Nobody is moved and no place is refilled. Then every slot of the doctor closes and
+        :class:`DayEnded` is emitted. From then on :meth:`call_next` returns None, bookings
+        raise :class:`SlotClosedError` (every slot is closed), as does a late
+        :meth:`check_in` of a no-show, and no other doctor's patients are sent here.
+        Returns the ``UNSEEN`` tokens, in standing order; a day already ended changes
+        nothing and returns ``[]``. O(k log n + s) for the k tokens it ends and s slots.
+
+        Raises :class:`InvalidTransitionError` while a consultation is in progress
+        (complete it, or step the patient out, first).
+        """
+        with self._lock:
+            now = self._now()
+            desk = self._desk(doctor_id)
+            if desk.ended:
+                return []
+            if desk.current is not None:
+                raise InvalidTransitionError(
+                    f"doctor {desk.doctor.id!r} cannot end the day: token {desk.current!r} "
+                    "is in consultation"
+                )
+            day = self._day
+            tokens = day.tokens
+            unseen: list[Token] = []
+            for waiting_id in desk.standing(now):
+                token = tokens[waiting_id]
+                desk.unplace(token)
+                status = token.status
+                if status is BOOKED:
+                    token = day.put(token, with_status(token, NO_SHOW))
+                    day.note(TokenNoShow, now, token)
+                elif status is WAITLISTED and token.checked_in_at is None:
+                    token = day.put(token, with_status(token, CANCELLED))
+                    day.record(TokenCancelled, now, token=token, reason="day ended")
+                else:
+                    token = day.put(token, with_status(token, UNSEEN))
+                    day.note(TokenUnseen, now, token)
+                    unseen.append(token)
+                day.deactivate(token)
+            desk.close_day()
+            day.record(DayEnded, now, doctor_id=desk.doctor.id)
+            self._commit()
+            return [tokens[token.id] for token in unseen]
+
     # ================================================================ disruptions
 
     @_atomic
@@ -951,7 +1148,7 @@ class Allocator:
         return [
             d
             for d in self._desks.values()
-            if d is not desk and d.available and d.doctor.department == department
+            if d is not desk and d.available and not d.ended and d.doctor.department == department
         ]
 
     def _destination(
@@ -987,7 +1184,7 @@ class Allocator:
     ) -> None:
         found = self._destination(desk, token, colleagues, now)
         if found is None:
-            if token.status is not WAITLISTED:
+            if token.slot_id is not None:
                 desk.move(token, None, reason, now, counted=True)
             return
         to_desk, slot = found
@@ -1097,7 +1294,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             token = self._token(token_id)
-            if token.status is WAITLISTED:
+            if token.status is WAITLISTED or (token.status is AWAY and token.slot_id is None):
                 return self._desks[token.doctor_id].waitlist.position(token)
             if token.status not in WAITING:
                 raise InvalidTransitionError(
@@ -1116,9 +1313,9 @@ class Allocator:
         with self._lock:
             now = self._now()
             token = self._token(token_id)
-            if token.status not in WAITING:
+            if token.status not in WAITING or token.slot_id is None:
                 return None
-            slot = self._slots[token.slot_id]  # type: ignore[index]
+            slot = self._slots[token.slot_id]
             desk = self._desks[token.doctor_id]
             position = slot._position(token, now)
             begin = max(slot._at + desk.delay, utc(now))

@@ -22,6 +22,7 @@ from ._ledger import Day, draft_called, draft_completed, draft_moved
 from ._queue import Waitlist
 from ._slot import Slot
 from ._values import (
+    AWAY,
     BOOKED,
     CHECKED_IN,
     COMPLETED,
@@ -68,6 +69,8 @@ class Desk:
     current: str | None = None  # token in consultation
     delay: timedelta = timedelta(0)
     available: bool = True
+    paused: bool = False  # pause() .. resume(): nobody is called
+    ended: bool = False  # end_day(): every slot closed, nobody called, for good
     issued: int = 0  # display numbers issued
     slot_index: dict[str, Slot] = attrs.field(factory=dict)
 
@@ -113,6 +116,20 @@ class Desk:
         self.available = available
         if self.day.undo.recording:
             self.day.undo.record(self.set_available, old)
+
+    def set_paused(self, paused: bool) -> None:
+        """Whether the doctor has stepped away for a while (calls are held). O(1)."""
+        old = self.paused
+        self.paused = paused
+        if self.day.undo.recording:
+            self.day.undo.record(self.set_paused, old)
+
+    def set_ended(self, ended: bool) -> None:
+        """Whether the doctor's day has closed. O(1)."""
+        old = self.ended
+        self.ended = ended
+        if self.day.undo.recording:
+            self.day.undo.record(self.set_ended, old)
 
     def set_issued(self, issued: int) -> None:
         """The last display number issued. O(1)."""
@@ -260,10 +277,10 @@ class Desk:
     def unplace(self, token: Token) -> Slot | None:
         """Take a waiting or waitlisted token out of its slot or the waitlist; returns the
         slot it left (None: the waitlist). O(log n)."""
-        if token.status is WAITLISTED:
+        if token.slot_id is None:  # WAITLISTED, or AWAY sent on to the waitlist
             self.waitlist.remove(token)
             return None
-        slot = self.slot_index[token.slot_id]  # type: ignore[index]
+        slot = self.slot_index[token.slot_id]
         slot._remove(token)
         if token.status is CHECKED_IN:
             self.left(slot)
@@ -288,7 +305,9 @@ class Desk:
     ) -> Token:
         """File a token just taken out of ``source`` (of this or another doctor) into ``to``
         (None: this doctor's waitlist), and report the move. O(log n)."""
-        if to is None:
+        if token.status is AWAY:
+            status = AWAY  # out of the waiting room wherever it goes
+        elif to is None:
             status = WAITLISTED
         elif token.checked_in_at is not None:
             status = CHECKED_IN
@@ -346,13 +365,74 @@ class Desk:
                 return None
             token = seated
             slot = self.slot_index[token.slot_id]  # type: ignore[index]
+        return self.called(token, slot, now, False)
+
+    def called(self, token: Token, slot: Slot, now: datetime, out_of_turn: bool) -> Token:
+        """``token``, checked in in ``slot``, is called in: IN_CONSULTATION. O(log n)."""
+        day = self.day
         slot._seat(token)
         self.left(slot)
         called = day.put(token, with_call(token, IN_CONSULTATION, now))
         self.set_current(token.id)
         if day.subscribers:
-            day.pending.append(draft_called(now, called))
+            day.pending.append(draft_called(now, called, out_of_turn))
         return called
+
+    def call_out_of_turn(self, token: Token, now: datetime) -> Token:
+        """Complete the current consultation, then call ``token``, a present patient of this
+        doctor chosen by the desk: CHECKED_IN in one of the doctor's slots, or a checked-in
+        WAITLISTED one, seated first as the idle-fill rule seats. The caller has checked
+        the status and that a waitlisted token has a seat (:meth:`seat_slot`). O(log n)."""
+        finished = self.current
+        if finished is not None:
+            self.finish(self.day.tokens[finished], now)
+        if token.status is WAITLISTED:
+            slot = self.seat_slot(now)
+            assert slot is not None
+            token = self.seat(token, slot, now)
+        else:
+            slot = self.slot_index[token.slot_id]  # type: ignore[index]
+        return self.called(token, slot, now, True)
+
+    def step_out(self, token: Token, now: datetime) -> Token:
+        """``token`` (CHECKED_IN, or IN_CONSULTATION with this doctor) steps out: AWAY at
+        its place in its slot; a consultation ends unfinished (the place it held is given
+        back and taken again in the queue, granted past the limit if the slot shrank
+        meanwhile, as after a missed call). O(log n)."""
+        day = self.day
+        slot = self.slot_index[token.slot_id]  # type: ignore[index]
+        if token.status is CHECKED_IN:
+            slot._depart(token)
+            self.left(slot)
+            return day.put(token, with_status(token, AWAY))
+        self.set_current(None)
+        slot._release(token)
+        token = day.replace(token, status=AWAY, called_at=None)
+        self.place(token, slot, now)
+        if token.priority is not EMERGENCY:
+            limit = day.policies.capacity.limit(slot.capacity)
+            self.grant(slot, slot.occupancy - slot.emergencies - limit, now)
+        return token
+
+    def come_back(self, token: Token, now: datetime) -> Token:
+        """AWAY ``token`` is back at the same place: checked in again in its slot (even one
+        that has ended meanwhile), or present again on the waitlist. O(log n)."""
+        day = self.day
+        if token.slot_id is None:
+            token = day.put(token, with_status(token, WAITLISTED))
+            self.waitlist.arrive(token)
+            return token
+        slot = self.slot_index[token.slot_id]
+        token = day.put(token, with_status(token, CHECKED_IN))
+        slot._arrive(token, now)
+        self.joined(slot, token)
+        return token
+
+    def close_day(self) -> None:
+        """The day has ended: every slot closes, for good. O(s)."""
+        for slot in self.slots:
+            slot._close()
+        self.set_ended(True)
 
     def seat_emergency(self, now: datetime) -> Token | None:
         """Seat the waitlist's present emergency of smallest ``seq`` where the idle-fill
@@ -389,7 +469,11 @@ class Desk:
         slot = self.seat_slot(now)
         if slot is None:
             return None
-        token = self.day.tokens[token_id]
+        return self.seat(self.day.tokens[token_id], slot, now)
+
+    def seat(self, token: Token, slot: Slot, now: datetime) -> Token:
+        """Seat present waitlisted ``token`` in ``slot`` as the idle-fill rule seats: over the
+        capacity policy if need be (the place is granted). O(log n)."""
         if token.priority is not EMERGENCY and not self.admits(slot, token):
             self.grant(slot, slot._elastic + 1, now)
         return self.move(token, slot, MoveReason.FROM_WAITLIST, now, counted=False)

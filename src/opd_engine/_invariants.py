@@ -84,8 +84,9 @@ def check(alloc: Allocator) -> None:
             assert slot is not None
             held[slot.id] += 1
             _count_place(token, slot.id, emergencies, sources)
-        elif status.waiting:  # in the queue of its slot (met above), which holds a place
-            assert token.slot_id is not None
+        elif status.waiting and token.slot_id is not None:
+            # In the queue of its slot (met above), which holds a place (an AWAY token may
+            # wait on the waitlist instead).
             _count_place(token, token.slot_id, emergencies, sources)
             if token.priority is not Priority.EMERGENCY:
                 normal_waiting.add(token.slot_id)
@@ -176,6 +177,14 @@ def _check_desk(
             token,
         )
         place(desk.current, f"consultation with {doctor_id!r}")
+    if desk.ended:
+        require(
+            desk.current is None
+            and not len(waitlist)
+            and all(slot.closed and not slot.waiting for slot in desk.slots),
+            "an ended day has every slot closed and nobody waiting",
+            doctor_id,
+        )
     ordering = alloc.policies.ordering
     for slot in desk.slots:
         is_open = desk.available and not slot.closed
@@ -183,8 +192,8 @@ def _check_desk(
         for token_id in slot._check(tokens, ordering):
             token = tokens[token_id]
             require(
-                is_open or token.missed_calls > 0,
-                "closed slots hold no waiting tokens but those a missed call sent back",
+                is_open or token.missed_calls > 0 or token.status is not TokenStatus.BOOKED,
+                "closed slots hold no booked tokens but those a missed call sent back",
                 token,
             )
             place(token_id, where)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from . import _build
-from ._check import MAX_MINUTES
+from ._check import MAX_MINUTES, check_str
 from ._check import shown as _show
 from ._codec import (
     DOCTOR_FIELDS,
@@ -39,9 +39,12 @@ from ._values import CALLED, Doctor, Priority, Token, TokenStatus, issuer_of, to
 from .errors import InvalidArgumentError, OPDError
 from .events import (
     EVENT_CLASSES,
+    DayEnded,
     DoctorAdded,
     DoctorAvailable,
     DoctorDelayed,
+    DoctorPaused,
+    DoctorResumed,
     DoctorUnavailable,
     Event,
     MoveReason,
@@ -59,6 +62,8 @@ from .events import (
     TokenMoved,
     TokenNoShow,
     TokenRetriaged,
+    TokenSteppedOut,
+    TokenUnseen,
     TokenWaitlisted,
 )
 
@@ -77,10 +82,18 @@ _STATUS: Final[dict[type[TokenEvent], frozenset[TokenStatus]]] = {
     TokenCompleted: frozenset({TokenStatus.COMPLETED}),
     TokenCancelled: frozenset({TokenStatus.CANCELLED}),
     TokenNoShow: frozenset({TokenStatus.NO_SHOW}),
+    TokenSteppedOut: frozenset({TokenStatus.AWAY}),
+    TokenUnseen: frozenset({TokenStatus.UNSEEN}),
 }
 
 
 # ============================================================================ to and from dicts
+
+#: Fields added to existing event kinds by the live floor (``TokenCalled.out_of_turn``,
+#: ``TokenCancelled.reason``): written only when not at their default and read as their
+#: default when absent, so that a journal stored before them reads, and is written, as
+#: it was.
+_LATER: Final = frozenset({"out_of_turn", "reason"})
 
 
 def _plain(value: object) -> object:
@@ -108,7 +121,10 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         raise InvalidArgumentError(f"event must be an opd-engine event, got event={event!r}")
     data: dict[str, Any] = {"kind": kind.__name__}
     for field in attrs.fields(kind):
-        data[field.name] = _plain(getattr(event, field.name))
+        value = getattr(event, field.name)
+        if field.name in _LATER and value == field.default:
+            continue  # written as it was before the field existed
+        data[field.name] = _plain(value)
     return data
 
 
@@ -143,7 +159,10 @@ def _event_from_dict(data: Mapping[str, Any], times: Times) -> Event:
     if numbered:
         steps = values["steps"] = item.count("steps", 1)
         values["step"] = item.count("step", 1, steps)
+    defaulted = {f.name for f in attrs.fields(kind) if f.default is not attrs.NOTHING}
     for field in sorted(fields - {"at", "version", "step", "steps"}):
+        if field in _LATER and field not in data and field in defaulted:
+            continue  # stored before the field existed: its default
         if field == "token":
             token = item.child("token")
             token.only(TOKEN_FIELDS, "Token")
@@ -152,8 +171,12 @@ def _event_from_dict(data: Mapping[str, Any], times: Times) -> Event:
             doctor = item.child("doctor")
             doctor.only(DOCTOR_FIELDS, "Doctor")
             values[field] = doctor_from_dict(doctor)
+        elif field == "reason" and kind is TokenCancelled:
+            values[field] = check_str("event.reason", item.typed("reason", str))
         elif field == "reason":
             values[field] = item.member("reason", MoveReason)
+        elif field == "out_of_turn":
+            values[field] = item.typed("out_of_turn", bool)
         elif field == "old_priority":
             values[field] = item.member("old_priority", Priority)
         elif field in ("start", "end"):
@@ -227,6 +250,20 @@ class _Replay:
                     f"more cannot make {event.total_minutes} in all (at most {MAX_MINUTES})"
                 )
             desk.set_delay(timedelta(minutes=total))
+        elif isinstance(event, DoctorPaused | DoctorResumed):
+            desk = self.desk(event.doctor_id)
+            paused = isinstance(event, DoctorPaused)
+            if desk.paused == paused:
+                state = "paused" if paused else "not paused"
+                raise self.fail(f"doctor {event.doctor_id!r} is {state} already")
+            desk.set_paused(paused)
+        elif isinstance(event, DayEnded):
+            desk = self.desk(event.doctor_id)
+            if desk.ended:
+                raise self.fail(f"doctor {event.doctor_id!r} has ended the day already")
+            desk.close_day()
+            touched.slots.update(slot.id for slot in desk.slots)
+            touched.doctors.add(desk.doctor.id)
         else:
             assert isinstance(event, DoctorUnavailable | DoctorAvailable)
             desk = self.desk(event.doctor_id)
@@ -296,7 +333,9 @@ class _Replay:
             touched.slots.add(old.slot_id)
         if new.slot_id is not None:
             touched.slots.add(new.slot_id)
-        placed = new.status.waiting or new.status in CALLED
+        placed = (new.status.waiting and new.status is not TokenStatus.AWAY) or (
+            new.status in CALLED
+        )
         if placed and slot is None:
             raise self.fail(f"token {new.id!r} is {new.status.name} without a slot")
         if new.status is TokenStatus.WAITLISTED and new.slot_id is not None:

@@ -52,16 +52,20 @@ _SEALED: Final = frozenset({"version", "step", "steps"})
 
 # One draft builder per event class, ``draft(at, *fields)``: every field but ``version``,
 # ``step`` and ``steps``, which Day.publish writes once the call is complete (see _generated).
+# A field with a default (a literal: ``out_of_turn=False``, ``reason=""``) may be left out.
 _DRAFT: dict[type[Event], Callable[..., Any]] = {
     kind: value_builder(
         kind,
         f"{kind.__name__} draft",
-        params,
-        {name: name for name in params},
+        [
+            name if field.default is attrs.NOTHING else f"{name}={field.default!r}"
+            for name, field in fields.items()
+        ],
+        {name: name for name in fields},
         finish=False,
     )
     for kind in EVENT_CLASSES
-    for params in [[f.name for f in attrs.fields(kind) if f.name not in _SEALED]]
+    for fields in [{f.name: f for f in attrs.fields(kind) if f.name not in _SEALED}]
 }
 
 #: ``DRAFT[kind](at, *fields)``: a draft of an event, for ``Day.pending`` (O(1)). The hot

@@ -57,8 +57,11 @@ def status_problem(token: Token, holder: Desk, slot: Slot | None) -> str | None:
         return "has a completed_at: only a completed consultation has one"
     if status is TokenStatus.IN_CONSULTATION and holder.current != token.id:
         return f"doctor {token.doctor_id!r} is consulting {holder.current!r}"
-    if status.waiting and token.missed_calls == 0:
-        # Leaving or closing moves every waiting token out; only a missed call sends one back.
+    if holder.ended and (status.waiting or status is TokenStatus.WAITLISTED):
+        return f"waits for doctor {token.doctor_id!r}, whose day has ended"
+    if status is TokenStatus.BOOKED and token.missed_calls == 0:
+        # Leaving or closing moves every waiting token out; only a missed call sends one
+        # back (and a patient stepping out of a consultation, who is AWAY, then CHECKED_IN).
         if not holder.available:
             return (
                 f"waits in slot {token.slot_id!r} of doctor {token.doctor_id!r}, who is "
@@ -98,6 +101,11 @@ def check_touched(alloc: Allocator, touched: Touched) -> None:
                     f"doctor {doctor_id!r} is consulting {desk.current!r}, which is not a "
                     "token in consultation with them"
                 )
+        if desk.ended and (desk.current is not None or len(desk.waitlist)):
+            raise InvalidArgumentError(
+                f"doctor {doctor_id!r} has ended the day, yet has patients in consultation "
+                "or waitlisted"
+            )
         touched.slots.update(slot.id for slot in desk.slots)
     for token_id in sorted(touched.tokens):
         token = tokens[token_id]

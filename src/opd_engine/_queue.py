@@ -19,7 +19,7 @@ from sortedcontainers import SortedList as SortedList  # the others import it fr
 
 from ._check import require
 from ._undo import DETACHED, Undo
-from ._values import EMERGENCY, WAITLISTED, Priority, Source, Token
+from ._values import AWAY, EMERGENCY, WAITLISTED, Priority, Source, Token
 
 SEQ_BITS: Final = 40
 SEQ_MASK: Final = (1 << SEQ_BITS) - 1
@@ -71,8 +71,8 @@ class Waitlist:
         self._classes: dict[tuple[Source, Priority], SortedList[WaitKey]] = {}
         # Each class's first key (the same classes), kept as keys come and go.
         self._heads: dict[tuple[Source, Priority], WaitKey] = {}
-        # The keys of the tokens whose patients are present (checked_in_at set): idle-fill
-        # calls them.
+        # The keys of the tokens whose patients are present (checked in, and not AWAY):
+        # idle-fill calls them.
         self._present: SortedList[WaitKey] = SortedList()
         # How many of them are emergencies: read by every call, so a plain count.
         self.emergencies = 0
@@ -91,7 +91,7 @@ class Waitlist:
         """O(log n)."""
         key = token.priority << SEQ_BITS | token.seq
         self._ids[token.seq] = token.id
-        if token.checked_in_at is not None:
+        if token.checked_in_at is not None and token.status is not AWAY:
             self._present.add(key)
             if key < FIRST_NORMAL:
                 self.emergencies += 1
@@ -110,7 +110,7 @@ class Waitlist:
         """O(log n)."""
         key = token.priority << SEQ_BITS | token.seq
         del self._ids[token.seq]
-        if token.checked_in_at is not None:
+        if token.checked_in_at is not None and token.status is not AWAY:
             self._present.remove(key)
             if key < FIRST_NORMAL:
                 self.emergencies -= 1
@@ -125,7 +125,8 @@ class Waitlist:
             self._undo.record(self.add, token)
 
     def arrive(self, token: Token) -> None:
-        """A waitlisted patient is present now. O(log n)."""
+        """A waitlisted patient is present now (checked in, or back from stepping out).
+        O(log n)."""
         key = token.priority << SEQ_BITS | token.seq
         self._present.add(key)
         if key < FIRST_NORMAL:
@@ -201,13 +202,14 @@ class Waitlist:
             require(token is not None, "waitlist holds issued tokens", token_id)
             assert token is not None
             require(
-                (token.priority, token.seq, token.doctor_id, token.status, token.slot_id)
-                == (priority, seq, doctor_id, WAITLISTED, None),
+                (token.priority, token.seq, token.doctor_id, token.slot_id)
+                == (priority, seq, doctor_id, None)
+                and (token.status is WAITLISTED or token.status is AWAY),
                 "waitlist entries match their tokens",
                 token,
             )
             require(class_of[key] == (token.source, token.priority), "waitlist class index", token)
-            if token.checked_in_at is not None:
+            if token.checked_in_at is not None and token.status is not AWAY:
                 present.append(key)
         require(list(self._present) == present, "present-waitlist index", doctor_id)
         require(

@@ -408,8 +408,8 @@ class Slot:
         self._count(token, 1)
 
     def _arrive(self, token: Token, now: datetime) -> None:
-        """A booked token checked in: move its key from the booked to the checked-in list
-        and file it for calling. O(log n)."""
+        """A booked token checked in (or an AWAY one came back): move its key from the
+        booked to the checked-in list and file it for calling. O(log n)."""
         self._index.file(token, now)  # first: a user's ordering may fail or refuse its key
         key = token.priority << SEQ_BITS | token.seq
         self._absent.remove(key)
@@ -429,6 +429,33 @@ class Slot:
         if protected:
             self._protected_arrived.remove(key)
             self._protected_absent.add(key)
+
+    def _depart(self, token: Token) -> None:
+        """A checked-in token stepped out (``token`` as it was, CHECKED_IN): it keeps its
+        place and key but is no longer filed for calling; it stands with the booked tokens
+        at its triaged priority. O(log n)."""
+        filed = self._index.unfile(token)
+        key = token.priority << SEQ_BITS | token.seq
+        keys = self._absent
+        if keys is NO_KEYS:
+            keys = self._absent = SortedList()
+        keys.add(key)
+        protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
+        if protected:
+            self._protected_arrived.remove(key)
+            if self._protected_absent is NO_KEYS:
+                self._protected_absent = SortedList()
+            self._protected_absent.add(key)
+        if self._undo.recording:
+            self._undo.record(self._undo_depart, token, key, filed, protected)
+
+    def _undo_depart(self, token: Token, key: WaitKey, filed: Filed, protected: bool) -> None:
+        """Undo :meth:`_depart`. O(log n)."""
+        self._absent.remove(key)
+        if protected:
+            self._protected_absent.remove(key)
+            self._protected_arrived.add(key)
+        self._index.refile(token, filed)
 
     def _set_capacity(self, capacity: int) -> None:
         """O(1)."""

@@ -5,7 +5,8 @@ The format (version 3)::
     {"format": "opd-engine/snapshot", "version": 3, "seq": <last seq issued>,
      "allocator_version": <Allocator.version>,
      "doctors": [{"id", "name", "department", "consult_minutes", "issued",
-                  "delay_minutes", "available", "current"}],
+                  "delay_minutes", "available", "current",
+                  "paused" (only when true), "ended" (only when true)}],
      "slots":   [{"id", "doctor_id", "start", "end", "capacity", "closed", "elastic"}],
      "tokens":  [{<every Token field>}]}
 
@@ -80,6 +81,9 @@ def dump(alloc: Allocator) -> dict[str, Any]:
                 "delay_minutes": int(desk.delay / timedelta(minutes=1)),
                 "available": desk.available,
                 "current": desk.current,
+                # Written only when set, so that a day without them is written as before.
+                **({"paused": True} if desk.paused else {}),
+                **({"ended": True} if desk.ended else {}),
             }
         )
         slots.extend(
@@ -154,6 +158,8 @@ def _fill(alloc: Allocator, root: Reader) -> None:
         desk.delay = timedelta(minutes=item.count("delay_minutes", 0, MAX_MINUTES))
         desk.available = item.typed("available", bool)
         desk.current = item.maybe_ident("current")
+        desk.paused = "paused" in item.data and item.typed("paused", bool)
+        desk.ended = "ended" in item.data and item.typed("ended", bool)
     slots = day.slots
     first: Slot | None = None
     for item in root.items("slots"):

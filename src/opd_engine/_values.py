@@ -67,9 +67,12 @@ class TokenStatus(Enum):
     """Where a token is in its life.
 
     ``BOOKED`` (has a slot, patient not arrived), ``WAITLISTED`` (no slot yet),
-    ``CHECKED_IN`` (has a slot, patient present), ``IN_CONSULTATION``, and the terminal
-    states ``COMPLETED``, ``CANCELLED`` and ``NO_SHOW`` (a no-show may still arrive late and
-    be re-queued).
+    ``CHECKED_IN`` (has a slot, patient present), ``IN_CONSULTATION``, ``AWAY`` (present
+    today and holding its place, but out of the waiting room: sent for a test, stepped out;
+    :meth:`~opd_engine.Allocator.step_out`), and the terminal states ``COMPLETED``,
+    ``CANCELLED``, ``NO_SHOW`` (a no-show may still arrive late and be re-queued) and
+    ``UNSEEN`` (present but not seen when the doctor's day ended:
+    :meth:`~opd_engine.Allocator.end_day`).
     """
 
     BOOKED = "booked"
@@ -79,17 +82,21 @@ class TokenStatus(Enum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     NO_SHOW = "no_show"
+    AWAY = "away"
+    UNSEEN = "unseen"
 
     __hash__ = object.__hash__  # identity, as for Source: C-level, agrees with ``==``
 
     @property
     def waiting(self) -> bool:
-        """True for ``BOOKED`` and ``CHECKED_IN``: the token waits in a slot's queue. O(1)."""
-        return self is TokenStatus.BOOKED or self is TokenStatus.CHECKED_IN
+        """True for ``BOOKED``, ``CHECKED_IN`` and ``AWAY``: the token waits for its turn in
+        a slot's queue (an ``AWAY`` token sent on to a waitlist waits there). O(1)."""
+        return self in WAITING
 
     @property
     def active(self) -> bool:
-        """True until the token reaches ``COMPLETED``, ``CANCELLED`` or ``NO_SHOW``. O(1)."""
+        """True until the token reaches ``COMPLETED``, ``CANCELLED``, ``NO_SHOW`` or
+        ``UNSEEN``. O(1)."""
         return self not in ENDED
 
 
@@ -104,18 +111,21 @@ IN_CONSULTATION: Final = TokenStatus.IN_CONSULTATION
 COMPLETED: Final = TokenStatus.COMPLETED
 CANCELLED: Final = TokenStatus.CANCELLED
 NO_SHOW: Final = TokenStatus.NO_SHOW
+AWAY: Final = TokenStatus.AWAY
+UNSEEN: Final = TokenStatus.UNSEEN
 
 # The status groups, defined here once (``TokenStatus.active`` and ``.waiting`` read them).
 #: Terminal: the token holds nothing any more (a no-show may still arrive late).
-ENDED: Final = frozenset({COMPLETED, CANCELLED, NO_SHOW})
-#: Waiting in a slot's queue.
-WAITING: Final = frozenset({BOOKED, CHECKED_IN})
+ENDED: Final = frozenset({COMPLETED, CANCELLED, NO_SHOW, UNSEEN})
+#: Waiting for its turn in a slot's queue (an AWAY token may wait on a waitlist instead:
+#: its ``slot_id`` says where).
+WAITING: Final = frozenset({BOOKED, CHECKED_IN, AWAY})
 #: What ``cancel`` (and a reschedule or a reassignment) may take: a token not yet called.
-CANCELLABLE: Final = frozenset({BOOKED, CHECKED_IN, WAITLISTED})
+CANCELLABLE: Final = frozenset({BOOKED, CHECKED_IN, WAITLISTED, AWAY})
 #: Called by the doctor: in consultation or done.
 CALLED: Final = frozenset({IN_CONSULTATION, COMPLETED})
-#: The patient has arrived and not left.
-ARRIVED: Final = frozenset({CHECKED_IN, IN_CONSULTATION, COMPLETED})
+#: The patient has arrived (and may have stepped out since, or not been seen).
+ARRIVED: Final = frozenset({CHECKED_IN, IN_CONSULTATION, COMPLETED, AWAY, UNSEEN})
 #: Holding a place in a slot.
 IN_A_SLOT: Final = frozenset({BOOKED, CHECKED_IN, IN_CONSULTATION, COMPLETED})
 

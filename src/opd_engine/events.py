@@ -23,9 +23,12 @@ import attrs
 from ._values import Doctor, Priority, Token
 
 __all__ = [
+    "DayEnded",
     "DoctorAdded",
     "DoctorAvailable",
     "DoctorDelayed",
+    "DoctorPaused",
+    "DoctorResumed",
     "DoctorUnavailable",
     "Event",
     "MoveReason",
@@ -39,10 +42,13 @@ __all__ = [
     "TokenCancelled",
     "TokenCheckedIn",
     "TokenCompleted",
+    "TokenDue",
     "TokenEvent",
     "TokenMoved",
     "TokenNoShow",
     "TokenRetriaged",
+    "TokenSteppedOut",
+    "TokenUnseen",
     "TokenWaitlisted",
 ]
 
@@ -150,7 +156,11 @@ class TokenCheckedIn(TokenEvent):
 @final
 @attrs.frozen(kw_only=True)
 class TokenCalled(TokenEvent):
-    """The doctor called the patient in (``IN_CONSULTATION``)."""
+    """The doctor called the patient in (``IN_CONSULTATION``): ``out_of_turn`` is True when
+    the desk chose the patient (:meth:`Allocator.call`), False for
+    :meth:`Allocator.call_next`."""
+
+    out_of_turn: bool = False
 
 
 @final
@@ -162,7 +172,11 @@ class TokenCompleted(TokenEvent):
 @final
 @attrs.frozen(kw_only=True)
 class TokenCancelled(TokenEvent):
-    """The token was cancelled; its place, if any, was reallocated."""
+    """The token was cancelled; its place, if any, was reallocated. ``reason`` is the
+    desk's (:meth:`Allocator.cancel`), empty if none was given; :meth:`Allocator.end_day`
+    gives ``"day ended"`` for the absent waitlisted patients it cancels."""
+
+    reason: str = ""
 
 
 @final
@@ -237,6 +251,54 @@ class SlotAdded(Event):
 
 @final
 @attrs.frozen(kw_only=True)
+class TokenSteppedOut(TokenEvent):
+    """The patient left the waiting room but keeps their place (``AWAY``): sent for a test,
+    stepped out (:meth:`Allocator.step_out`)."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenUnseen(TokenEvent):
+    """The patient was present but not seen when the doctor's day ended (``UNSEEN``,
+    :meth:`Allocator.end_day`)."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TokenDue(TokenEvent):
+    """The patient's turn is near: ``ahead`` patients are to be called before them
+    (``Policies.notify_within``)."""
+
+    ahead: int
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DoctorPaused(Event):
+    """The doctor stepped away for a while (:meth:`Allocator.pause`): nobody is called."""
+
+    doctor_id: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DoctorResumed(Event):
+    """The doctor is back from a pause (:meth:`Allocator.resume`)."""
+
+    doctor_id: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DayEnded(Event):
+    """The doctor's day closed (:meth:`Allocator.end_day`): every slot closed, nobody is
+    called any more."""
+
+    doctor_id: str
+
+
+@final
+@attrs.frozen(kw_only=True)
 class PlacesGranted(Event):
     """A slot was granted places past its capacity policy: by the idle-fill rule (a present
     waitlisted patient called into a full slot) or to an emergency lowered to another
@@ -259,6 +321,9 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     TokenNoShow,
     TokenRetriaged,
     TokenCallMissed,
+    TokenSteppedOut,
+    TokenUnseen,
+    TokenDue,
     SlotAdded,
     SlotResized,
     SlotClosed,
@@ -267,4 +332,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     DoctorDelayed,
     DoctorUnavailable,
     DoctorAvailable,
+    DoctorPaused,
+    DoctorResumed,
+    DayEnded,
 )
