@@ -65,6 +65,7 @@ from .policies import (
     Policies,
     Reallocation,
     ReallocationPolicy,
+    Reserve,
     SourceQuota,
     StrictPriority,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "Priority",
     "Reallocation",
     "ReallocationPolicy",
+    "Reserve",
     "Slot",
     "SlotAdded",
     "SlotClosed",
