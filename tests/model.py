@@ -42,6 +42,7 @@ from opd_engine import (
     Policies,
     Priority,
     Reallocation,
+    Reserve,
     Slot,
     SlotAdded,
     SlotClosed,
@@ -105,6 +106,8 @@ class Combo:
     on_delay: OnDelay = OnDelay.SHIFT
     no_show_rate: str | None = None  # Overbooking, as the decimal written
     quotas: tuple[tuple[Source, int], ...] = ()  # SourceQuota
+    reserve: tuple[tuple[Source, int], ...] = ()  # Reserve
+    release_before: timedelta = timedelta(minutes=30)  # Reserve
     duplicates: Duplicates = Duplicates.PER_DOCTOR
     max_missed_calls: int = 2
 
@@ -233,6 +236,22 @@ COMBOS = {
             quotas=((Source.ONLINE, 1), (Source.WALK_IN, 2)),
             duplicates=Duplicates.ONE,
             max_missed_calls=1,
+        ),
+        Combo(
+            "reserve",
+            lambda: Policies(
+                capacity=Reserve(
+                    {Source.WALK_IN: 2, Source.PAID: 1}, release_before=timedelta(minutes=10)
+                ),
+                on_full=OnFull.WAITLIST,
+                emergency=EmergencyOverride(max_overflow=1),
+                duplicates=Duplicates.PER_DEPARTMENT,
+            ),
+            on_full=OnFull.WAITLIST,
+            max_overflow=1,
+            reserve=((Source.WALK_IN, 2), (Source.PAID, 1)),
+            release_before=timedelta(minutes=10),
+            duplicates=Duplicates.PER_DEPARTMENT,
         ),
         Combo(
             "tight",
@@ -420,8 +439,10 @@ class Model:
         return len(self.holders(slot)) < self.combo.limit(slot.capacity)
 
     def admits(self, slot: MSlot, source: Source) -> bool:
-        """A free place, and the source under its quota."""
+        """A free place, the source under its quota, and no place kept for another channel."""
         if not self.room(slot):
+            return False
+        if not self.reserve_admits(slot, source):
             return False
         quota = dict(self.combo.quotas).get(source)
         if quota is None:
@@ -432,6 +453,35 @@ class Model:
             if t.source is source and t.priority is not Priority.EMERGENCY
         ]
         return len(held) < quota
+
+    def reserve_admits(self, slot: MSlot, source: Source) -> bool:
+        """DESIGN.md section 10, **Reserved places**: "the channel's own tokens in the slot use
+        its reserve first; another channel's token is admitted only while the slot's occupancy
+        stays below capacity minus the unused reserve, before ``slot.start - release_before``;
+        from that instant on (inclusive), any channel may take any place." Places beyond the
+        capacity are cut in ``Source``'s declared order (the library's documented rule)."""
+        if not self.combo.reserve or self.now >= slot.start - self.combo.release_before:
+            return True
+        wanted = dict(self.combo.reserve)
+        kept: dict[Source, int] = {}
+        left = slot.capacity
+        for channel in Source:
+            kept[channel] = min(wanted.get(channel, 0), left)
+            left -= kept[channel]
+        held = {
+            channel: len(
+                [
+                    t
+                    for t in self.holders(slot)
+                    if t.source is channel and t.priority is not Priority.EMERGENCY
+                ]
+            )
+            for channel in Source
+        }
+        if held[source] < kept[source]:
+            return True
+        unused = sum(max(0, kept[channel] - held[channel]) for channel in Source)
+        return len(self.holders(slot)) < slot.capacity - unused
 
     def first_with_room(
         self, doctor_id: str, source: Source, after: MSlot | None = None

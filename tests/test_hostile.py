@@ -45,6 +45,7 @@ from opd_engine import (
     Policies,
     Priority,
     Reallocation,
+    Reserve,
     Slot,
     SlotClosedError,
     Source,
@@ -720,6 +721,26 @@ CONSTRUCTOR_ROWS: list[Row] = [
     ),
     ("SourceQuota-float", make(SourceQuota, {Source.ONLINE: 1.5}), InvalidArgumentError, "quotas"),
     ("SourceQuota-bool", make(SourceQuota, {Source.ONLINE: True}), InvalidArgumentError, "quotas"),
+    # Reserve
+    ("Reserve-None", make(Reserve, None), InvalidArgumentError, "places"),
+    ("Reserve-list", make(Reserve, [(Source.WALK_IN, 1)]), InvalidArgumentError, "places"),
+    ("Reserve-str-key", make(Reserve, {"WALK_IN": 1}), InvalidArgumentError, "places"),
+    ("Reserve-priority-key", make(Reserve, {Priority.PAID: 1}), InvalidArgumentError, "places"),
+    ("Reserve-negative", make(Reserve, {Source.WALK_IN: -1}), InvalidArgumentError, "places"),
+    ("Reserve-float", make(Reserve, {Source.WALK_IN: 1.5}), InvalidArgumentError, "places"),
+    ("Reserve-bool", make(Reserve, {Source.WALK_IN: True}), InvalidArgumentError, "places"),
+    (
+        "Reserve-release-negative",
+        make(Reserve, {}, release_before=timedelta(minutes=-1)),
+        InvalidArgumentError,
+        "release_before",
+    ),
+    (
+        "Reserve-release-int",
+        make(Reserve, {}, release_before=30),
+        InvalidArgumentError,
+        "release_before",
+    ),
     # EmergencyOverride
     (
         "EmergencyOverride-negative",
@@ -954,6 +975,12 @@ HUGE_ROWS: list[tuple[str, Callable[[], tuple[Allocator, Clock]], str, bool]] = 
         "SourceQuota",
         lambda: huge_day(Policies(capacity=SourceQuota({Source.ONLINE: HUGE}))),
         "quotas",
+        True,
+    ),
+    (
+        "Reserve",
+        lambda: huge_day(Policies(capacity=Reserve({Source.WALK_IN: HUGE}))),
+        "places",
         True,
     ),
     (
@@ -1211,6 +1238,11 @@ CONSTRUCTORS: dict[str, tuple[Callable[..., Any], dict[str, object], Callable[[A
     "SourceQuota": (
         SourceQuota,
         {"quotas": {Source.ONLINE: 1}},
+        lambda p: use_policies(Policies(capacity=p)),
+    ),
+    "Reserve": (
+        Reserve,
+        {"places": {Source.WALK_IN: 1}, "release_before": timedelta(minutes=30)},
         lambda p: use_policies(Policies(capacity=p)),
     ),
     "EmergencyOverride": (

@@ -42,6 +42,7 @@ from opd_engine import (
     Policies,
     Priority,
     Reallocation,
+    Reserve,
     Slot,
     SlotAdded,
     Source,
@@ -81,6 +82,10 @@ POLICIES = {
     "accumulating-quota": Policies(
         ordering=AccumulatingPriority(),
         capacity=SourceQuota({Source.ONLINE: 1}),
+        on_full=OnFull.WAITLIST,
+    ),
+    "reserve-waitlist": Policies(
+        capacity=Reserve({Source.WALK_IN: 2, Source.PAID: 1}, release_before=timedelta(minutes=20)),
         on_full=OnFull.WAITLIST,
     ),
     "overbooking-strict-fill": Policies(

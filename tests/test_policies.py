@@ -31,6 +31,7 @@ from opd_engine import (
     Priority,
     Reallocation,
     ReallocationPolicy,
+    Reserve,
     Slot,
     SlotFullError,
     Source,
@@ -83,12 +84,13 @@ def test_shipped_policies_fit_their_protocols() -> None:
     hard: CapacityPolicy = HardLimit()
     overbooking: CapacityPolicy = Overbooking(0.1)
     quota: CapacityPolicy = SourceQuota({ONLINE: 2})
+    reserve: CapacityPolicy = Reserve({WALK_IN: 2})
     emergency: EmergencyPolicy = EmergencyOverride()
     reallocation: ReallocationPolicy = Reallocation()
     strict: OrderingPolicy = StrictPriority()
     aging: OrderingPolicy = Aging()
     accumulating: OrderingPolicy = AccumulatingPriority()
-    assert all(isinstance(p, CapacityPolicy) for p in (hard, overbooking, quota))
+    assert all(isinstance(p, CapacityPolicy) for p in (hard, overbooking, quota, reserve))
     assert isinstance(emergency, EmergencyPolicy)
     assert isinstance(reallocation, ReallocationPolicy)
     assert all(isinstance(p, OrderingPolicy) for p in (strict, aging, accumulating))

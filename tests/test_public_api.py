@@ -36,6 +36,7 @@ from opd_engine import (
     Policies,
     Priority,
     Reallocation,
+    Reserve,
     SlotFullError,
     Source,
     SourceQuota,
@@ -90,7 +91,7 @@ def test_contract_names_are_exported() -> None:
         "UnknownTokenError", "SlotFullError", "SlotClosedError", "DuplicateBookingError",
         "InvalidTransitionError", "MoveReason", "TokenBooked", "TokenWaitlisted", "TokenMoved",
         "TokenCheckedIn", "TokenCalled", "TokenCompleted", "TokenCancelled", "TokenNoShow",
-        "SlotResized", "DoctorDelayed", "DoctorUnavailable",
+        "SlotResized", "DoctorDelayed", "DoctorUnavailable", "Reserve",
     }  # fmt: skip
     assert contract <= set(opd_engine.__all__)
 
@@ -233,6 +234,7 @@ POLICIES = [
     HardLimit(),
     Overbooking(0.25),
     SourceQuota({Source.ONLINE: 2, Source.PAID: 1}),
+    Reserve({Source.WALK_IN: 2, Source.PAID: 1}, release_before=timedelta(minutes=45)),
     EmergencyOverride(max_overflow=1),
     Reallocation(pull_forward=False, max_moves=3),
     StrictPriority(),

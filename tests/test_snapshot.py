@@ -38,6 +38,7 @@ from opd_engine import (
     Policies,
     Priority,
     Reallocation,
+    Reserve,
     Slot,
     Source,
     SourceQuota,
@@ -798,6 +799,10 @@ POLICIES = (
         reallocation=Reallocation(fill_idle=False, max_moves=1),
         duplicates=Duplicates.PER_DEPARTMENT,
         max_missed_calls=1,
+    ),
+    Policies(
+        capacity=Reserve({Source.WALK_IN: 2}, release_before=timedelta(minutes=45)),
+        on_full=OnFull.NEXT_SLOT,
     ),
 )
 # (the zone, the day's first slot start): naive, a fixed offset, and New York's fall-back

@@ -64,6 +64,7 @@ from opd_engine import (
     Overbooking,
     Policies,
     Priority,
+    Reserve,
     Slot,
     SlotFullError,
     Source,
@@ -672,6 +673,10 @@ class AccumulatingMachine(AllocatorMachine):
     combo = COMBOS["accumulating"]
 
 
+class ReserveMachine(AllocatorMachine):
+    combo = COMBOS["reserve"]
+
+
 class TightMachine(AllocatorMachine):
     combo = COMBOS["tight"]
 
@@ -698,6 +703,7 @@ TestWaitlistMachine = WaitlistMachine.TestCase
 TestNextSlotMachine = NextSlotMachine.TestCase
 TestBoundedEmergencyMachine = BoundedEmergencyMachine.TestCase
 TestAccumulatingMachine = AccumulatingMachine.TestCase
+TestReserveMachine = ReserveMachine.TestCase
 TestTightMachine = TightMachine.TestCase
 TestOverbookingMachine = OverbookingMachine.TestCase
 TestQuotaMachine = QuotaMachine.TestCase
@@ -709,6 +715,7 @@ TestWaitlistMachine.settings = MACHINE_SETTINGS
 TestNextSlotMachine.settings = MACHINE_SETTINGS
 TestBoundedEmergencyMachine.settings = MACHINE_SETTINGS
 TestAccumulatingMachine.settings = MACHINE_SETTINGS
+TestReserveMachine.settings = MACHINE_SETTINGS
 TestTightMachine.settings = MACHINE_SETTINGS
 TestOverbookingMachine.settings = MACHINE_SETTINGS
 TestQuotaMachine.settings = MACHINE_SETTINGS
@@ -788,6 +795,12 @@ PROPERTY_COMBOS = [
     *(pytest.param(combo.policies, id=name) for name, combo in COMBOS.items()),
     pytest.param(lambda: Policies(capacity=Overbooking(0.2)), id="overbooking_reject"),
     pytest.param(lambda: Policies(capacity=SourceQuota({Source.ONLINE: 1})), id="source_quota"),
+    pytest.param(
+        lambda: Policies(
+            capacity=Reserve({Source.WALK_IN: 5, Source.ONLINE: 1}, release_before=timedelta(0))
+        ),
+        id="reserve_over_capacity",
+    ),
 ]
 
 PROPERTY_SETTINGS = settings(

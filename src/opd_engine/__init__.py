@@ -71,6 +71,7 @@ from .policies import (
     Policies,
     Reallocation,
     ReallocationPolicy,
+    Reserve,
     SourceQuota,
     StrictPriority,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "Priority",
     "Reallocation",
     "ReallocationPolicy",
+    "Reserve",
     "Slot",
     "SlotAdded",
     "SlotClosed",

@@ -1509,7 +1509,8 @@ class Allocator:
     # ================================================================ internals
 
     def _now(self, aware: bool | None = None) -> datetime:
-        """Read the clock once, checking it matches the slots' awareness. O(1)."""
+        """Read the clock once, checking it matches the slots' awareness; it becomes the
+        day's time of the call in progress (``Day.now``). O(1)."""
         try:
             now = self._clock()
         except Exception as error:
@@ -1531,6 +1532,7 @@ class Allocator:
                 raise InvalidArgumentError(
                     f"clock must return aware datetimes like the slots, got {now!r}"
                 )
+            self._day.now = now
             return now
         # The standard library's zones (not a subclass) give every datetime an offset.
         if type(zone) is not timezone and type(zone) is not ZoneInfo:
@@ -1546,6 +1548,7 @@ class Allocator:
             raise InvalidArgumentError(
                 f"clock must return naive datetimes like the slots, got {now!r}"
             )
+        self._day.now = now  # the time of the call in progress, for a Reserve (see Day)
         return now
 
     # The lookups by id: a plain str is looked up as it is (an id that is not well formed

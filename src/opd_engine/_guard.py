@@ -31,6 +31,7 @@ from .policies import (
     Policies,
     Reallocation,
     ReallocationPolicy,
+    Reserve,
     SourceQuota,
     StrictPriority,
 )
@@ -47,6 +48,7 @@ _SHIPPED: frozenset[type] = frozenset(
         HardLimit,
         Overbooking,
         SourceQuota,
+        Reserve,
         EmergencyOverride,
         Reallocation,
         StrictPriority,

@@ -26,6 +26,8 @@ from ._undo import DETACHED, Undo
 from ._values import (
     EMERGENCY,
     Doctor,
+    Priority,
+    Source,
     Token,
     copy_token,
 )
@@ -40,7 +42,7 @@ from .events import (
     TokenMoved,
     TokenWaitlisted,
 )
-from .policies import Duplicates, HardLimit, Policies
+from .policies import Duplicates, HardLimit, Policies, Reserve
 
 if TYPE_CHECKING:
     from ._desk import Desk
@@ -93,6 +95,34 @@ class Subscription:
 
 
 @final
+class ReserveNow:
+    """A day's :class:`~opd_engine.Reserve`, asked at the time of the call in progress.
+
+    :class:`~opd_engine.CapacityPolicy` gives ``admits`` no time, and a reserve needs one
+    (its places are released at ``slot.start - release_before``). The day therefore asks
+    its reserve through this adapter, which passes ``Day.now``: the allocator's one reading
+    of its clock for the call. Policies of the user's own keep the Protocol as it is.
+    """
+
+    __slots__ = ("day", "policy")
+
+    def __init__(self, policy: Reserve, day: Day) -> None:
+        self.policy = policy
+        self.day = day
+
+    def limit(self, capacity: int) -> int:
+        """As the reserve's. O(1)."""
+        return self.policy.limit(capacity)
+
+    def admits(self, slot: Slot, source: Source, priority: Priority) -> bool:
+        """The reserve's answer at ``Day.now``. O(channels)."""
+        return self.policy.admits(slot, source, priority, self.day.now)
+
+    def __repr__(self) -> str:
+        return repr(self.policy)
+
+
+@final
 @attrs.define(eq=False)
 class Day:
     """What every desk of one allocator shares: one OPD day's tokens and counters."""
@@ -124,6 +154,15 @@ class Day:
     lock: threading.RLock = attrs.field(factory=threading.RLock)
     # The capacity policy is the shipped HardLimit: admits() is then inlined.
     hard_limit: bool = attrs.field(init=False)
+    # The time of the call in progress: the allocator's one reading of its clock for the
+    # call (None before the first). A capacity policy that needs it reads it through the
+    # day (ReserveNow).
+    now: datetime | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        capacity = self.policies.capacity
+        if type(capacity) is Reserve:
+            self.policies = attrs.evolve(self.policies, capacity=ReserveNow(capacity, self))
 
     @hard_limit.default
     def _is_hard_limit(self) -> bool:

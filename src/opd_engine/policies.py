@@ -4,7 +4,7 @@ There are four kinds, each a :class:`typing.Protocol` whose docstring is the spe
 implementation must meet:
 
 * :class:`CapacityPolicy`: how many non-emergency tokens a slot admits
-  (:class:`HardLimit`, :class:`Overbooking`, :class:`SourceQuota`);
+  (:class:`HardLimit`, :class:`Overbooking`, :class:`SourceQuota`, :class:`Reserve`);
 * :class:`EmergencyPolicy`: how far emergencies may overflow a slot
   (:class:`EmergencyOverride`);
 * :class:`ReallocationPolicy`: how a freed place is refilled (:class:`Reallocation`);
@@ -52,6 +52,7 @@ __all__ = [
     "Policies",
     "Reallocation",
     "ReallocationPolicy",
+    "Reserve",
     "SourceQuota",
     "StrictPriority",
 ]
@@ -176,6 +177,124 @@ class SourceQuota:
             return False
         cap = self.quotas.get(source)
         return cap is None or slot.held_by(source) < cap
+
+
+def _freeze_places(value: object) -> Mapping[Source, int]:
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"places must be a mapping of Source to int, got places={value!r}"
+        )
+    places: dict[Source, int] = {}
+    for source, count in value.items():
+        check_enum("places key", source, Source)
+        places[source] = check_int(f"places[{source}]", count, minimum=0)
+    return FrozenMap(places)
+
+
+def _check_release(instance: object, attribute: Any, value: object) -> None:
+    if (
+        not isinstance(value, timedelta)
+        or value < timedelta(0)
+        or value > timedelta(minutes=MAX_MINUTES)
+    ):
+        raise InvalidArgumentError(
+            f"release_before must be a timedelta >= 0 and <= 1 day, got release_before={value!r}"
+        )
+
+
+@final
+@attrs.frozen
+class Reserve:
+    """Places kept for a channel until shortly before the slot:
+    ``Reserve({Source.WALK_IN: 2}, release_before=timedelta(minutes=30))``.
+
+    ``places`` maps a :class:`~opd_engine.Source` to the number of places in every slot kept
+    for that channel, within the slot's capacity (see :meth:`kept`). The channel's own
+    tokens in the slot use its reserve first; another channel's token is admitted only while
+    the slot's occupancy stays below ``capacity`` minus the unused reserve (the kept places
+    not yet held by their channel's non-emergency tokens), until ``slot.start -
+    release_before``. From that instant on (inclusive) the slot admits any channel up to its
+    capacity, as :class:`HardLimit` does. The instant is compared in real time (in UTC for
+    aware datetimes). A channel's tokens beyond its reserve compete for the unreserved
+    places like anyone else's; emergencies never ask a capacity policy, but the places they
+    hold count in the occupancy.
+
+    An allocator asks :meth:`admits` at the time of the call in progress: the one reading
+    of its clock that the call's every decision uses. ``release_before`` is a timedelta in
+    ``[0, 1 day]``; a count must be an int >= 0 (an ``int`` subclass is kept as the plain
+    int); otherwise :class:`~opd_engine.InvalidArgumentError`. O(1): at most one step per
+    channel.
+    """
+
+    places: Mapping[Source, int] = attrs.field(converter=_freeze_places)
+    release_before: timedelta = attrs.field(default=timedelta(minutes=30), validator=_check_release)
+    # The channels with places, in Source's declared order (the order kept() caps them in).
+    _order: tuple[tuple[Source, int], ...] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        places = self.places
+        order = tuple((source, places[source]) for source in Source if places.get(source, 0) > 0)
+        object.__setattr__(self, "_order", order)
+
+    def limit(self, capacity: int) -> int:
+        """``capacity`` itself: the reserve decides who takes a place, not how many. O(1)."""
+        return capacity
+
+    def kept(self, capacity: int) -> Mapping[Source, int]:
+        """The places kept for each channel in a slot of ``capacity``. O(channels).
+
+        Where the places exceed the capacity, the whole capacity is reserved: the channels
+        are served in :class:`~opd_engine.Source`'s declared order (``ONLINE``,
+        ``WALK_IN``, ``PAID``, ``FOLLOW_UP``), each keeping its places or what the channels
+        before it left of the capacity, whichever is smaller. ``Reserve({WALK_IN: 3, PAID:
+        2}).kept(4)`` is ``{WALK_IN: 3, PAID: 1}``. Channels keeping nothing are left out.
+        """
+        kept: dict[Source, int] = {}
+        left = capacity
+        for source, places in self._order:
+            if left <= 0:
+                break
+            kept[source] = places if places < left else left
+            left -= kept[source]
+        return kept
+
+    def released(self, slot: Slot, now: datetime) -> bool:
+        """Whether ``now`` is at or past the release, ``slot.start - release_before``, when
+        any channel may take any place. Compared in real time (UTC for aware datetimes).
+        O(1)."""
+        return utc(now) >= utc(slot.start) - self.release_before
+
+    def admits(
+        self, slot: Slot, source: Source, priority: Priority, now: datetime | None = None
+    ) -> bool:
+        """Whether ``slot`` admits one more non-emergency token of ``source`` at ``now``.
+        O(channels).
+
+        False once the slot is full (``occupancy >= capacity``). From the release on, True
+        otherwise. Before it: True while ``source`` holds fewer places than :meth:`kept`
+        gives it; else True while ``occupancy < capacity - unused``, the unused reserve
+        being the sum over the channels of ``max(0, kept - held_by(channel))``. Without
+        ``now`` (a call from outside an allocator) the release is taken as not yet come.
+        """
+        occupancy = slot.occupancy
+        capacity = slot.capacity
+        if occupancy >= capacity:
+            return False
+        if now is not None and self.released(slot, now):
+            return True
+        left = capacity
+        unused = 0
+        for channel, places in self._order:
+            if left <= 0:
+                break
+            kept = places if places < left else left
+            left -= kept
+            held = slot.held_by(channel)
+            if held < kept:
+                if channel is source:
+                    return True  # its own reserve first
+                unused += kept - held
+        return occupancy < capacity - unused
 
 
 # --------------------------------------------------------------------------- emergency
