@@ -385,6 +385,8 @@ class _Replay:
             self.day.slots[token.slot_id]._release(token)  # type: ignore[index]
         if token.status is TokenStatus.IN_CONSULTATION and desk.current == token.id:
             desk.set_current(None)
+        if token.status is TokenStatus.COMPLETED:
+            desk.learn(token, -1)
 
     def enter(
         self, token: Token, desk: Desk, slot: Slot | None, at: datetime, *, keep_place: bool
@@ -401,6 +403,8 @@ class _Replay:
                 if desk.current is not None and desk.current != token.id:
                     raise self.fail(f"doctor {desk.doctor.id!r} is already seeing {desk.current!r}")
                 desk.set_current(token.id)
+            elif token.status is TokenStatus.COMPLETED:
+                desk.learn(token)
 
 
 def as_events(events: object) -> list[Event]:
