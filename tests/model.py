@@ -635,9 +635,7 @@ class Model:
         emergency = token.priority is Priority.EMERGENCY
 
         def urgent(slot: MSlot) -> int:
-            return sum(
-                1 for i in queues[slot.id] if self.tokens[i].priority is Priority.EMERGENCY
-            )
+            return sum(1 for i in queues[slot.id] if self.tokens[i].priority is Priority.EMERGENCY)
 
         present = [t for t in self.waitlist(doctor_id) if t.checked_in_at is not None]
         before = sum(1 for t in present if rank(t) < rank(token))
