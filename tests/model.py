@@ -626,11 +626,16 @@ class Model:
         step = timedelta(minutes=length)
         delay = timedelta(minutes=doctor.delay_minutes)
         free = self.now
+        started = any(
+            t.doctor_id == doctor_id and t.status == "COMPLETED" and t.called_at is not None
+            for t in self.tokens.values()
+        )
         for other in self.tokens.values():
             if other.doctor_id == doctor_id and other.status == "IN_CONSULTATION":
                 assert other.called_at is not None
                 elapsed = (self.now - other.called_at).total_seconds() / 60
                 free = self.now + timedelta(minutes=max(length - elapsed, 0.25 * length))
+                started = True
         slots = self.slots_of(doctor_id)
         emergency = token.priority is Priority.EMERGENCY
 
@@ -666,7 +671,9 @@ class Model:
         for slot in slots[:index]:
             if queues[slot.id]:
                 at = max(at, slot.start + delay) + len(queues[slot.id]) * step
-        return max(at, own.start + delay) + within * step
+        # A present patient of a doctor who has started is called once the doctor is free.
+        gate = at if started and token.checked_in_at is not None else own.start + delay
+        return max(at, gate) + within * step
 
     # ---------------------------------------------------------------- changing
 

@@ -62,9 +62,13 @@ OVERRUN: Final = 0.25
 #: Standard deviations of the window before and after the likely time.
 LOW_Z: Final = 1.3
 HIGH_Z: Final = 1.3
-#: Learned lengths added on each side of the window.
-MARGIN: Final = 0.5
+#: Learned lengths added before and after the window.
+MARGIN_LOW: Final = 0.5
+MARGIN_HIGH: Final = 0.5
 
+#: Whether estimates learn the length (off: the doctor's ``consult_minutes`` throughout).
+#: A switch for the comparison in the docs (``docs/_scripts/estimates.py``), not an option.
+LEARNING = True
 _MINUTE: Final = timedelta(minutes=1)
 _MICROS_PER_MINUTE: Final = 60_000_000
 
@@ -105,6 +109,9 @@ class Learned(NamedTuple):
         return math.sqrt(
             (PRIOR_WEIGHT * prior_variance + deviations) / (PRIOR_WEIGHT + self.consults)
         )
+
+
+_NOTHING: Final = Learned()
 
 
 def consultation_micros(token: Token) -> int | None:
@@ -169,7 +176,7 @@ def estimate(desk: Desk, token: Token, now: datetime) -> WaitEstimate:
     """The :class:`WaitEstimate` of waiting or waitlisted ``token`` of ``desk``'s doctor
     at ``now``. O(log n + s) for the doctor's s slots. Changes nothing."""
     tokens = desk.day.tokens
-    learned = desk.learned
+    learned = desk.learned if LEARNING else _NOTHING
     prior = float(desk.doctor.consult_minutes)
     length = learned.mean(prior)
     step = length * _MINUTE
@@ -186,6 +193,10 @@ def estimate(desk: Desk, token: Token, now: datetime) -> WaitEstimate:
             free = clock + max(length - elapsed, OVERRUN * length) * _MINUTE
             consulting = 1
     # A pause pushes ``free`` later here, to the pause's end as far as it is known.
+    # Once the doctor has started (a consultation in progress or completed today), a
+    # present patient is called as soon as the doctor is free of those ahead: the engine
+    # does not wait for the slot's start to call someone present.
+    started = consulting or learned.consults
     slots = desk.slots
     waitlist = desk.waitlist
     if token.status is WAITLISTED:
@@ -217,11 +228,12 @@ def estimate(desk: Desk, token: Token, now: datetime) -> WaitEstimate:
                 if waiting:
                     at = max(at, starts[i] + delay) + waiting * step
                     ahead += waiting
-            likely = max(at, starts[index] + delay) + within * step
+            gate = at if started and token.checked_in_at is not None else starts[index] + delay
+            likely = max(at, gate) + within * step
         served = ahead
     spread = learned.spread(prior) * math.sqrt(served + consulting)
-    earliest = max(clock, likely - (LOW_Z * spread + MARGIN * length) * _MINUTE)
-    latest = likely + (HIGH_Z * spread + MARGIN * length) * _MINUTE
+    earliest = max(clock, likely - (LOW_Z * spread + MARGIN_LOW * length) * _MINUTE)
+    latest = likely + (HIGH_Z * spread + MARGIN_HIGH * length) * _MINUTE
     zone = now.tzinfo
     if zone is not None:
         earliest = earliest.astimezone(zone)
