@@ -20,16 +20,18 @@ with the observed squared deviations.
 **The likely time.** The doctor's time line is walked slot by slot, in start order: the
 doctor is free once the consultation in progress ends (its expected remainder), and each
 slot's patients ahead of the token are seen from ``max(that time, slot.start + delay)`` on,
-one learned length each. A present emergency is seen first, whatever its slot. A waitlisted
-token is seen by the idle-fill rule in the first gap the time line leaves (before a slot's
-start), else after every patient waiting in the doctor's slots.
+one learned length each (once the doctor has started, a present patient is called as soon
+as the doctor is free of those ahead, without waiting for the slot's start). A present
+emergency is seen first, whatever its slot. A waitlisted token is seen by the idle-fill
+rule in the first gap the time line leaves (before a slot's start), else after every
+patient waiting in the doctor's slots.
 
 **The window.** The call comes after ``k`` consultations (those ahead, plus the remainder of
 the one in progress); their total is taken as normal, with standard deviation ``sd *
 sqrt(k)``. The window is :data:`LOW_Z` standard deviations before the likely time (never
-before now) and :data:`HIGH_Z` after, widened by :data:`MARGIN` learned lengths on each
-side, the allowance for what no length predicts (a patient ahead who does not come, an
-emergency who arrives). The constants were tuned once on the simulation's default day
+before now) and :data:`HIGH_Z` after, widened by :data:`MARGIN_LOW` and
+:data:`MARGIN_HIGH` learned lengths, the allowance for what no length predicts (a patient
+ahead who does not come, an emergency who arrives). The constants were tuned once on the simulation's default day
 (``docs/_scripts/estimates.py`` shows the figures), never per seed.
 """
 
