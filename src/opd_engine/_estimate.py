@@ -31,8 +31,9 @@ the one in progress); their total is taken as normal, with standard deviation ``
 sqrt(k)``. The window is :data:`LOW_Z` standard deviations before the likely time (never
 before now) and :data:`HIGH_Z` after, widened by :data:`MARGIN_LOW` and
 :data:`MARGIN_HIGH` learned lengths, the allowance for what no length predicts (a patient
-ahead who does not come, an emergency who arrives). The constants were tuned once on the simulation's default day
-(``docs/_scripts/estimates.py`` shows the figures), never per seed.
+ahead who does not come, an emergency who arrives). The constants were tuned once on the
+simulation's default day (``docs/_scripts/estimates.py`` shows the figures), never per
+seed.
 """
 
 from __future__ import annotations
