@@ -637,19 +637,93 @@ class Model:
             return [t.id for t in self.waitlist(token.doctor_id)].index(token.id) + 1
         return None
 
-    def estimated_start(self, token: MToken, position: int | None) -> datetime | None:
+    def learned_minutes(self, doctor_id: str) -> float:
+        """DESIGN.md section 10, **Estimates**: "The consultation length is learned from the
+        doctor's consultations completed today (from ``called_at`` to ``completed_at``),
+        starting at ``Doctor.consult_minutes`` and moving towards what is observed as
+        consultations accrue": the doctor's length counts as three consultations (the
+        library's documented choice), each one completed as one."""
+        lengths = [
+            max(0.0, (t.completed_at - t.called_at).total_seconds() / 60)
+            for t in self.tokens.values()
+            if t.doctor_id == doctor_id
+            and t.status == "COMPLETED"
+            and t.called_at is not None
+            and t.completed_at is not None
+        ]
+        prior = self.doctors[doctor_id].consult_minutes
+        return (3 * prior + sum(lengths)) / (3 + len(lengths))
+
+    def estimated_start(
+        self, token: MToken, position: int | None, queues: dict[str, list[str]]
+    ) -> datetime | None:
         """DESIGN.md section 3, ``estimated_start(token_id)``: "``estimate(token_id).likely``
         (section 10); for a non-emergency token, with nothing learned, no consultation in progress
         and nobody ahead from another slot, that is ``max(slot.start + delay, now) + (position - 1)
-        * consult_minutes``; None where ``estimate`` is None"
+        * consult_minutes``; None where ``estimate`` is None". Section 10: "the consultation in
+        progress counts only for what remains of it; a delay ... and the slot's start all push
+        the estimate later" -- written out as the library documents its time line: the doctor
+        is free when the consultation in progress ends (at least a quarter of a length from
+        now while it runs over), present emergencies first, then each earlier slot's waiting
+        patients from that slot's start + delay; a waitlisted patient in the first gap before
+        a slot's start (idle-fill), else after the slots.
         """
-        if token.status not in WAITING or position is None:
+        if token.status not in (*WAITING, "WAITLISTED") or position is None:
             return None
+        doctor_id = token.doctor_id
+        doctor = self.doctors[doctor_id]
+        length = self.learned_minutes(doctor_id)
+        step = timedelta(minutes=length)
+        delay = timedelta(minutes=doctor.delay_minutes)
+        free = self.now
+        started = any(
+            t.doctor_id == doctor_id and t.status == "COMPLETED" and t.called_at is not None
+            for t in self.tokens.values()
+        )
+        for other in self.tokens.values():
+            if other.doctor_id == doctor_id and other.status == "IN_CONSULTATION":
+                assert other.called_at is not None
+                elapsed = (self.now - other.called_at).total_seconds() / 60
+                free = self.now + timedelta(minutes=max(length - elapsed, 0.25 * length))
+                started = True
+        slots = self.slots_of(doctor_id)
+        emergency = token.priority is Priority.EMERGENCY
+
+        def urgent(slot: MSlot) -> int:
+            return sum(1 for i in queues[slot.id] if self.tokens[i].priority is Priority.EMERGENCY)
+
+        present = [t for t in self.waitlist(doctor_id) if t.checked_in_at is not None]
+        before = sum(1 for t in present if rank(t) < rank(token))
+        if token.status == "WAITLISTED":
+            if emergency:
+                return free + (before + sum(urgent(s) for s in slots)) * step
+            at, left = free, before
+            for slot in slots:
+                waiting = len(queues[slot.id])
+                if not waiting:
+                    continue
+                opens = slot.start + delay
+                while self.combo.fill_idle and at < opens:
+                    if not left:
+                        return at
+                    left, at = left - 1, at + step
+                at = max(at, opens) + waiting * step
+            return at + left * step
         assert token.slot_id is not None
-        slot = self.slots[token.slot_id]
-        doctor = self.doctors[token.doctor_id]
-        begin = max(slot.start + timedelta(minutes=doctor.delay_minutes), self.now)
-        return begin + (position - 1) * timedelta(minutes=doctor.consult_minutes)
+        own = self.slots[token.slot_id]
+        index = slots.index(own)
+        within = queues[own.id].index(token.id)
+        if emergency:
+            ahead = sum(urgent(s) for s in slots[:index]) + within + before
+            return free + ahead * step
+        first = sum(1 for t in present if t.priority is Priority.EMERGENCY)
+        at = free + (first + sum(urgent(s) for s in slots[index + 1 :])) * step
+        for slot in slots[:index]:
+            if queues[slot.id]:
+                at = max(at, slot.start + delay) + len(queues[slot.id]) * step
+        # A present patient of a doctor who has started is called once the doctor is free.
+        gate = at if started and token.checked_in_at is not None else own.start + delay
+        return max(at, gate) + within * step
 
     # ---------------------------------------------------------------- changing
 

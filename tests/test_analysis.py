@@ -164,7 +164,14 @@ def test_tidy_rows_are_the_figures_in_long_form() -> None:
     assert [row["value"] for row in rows] == list(figures.values())
     assert {row["scenario"] for row in rows} == {"base"}
     assert {row["seed"] for row in rows} == {3}
-    assert {row["by"] for row in rows} == {"day", "priority", "source", "doctor", "moves"}
+    assert {row["by"] for row in rows} == {
+        "day",
+        "priority",
+        "source",
+        "doctor",
+        "moves",
+        "estimate",
+    }
     paid = [r for r in rows if r["by"] == "source" and r["group"] == "PAID"]
     assert {r["metric"] for r in paid} >= {"count", "seen", "mean_wait", "refused"}
     [mean] = [r["value"] for r in paid if r["metric"] == "mean_wait"]

@@ -1049,9 +1049,11 @@ def test_accumulating_priority_serves_a_class_in_check_in_order(build: Build, cl
 
 
 def test_estimated_start_and_delay(alloc: Allocator, clock: Clock) -> None:
-    """`estimated_start(token_id)` ... `max(slot.start + delay, now) + (position - 1) *
-    consult_minutes`; None if not in a slot ... the doctor runs late:
-    estimated starts of remaining tokens shift."""
+    """`estimated_start(token_id)` ... "for a non-emergency token, with nothing learned, no
+    consultation in progress and nobody ahead from another slot, that is `max(slot.start +
+    delay, now) + (position - 1) * consult_minutes`; None where `estimate` is None" ... the
+    doctor runs late: estimated starts of remaining tokens shift. Section 10: "the
+    consultation in progress counts only for what remains of it"."""
     first = alloc.book("A", "D1")
     second = alloc.book("B", "D1", source=ONLINE)
     assert [alloc.estimated_start(t.id) for t in (first, second)] == [at(9), at(9, 10)]
@@ -1063,7 +1065,10 @@ def test_estimated_start_and_delay(alloc: Allocator, clock: Clock) -> None:
     assert [alloc.estimated_start(t.id) for t in (first, second)] == [at(9, 50), at(10)]
     alloc.call_next("D1")
     assert alloc.estimated_start(first.id) is None  # in consultation: not waiting
-    assert alloc.estimated_start(second.id) == at(9, 50)
+    # A's consultation began at 9:50 and has its whole 10 minutes to run.
+    assert alloc.estimated_start(second.id) == at(10)
+    clock.now = at(9, 56)  # 4 of them remain
+    assert alloc.estimated_start(second.id) == at(10)
 
 
 def test_delay_keeps_capacity_by_default(alloc: Allocator) -> None:
@@ -1161,7 +1166,7 @@ def test_position_in_queue_and_waitlist(build: Build) -> None:
     late = alloc.book("W1", "D1", source=ONLINE)
     urgent = alloc.book("W2", "D1", source=PAID)
     assert [alloc.position(t.id) for t in (urgent, late)] == [1, 2]
-    assert alloc.estimated_start(late.id) is None
+    assert alloc.estimated_start(late.id) is not None  # waitlisted: still waiting
     alloc.call_next("D1")
     with pytest.raises(InvalidTransitionError):
         alloc.position(present.id)

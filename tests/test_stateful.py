@@ -614,7 +614,11 @@ class AllocatorMachine(RuleBasedStateMachine):
                 assert error is None, error
                 assert position == expected, token_id
             estimate = self.alloc.estimated_start(token_id)
-            assert estimate == model.estimated_start(token, expected), token_id
+            reference = model.estimated_start(token, expected, queues)
+            if reference is None or estimate is None:
+                assert estimate is reference is None, token_id
+            else:  # the same sums, in floats added in another order
+                assert abs(estimate - reference) <= timedelta(milliseconds=1), token_id
 
     @invariant()
     def no_token_lost(self) -> None:

@@ -11,6 +11,7 @@ import typing
 from importlib.metadata import PackageNotFoundError, version
 
 from ._allocator import Allocator
+from ._estimate import WaitEstimate
 from ._journal import event_from_dict, event_to_dict
 from ._slot import Slot, SlotView
 from ._values import Doctor, Priority, Source, Token, TokenStatus
@@ -150,6 +151,7 @@ __all__ = [
     "UnknownDoctorError",
     "UnknownSlotError",
     "UnknownTokenError",
+    "WaitEstimate",
     "__version__",
     "event_from_dict",
     "event_to_dict",

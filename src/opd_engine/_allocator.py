@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from . import _build, _display, _guard, _invariants, _journal, _snapshot
+from . import _build, _display, _estimate, _guard, _invariants, _journal, _snapshot
 from ._check import (
     EARLIEST,
     LATEST,
@@ -26,10 +26,10 @@ from ._check import (
     check_id,
     check_int,
     check_str,
-    utc,
 )
 from ._codec import token_row
 from ._desk import Desk, with_arrival, with_status
+from ._estimate import WaitEstimate
 from ._ledger import (
     DRAFT,
     Day,
@@ -865,7 +865,7 @@ class Allocator:
             desk = self._desk(doctor_id)
             if desk.paused:
                 return
-            desk.set_paused(True)
+            desk.set_paused(now)
             self._day.record(DoctorPaused, now, doctor_id=desk.doctor.id)
             self._commit()
 
@@ -878,7 +878,7 @@ class Allocator:
             desk = self._desk(doctor_id)
             if not desk.paused:
                 return
-            desk.set_paused(False)
+            desk.set_paused(None)
             self._day.record(DoctorResumed, now, doctor_id=desk.doctor.id)
             self._commit()
 
@@ -1303,24 +1303,53 @@ class Allocator:
             return self._slots[token.slot_id]._position(token, now)  # type: ignore[index]
 
     @_atomic
-    def estimated_start(self, token_id: str) -> datetime | None:
-        """When the patient should be seen, or None if the token is not waiting in a slot.
+    def estimate(self, token_id: str) -> WaitEstimate | None:
+        """When a waiting patient will be called, as a :class:`WaitEstimate`; None if the
+        token is not waiting (in consultation, or ended).
 
-        ``max(slot.start + delay, now) + (position - 1) * consult_minutes``, where ``delay``
-        is the doctor's accumulated :meth:`delay`. O(log n) under ``StrictPriority`` and
-        ``Aging``, O(n) otherwise (the cost of :meth:`position`).
+        ``position`` is 1 + the number of the doctor's waiting patients (checked in, booked,
+        or checked-in waitlisted) whom :meth:`call_next` would call before this one if all
+        of them and this one were present now: a booked token is estimated as if present.
+        ``consult_minutes`` is the length per patient, learned from the doctor's
+        consultations completed today: the doctor's ``consult_minutes`` counts as three
+        consultations of that length, each consultation completed today (by
+        :meth:`complete` or the completion :meth:`call_next` makes) as one, from its
+        ``called_at`` to its ``completed_at``. The consultation in progress counts only for
+        what remains of it (at least a quarter of a length while it runs over). The
+        doctor is free once it ends; each slot's patients ahead are seen from ``slot.start
+        + delay`` on, a present emergency first, so the delay and the slot's start push
+        the estimate later. A waitlisted patient is called in the first gap the doctor's
+        time line leaves before a slot's start (the idle-fill rule), else after everyone
+        waiting in the doctor's slots. The window ``earliest..latest`` spreads by the
+        learned standard deviation of the consultations before the call (``sd *
+        sqrt(k)``), plus half a length on each side; ``earliest`` is never before now.
+        See the explanation page on estimates for how it is calibrated.
+
+        O(log n + s) for the n tokens of the token's slot and the doctor's s slots, under
+        ``StrictPriority`` and ``Aging`` (O(n) under other orderings, the cost of
+        :meth:`position`). Raises :class:`UnknownTokenError` for an unknown id.
         """
         with self._lock:
             now = self._now()
             token = self._token(token_id)
-            if token.status not in WAITING or token.slot_id is None:
+            status = token.status
+            if status is not WAITLISTED and status not in WAITING:
                 return None
-            slot = self._slots[token.slot_id]
-            desk = self._desks[token.doctor_id]
-            position = slot._position(token, now)
-            begin = max(slot._at + desk.delay, utc(now))
-            start = begin + (position - 1) * timedelta(minutes=desk.doctor.consult_minutes)
-            return start if now.tzinfo is None else start.astimezone(now.tzinfo)
+            return _estimate.estimate(self._desks[token.doctor_id], token, now)
+
+    @_atomic
+    def estimated_start(self, token_id: str) -> datetime | None:
+        """When the patient should be called: ``estimate(token_id).likely``, or None where
+        :meth:`estimate` is None.
+
+        For a non-emergency token, with nothing learned, no consultation in progress and
+        nobody ahead from another slot, that is ``max(slot.start + delay, now) + (position
+        - 1) * consult_minutes``, where ``delay`` is the doctor's accumulated
+        :meth:`delay`. O(log n + s), the cost of :meth:`estimate`.
+        """
+        with self._lock:
+            estimate = self.estimate(token_id)
+            return None if estimate is None else estimate.likely
 
     def records(self) -> list[dict[str, object]]:
         """One row per token, in the order issued, ready for ``pandas.DataFrame``. O(n).

@@ -86,7 +86,8 @@ def attach(day: Day, slot: Slot, desk: Desk, index: int) -> None:
 def file_token(day: Day, token: Token, now: datetime) -> None:
     """File a stored token where its status says it is (restoring a snapshot): index it as
     its patient's active token, and put it on its doctor's waitlist, in its slot's queue,
-    or count its place in its slot. O(log n)."""
+    or count its place in its slot (a completed one also teaches its doctor its consultation's
+    length). O(log n)."""
     status = token.status
     if status.active:
         day.activate(token)
@@ -97,3 +98,5 @@ def file_token(day: Day, token: Token, now: datetime) -> None:
     elif status in IN_A_SLOT:
         assert slot is not None
         desk.hold(slot, token)
+        if status is TokenStatus.COMPLETED:
+            desk.learn(token)  # the length it teaches, as when it was completed

@@ -18,6 +18,7 @@ from typing import final
 import attrs
 
 from ._check import require, utc
+from ._estimate import Learned
 from ._ledger import Day, draft_called, draft_completed, draft_moved
 from ._queue import Waitlist
 from ._slot import Slot
@@ -69,9 +70,12 @@ class Desk:
     current: str | None = None  # token in consultation
     delay: timedelta = timedelta(0)
     available: bool = True
-    paused: bool = False  # pause() .. resume(): nobody is called
+    paused_at: datetime | None = None  # since pause(), until resume(): nobody is called
     ended: bool = False  # end_day(): every slot closed, nobody called, for good
     issued: int = 0  # display numbers issued
+    learned: Learned = attrs.field(
+        factory=Learned
+    )  # the consultations completed today (see _estimate)
     slot_index: dict[str, Slot] = attrs.field(factory=dict)
 
     @waitlist.default
@@ -117,10 +121,15 @@ class Desk:
         if self.day.undo.recording:
             self.day.undo.record(self.set_available, old)
 
-    def set_paused(self, paused: bool) -> None:
+    @property
+    def paused(self) -> bool:
         """Whether the doctor has stepped away for a while (calls are held). O(1)."""
-        old = self.paused
-        self.paused = paused
+        return self.paused_at is not None
+
+    def set_paused(self, since: datetime | None) -> None:
+        """The doctor pauses at ``since`` (None: resumes). O(1)."""
+        old = self.paused_at
+        self.paused_at = since
         if self.day.undo.recording:
             self.day.undo.record(self.set_paused, old)
 
@@ -144,6 +153,18 @@ class Desk:
         if self.day.undo.recording:
             self.day.undo.record(self.set_issued, number - 1)
         return number
+
+    def learn(self, token: Token, sign: int = 1) -> None:
+        """Add COMPLETED ``token``'s consultation to what the doctor's day taught
+        (``sign=-1``: take it away); a token without one teaches nothing. O(1)."""
+        old = self.learned
+        self.learned = old.plus(token, sign)
+        if self.day.undo.recording:
+            self.day.undo.record(self.set_learned, old)
+
+    def set_learned(self, learned: Learned) -> None:
+        """What the completed consultations taught (an inverse: records nothing). O(1)."""
+        self.learned = learned
 
     def open_slots(self, now: datetime, after: Slot | None = None) -> Iterator[Slot]:
         """The open slots in start order (those starting after ``after``). O(log s) to
@@ -495,6 +516,7 @@ class Desk:
         in :meth:`call`. O(1)."""
         day = self.day
         token = day.put(token, with_completion(token, COMPLETED, now))
+        self.learn(token)
         day.deactivate(token)
         if day.subscribers:
             day.pending.append(draft_completed(now, token))

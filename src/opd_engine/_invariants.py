@@ -5,9 +5,10 @@ Like sortedcontainers (``SortedList._check``), each part asserts its own structu
 rule), ``Held``, ``Desk`` (its slot indexes), ``Waitlist`` and ``Slot`` (their sorted keys
 against their tokens). This module composes them and keeps the rules across parts: each
 token in exactly one place, and its record agreeing with that place; a slot's counters
-against the tokens that hold its places; the desk's present-emergency index and number
-counter against the tokens. Beyond the allocator's day and desks and each part's
-``_check()``, it reads only public attributes, and it changes nothing.
+against the tokens that hold its places; the desk's present-emergency index, number
+counter and what completed consultations taught it, against the tokens. Beyond the
+allocator's day and desks and each part's ``_check()``, it reads only public attributes,
+and it changes nothing.
 
 It costs O(n log n) in the tokens plus O(d + s log s) for the doctors and slots: each part
 is checked once, and everything across parts about a token is checked where it is met, in
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._check import require, utc
+from ._estimate import Learned
 from ._patients import Held
 from ._values import CALLED, Priority, Source, TokenStatus, issuer_of
 
@@ -52,6 +54,7 @@ def check(alloc: Allocator) -> None:
     held: Counter[str] = Counter()  # slot id -> called or completed tokens
     emergencies: Counter[str] = Counter()  # slot id -> emergencies holding a place
     sources: Counter[tuple[str, Source]] = Counter()  # non-emergencies holding a place
+    taught: dict[str, Learned] = {}  # doctor id -> what its completed consultations taught
     normal_waiting: set[str] = set()  # slots with a non-emergency waiting
     urgent: dict[str, set[str]] = {}  # doctor -> slots with a present emergency waiting
     numbers: dict[str, set[int]] = {}
@@ -84,6 +87,8 @@ def check(alloc: Allocator) -> None:
             assert slot is not None
             held[slot.id] += 1
             _count_place(token, slot.id, emergencies, sources)
+            if status is TokenStatus.COMPLETED:
+                taught[slot.doctor_id] = taught.get(slot.doctor_id, Learned()).plus(token)
         elif status.waiting and token.slot_id is not None:
             # In the queue of its slot (met above), which holds a place (an AWAY token may
             # wait on the waitlist instead).
@@ -109,6 +114,11 @@ def check(alloc: Allocator) -> None:
         require(desk.urgent_ids == {i for _, i in with_urgent}, "present-emergency ids", doctor_id)
         issued = numbers.get(doctor_id, set())
         require(desk.issued >= max(issued, default=0), "number counter", doctor_id)
+        require(
+            desk.learned == taught.get(doctor_id, Learned()),
+            "learned consultation lengths",
+            doctor_id,
+        )
         for slot in desk.slots:
             slot_id = slot.id
             require(

@@ -256,7 +256,7 @@ class _Replay:
             if desk.paused == paused:
                 state = "paused" if paused else "not paused"
                 raise self.fail(f"doctor {event.doctor_id!r} is {state} already")
-            desk.set_paused(paused)
+            desk.set_paused(event.at if paused else None)
         elif isinstance(event, DayEnded):
             desk = self.desk(event.doctor_id)
             if desk.ended:
@@ -424,6 +424,8 @@ class _Replay:
             self.day.slots[token.slot_id]._release(token)  # type: ignore[index]
         if token.status is TokenStatus.IN_CONSULTATION and desk.current == token.id:
             desk.set_current(None)
+        if token.status is TokenStatus.COMPLETED:
+            desk.learn(token, -1)
 
     def enter(
         self, token: Token, desk: Desk, slot: Slot | None, at: datetime, *, keep_place: bool
@@ -440,6 +442,8 @@ class _Replay:
                 if desk.current is not None and desk.current != token.id:
                     raise self.fail(f"doctor {desk.doctor.id!r} is already seeing {desk.current!r}")
                 desk.set_current(token.id)
+            elif token.status is TokenStatus.COMPLETED:
+                desk.learn(token)
 
 
 def as_events(events: object) -> list[Event]:

@@ -164,6 +164,11 @@ class Waitlist:
         """The id of the present emergency with the smallest ``seq``, or None. O(1)."""
         return self._ids[self._present[0] & SEQ_MASK] if self.emergencies else None
 
+    def present_before(self, token: Token) -> int:
+        """How many present patients rank before ``token`` (which need not be waitlisted):
+        those the idle-fill rule calls first. O(log n)."""
+        return self._present.bisect_left(token.priority << SEQ_BITS | token.seq)
+
     def position(self, token: Token) -> int:
         """1-based place. O(c log n) for c classes."""
         key = token.priority << SEQ_BITS | token.seq

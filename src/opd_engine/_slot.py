@@ -647,3 +647,17 @@ class SlotView:
             elastic=slot._elastic,
             closed=slot._closed,
         )
+
+
+def waiting_emergencies(slot: Slot) -> int:
+    """Emergencies waiting in ``slot`` to be called, arrived or not (for an estimate).
+    O(log n), O(1) for a slot without any."""
+    if not slot._emergencies:
+        return 0
+    return slot._absent.bisect_left(FIRST_NORMAL) + slot._present_emergencies()
+
+
+def ahead_in(slot: Slot, token: Token, now: datetime) -> int:
+    """How many stand before waiting ``token`` in ``slot``'s standing order (for an
+    estimate). The cost of :meth:`Slot._position`."""
+    return slot._position(token, now) - 1

@@ -6,7 +6,7 @@ The format (version 3)::
      "allocator_version": <Allocator.version>,
      "doctors": [{"id", "name", "department", "consult_minutes", "issued",
                   "delay_minutes", "available", "current",
-                  "paused" (only when true), "ended" (only when true)}],
+                  "paused_at" (only while paused), "ended" (only when true)}],
      "slots":   [{"id", "doctor_id", "start", "end", "capacity", "closed", "elastic"}],
      "tokens":  [{<every Token field>}]}
 
@@ -82,7 +82,11 @@ def dump(alloc: Allocator) -> dict[str, Any]:
                 "available": desk.available,
                 "current": desk.current,
                 # Written only when set, so that a day without them is written as before.
-                **({"paused": True} if desk.paused else {}),
+                **(
+                    {}
+                    if desk.paused_at is None
+                    else {"paused_at": datetime_to_text(desk.paused_at)}
+                ),
                 **({"ended": True} if desk.ended else {}),
             }
         )
@@ -158,7 +162,7 @@ def _fill(alloc: Allocator, root: Reader) -> None:
         desk.delay = timedelta(minutes=item.count("delay_minutes", 0, MAX_MINUTES))
         desk.available = item.typed("available", bool)
         desk.current = item.maybe_ident("current")
-        desk.paused = "paused" in item.data and item.typed("paused", bool)
+        desk.paused_at = item.maybe_when("paused_at") if "paused_at" in item.data else None
         desk.ended = "ended" in item.data and item.typed("ended", bool)
     slots = day.slots
     first: Slot | None = None

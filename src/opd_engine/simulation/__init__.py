@@ -30,6 +30,7 @@ from ._records import (
 from ._results import (
     DoctorStats,
     Estimate,
+    EstimateStats,
     Replication,
     SimulationResult,
     Summary,
@@ -61,6 +62,7 @@ __all__ = [
     "Duration",
     "Estimate",
     "EstimateRow",
+    "EstimateStats",
     "EventRecord",
     "Exponential",
     "Fixed",

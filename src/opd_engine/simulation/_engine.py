@@ -11,6 +11,7 @@ from functools import partial
 from typing import Final, TypeVar
 
 from opd_engine._allocator import Allocator
+from opd_engine._estimate import WaitEstimate
 from opd_engine._slot import Slot
 from opd_engine._values import (
     BOOKED,
@@ -247,6 +248,8 @@ class _Day:
         self.grace = scenario.policies.no_show_grace
         # token id -> the token as it stands, for every token waiting present.
         self.present: dict[str, Token] = {}
+        # token id -> the estimate made when the patient last checked in.
+        self.estimates: dict[str, WaitEstimate | None] = {}
         # Doctors a change touched since the last settle, by id (a dict: it iterates in a
         # fixed order, unlike a set of strings under hash randomisation).
         self.touched: dict[str, _Doctor] = {}
@@ -287,6 +290,8 @@ class _Day:
         if status is CHECKED_IN or (status is WAITLISTED and token.checked_in_at is not None):
             self.present[token_id] = token
             doctor.waiting += 1
+            if was is None:  # just checked in (or back): what the patient is told now
+                self.estimates[token_id] = self.alloc.estimate(token_id)
         touched[doctor.id] = doctor
 
     def _observe(self, event: Event) -> None:
@@ -741,6 +746,7 @@ class _Day:
             refusals=self.refusals,
             doctors=[d.day for d in self.doctors.values()],
             moves=self.moves,
+            estimates=self.estimates,
             replay=None
             if self.events is not None
             else partial(_recorded, self.scenario, self.seed, tokens),

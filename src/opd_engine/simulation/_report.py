@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 from opd_engine._display import table
 
 if TYPE_CHECKING:
-    from ._results import DoctorStats, Replication, Summary, WaitStats
+    from ._results import DoctorStats, EstimateStats, Replication, Summary, WaitStats
 
 
 def _text(value: object) -> str:
@@ -263,6 +263,7 @@ def summary_report(summary: Summary) -> str:
     lines += [
         f"Tokens: {summary.tokens}, refused: {summary.refused}, unseen: {summary.unseen}, "
         f"idle while a patient waited: {summary.idle_waiting_minutes:.1f} min",
+        *_estimate_lines(summary.estimates),
         "",
     ]
     lines += _legend()
@@ -303,3 +304,22 @@ def replication_html(replication: Replication) -> str:
         ("figure", "mean", "low", "high", "n"),
         rows,
     )
+
+
+def _estimate_lines(stats: EstimateStats) -> list[str]:
+    """The estimates told at check-in, as the report's lines. O(1)."""
+    apart = (
+        f"not counted: {stats.stepped_out} stepped out, {stats.unseen} unseen, "
+        f"{stats.never_called} never called"
+    )
+    if stats.coverage is None:
+        return [f"Estimates: nobody was called after checking in; {apart}"]
+    assert stats.median_width is not None
+    assert stats.median_wait is not None
+    return [
+        f"Estimates at check-in: {stats.inside} of {stats.counted} called inside their "
+        f"window ({stats.coverage:.0%});",
+        f"  median width {stats.median_width:.1f} min against a median wait of "
+        f"{stats.median_wait:.1f} min; mean error {stats.mean_error:.1f} min;",
+        f"  {apart}",
+    ]

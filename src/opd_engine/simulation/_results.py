@@ -16,6 +16,8 @@ from typing import Final, cast, final
 import attrs
 
 from opd_engine._allocator import Allocator
+from opd_engine._check import utc
+from opd_engine._estimate import WaitEstimate
 from opd_engine._frozen import FrozenMap
 from opd_engine._slot import Slot
 from opd_engine._values import Priority, Source, Token, TokenStatus
@@ -41,6 +43,7 @@ __all__ = [
     "DoctorDay",
     "DoctorStats",
     "Estimate",
+    "EstimateStats",
     "Refusal",
     "Replication",
     "SimulationResult",
@@ -134,6 +137,76 @@ class DoctorStats:
     emergency_overflow: int
     unseen: int
     unseen_present: int
+
+
+@final
+@attrs.frozen(kw_only=True)
+class EstimateStats:
+    """How the estimates told to patients when they checked in (:meth:`Allocator.estimate`)
+    came out, in minutes.
+
+    Counted are the patients called after checking in, each with the estimate made when
+    they (last) checked in: ``counted`` of them, ``inside`` called inside their window
+    (``earliest <= called_at <= latest``), ``coverage`` the share inside,
+    ``median_width`` the window's median width, ``median_wait`` their median wait from
+    check-in to call, and ``mean_error`` the mean distance from the likely time to the
+    call. None where nobody counts. Not counted, and reported apart: ``stepped_out``
+    (away from the waiting room at the end of the day), ``unseen`` (present but not seen
+    when the doctor's day ended) and ``never_called`` (checked in, then never called:
+    still waiting, cancelled or moved off at the day's end).
+    """
+
+    counted: int = 0
+    inside: int = 0
+    coverage: float | None = None
+    median_width: float | None = None
+    median_wait: float | None = None
+    mean_error: float | None = None
+    stepped_out: int = 0
+    unseen: int = 0
+    never_called: int = 0
+
+
+def _estimate_stats(
+    tokens: Iterable[Token], estimates: Mapping[str, WaitEstimate | None]
+) -> EstimateStats:
+    widths: list[float] = []
+    waits: list[float] = []
+    errors: list[float] = []
+    inside = stepped_out = unseen = never_called = 0
+    for token in tokens:
+        if token.checked_in_at is None:
+            continue
+        status = token.status.name
+        if status == "AWAY":
+            stepped_out += 1
+        elif status == "UNSEEN":
+            unseen += 1
+        elif token.called_at is None:
+            never_called += 1
+        else:
+            told = estimates.get(token.id)
+            if told is None or token.called_at < token.checked_in_at:
+                continue
+            called = utc(token.called_at)
+            inside += utc(told.earliest) <= called <= utc(told.latest)
+            widths.append(_minutes(told.width))
+            waits.append(_minutes(token.called_at - token.checked_in_at))
+            errors.append(abs(_minutes(called - utc(told.likely))))
+    counted = len(widths)
+    if not counted:
+        return EstimateStats(stepped_out=stepped_out, unseen=unseen, never_called=never_called)
+    return EstimateStats(
+        counted=counted,
+        inside=inside,
+        coverage=inside / counted,
+        median_width=percentile(sorted(widths), 50),
+        median_wait=percentile(sorted(waits), 50),
+        mean_error=math.fsum(errors) / counted,
+        stepped_out=stepped_out,
+        unseen=unseen,
+        never_called=never_called,
+    )
 
 
 def _wait_stats(tokens: list[Token], refused: int) -> WaitStats:
@@ -230,6 +303,8 @@ class Summary:
     by_source: Mapping[str, WaitStats]
     by_doctor: Mapping[str, DoctorStats]
     moves: Mapping[str, int]
+    #: How the estimates told at check-in came out (coverage and width side by side).
+    estimates: EstimateStats = attrs.field(factory=EstimateStats)
 
     @property
     def idle_waiting_minutes(self) -> float:
@@ -262,6 +337,9 @@ class Summary:
                 flat[f"doctor.{name}.{field}"] = float(value)
         for reason, count in self.moves.items():
             flat[f"moves.{reason}"] = count
+        for field, value in attrs.asdict(self.estimates).items():
+            if value is not None:
+                flat[f"estimate.all.{field}"] = float(value)
         return flat
 
     def tidy(self, scenario: str = "") -> list[TidyRow]:
@@ -330,6 +408,8 @@ class SimulationResult:
     # count the TokenMoved events).
     _moves: Mapping[str, int] | None = attrs.field(alias="moves", default=None)
     _replay: Callable[[], list[Event]] | None = attrs.field(alias="replay", default=None)
+    # token id -> the estimate made when the patient (last) checked in.
+    _estimates: Mapping[str, WaitEstimate | None] = attrs.field(alias="estimates", factory=dict)
     _summary: Summary | None = attrs.field(init=False, default=None)
 
     def _event_list(self) -> list[Event]:
@@ -383,6 +463,12 @@ class SimulationResult:
             for start, end in day.idle_waiting
         ]
 
+    def estimates(self) -> dict[str, WaitEstimate]:
+        """The estimate each patient was given when they (last) checked in, by token id
+        (:meth:`Allocator.estimate`); :attr:`Summary.estimates` says how they came out.
+        O(patients)."""
+        return {k: v for k, v in self._estimates.items() if v is not None}
+
     def tidy(self, scenario: str = "") -> list[TidyRow]:
         """The summary's figures in long form: :meth:`Summary.tidy`. O(tokens) the first
         time (the summary), then O(figures)."""
@@ -432,6 +518,7 @@ class SimulationResult:
             by_source=FrozenMap(by_source),
             by_doctor=FrozenMap(by_doctor),
             moves=FrozenMap(dict(sorted(moves.items()))),
+            estimates=_estimate_stats(self._tokens, self._estimates),
         )
 
     def __repr__(self) -> str:
