@@ -1308,7 +1308,7 @@ class Allocator:
         token is not waiting (in consultation, or ended).
 
         ``position`` is 1 + the number of the doctor's waiting patients (checked in, booked,
-        or checked-in waitlisted) whom :meth:`call_next` would call before this one if all
+        away, or checked-in waitlisted) whom :meth:`call_next` would call before this one if all
         of them and this one were present now: a booked token is estimated as if present.
         ``consult_minutes`` is the length per patient, learned from the doctor's
         consultations completed today: the doctor's ``consult_minutes`` counts as three
@@ -1318,12 +1318,12 @@ class Allocator:
         what remains of it (at least a quarter of a length while it runs over). The
         doctor is free once it ends; each slot's patients ahead are seen from ``slot.start
         + delay`` on, a present emergency first, so the delay and the slot's start push
-        the estimate later. A waitlisted patient is called in the first gap the doctor's
-        time line leaves before a slot's start (the idle-fill rule), else after everyone
-        waiting in the doctor's slots. The window ``earliest..latest`` spreads by the
-        learned standard deviation of the consultations before the call (``sd *
-        sqrt(k)``), plus half a length on each side; ``earliest`` is never before now.
-        See the explanation page on estimates for how it is calibrated.
+        the estimate later; so does a pause (taken to last as long again as it has so far,
+        and at least one length). A waitlisted patient (or an away one sent on to the
+        waitlist) is called in the first gap the doctor's time line leaves before a slot's
+        start (the idle-fill rule), else after everyone waiting in the doctor's slots. The
+        window runs from now (``earliest``) to the likely time plus 0.8 lengths
+        (``latest``). See the explanation page on estimates for how it is calibrated.
 
         O(log n + s) for the n tokens of the token's slot and the doctor's s slots, under
         ``StrictPriority`` and ``Aging`` (O(n) under other orderings, the cost of

@@ -2,8 +2,8 @@
 
 Two parts, each with one job:
 
-- :class:`Learned`, what a doctor's completed consultations taught today: their count, the
-  sum of their lengths and the sum of their squares, in whole microseconds. Integers, so
+- :class:`Learned`, what a doctor's completed consultations taught today: their count and
+  the sum of their lengths, in whole microseconds. Integers, so
   the sums are exact and do not depend on the order the consultations were added in: a
   restored snapshot or a replayed journal, which file them in another order, arrive at the
   same sums. The desk keeps one (:meth:`Desk.learn`, an undo primitive).
@@ -13,9 +13,7 @@ Two parts, each with one job:
 ``consult_minutes`` counts as :data:`PRIOR_WEIGHT` consultations of that length, and each
 consultation completed today as one, so ``m = (w * consult_minutes + sum) / (w + n)``. With
 nothing learned it is ``consult_minutes`` exactly; after a dozen consultations it is mostly
-what was observed. The spread is learned the same way: the prior standard deviation is
-:data:`PRIOR_SPREAD` times ``consult_minutes`` (counted as ``w`` consultations too), pooled
-with the observed squared deviations.
+what was observed.
 
 **The likely time.** The doctor's time line is walked slot by slot, in start order: the
 doctor is free once the consultation in progress ends (its expected remainder), and each
@@ -26,19 +24,18 @@ emergency is seen first, whatever its slot. A waitlisted token is seen by the id
 rule in the first gap the time line leaves (before a slot's start), else after every
 patient waiting in the doctor's slots.
 
-**The window.** The call comes after ``k`` consultations (those ahead, plus the remainder of
-the one in progress); their total is taken as normal, with standard deviation ``sd *
-sqrt(k)``. The window is :data:`LOW_Z` standard deviations before the likely time (never
-before now) and :data:`HIGH_Z` after, widened by :data:`MARGIN_LOW` and
-:data:`MARGIN_HIGH` learned lengths, the allowance for what no length predicts (a patient
-ahead who does not come, an emergency who arrives). The constants were tuned once on the
-simulation's default day (``docs/_scripts/estimates.py`` shows the figures), never per
-seed.
+**The window.** From now (a patient may be called at any moment: a patient ahead who does
+not come, a consultation that ends early) to the likely time plus :data:`LATE_MARGIN`
+learned lengths. Most wrong estimates are late, not early, and late for reasons no length
+predicts (an emergency or a paid patient who arrives later and goes first, a doctor who
+leaves and whose patients move): on the simulation's default day a window that widens with
+the spread of the consultations ahead covers fewer patients at the same median width than
+this one. The constant was chosen once on the default day's seeds 0-29 and checked on
+seeds 30-59 (``docs/_scripts/estimates.py`` shows the figures), never per seed.
 """
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -58,16 +55,10 @@ __all__ = ["WaitEstimate"]
 
 #: The doctor's own ``consult_minutes`` counts as this many consultations.
 PRIOR_WEIGHT: Final = 3.0
-#: The prior standard deviation of a consultation, as a share of ``consult_minutes``.
-PRIOR_SPREAD: Final = 0.6
 #: A consultation that runs over its learned length still needs this share of it.
 OVERRUN: Final = 0.25
-#: Standard deviations of the window before and after the likely time.
-LOW_Z: Final = 1.3
-HIGH_Z: Final = 1.3
-#: Learned lengths added before and after the window.
-MARGIN_LOW: Final = 0.5
-MARGIN_HIGH: Final = 0.5
+#: Learned lengths from the likely time to the end of the window.
+LATE_MARGIN: Final = 0.8
 
 #: Whether estimates learn the length (off: the doctor's ``consult_minutes`` throughout).
 #: A switch for the comparison in the docs (``docs/_scripts/estimates.py``), not an option.
@@ -77,12 +68,11 @@ _MICROS_PER_MINUTE: Final = 60_000_000
 
 
 class Learned(NamedTuple):
-    """What a doctor's completed consultations taught: how many, the sum of their lengths
-    and the sum of their squared lengths, in microseconds (exact integers)."""
+    """What a doctor's completed consultations taught: how many, and the sum of their
+    lengths in microseconds (exact integers)."""
 
     consults: int = 0
     micros: int = 0
-    squares: int = 0
 
     def plus(self, token: Token, sign: int = 1) -> Learned:
         """These sums with ``token``'s consultation added (``sign=-1``: taken away); the
@@ -93,25 +83,12 @@ class Learned(NamedTuple):
         return Learned(
             self.consults + sign,
             self.micros + sign * micros,
-            self.squares + sign * micros * micros,
         )
 
     def mean(self, prior: float) -> float:
         """The learned length in minutes, from the doctor's ``prior`` length. O(1)."""
         total = self.micros / _MICROS_PER_MINUTE
         return (PRIOR_WEIGHT * prior + total) / (PRIOR_WEIGHT + self.consults)
-
-    def spread(self, prior: float) -> float:
-        """The learned standard deviation of a consultation in minutes. O(1)."""
-        deviations = 0.0
-        if self.consults:
-            # The observed sum of squared deviations from their own mean, exact then scaled.
-            exact = self.squares * self.consults - self.micros * self.micros
-            deviations = exact / self.consults / _MICROS_PER_MINUTE**2
-        prior_variance = (PRIOR_SPREAD * prior) ** 2
-        return math.sqrt(
-            (PRIOR_WEIGHT * prior_variance + deviations) / (PRIOR_WEIGHT + self.consults)
-        )
 
 
 _NOTHING: Final = Learned()
@@ -209,11 +186,11 @@ def estimate(desk: Desk, token: Token, now: datetime) -> WaitEstimate:
     if token.slot_id is None:  # waitlisted (or AWAY, sent on to the waitlist)
         before = waitlist.present_before(token)  # present waitlisted patients ranked first
         if token.priority is EMERGENCY:
-            ahead = served = before + sum(waiting_emergencies(slot) for slot in slots)
+            ahead = before + sum(waiting_emergencies(slot) for slot in slots)
             likely = free + ahead * step
         else:
             ahead = before + sum(slot.waiting for slot in slots)
-            served, likely = _from_waitlist(desk, free, step, before)
+            likely = _from_waitlist(desk, free, step, before)
     else:
         slot = desk.slot_index[token.slot_id]
         starts = desk.starts  # the slots' starts in real time
@@ -237,10 +214,8 @@ def estimate(desk: Desk, token: Token, now: datetime) -> WaitEstimate:
                     ahead += waiting
             gate = at if started and token.checked_in_at is not None else starts[index] + delay
             likely = max(at, gate) + within * step
-        served = ahead
-    spread = learned.spread(prior) * math.sqrt(served + consulting)
-    earliest = max(clock, likely - (LOW_Z * spread + MARGIN_LOW * length) * _MINUTE)
-    latest = likely + (HIGH_Z * spread + MARGIN_HIGH * length) * _MINUTE
+    earliest = clock
+    latest = likely + LATE_MARGIN * step
     zone = now.tzinfo
     if zone is not None:
         earliest = earliest.astimezone(zone)
@@ -255,17 +230,14 @@ def estimate(desk: Desk, token: Token, now: datetime) -> WaitEstimate:
     )
 
 
-def _from_waitlist(
-    desk: Desk, free: datetime, step: timedelta, before: int
-) -> tuple[int, datetime]:
-    """Consultations before a waitlisted non-emergency token's call, and its time: the
-    ``before`` present waitlisted patients ranked ahead of it, then it, are called by the
+def _from_waitlist(desk: Desk, free: datetime, step: timedelta, before: int) -> datetime:
+    """When a waitlisted non-emergency token is likely called: the ``before`` present
+    waitlisted patients ranked ahead of it, then it, are called by the
     idle-fill rule in the gaps of the doctor's time line (before a slot's start), if the
     rule is on; the rest after every patient waiting in the doctor's slots. O(s)."""
     fill = desk.day.policies.reallocation.fill_idle
     delay = desk.delay
     at = free
-    ahead = 0
     left = before  # waitlisted patients still to be called before this one
     for slot, start in zip(desk.slots, desk.starts, strict=True):
         waiting = slot.waiting
@@ -274,10 +246,8 @@ def _from_waitlist(
         opens = start + delay
         while fill and at < opens:
             if not left:
-                return ahead, at
+                return at
             left -= 1
-            ahead += 1
             at += step
         at = max(at, opens) + waiting * step
-        ahead += waiting
-    return ahead + left, at + left * step
+    return at + left * step
