@@ -259,7 +259,8 @@ class Allocator:
         overlaps another of the doctor's, a slot already added to an allocator, datetimes
         whose awareness (naive or aware) differs from the slots already added, or a start
         on another calendar date than the other slots (an allocator is one OPD day).
-        Emits :class:`SlotAdded`.
+        A slot added to a doctor whose day has ended (:meth:`end_day`) is closed. Emits
+        :class:`SlotAdded`.
         """
         with self._lock:
             if not isinstance(slot, Slot):
@@ -271,7 +272,7 @@ class Allocator:
                     f"slot {slot.id!r} already belongs to an allocator; create a new Slot"
                 )
             now = self._now(slot.start.tzinfo is not None)
-            _build.attach(self._day, slot, desk, i)
+            _build.add_slot(self._day, slot, desk, i)
             self._day.record(
                 SlotAdded,
                 now,

@@ -303,7 +303,7 @@ class _Replay:
             index = _build.fit(self.day, slot, desk)
         except OPDError as error:
             raise self.fail(str(error)) from None
-        _build.attach(self.day, slot, desk, index)
+        _build.add_slot(self.day, slot, desk, index)
 
     # ------------------------------------------------------------------ tokens
 
