@@ -1086,13 +1086,6 @@ def test_check_invariants_sees_an_away_or_unseen_status_that_lies(
         alloc.check_invariants()
 
 
-# ----------------------------------------------------------------------------- known deviation
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="an AWAY token stands at its triaged priority: it loses the rank it had aged to",
-)
 def test_an_away_token_stands_at_its_current_aged_rank(alloc: Allocator, clock: Clock) -> None:
     """`step_out(token_id)`: ... stands in `queue()` at its current rank. [Section 3,
     standing order: a checked-in token by its current (aged or accumulated) rank.]"""
@@ -1102,6 +1095,15 @@ def test_an_away_token_stands_at_its_current_aged_rank(alloc: Allocator, clock: 
     assert ids(alloc.queue("D1@09")) == [early.id, review.id]  # (FOLLOW_UP, 1), (FOLLOW_UP, 2)
     alloc.step_out(early.id)
     assert ids(alloc.queue("D1@09")) == [early.id, review.id]
+    assert alloc.position(early.id) == 1
+    assert alloc.call_next("D1") is None  # away, and the review has not arrived
+    clock.now = at(9, 20)
+    alloc.check_in(review.id)  # (FOLLOW_UP, 2): behind the away patient's (FOLLOW_UP, 1)
+    assert ids(alloc.queue("D1@09")) == [early.id, review.id]
+    alloc.check_in(early.id)  # back at the same place
+    called = alloc.call_next("D1")
+    assert called is not None and called.id == early.id
+    alloc.check_invariants()
 
 
 # ----------------------------------------------------------------------------- regressions

@@ -226,6 +226,7 @@ PRIMITIVES = {
         "_hold",
         "_release",
         "_remove",
+        "_return",
         "_seat",
         "_set_capacity",
     },

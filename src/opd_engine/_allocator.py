@@ -928,8 +928,8 @@ class Allocator:
         From ``IN_CONSULTATION`` the consultation ends (it is not completed, and teaches the
         estimates nothing) and the doctor is free to call the next patient. The token keeps
         its slot, ``seq``, ``number`` and ``checked_in_at``, still holds its place (its
-        slot's occupancy counts it), stands in :meth:`queue` at its triaged priority (away
-        from the waiting room it does not age), and is skipped by :meth:`call_next` and
+        slot's occupancy counts it), stands in :meth:`queue` at its current rank (it goes on
+        aging as a checked-in patient does), and is skipped by :meth:`call_next` and
         :meth:`next_up` until :meth:`check_in` brings it back to the same place. Emits
         :class:`TokenSteppedOut`. O(log n).
 

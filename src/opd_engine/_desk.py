@@ -444,8 +444,8 @@ class Desk:
             self.waitlist.arrive(token)
             return token
         slot = self.slot_index[token.slot_id]
+        slot._return(token)
         token = day.put(token, with_status(token, CHECKED_IN))
-        slot._arrive(token, now)
         self.joined(slot, token)
         return token
 

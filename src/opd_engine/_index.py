@@ -63,7 +63,8 @@ class CallOrder(Protocol):
         """Take ``token`` out; return where it was, for :meth:`refile`. O(log n)."""
 
     def refile(self, token: Token, filed: Filed) -> None:
-        """Undo :meth:`unfile`: put ``token`` back where it was. O(log n)."""
+        """Undo :meth:`unfile`: put ``token`` back where it was (or file there what another
+        index of the same class unfiled: a patient stepping out, or back). O(log n)."""
 
     def advance(self, now: datetime) -> None:
         """Re-file the tokens whose level changed by ``now``. O(log n) per change."""
@@ -75,9 +76,20 @@ class CallOrder(Protocol):
         """The checked-in tokens as ``(level, seq, id)`` in call order as of ``now``.
         O(n) (O(n * levels) under an ordering that is not lexicographic)."""
 
-    def position(self, token: Token, now: datetime, absent: SortedList[WaitKey]) -> int:
+    def position(
+        self, token: Token, now: datetime, absent: SortedList[WaitKey], away: CallOrder
+    ) -> int:
         """1-based place of waiting ``token`` in the standing order, the booked tokens'
-        keys being ``absent``. O(log n), O(n) in a :class:`KeyedIndex`."""
+        keys being ``absent`` and the away tokens filed in ``away`` (an index of the same
+        class, which ranks them as this one would if they were present). O(log n), O(n)
+        in a :class:`KeyedIndex`."""
+
+    def before(self, rank: int, now: datetime) -> int:
+        """How many filed tokens rank before ``rank``, a ``(level, seq)`` as ``level <<
+        SEQ_BITS | seq``, as of ``now``. O(log n) (not asked of a :class:`KeyedIndex`)."""
+
+    def level_of(self, token: Token) -> int | None:
+        """The level ``token`` is filed at here, None if it is not filed here. O(1)."""
 
     def _check(self, slot_id: str, ordering: OrderingPolicy) -> None:
         """Raise ``AssertionError`` naming the first broken invariant of the index, which
@@ -146,7 +158,10 @@ class StaticIndex:
         return None
 
     def refile(self, token: Token, filed: Filed) -> None:
-        self.arrived.add(token.priority << SEQ_BITS | token.seq)
+        arrived = self.arrived
+        if arrived is NO_KEYS:  # a filing moved to a fresh index (a patient stepping out)
+            arrived = self.arrived = SortedList()
+        arrived.add(token.priority << SEQ_BITS | token.seq)
         self.present += 1
 
     def advance(self, now: datetime) -> None:
@@ -162,9 +177,19 @@ class StaticIndex:
     def called_order(self, now: datetime) -> Iterator[tuple[int, int, str]]:
         return keyed(self.arrived, self.ids)
 
-    def position(self, token: Token, now: datetime, absent: SortedList[WaitKey]) -> int:
+    def position(
+        self, token: Token, now: datetime, absent: SortedList[WaitKey], away: CallOrder
+    ) -> int:
         rank = token.priority << SEQ_BITS | token.seq  # its (level, seq), for good
-        return self.arrived.bisect_left(rank) + absent.bisect_left(rank) + 1
+        return (
+            self.arrived.bisect_left(rank) + away.before(rank, now) + absent.bisect_left(rank) + 1
+        )
+
+    def before(self, rank: int, now: datetime) -> int:
+        return self.arrived.bisect_left(rank)
+
+    def level_of(self, token: Token) -> int | None:
+        return int(token.priority)  # every token at its triaged priority
 
     def _check(self, slot_id: str, ordering: OrderingPolicy) -> None:
         _check_arrived(self, slot_id)
@@ -211,7 +236,10 @@ class _Refiled:
         raise NotImplementedError
 
     def refile(self, token: Token, filed: Filed) -> None:
-        self.arrived.add(token.priority << SEQ_BITS | token.seq)
+        arrived = self.arrived
+        if arrived is NO_KEYS:  # a filing moved to a fresh index (a patient stepping out)
+            arrived = self.arrived = SortedList()
+        arrived.add(token.priority << SEQ_BITS | token.seq)
         self.present += 1
         self._put(token.id, filed)
 
@@ -373,20 +401,34 @@ class AgingIndex(_Refiled):
             else:
                 yield key
 
-    def position(self, token: Token, now: datetime, absent: SortedList[WaitKey]) -> int:
+    def position(
+        self, token: Token, now: datetime, absent: SortedList[WaitKey], away: CallOrder
+    ) -> int:
         self.advance(now)
-        filed = self.filed.get(token.id)
-        level = int(token.priority) if filed is None else filed[0]
+        level = self.level_of(token)
+        if level is None:
+            away.advance(now)
+            level = away.level_of(token)
+        if level is None:
+            level = int(token.priority)  # booked: its triaged priority
         rank = level << SEQ_BITS | token.seq  # its (level, seq)
-        # Ahead: the unaged checked-in tokens by (priority, seq), the aged ones by (level,
-        # seq), the booked ones by (priority, seq).
+        # Ahead: the checked-in and away tokens by their (level, seq), the booked ones by
+        # (priority, seq).
+        return self.before(rank, now) + away.before(rank, now) + absent.bisect_left(rank) + 1
+
+    def before(self, rank: int, now: datetime) -> int:
+        # The unaged filed tokens by (priority, seq), the aged ones by (level, seq).
+        self.advance(now)
         ahead: int = (
             self.arrived.bisect_left(rank)
             - self.aged_keys.bisect_left(rank)
             + self.aged.bisect_left(rank)
-            + absent.bisect_left(rank)
         )
-        return ahead + 1
+        return ahead
+
+    def level_of(self, token: Token) -> int | None:
+        filed = self.filed.get(token.id)
+        return None if filed is None else int(filed[0])
 
     def _check(self, slot_id: str, ordering: OrderingPolicy) -> None:
         _check_arrived(self, slot_id)
@@ -514,12 +556,22 @@ class KeyedIndex(_Refiled):
             if cursors[level] == len(levels[level]):
                 del cursors[level]
 
-    def position(self, token: Token, now: datetime, absent: SortedList[WaitKey]) -> int:
-        standing = merge(self.called_order(now), keyed(absent, self.ids))
+    def position(
+        self, token: Token, now: datetime, absent: SortedList[WaitKey], away: CallOrder
+    ) -> int:
+        standing = merge(self.called_order(now), away.called_order(now), keyed(absent, self.ids))
         for place, (_, _, token_id) in enumerate(standing, start=1):
             if token_id == token.id:
                 return place
         raise AssertionError(f"token {token.id!r} waits but is not in the standing order")
+
+    def before(self, rank: int, now: datetime) -> int:
+        level, seq = rank >> SEQ_BITS, rank & SEQ_MASK
+        return sum(1 for entry in self.called_order(now) if entry[:2] < (level, seq))
+
+    def level_of(self, token: Token) -> int | None:
+        filed = self.filed.get(token.id)
+        return None if filed is None else int(filed[0])
 
     def _check(self, slot_id: str, ordering: OrderingPolicy) -> None:
         _check_arrived(self, slot_id)

@@ -24,7 +24,7 @@ from ._check import attrs_validator, check_datetime, check_id, check_int, requir
 from ._index import CallOrder, Filed, StaticIndex, index_for, keyed, shape_of
 from ._queue import FIRST_NORMAL, NO_KEYS, SEQ_BITS, SEQ_MASK, SortedList, WaitKey
 from ._undo import DETACHED, Undo
-from ._values import CHECKED_IN, EMERGENCY, Source, Token
+from ._values import AWAY, BOOKED, CHECKED_IN, EMERGENCY, Source, Token
 from .errors import InvalidArgumentError
 from .policies import OrderingPolicy
 
@@ -127,6 +127,11 @@ class Slot:
     # The checked-in tokens in call order, their keys in the index's ``arrived``: one
     # class per shape of ordering, chosen in _attach (see _index.py).
     _index: CallOrder = attrs.field(init=False, default=_DETACHED_INDEX)
+    # The away tokens (stepped out, keeping their place), filed by the same ordering in an
+    # index of their own, so that they keep their current (aged) rank and are never called.
+    # Made at the first one (most slots never see one).
+    _away: CallOrder = attrs.field(init=False, default=_DETACHED_INDEX)
+    _ordering: OrderingPolicy | None = attrs.field(init=False, default=None)
     # ``_next(now)``: the id of the checked-in token the ordering calls first, O(log n).
     # The index's own method, bound in _attach: every call goes straight to it.
     _next: Callable[[datetime], str | None] = attrs.field(init=False, default=_DETACHED_INDEX.next)
@@ -146,6 +151,7 @@ class Slot:
     # displaced only as the last resort.
     _protected_absent: SortedList[WaitKey] = attrs.field(init=False, default=NO_KEYS)
     _protected_arrived: SortedList[WaitKey] = attrs.field(init=False, default=NO_KEYS)
+    _protected_away: SortedList[WaitKey] = attrs.field(init=False, default=NO_KEYS)
     _protect_at: int = attrs.field(init=False, default=2**62)
 
     # ----------------------------------------------------------------- read-only views
@@ -244,7 +250,8 @@ class Slot:
         with self._lock:
             tokens, ids = self._tokens, self._ids
             waiting = [
-                tokens[ids[key & SEQ_MASK]] for key in merge(self._absent, self._index.arrived)
+                tokens[ids[key & SEQ_MASK]]
+                for key in merge(self._absent, self._index.arrived, self._away.arrived)
             ]
             return _display.slot_html(self, waiting)
 
@@ -275,9 +282,21 @@ class Slot:
             else index_for(ordering, self._id, self._ids, tokens, undo)
         )
         self._next = self._index.next
+        self._away = _DETACHED_INDEX
+        self._ordering = ordering
         self._tokens = tokens
         self._undo = undo
         self._protect_at = protect_at
+
+    def _away_index(self) -> CallOrder:
+        """The away tokens' index, made at the first one. O(1)."""
+        away = self._away
+        if away is _DETACHED_INDEX:
+            assert self._ordering is not None, "only an attached slot holds tokens"
+            away = self._away = index_for(
+                self._ordering, self._id, self._ids, self._tokens, self._undo
+            )
+        return away
 
     def _attached(self) -> bool:
         """True while the slot belongs to an allocator. O(1)."""
@@ -289,9 +308,12 @@ class Slot:
         key = token.priority << SEQ_BITS | seq
         # A list still NO_KEYS is made here, at its first key. The inverses (_undo_remove,
         # _undo_seat, _undo_arrive) put a key back only where it was, so they never meet one.
-        if token.status is CHECKED_IN:
+        status = token.status
+        if status is CHECKED_IN:
             # The ordering (user code, which may fail) is asked before anything changes.
             self._index.file(token, now)
+        elif status is AWAY:
+            self._away_index().file(token, now)
         else:
             keys = self._absent
             if keys is NO_KEYS:
@@ -304,10 +326,14 @@ class Slot:
             sources = self._sources
             sources[token.source] = sources.get(token.source, 0) + 1
             if token.moves >= self._protect_at:
-                if token.status is CHECKED_IN:
+                if status is CHECKED_IN:
                     protected = self._protected_arrived
                     if protected is NO_KEYS:
                         protected = self._protected_arrived = SortedList()
+                elif status is AWAY:
+                    protected = self._protected_away
+                    if protected is NO_KEYS:
+                        protected = self._protected_away = SortedList()
                 else:
                     protected = self._protected_absent
                     if protected is NO_KEYS:
@@ -325,6 +351,9 @@ class Slot:
         if token.status is CHECKED_IN:
             filed = self._index.unfile(token)
             protected = self._protected_arrived
+        elif token.status is AWAY:
+            filed = self._away.unfile(token)
+            protected = self._protected_away
         else:
             self._absent.remove(key)
             protected = self._protected_absent
@@ -345,6 +374,9 @@ class Slot:
         if token.status is CHECKED_IN:
             self._index.refile(token, filed)
             protected = self._protected_arrived
+        elif token.status is AWAY:
+            self._away.refile(token, filed)
+            protected = self._protected_away
         else:
             self._absent.add(key)
             protected = self._protected_absent
@@ -408,8 +440,8 @@ class Slot:
         self._count(token, 1)
 
     def _arrive(self, token: Token, now: datetime) -> None:
-        """A booked token checked in (or an AWAY one came back): move its key from the
-        booked to the checked-in list and file it for calling. O(log n)."""
+        """A booked token checked in: move its key from the booked to the checked-in list
+        and file it for calling. O(log n)."""
         self._index.file(token, now)  # first: a user's ordering may fail or refuse its key
         key = token.priority << SEQ_BITS | token.seq
         self._absent.remove(key)
@@ -432,30 +464,67 @@ class Slot:
 
     def _depart(self, token: Token) -> None:
         """A checked-in token stepped out (``token`` as it was, CHECKED_IN): it keeps its
-        place and key but is no longer filed for calling; it stands with the booked tokens
-        at its triaged priority. O(log n)."""
+        place and its filing, moved to the away index, where it keeps its current rank
+        (aging on) and is never called. O(log n)."""
+        away = self._away_index()
         filed = self._index.unfile(token)
-        key = token.priority << SEQ_BITS | token.seq
-        keys = self._absent
-        if keys is NO_KEYS:
-            keys = self._absent = SortedList()
-        keys.add(key)
-        protected = token.moves >= self._protect_at and token.priority is not EMERGENCY
-        if protected:
-            self._protected_arrived.remove(key)
-            if self._protected_absent is NO_KEYS:
-                self._protected_absent = SortedList()
-            self._protected_absent.add(key)
+        try:
+            away.refile(token, filed)
+        except InvalidArgumentError:  # a user's key that does not fit among the away ones
+            self._index.refile(token, filed)
+            raise
+        protected = self._shift(token, to_away=True)
         if self._undo.recording:
-            self._undo.record(self._undo_depart, token, key, filed, protected)
+            self._undo.record(self._undo_depart, token, filed, protected)
 
-    def _undo_depart(self, token: Token, key: WaitKey, filed: Filed, protected: bool) -> None:
+    def _undo_depart(self, token: Token, filed: Filed, protected: bool) -> None:
         """Undo :meth:`_depart`. O(log n)."""
-        self._absent.remove(key)
-        if protected:
-            self._protected_absent.remove(key)
-            self._protected_arrived.add(key)
+        self._away.unfile(token)
         self._index.refile(token, filed)
+        if protected:
+            key = token.priority << SEQ_BITS | token.seq
+            self._protected_away.remove(key)
+            self._protected_arrived.add(key)
+
+    def _return(self, token: Token) -> None:
+        """An away token is back (``token`` as it was, AWAY): filed for calling again, at the
+        rank it had kept. O(log n)."""
+        filed = self._away.unfile(token)
+        try:
+            self._index.refile(token, filed)
+        except InvalidArgumentError:
+            self._away.refile(token, filed)
+            raise
+        protected = self._shift(token, to_away=False)
+        if self._undo.recording:
+            self._undo.record(self._undo_return, token, filed, protected)
+
+    def _undo_return(self, token: Token, filed: Filed, protected: bool) -> None:
+        """Undo :meth:`_return`. O(log n)."""
+        self._index.unfile(token)
+        self._away.refile(token, filed)
+        if protected:
+            key = token.priority << SEQ_BITS | token.seq
+            self._protected_arrived.remove(key)
+            self._protected_away.add(key)
+
+    def _shift(self, token: Token, *, to_away: bool) -> bool:
+        """Move a protected token's key between the checked-in and the away protected
+        lists; whether it was protected. O(log n)."""
+        if token.moves < self._protect_at or token.priority is EMERGENCY:
+            return False
+        key = token.priority << SEQ_BITS | token.seq
+        if to_away:
+            self._protected_arrived.remove(key)
+            if self._protected_away is NO_KEYS:
+                self._protected_away = SortedList()
+            self._protected_away.add(key)
+        else:
+            self._protected_away.remove(key)
+            if self._protected_arrived is NO_KEYS:
+                self._protected_arrived = SortedList()
+            self._protected_arrived.add(key)
+        return True
 
     def _set_capacity(self, capacity: int) -> None:
         """O(1)."""
@@ -489,12 +558,14 @@ class Slot:
     def _standing(self, now: datetime) -> Iterator[str]:
         """Every waiting token id in the standing order as of ``now``. O(n).
 
-        The checked-in tokens in call order, merged with the booked ones in ``(priority,
-        seq)`` order: whichever stream's head has the smaller ``(level, seq)`` goes first,
-        a booked token's level being its triaged priority (it does not age).
+        The checked-in tokens in call order, merged with the away ones (ranked as if
+        present) and the booked ones in ``(priority, seq)`` order: whichever stream's head
+        has the smaller ``(level, seq)`` goes first, a booked token's level being its
+        triaged priority (it does not age).
         """
         called = self._index.called_order(now)
-        for _, _, token_id in merge(called, keyed(self._absent, self._ids)):
+        away = self._away.called_order(now)
+        for _, _, token_id in merge(called, away, keyed(self._absent, self._ids)):
             yield token_id
 
     def _position(self, token: Token, now: datetime) -> int:
@@ -503,7 +574,7 @@ class Slot:
         O(log n) under ``StrictPriority`` and ``Aging`` (whose key is ``seq``: the order is
         then ``(level, seq)``), O(n) under any other ordering.
         """
-        return self._index.position(token, now, self._absent)
+        return self._index.position(token, now, self._absent, self._away)
 
     def _victim(self, max_moves: int) -> str | None:
         """The id of the token to displace: the lowest-ranked waiting non-emergency token
@@ -515,7 +586,12 @@ class Slot:
         if max_moves != self._protect_at:
             tokens = self._tokens
             fallback = None
-            for key in merge(reversed(self._absent), reversed(self._index.arrived), reverse=True):
+            for key in merge(
+                reversed(self._absent),
+                reversed(self._index.arrived),
+                reversed(self._away.arrived),
+                reverse=True,
+            ):
                 if key < FIRST_NORMAL:
                     break
                 token_id = ids[key & SEQ_MASK]
@@ -529,13 +605,14 @@ class Slot:
             for key in (
                 _last_unprotected(self._absent, self._protected_absent),
                 _last_unprotected(self._index.arrived, self._protected_arrived),
+                _last_unprotected(self._away.arrived, self._protected_away),
             )
             if key is not None
         ]
         if not candidates:  # every non-emergency is protected (or none waits)
             candidates = [
                 keys[-1]
-                for keys in (self._absent, self._index.arrived)
+                for keys in (self._absent, self._index.arrived, self._away.arrived)
                 if keys and keys[-1] >= FIRST_NORMAL
             ]
             if not candidates:
@@ -564,16 +641,18 @@ class Slot:
         absent = list(self._absent)
         require(all(a < b for a, b in pairwise(absent)), "booked list sorted", slot_id)
         arrived = list(self._index.arrived)
+        away = list(self._away.arrived)
         require(
-            len(absent) + len(arrived) == len(ids)
-            and {key & SEQ_MASK for key in absent + arrived} == ids.keys(),
+            len(absent) + len(arrived) + len(away) == len(ids)
+            and {key & SEQ_MASK for key in absent + arrived + away} == ids.keys(),
             "queue id index",
             slot_id,
         )
-        waiting: list[str] = []  # booked, then checked in, each by key
-        for keys, protected_keys, here in (
-            (absent, self._protected_absent, False),
-            (arrived, self._protected_arrived, True),
+        waiting: list[str] = []  # booked, then checked in, then away, each by key
+        for keys, protected_keys, status in (
+            (absent, self._protected_absent, BOOKED),
+            (arrived, self._protected_arrived, CHECKED_IN),
+            (away, self._protected_away, AWAY),
         ):
             protected = []
             for key in keys:
@@ -591,8 +670,8 @@ class Slot:
                 )
                 require(token.status.waiting, "queue holds waiting tokens", token)
                 require(
-                    (token.status is CHECKED_IN) == here,
-                    "checked-in tokens are filed for calling",
+                    token.status is status,
+                    "checked-in tokens are filed for calling, away ones apart",
                     token,
                 )
                 if token.moves >= self._protect_at and token.priority is not EMERGENCY:
@@ -602,6 +681,9 @@ class Slot:
             type(self._index) is shape_of(ordering), "call-order index fits the ordering", slot_id
         )
         self._index._check(slot_id, ordering)
+        if self._away is not _DETACHED_INDEX:
+            require(type(self._away) is shape_of(ordering), "away index fits the ordering", slot_id)
+            self._away._check(slot_id, ordering)
         require(self._elastic >= 0, "elastic places count up", slot_id)
         return waiting
 
@@ -654,7 +736,11 @@ def waiting_emergencies(slot: Slot) -> int:
     O(log n), O(1) for a slot without any."""
     if not slot._emergencies:
         return 0
-    return slot._absent.bisect_left(FIRST_NORMAL) + slot._present_emergencies()
+    return (
+        slot._absent.bisect_left(FIRST_NORMAL)
+        + slot._present_emergencies()
+        + slot._away.arrived.bisect_left(FIRST_NORMAL)
+    )
 
 
 def ahead_in(slot: Slot, token: Token, now: datetime) -> int:
