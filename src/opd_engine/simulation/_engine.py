@@ -271,6 +271,11 @@ class _Day:
         # Minutes of waiting present after which a patient's condition worsens.
         self.worsening: dict[str, float] = {}
         self.retriage_rate = scenario.retriage_per_hour
+        # A condition that worsens at or after every doctor's last duty end changes
+        # nothing (worsen() would return): it is not queued, and the latest such instant
+        # is kept, so that the day's clock still ends where the queued one would have.
+        self.last_duty = max(d.duty[-1][1] for d in self.doctors.values())
+        self.unqueued = self.now
         self.missed_rate = scenario.missed_call
         # One stream per process, drawn once per patient whatever the outcome.
         self.cancels = _stream(seed, "cancellation")
@@ -517,9 +522,14 @@ class _Day:
             return
         status = token.status
         if status is CHECKED_IN or (status is WAITLISTED and token.checked_in_at is not None):
+            when = self.now + minutes * _MINUTE
+            if when >= self.last_duty:
+                if when > self.unqueued:
+                    self.unqueued = when
+                return
             self.order += 1
             worsen: Callable[[], None] = partial(self.worsen, token.id)
-            heapq.heappush(self.queue, (self.now + minutes * _MINUTE, self.order, worsen))
+            heapq.heappush(self.queue, (when, self.order, worsen))
         else:
             self.worsening[token.id] = minutes
 
@@ -789,6 +799,8 @@ class _Day:
             action()
             if touched:
                 settle()
+        if self.unqueued > self.now:
+            self.now = self.unqueued  # where the last (unqueued) worsening leaves the clock
         for doctor in self.doctors.values():
             assert doctor.idle_since is None, "a duty window's end closes every idle period"
         tokens = self.alloc.tokens()
