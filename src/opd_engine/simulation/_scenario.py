@@ -679,8 +679,8 @@ class Scenario:
 
     ``record_estimates``, off by default: when on, the engine asks
     :meth:`Allocator.estimate` for each patient as they check in (and again when they come
-    back), and :attr:`Summary.estimates` reports how those estimates came out. It costs
-    about a third of a day's simulation; without it the summary's ``estimates`` is None.
+    back), and :attr:`Summary.estimates` reports how those estimates came out. It makes a
+    day's simulation about a quarter slower; without it the summary's ``estimates`` is None.
     """
 
     doctors: tuple[DoctorPlan, ...] = attrs.field(converter=_doctors)
