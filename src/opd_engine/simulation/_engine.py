@@ -222,7 +222,8 @@ class _Day:
     not an emergency, a check-in that is not a late arrival, a call and a completion change
     that token only. Every other call (an emergency's booking, which may displace, a late
     arrival, a cancellation, a no-show, a reschedule, a re-triage, a missed call, and the
-    doctors' delay, absence, return and closed slots) may move other tokens too: for those
+    doctors' delay, absence, return, closed slots and day's end) may move other tokens
+    too: for those
     alone the engine subscribes to the allocator's events, for the length of the call. So
     in a day of walk-ins and calls the allocator builds no event at all.
 
@@ -852,7 +853,8 @@ def simulate(scenario: Scenario, seed: int) -> SimulationResult:
     after a missed call) draws from its own stream derived from the seed, so changing one
     rate leaves the others' draws as they were. A doctor on duty who is free calls the next
     patient at every moment one of their patients is present (a check-in, a consultation's
-    end, a slot's start, a break's end, the doctor's return, a token moved to them), so the
+    end, a slot's start, a break's or a pause's end, the doctor's return, a token moved to
+    them), until the desk ends the day (``Scenario.end_day_at``), so the
     idle-fill rule leaves no idle-while-waiting minutes. O(p log p) for p patients, plus the
     allocator's own costs.
 
