@@ -164,14 +164,11 @@ def test_tidy_rows_are_the_figures_in_long_form() -> None:
     assert [row["value"] for row in rows] == list(figures.values())
     assert {row["scenario"] for row in rows} == {"base"}
     assert {row["seed"] for row in rows} == {3}
-    assert {row["by"] for row in rows} == {
-        "day",
-        "priority",
-        "source",
-        "doctor",
-        "moves",
-        "estimate",
-    }
+    # The default day records no estimates: no estimate figure, rather than zeros.
+    assert {row["by"] for row in rows} == {"day", "priority", "source", "doctor", "moves"}
+    told = simulate(attrs.evolve(DAY, record_estimates=True), 3).tidy("base")
+    assert {row["by"] for row in told} == {row["by"] for row in rows} | {"estimate"}
+    assert [row for row in told if row["by"] != "estimate"] == rows
     paid = [r for r in rows if r["by"] == "source" and r["group"] == "PAID"]
     assert {r["metric"] for r in paid} >= {"count", "seen", "mean_wait", "refused"}
     [mean] = [r["value"] for r in paid if r["metric"] == "mean_wait"]

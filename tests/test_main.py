@@ -52,6 +52,11 @@ def test_main_simulates_the_default_day(capsys: pytest.CaptureFixture[str]) -> N
     for heading in ("Patients by priority", "Patients by source", "Doctors (minutes)", "Moves: "):
         assert heading in out
     assert "idle while a patient waited: 0.0 min" in out
+    # The command records the estimates told at check-in (off in the default day) and
+    # reports their coverage, median width and median wait.
+    assert re.search(r"Estimates at check-in: \d+ of \d+ called inside their window \(\d+%\)", out)
+    assert re.search(r"median width [\d.]+ min against a median wait of [\d.]+ min", out)
+    assert "not recorded" not in out
     for name in ("EMERGENCY", "PAID", "FOLLOW_UP", "STANDARD", "ONLINE", "WALK_IN", "D4"):
         assert re.search(rf"^{name} ", out, re.MULTILINE), name
 

@@ -12,6 +12,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import attrs
+
 import opd_engine._estimate as estimating
 from opd_engine.simulation import Scenario, simulate
 
@@ -22,9 +24,11 @@ def figures(days: int, learning: bool) -> dict[str, list[float]]:
     """Per day: coverage (%), median width / median wait, mean error (minutes)."""
     estimating.LEARNING = learning
     found: dict[str, list[float]] = {"coverage": [], "ratio": [], "error": []}
+    day = attrs.evolve(Scenario.default_day(), record_estimates=True)
     try:
         for seed in range(days):
-            stats = simulate(Scenario.default_day(), seed).summary().estimates
+            stats = simulate(day, seed).summary().estimates
+            assert stats is not None
             assert stats.coverage is not None
             assert stats.median_width is not None
             assert stats.median_wait is not None

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
+import attrs
+
 from . import __version__
 from ._demo import run
 from .simulation import Scenario, simulate
@@ -50,7 +52,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "opd-engine") -> int:
     if args.scripted:
         run(sys.stdout)
         return 0
-    scenario = Scenario.default_day()
+    # The default day, with the estimates told at check-in recorded for the report.
+    scenario = attrs.evolve(Scenario.default_day(), record_estimates=True)
     result = simulate(scenario, args.seed)
     print(f"opd-engine: a simulated OPD day ({scenario.day:%d %B %Y}), seed {args.seed}")
     print()
@@ -67,6 +70,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "opd-engine") -> int:
             notes.append(f"away {_clock(plan.unavailable_at)}-{_clock(plan.returns_at)}")
         elif plan.unavailable_at is not None:
             notes.append(f"goes home sick at {_clock(plan.unavailable_at)}")
+        notes += [f"a pause {_clock(p.start)}-{_clock(p.end)}" for p in plan.pauses]
         extra = f" ({', '.join(notes)})" if notes else ""
         print(f"  {plan.id} {plan.name}, {plan.department}{extra}")
     print()

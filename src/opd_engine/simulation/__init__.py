@@ -45,6 +45,7 @@ from ._scenario import (
     Fixed,
     LogNormal,
     Normal,
+    Pause,
     Scenario,
     Session,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "IdleRecord",
     "LogNormal",
     "Normal",
+    "Pause",
     "RefusalRecord",
     "Replication",
     "Scenario",

@@ -69,12 +69,15 @@ def _nothing() -> None:
 
 
 class _Doctor:
-    """The engine's view of one doctor: duty windows, breaks, the patient in progress.
+    """The engine's view of one doctor: duty windows, breaks, pauses, the patient in
+    progress.
 
     ``waiting`` counts the doctor's patients waiting present (checked in, or waitlisted
     after checking in), kept from the tokens the allocator returns and its events;
     ``idle_since`` is when the doctor
     last became idle on duty while one of them waited (None while that is not the case).
+    ``held`` counts what keeps a present doctor from calling now (a break, a pause, the
+    day closing): one number, so the hot path asks one question.
     """
 
     __slots__ = (
@@ -82,15 +85,17 @@ class _Doctor:
         "away_since",
         "break_since",
         "busy",
+        "closing",
         "consult",
         "consultations",
         "day",
         "done",
         "duty",
+        "held",
         "id",
         "idle_since",
         "missed",
-        "on_break",
+        "paused_since",
         "plan",
         "sample",
         "slots",
@@ -111,9 +116,11 @@ class _Doctor:
         ]
         self.slots: list[Slot] = []
         self.available = True
-        self.on_break = False
+        self.held = 0
+        self.closing = False  # the desk is ending the doctor's day: no more calls
         self.away_since: datetime | None = None
         self.break_since: datetime | None = None
+        self.paused_since: datetime | None = None
         self.busy: str | None = None  # the token called in (consultation or missed call)
         self.waiting = 0
         self.idle_since: datetime | None = None
@@ -124,8 +131,9 @@ class _Doctor:
         self.done: Callable[[], None] = _nothing
 
     def on_duty(self, now: datetime) -> bool:
-        """In a session (after any late start), present, and not on a break. O(sessions)."""
-        if not self.available or self.on_break:
+        """In a session (after any late start), present, not on a break or paused, and
+        the day not ended. O(sessions)."""
+        if not self.available or self.held:
             return False
         for start, end in self.duty:  # noqa: SIM110 - a loop, not any(): the hot path
             if start <= now < end:
@@ -214,7 +222,8 @@ class _Day:
     not an emergency, a check-in that is not a late arrival, a call and a completion change
     that token only. Every other call (an emergency's booking, which may displace, a late
     arrival, a cancellation, a no-show, a reschedule, a re-triage, a missed call, and the
-    doctors' delay, absence, return and closed slots) may move other tokens too: for those
+    doctors' delay, absence, return, closed slots and day's end) may move other tokens
+    too: for those
     alone the engine subscribes to the allocator's events, for the length of the call. So
     in a day of walk-ins and calls the allocator builds no event at all.
 
@@ -248,8 +257,11 @@ class _Day:
         self.grace = scenario.policies.no_show_grace
         # token id -> the token as it stands, for every token waiting present.
         self.present: dict[str, Token] = {}
-        # token id -> the estimate made when the patient last checked in.
-        self.estimates: dict[str, WaitEstimate | None] = {}
+        # token id -> the estimate made when the patient last checked in (None: estimates
+        # are not recorded).
+        self.estimates: dict[str, WaitEstimate | None] | None = (
+            {} if scenario.record_estimates else None
+        )
         # Doctors a change touched since the last settle, by id (a dict: it iterates in a
         # fixed order, unlike a set of strings under hash randomisation).
         self.touched: dict[str, _Doctor] = {}
@@ -260,6 +272,11 @@ class _Day:
         # Minutes of waiting present after which a patient's condition worsens.
         self.worsening: dict[str, float] = {}
         self.retriage_rate = scenario.retriage_per_hour
+        # A condition that worsens at or after every doctor's last duty end changes
+        # nothing (worsen() would return): it is not queued, and the latest such instant
+        # is kept, so that the day's clock still ends where the queued one would have.
+        self.last_duty = max(d.duty[-1][1] for d in self.doctors.values())
+        self.unqueued = self.now
         self.missed_rate = scenario.missed_call
         # One stream per process, drawn once per patient whatever the outcome.
         self.cancels = _stream(seed, "cancellation")
@@ -290,7 +307,8 @@ class _Day:
         if status is CHECKED_IN or (status is WAITLISTED and token.checked_in_at is not None):
             self.present[token_id] = token
             doctor.waiting += 1
-            if was is None:  # just checked in (or back): what the patient is told now
+            if was is None and self.estimates is not None:
+                # Just checked in (or back): what the patient is told now.
                 self.estimates[token_id] = self.alloc.estimate(token_id)
         touched[doctor.id] = doctor
 
@@ -384,6 +402,12 @@ class _Day:
             self.at(self.midnight + plan.unavailable_at, partial(self.leave, doctor))
         if plan.returns_at is not None:
             self.at(self.midnight + plan.returns_at, partial(self.come_back, doctor))
+        for held in plan.pauses:
+            self.at(self.midnight + held.start, partial(self.hold, doctor, True))
+            self.at(self.midnight + held.end, partial(self.hold, doctor, False))
+        end_day_at = self.scenario.end_day_at
+        if end_day_at is not None:
+            self.at(self.midnight + end_day_at, partial(self.close_day, doctor))
 
     def prebook(self, doctor: _Doctor) -> None:
         """Book the doctor's pre-booked patients, slot by slot, and queue what each will do:
@@ -499,9 +523,14 @@ class _Day:
             return
         status = token.status
         if status is CHECKED_IN or (status is WAITLISTED and token.checked_in_at is not None):
+            when = self.now + minutes * _MINUTE
+            if when >= self.last_duty:
+                if when > self.unqueued:
+                    self.unqueued = when
+                return
             self.order += 1
             worsen: Callable[[], None] = partial(self.worsen, token.id)
-            heapq.heappush(self.queue, (self.now + minutes * _MINUTE, self.order, worsen))
+            heapq.heappush(self.queue, (when, self.order, worsen))
         else:
             self.worsening[token.id] = minutes
 
@@ -565,6 +594,8 @@ class _Day:
         token = alloc.token(token_id)
         status = token.status
         if status is NO_SHOW:
+            if self.doctors[token.doctor_id].closing:
+                return  # the doctor's day has ended: the patient is turned away
             token = self.watch(partial(alloc.check_in, token_id))
         elif status is BOOKED or (status is WAITLISTED and token.checked_in_at is None):
             token = alloc.check_in(token_id)
@@ -628,7 +659,7 @@ class _Day:
             if not doctor.waiting:
                 return False
         else:
-            if not doctor.available or doctor.on_break:
+            if not doctor.available or doctor.held:
                 return False
             now = self.now
             bound = None
@@ -679,6 +710,8 @@ class _Day:
             return
         self.alloc.complete(token_id)
         self.touched[doctor.id] = doctor
+        if doctor.closing:
+            self.end_day(doctor)
 
     def missed_call(self, doctor: _Doctor, called_at: datetime) -> None:
         """The called patient did not come: the desk records it; they come back later,
@@ -690,16 +723,50 @@ class _Day:
         if token.status is not NO_SHOW:
             back = self.scenario.missed_call_return.sample(self.returns)
             self.at(self.now + max(0.0, back) * _MINUTE, partial(self.check_in, token_id))
+        if doctor.closing:
+            self.end_day(doctor)
 
     def pause(self, doctor: _Doctor, on_break: bool) -> None:
         """A break starts or ends (its slot was closed by the desk)."""
         if on_break:
             doctor.break_since = self.now
+            doctor.held += 1
         else:
             assert doctor.break_since is not None
             doctor.day.off_duty.append((doctor.break_since, self.now))
             doctor.break_since = None
-        doctor.on_break = on_break
+            doctor.held -= 1
+        self.touch(doctor)
+
+    def hold(self, doctor: _Doctor, paused: bool) -> None:
+        """A pause starts or ends (:meth:`Allocator.pause`, :meth:`Allocator.resume`): the
+        doctor calls nobody meanwhile; the consultation in progress runs to its end."""
+        if paused:
+            self.alloc.pause(doctor.id)
+            doctor.paused_since = self.now
+            doctor.held += 1
+        else:
+            self.alloc.resume(doctor.id)
+            assert doctor.paused_since is not None
+            doctor.day.off_duty.append((doctor.paused_since, self.now))
+            doctor.paused_since = None
+            doctor.held -= 1
+        self.touch(doctor)
+
+    def close_day(self, doctor: _Doctor) -> None:
+        """The desk ends the doctor's day (``Scenario.end_day_at``): the doctor calls nobody
+        more; with a patient in, the day ends when that patient is done."""
+        doctor.closing = True
+        doctor.held += 1
+        if doctor.busy is None:
+            self.end_day(doctor)
+        self.touch(doctor)
+
+    def end_day(self, doctor: _Doctor) -> None:
+        """:meth:`Allocator.end_day`, watched: the booked become no-shows, the present
+        unseen ``UNSEEN``, the absent waitlisted cancelled."""
+        self.watch(partial(self.alloc.end_day, doctor.id))
+        doctor.day.ended_at = self.now
         self.touch(doctor)
 
     def leave(self, doctor: _Doctor) -> None:
@@ -733,6 +800,8 @@ class _Day:
             action()
             if touched:
                 settle()
+        if self.unqueued > self.now:
+            self.now = self.unqueued  # where the last (unqueued) worsening leaves the clock
         for doctor in self.doctors.values():
             assert doctor.idle_since is None, "a duty window's end closes every idle period"
         tokens = self.alloc.tokens()
@@ -784,7 +853,8 @@ def simulate(scenario: Scenario, seed: int) -> SimulationResult:
     after a missed call) draws from its own stream derived from the seed, so changing one
     rate leaves the others' draws as they were. A doctor on duty who is free calls the next
     patient at every moment one of their patients is present (a check-in, a consultation's
-    end, a slot's start, a break's end, the doctor's return, a token moved to them), so the
+    end, a slot's start, a break's or a pause's end, the doctor's return, a token moved to
+    them), until the desk ends the day (``Scenario.end_day_at``), so the
     idle-fill rule leaves no idle-while-waiting minutes. O(p log p) for p patients, plus the
     allocator's own costs.
 

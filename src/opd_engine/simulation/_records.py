@@ -53,6 +53,8 @@ OUTCOMES: Final[dict[TokenStatus, Outcome]] = {
     TokenStatus.BOOKED: "unseen",
     TokenStatus.CHECKED_IN: "unseen",
     TokenStatus.WAITLISTED: "unseen",
+    TokenStatus.AWAY: "unseen",
+    TokenStatus.UNSEEN: "unseen",
 }
 _MINUTE: Final = timedelta(minutes=1)
 

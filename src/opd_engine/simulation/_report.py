@@ -99,11 +99,18 @@ _LEGEND: Final = (
     ("refused", "turned away at booking: no token issued"),
     ("seen", "called in by a doctor (doctors: patients seen)"),
     ("mean, p90", "minutes from check-in to call, over the patients seen"),
-    ("unseen", "never seen: still on a waitlist when the day ended"),
+    (
+        "unseen",
+        "never seen: still on a waitlist when the day ended, or present and not seen "
+        "when the desk ended the day",
+    ),
     ("no-show", "never came, or missed too many calls"),
     ("cancel", "cancelled before the slot"),
     ("moves", "times a token was moved, by reason in the Moves line"),
-    ("duty", "minutes on duty: the sessions from any late start, less breaks and time away"),
+    (
+        "duty",
+        "minutes on duty: the sessions from any late start, less breaks, pauses and time away",
+    ),
     (
         "busy",
         "utilisation, the share of duty spent in consultation; consultations past the "
@@ -200,12 +207,15 @@ def explain(name: str, d: DoctorStats) -> str:
             f" (and {d.calling_minutes:.1f} calling {_plural(d.missed_calls, 'absent patient')})"
         )
     absent = d.unseen - d.unseen_present
+    waitlisted = d.unseen_present - d.ended_unseen
     if not d.unseen:
         unseen = "no patient of theirs left unseen"
     else:
         parts = []
-        if d.unseen_present:
-            parts.append(f"{d.unseen_present} here but still waitlisted when the session ended")
+        if d.ended_unseen:
+            parts.append(f"{d.ended_unseen} here but not seen when the desk ended the day")
+        if waitlisted:
+            parts.append(f"{waitlisted} here but still waitlisted when the session ended")
         if absent:
             parts.append(f"{absent} on the waitlist who never came")
         unseen = f"{d.unseen} unseen: " + ", ".join(parts)
@@ -306,8 +316,10 @@ def replication_html(replication: Replication) -> str:
     )
 
 
-def _estimate_lines(stats: EstimateStats) -> list[str]:
+def _estimate_lines(stats: EstimateStats | None) -> list[str]:
     """The estimates told at check-in, as the report's lines. O(1)."""
+    if stats is None:
+        return ["Estimates: not recorded (Scenario.record_estimates is off)"]
     apart = (
         f"not counted: {stats.stepped_out} stepped out, {stats.unseen} unseen, "
         f"{stats.never_called} never called"

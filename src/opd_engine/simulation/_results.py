@@ -75,8 +75,10 @@ class Refusal:
 class DoctorDay:
     """What a doctor did, as it happened: duty windows (sessions, after any late start),
     consultations, missed calls (from the call to the desk giving up), time off duty within
-    the sessions (breaks, time away), when they left for good (if they did), and the periods
-    they were idle on duty while one of their patients waited present."""
+    the sessions (breaks, pauses, time away), when they left for good (if they did), the
+    periods they were idle on duty while one of their patients waited present, and when
+    the desk ended their day (:meth:`Allocator.end_day`; None without
+    ``Scenario.end_day_at``)."""
 
     doctor_id: str
     sessions: tuple[tuple[datetime, datetime], ...]
@@ -85,6 +87,7 @@ class DoctorDay:
     off_duty: list[tuple[datetime, datetime]] = attrs.field(factory=list)
     left_at: datetime | None = None
     idle_waiting: list[tuple[datetime, datetime]] = attrs.field(factory=list)
+    ended_at: datetime | None = None
 
 
 @final
@@ -122,7 +125,8 @@ class DoctorStats:
     waitlisted after checking in): zero under the idle-fill rule.
     ``emergency_overflow`` is the places used beyond capacity in the doctor's slots;
     ``unseen`` the tokens with the doctor at the end of the day that were never seen, of
-    which ``unseen_present`` had checked in.
+    which ``unseen_present`` had checked in, and of those ``ended_unseen`` were present
+    when the desk ended the doctor's day (``UNSEEN``; ``Scenario.end_day_at``).
     """
 
     patients: int
@@ -137,6 +141,7 @@ class DoctorStats:
     emergency_overflow: int
     unseen: int
     unseen_present: int
+    ended_unseen: int = 0
 
 
 @final
@@ -284,6 +289,7 @@ def _doctor_stats(day: DoctorDay, slots: Iterable[Slot], tokens: Iterable[Token]
         emergency_overflow=sum(slot.overflow for slot in slots),
         unseen=len(unseen),
         unseen_present=sum(1 for t in unseen if t.checked_in_at is not None),
+        ended_unseen=sum(1 for t in unseen if t.status is TokenStatus.UNSEEN),
     )
 
 
@@ -303,8 +309,9 @@ class Summary:
     by_source: Mapping[str, WaitStats]
     by_doctor: Mapping[str, DoctorStats]
     moves: Mapping[str, int]
-    #: How the estimates told at check-in came out (coverage and width side by side).
-    estimates: EstimateStats = attrs.field(factory=EstimateStats)
+    #: How the estimates told at check-in came out (coverage and width side by side);
+    #: None when the day recorded no estimates (``Scenario.record_estimates`` off).
+    estimates: EstimateStats | None = None
 
     @property
     def idle_waiting_minutes(self) -> float:
@@ -314,13 +321,15 @@ class Summary:
 
     @property
     def unseen(self) -> int:
-        """Tokens never seen (still waiting or waitlisted at the end of the day). O(1)."""
+        """Tokens never seen (``UNSEEN`` when the desk ended the day, or still waiting or
+        waitlisted at the end of the run). O(1)."""
         return sum(s.unseen for s in self.by_priority.values())
 
     def figures(self) -> dict[str, float]:
         """Every figure as ``{"priority.STANDARD.mean_wait": 12.5, ...}``, leaving out
-        waits of groups nobody in which was seen; ``idle_waiting_minutes`` and ``unseen``
-        are the day's totals. O(figures)."""
+        waits of groups nobody in which was seen, and the ``estimate.all.*`` figures when
+        the day recorded no estimates; ``idle_waiting_minutes`` and ``unseen`` are the
+        day's totals. O(figures)."""
         flat: dict[str, float] = {
             "tokens": self.tokens,
             "refused": self.refused,
@@ -337,9 +346,10 @@ class Summary:
                 flat[f"doctor.{name}.{field}"] = float(value)
         for reason, count in self.moves.items():
             flat[f"moves.{reason}"] = count
-        for field, value in attrs.asdict(self.estimates).items():
-            if value is not None:
-                flat[f"estimate.all.{field}"] = float(value)
+        if self.estimates is not None:
+            for field, value in attrs.asdict(self.estimates).items():
+                if value is not None:
+                    flat[f"estimate.all.{field}"] = float(value)
         return flat
 
     def tidy(self, scenario: str = "") -> list[TidyRow]:
@@ -408,8 +418,11 @@ class SimulationResult:
     # count the TokenMoved events).
     _moves: Mapping[str, int] | None = attrs.field(alias="moves", default=None)
     _replay: Callable[[], list[Event]] | None = attrs.field(alias="replay", default=None)
-    # token id -> the estimate made when the patient (last) checked in.
-    _estimates: Mapping[str, WaitEstimate | None] = attrs.field(alias="estimates", factory=dict)
+    # token id -> the estimate made when the patient (last) checked in; None when the
+    # day recorded none.
+    _estimates: Mapping[str, WaitEstimate | None] | None = attrs.field(
+        alias="estimates", default=None
+    )
     _summary: Summary | None = attrs.field(init=False, default=None)
 
     def _event_list(self) -> list[Event]:
@@ -466,7 +479,10 @@ class SimulationResult:
     def estimates(self) -> dict[str, WaitEstimate]:
         """The estimate each patient was given when they (last) checked in, by token id
         (:meth:`Allocator.estimate`); :attr:`Summary.estimates` says how they came out.
+        Empty unless the scenario records estimates (``Scenario.record_estimates``).
         O(patients)."""
+        if self._estimates is None:
+            return {}
         return {k: v for k, v in self._estimates.items() if v is not None}
 
     def tidy(self, scenario: str = "") -> list[TidyRow]:
@@ -518,7 +534,9 @@ class SimulationResult:
             by_source=FrozenMap(by_source),
             by_doctor=FrozenMap(by_doctor),
             moves=FrozenMap(dict(sorted(moves.items()))),
-            estimates=_estimate_stats(self._tokens, self._estimates),
+            estimates=None
+            if self._estimates is None
+            else _estimate_stats(self._tokens, self._estimates),
         )
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ import attrs
 from opd_engine._check import (
     MAX_MINUTES,
     attrs_validator,
+    check_bool,
     check_enum,
     check_id,
     check_int,
@@ -42,6 +43,7 @@ __all__ = [
     "Fixed",
     "LogNormal",
     "Normal",
+    "Pause",
     "Scenario",
     "Session",
 ]
@@ -150,6 +152,14 @@ def _break_start(value: time | timedelta) -> timedelta:
 
 def _closed_at(value: time | timedelta | None) -> timedelta | None:
     return None if value is None else _offset("closed_at", value)
+
+
+def _pause_start(value: time | timedelta) -> timedelta:
+    return _offset("start", value)
+
+
+def _end_day_at(value: time | timedelta | None) -> timedelta | None:
+    return None if value is None else _offset("end_day_at", value)
 
 
 def _probability(instance: object, attribute: Any, value: float) -> None:
@@ -477,6 +487,34 @@ def _breaks(value: Iterable[Break]) -> tuple[Break, ...]:
     return tuple(sorted(_items("breaks", value, Break), key=lambda b: b.start))
 
 
+@final
+@attrs.frozen(kw_only=True)
+class Pause:
+    """A doctor's pause (a ward round, a word with a colleague): from ``start``, for
+    ``minutes``, the doctor calls nobody (:meth:`Allocator.pause`, then
+    :meth:`Allocator.resume`).
+
+    Unlike a :class:`Break`, no slot closes: bookings, check-ins and moves go on, and the
+    patients wait in their places. The consultation in progress at ``start`` runs to its
+    end. ``start`` must fall within one of the doctor's sessions (the pause may run past
+    its end). The time paused is off duty, as a break is. ``start`` is a time of day or an
+    offset from the scenario's midnight.
+    """
+
+    start: timedelta = attrs.field(converter=_pause_start)
+    minutes: int = attrs.field(validator=attrs_validator(check_int, minimum=1, maximum=MAX_MINUTES))
+
+    @property
+    def end(self) -> timedelta:
+        """When the doctor resumes: ``start`` plus ``minutes``."""
+        return self.start + timedelta(minutes=self.minutes)
+
+
+def _pauses(value: Iterable[Pause]) -> tuple[Pause, ...]:
+    """The pauses in the order they start, however they were listed."""
+    return tuple(sorted(_items("pauses", value, Pause), key=lambda p: p.start))
+
+
 def _arrivals(value: Iterable[Arrivals]) -> tuple[Arrivals, ...]:
     return _items("arrivals", value, Arrivals)
 
@@ -494,7 +532,8 @@ class DoctorPlan:
     (:class:`Break`; kept in their slots' order, whatever order they are given in);
     ``unavailable_at`` the time the doctor leaves (:meth:`Allocator.mark_unavailable`), if
     ever, and ``returns_at`` the time they come back (:meth:`Allocator.mark_available`;
-    None: gone for the day, home sick).
+    None: gone for the day, home sick); ``pauses`` hold the doctor's calls for a while
+    without closing a slot (:class:`Pause`; kept in the order they start).
     """
 
     id: str = attrs.field(validator=attrs_validator(check_id))
@@ -512,6 +551,7 @@ class DoctorPlan:
     breaks: tuple[Break, ...] = attrs.field(default=(), converter=_breaks)
     unavailable_at: timedelta | None = attrs.field(default=None, converter=_unavailable_at)
     returns_at: timedelta | None = attrs.field(default=None, converter=_returns_at)
+    pauses: tuple[Pause, ...] = attrs.field(default=(), converter=_pauses)
 
     @sessions.validator
     def _check_sessions(self, attribute: Any, value: tuple[Session, ...]) -> None:
@@ -554,6 +594,18 @@ class DoctorPlan:
                 f"returns_at must be after unavailable_at={self.unavailable_at}, "
                 f"got returns_at={value}"
             )
+
+    @pauses.validator
+    def _check_pauses(self, attribute: Any, value: tuple[Pause, ...]) -> None:
+        for pause in value:
+            if not any(s.start <= pause.start < s.end for s in self.sessions):
+                raise InvalidArgumentError(
+                    f"a pause's start must fall within one of the doctor's sessions, "
+                    f"got start={pause.start}"
+                )
+        for a, b in itertools.pairwise(value):
+            if a.end > b.start:
+                raise InvalidArgumentError(f"pauses must not overlap, got pauses={value!r}")
 
     @consult_minutes.validator
     def _check_consult_minutes(self, attribute: Any, value: object) -> None:
@@ -611,7 +663,24 @@ class Scenario:
       ``missed_call_return`` and checks in again, until ``Policies.max_missed_calls``
       makes the token a no-show (then they do not come back).
 
-    Breaks and a doctor leaving and coming back are per doctor (:class:`DoctorPlan`).
+    Breaks, pauses, and a doctor leaving and coming back are per doctor
+    (:class:`DoctorPlan`).
+
+    The day's end, off by default: with ``end_day_at`` (a time of day or an offset from
+    midnight, at or after every doctor's last session), the desk ends each doctor's day
+    then (:meth:`Allocator.end_day`). A doctor with a patient in (a consultation, or a call
+    not answered yet) calls nobody more and the desk ends the day as soon as that patient
+    is done. Booked patients who never came become no-shows, present patients not seen
+    become ``UNSEEN`` (counted as ``unseen`` in the reports), and absent waitlisted ones
+    are cancelled; from then on the doctor's slots are closed, so a walk-in is refused and
+    a patient who comes back is turned away. Without it the doctors see every patient of
+    a slot that started before their session's end, and whoever is still waiting or
+    waitlisted at the end of the run is left as they are.
+
+    ``record_estimates``, off by default: when on, the engine asks
+    :meth:`Allocator.estimate` for each patient as they check in (and again when they come
+    back), and :attr:`Summary.estimates` reports how those estimates came out. It makes a
+    day's simulation about a quarter slower; without it the summary's ``estimates`` is None.
     """
 
     doctors: tuple[DoctorPlan, ...] = attrs.field(converter=_doctors)
@@ -632,6 +701,8 @@ class Scenario:
     missed_call_return: Duration = attrs.field(
         factory=lambda: Exponential(10.0), validator=_duration
     )
+    end_day_at: timedelta | None = attrs.field(default=None, converter=_end_day_at)
+    record_estimates: bool = attrs.field(default=False, validator=attrs_validator(check_bool))
 
     @doctors.validator
     def _check_doctors(self, attribute: Any, value: tuple[DoctorPlan, ...]) -> None:
@@ -650,6 +721,17 @@ class Scenario:
     def _check_day(self, attribute: Any, value: object) -> None:
         if not isinstance(value, date) or isinstance(value, datetime):
             raise InvalidArgumentError(f"day must be a datetime.date, got day={value!r}")
+
+    @end_day_at.validator
+    def _check_end_day_at(self, attribute: Any, value: timedelta | None) -> None:
+        if value is None:
+            return
+        last = max(s.end for d in self.doctors for s in d.sessions)
+        if value < last:
+            raise InvalidArgumentError(
+                f"end_day_at must be at or after the end of every doctor's last session "
+                f"{last}, got end_day_at={value}"
+            )
 
     @property
     def midnight(self) -> datetime:
