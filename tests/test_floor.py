@@ -1102,7 +1102,8 @@ def test_an_away_token_stands_at_its_current_aged_rank(alloc: Allocator, clock: 
     assert ids(alloc.queue("D1@09")) == [early.id, review.id]
     alloc.check_in(early.id)  # back at the same place
     called = alloc.call_next("D1")
-    assert called is not None and called.id == early.id
+    assert called is not None
+    assert called.id == early.id
     alloc.check_invariants()
 
 
