@@ -298,6 +298,8 @@ class _Replay:
         date, its overlaps, its datetimes' awareness), without the refill: the events
         that follow say where tokens went."""
         desk = self.desk(event.doctor_id)
+        if desk.ended:
+            raise self.fail(f"doctor {event.doctor_id!r} has ended the day: no slot is added")
         try:
             slot = Slot(event.slot_id, event.doctor_id, event.start, event.end, event.capacity)
             index = _build.fit(self.day, slot, desk)
