@@ -1,9 +1,10 @@
-"""The reference model: the executable statement of DESIGN.md section 3's rules.
+"""The reference model: the executable statement of DESIGN.md section 3's rules and of the
+live floor of section 10.
 
 ``Model`` is the contract written as naively as possible: plain lists and dicts, every view
 recomputed by scanning and sorting on each read, no index and no code shared with the
-library. Each method that carries out a rule quotes it from DESIGN.md section 3 (or the
-section it refers to). ``tests/test_stateful.py`` runs it beside a real ``Allocator`` and
+library. Each method that carries out a rule quotes it from DESIGN.md section 3 or 10 (or
+the section it refers to). ``tests/test_stateful.py`` runs it beside a real ``Allocator`` and
 requires the two to agree after every step: every token, queue, waitlist, position,
 estimated start, slot figure, event and refusal.
 
@@ -15,6 +16,7 @@ write what the library returns in the model's terms, for comparison.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,10 +25,13 @@ from fractions import Fraction
 from opd_engine import (
     AccumulatingPriority,
     Aging,
+    DayEnded,
     Doctor,
     DoctorAdded,
     DoctorAvailable,
     DoctorDelayed,
+    DoctorPaused,
+    DoctorResumed,
     DoctorUnavailable,
     DuplicateBookingError,
     Duplicates,
@@ -53,6 +58,8 @@ from opd_engine import (
     SourceQuota,
     StrictPriority,
     Token,
+    TokenCalled,
+    TokenCancelled,
     TokenEvent,
     TokenMoved,
     TokenRetriaged,
@@ -77,9 +84,17 @@ DEFAULT_PRIORITY = {
 }
 
 # Statuses (by name) as the contract groups them.
-HOLDING = ("BOOKED", "CHECKED_IN", "IN_CONSULTATION", "COMPLETED")  # occupy a place
-WAITING = ("BOOKED", "CHECKED_IN")  # in a slot's queue
-ACTIVE = ("BOOKED", "CHECKED_IN", "WAITLISTED", "IN_CONSULTATION")  # count for duplicates
+# DESIGN.md section 2, ``occupancy``: "tokens holding a place: booked, checked in, away, in
+# consultation, completed".
+HOLDING = ("BOOKED", "CHECKED_IN", "AWAY", "IN_CONSULTATION", "COMPLETED")
+# Section 3, ``queue(slot_id)``: "waiting tokens (BOOKED, CHECKED_IN and AWAY)"; an AWAY token
+# sent on to a waitlist (``slot_id`` None) waits there instead (section 10).
+WAITING = ("BOOKED", "CHECKED_IN", "AWAY")
+# Not yet ended: count for duplicates (section 2: UNSEEN is terminal, AWAY is not).
+ACTIVE = ("BOOKED", "CHECKED_IN", "AWAY", "WAITLISTED", "IN_CONSULTATION")
+# Section 10: "An AWAY token is a waiting token for every other call": cancel, reschedule,
+# retriage.
+MOVABLE = ("BOOKED", "CHECKED_IN", "AWAY", "WAITLISTED")
 
 # An event as comparable plain data: kind, subject id, at, then kind-specific fields.
 Row = tuple[object, ...]
@@ -379,11 +394,19 @@ class MDoctor:
     delay_minutes: int = 0
     issued: int = 0
     available: bool = True
+    paused_at: datetime | None = None  # since ``pause``, until ``resume``
+    ended: bool = False  # ``end_day``
 
 
 def rank(token: MToken) -> tuple[int, int]:
     """The contract's queue key: ``(priority, seq)``."""
     return (int(token.priority), token.seq)
+
+
+def listed_here(token: MToken) -> bool:
+    """On its doctor's waitlist: WAITLISTED, or AWAY with no slot (section 10: one sent to a
+    waitlist "stays AWAY with ``slot_id`` None")."""
+    return token.slot_id is None and token.status in ("WAITLISTED", "AWAY")
 
 
 @dataclass
@@ -505,7 +528,10 @@ class Model:
 
     def present(self, slot: MSlot) -> list[MToken]:
         """The slot's checked-in tokens in the order the ordering calls them."""
-        arrived = [t for t in self.holders(slot) if t.status == "CHECKED_IN"]
+        return self.in_call_order([t for t in self.holders(slot) if t.status == "CHECKED_IN"])
+
+    def in_call_order(self, arrived: list[MToken]) -> list[MToken]:
+        """``arrived`` (checked-in, or away, tokens) in the order the ordering would call them."""
         if self.combo.ordering != "accumulating":
             return sorted(arrived, key=lambda t: (self.level(t), t.seq))
         classes = {
@@ -524,34 +550,51 @@ class Model:
         return called
 
     def queue(self, slot: MSlot) -> list[MToken]:
-        """The standing order: the call order merged with the booked tokens by comparing the
-        two heads' ``(level, seq)`` (a booked token's level is its triaged priority).
+        """The standing order: the call order, the away tokens in the order they would be
+        called if present, and the booked tokens, merged by comparing the heads' ``(level,
+        seq)`` (a booked token's level is its triaged priority).
 
         DESIGN.md section 3, the standing order: "A slot's standing order ranks all its waiting
         tokens as the ordering policy ranks them at ``clock()``: a checked-in token by its current
         (aged or accumulated) rank, a BOOKED token that has not arrived by its triaged priority
-        (only checked-in tokens age), ties by ``seq``."
+        (only checked-in tokens age), ties by ``seq``." Section 10, ``step_out``: an AWAY token
+        "stands in ``queue()`` at its current rank" and "is skipped by ``call_next``": it is
+        ranked as a checked-in token is (it goes on aging), and never called.
         """
-        called = self.present(slot)
-        booked = sorted((t for t in self.holders(slot) if t.status == "BOOKED"), key=rank)
+        accumulating = self.combo.ordering == "accumulating"
+
+        def key(token: MToken) -> tuple[int, int]:
+            if token.status == "BOOKED" or accumulating:
+                return rank(token)
+            return (self.level(token), token.seq)
+
+        streams = [
+            self.present(slot),
+            self.in_call_order([t for t in self.holders(slot) if t.status == "AWAY"]),
+            sorted((t for t in self.holders(slot) if t.status == "BOOKED"), key=rank),
+        ]
         merged: list[MToken] = []
-        while called and booked:
-            head = called[0]
-            level = (
-                int(head.priority) if self.combo.ordering == "accumulating" else self.level(head)
-            )
-            if (level, head.seq) < rank(booked[0]):
-                merged.append(called.pop(0))
-            else:
-                merged.append(booked.pop(0))
-        return merged + called + booked
+        while any(streams):
+            live = [stream for stream in streams if stream]
+            first = min(live, key=lambda stream: key(stream[0]))
+            merged.append(first.pop(0))
+        return merged
 
     def waitlist(self, doctor_id: str) -> list[MToken]:
-        """DESIGN.md section 3, ``waitlist(doctor_id)``: "waitlisted tokens in order" """
-        listed = [
-            t for t in self.tokens.values() if t.doctor_id == doctor_id and t.status == "WAITLISTED"
-        ]
+        """DESIGN.md section 3, ``waitlist(doctor_id)``: "waitlisted tokens in order". Section
+        10: "An AWAY token on a waitlist is in ``waitlist()`` at its place"."""
+        listed = [t for t in self.tokens.values() if t.doctor_id == doctor_id and listed_here(t)]
         return sorted(listed, key=rank)
+
+    def listed_present(self, doctor_id: str) -> list[MToken]:
+        """The waitlist's present patients, in order: checked-in WAITLISTED tokens (an AWAY
+        one is out of the waiting room: section 10, "on its return is a checked-in WAITLISTED
+        token")."""
+        return [
+            t
+            for t in self.waitlist(doctor_id)
+            if t.status == "WAITLISTED" and t.checked_in_at is not None
+        ]
 
     def duplicate(self, patient_id: str, doctor_id: str, exclude: str | None) -> MToken | None:
         """The patient's active token the duplicate rule counts against ``doctor_id``: a
@@ -586,12 +629,13 @@ class Model:
             raise Refused(DuplicateBookingError, token_id=held.id)
 
     def colleagues(self, doctor_id: str) -> list[MDoctor]:
-        """Other available doctors of the same department, in the order added."""
+        """Other available doctors of the same department, in the order added; never one
+        whose day has ended (section 10, ``end_day``: "the doctor's day closes")."""
         department = self.doctors[doctor_id].department
         return [
             d
             for d in self.doctors.values()
-            if d.id != doctor_id and d.available and d.department == department
+            if d.id != doctor_id and d.available and not d.ended and d.department == department
         ]
 
     def alternatives(
@@ -630,10 +674,12 @@ class Model:
         """DESIGN.md section 3, ``position(token_id)``: "1-based place in its slot's standing order
         (``queue()``) or in its waitlist"
         """
-        if token.status in WAITING:
+        if token.status in WAITING and not listed_here(token):
             assert token.slot_id is not None
             return queues[token.slot_id].index(token.id) + 1
-        if token.status == "WAITLISTED":
+        if listed_here(token):
+            # Section 10: "An AWAY token on a waitlist is in ``waitlist()`` at its place, and
+            # ``position()`` counts it there."
             return [t.id for t in self.waitlist(token.doctor_id)].index(token.id) + 1
         return None
 
@@ -668,7 +714,7 @@ class Model:
         patients from that slot's start + delay; a waitlisted patient in the first gap before
         a slot's start (idle-fill), else after the slots.
         """
-        if token.status not in (*WAITING, "WAITLISTED") or position is None:
+        if token.status not in MOVABLE or position is None:
             return None
         doctor_id = token.doctor_id
         doctor = self.doctors[doctor_id]
@@ -686,15 +732,20 @@ class Model:
                 elapsed = (self.now - other.called_at).total_seconds() / 60
                 free = self.now + timedelta(minutes=max(length - elapsed, 0.25 * length))
                 started = True
+        if doctor.paused_at is not None:
+            # Section 10: "a pause ... push[es] the estimate later": nobody knows when it
+            # ends, so (the library's documented choice) it is taken to last as long again
+            # as it has lasted so far, and at least one consultation length.
+            free = max(free, self.now + max(self.now - doctor.paused_at, step))
         slots = self.slots_of(doctor_id)
         emergency = token.priority is Priority.EMERGENCY
 
         def urgent(slot: MSlot) -> int:
             return sum(1 for i in queues[slot.id] if self.tokens[i].priority is Priority.EMERGENCY)
 
-        present = [t for t in self.waitlist(doctor_id) if t.checked_in_at is not None]
+        present = self.listed_present(doctor_id)
         before = sum(1 for t in present if rank(t) < rank(token))
-        if token.status == "WAITLISTED":
+        if listed_here(token):
             if emergency:
                 return free + (before + sum(urgent(s) for s in slots)) * step
             at, left = free, before
@@ -750,13 +801,18 @@ class Model:
     ) -> None:
         """Move a waiting or waitlisted token to ``to`` (None: ``doctor_id``'s waitlist,
         by default its own doctor's)."""
-        origin = None if token.status == "WAITLISTED" else token.slot_id
+        away = token.status == "AWAY"
+        origin = token.slot_id
         if to is None:
             token.doctor_id = doctor_id or token.doctor_id
             token.slot_id, token.status = None, "WAITLISTED"
         else:
             token.doctor_id, token.slot_id = to.doctor_id, to.id
             token.status = "BOOKED" if token.checked_in_at is None else "CHECKED_IN"
+        if away:
+            # Section 10: "An AWAY token is a waiting token for every other call and stays
+            # AWAY through them".
+            token.status = "AWAY"
         if counted:
             token.moves += 1
         self.emit("TokenMoved", token, origin, token.slot_id, reason)
@@ -862,7 +918,7 @@ class Model:
         """``mark_unavailable``'s move of one token."""
         found = self.destination(token)
         if found is None:
-            if token.status != "WAITLISTED":
+            if not listed_here(token):
                 self.move(token, None, reason, counted=True)
             return
         doctor_id, slot = found
@@ -892,6 +948,10 @@ class Model:
         if slot.doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
         if slot.id in self.slots:
+            raise Refused(InvalidArgumentError)
+        if self.doctors[slot.doctor_id].ended:
+            # Section 10, ``end_day``: "the doctor's day closes ... every slot of the doctor
+            # closes"; a closed day takes no new slot (the library refuses it as bad input).
             raise Refused(InvalidArgumentError)
         for other in self.slots_of(slot.doctor_id):
             if other.start < slot.end and slot.start < other.end:
@@ -998,13 +1058,23 @@ class Model:
         into the doctor's current slot, or waitlisted if it cannot be placed; if the doctor is
         unavailable, it is placed as ``mark_unavailable`` places a waiting token (a same-department
         colleague first)"
+
+        Section 10, ``check_in(token_id)`` on an AWAY token: "back: AWAY -> CHECKED_IN at the
+        same place (same slot, ``seq`` and ``checked_in_at``, even if the slot has ended
+        meanwhile); ``TokenCheckedIn``. After the doctor's ``end_day``, a late ``check_in`` of
+        a NO_SHOW raises ``SlotClosedError``"; one sent to a waitlist "on its return is a
+        checked-in WAITLISTED token".
         """
         token = self.token(token_id)
         if token.status == "BOOKED":
             token.status, token.checked_in_at = "CHECKED_IN", self.now
         elif token.status == "WAITLISTED" and token.checked_in_at is None:
             token.checked_in_at = self.now
+        elif token.status == "AWAY":
+            token.status = "WAITLISTED" if token.slot_id is None else "CHECKED_IN"
         elif token.status == "NO_SHOW":
+            if self.doctors[token.doctor_id].ended:
+                raise Refused(SlotClosedError)
             self.late_arrival(token)
         else:
             raise Refused(InvalidTransitionError)
@@ -1050,14 +1120,12 @@ class Model:
         """
         if doctor_id not in self.doctors:
             raise Refused(UnknownDoctorError)
-        if not self.doctors[doctor_id].available:
-            # Section 3, "Who may call": "``call_next`` and ``call`` (section 10) raise
-            # ``InvalidTransitionError``, naming the doctor, when the doctor is unavailable
-            # (``mark_unavailable``) or paused (``pause``); nothing changes."
-            raise Refused(InvalidTransitionError)
-        for token in list(self.tokens.values()):
-            if token.doctor_id == doctor_id and token.status == "IN_CONSULTATION":
-                self.finish(token)
+        if self.doctors[doctor_id].ended:
+            # Section 10: "after ``end_day``, ``call_next`` returns None and ``next_up`` is
+            # empty, whatever else the doctor's status."
+            return None
+        self.may_call(doctor_id)
+        self.finish_current(doctor_id)
         slots = self.slots_of(doctor_id)
         seat = self.seat(doctor_id)
         # A present emergency first, wherever it waits, by (slot start, seq): one on the
@@ -1071,8 +1139,8 @@ class Model:
         ]
         waiting: dict[int, MToken] = {}
         if seat is not None:
-            for t in self.waitlist(doctor_id):
-                if t.priority is Priority.EMERGENCY and t.checked_in_at is not None:
+            for t in self.listed_present(doctor_id):
+                if t.priority is Priority.EMERGENCY:
                     waiting[t.seq] = t
                     emergencies.append((seat.start, t.seq, None))
         if emergencies:
@@ -1090,14 +1158,32 @@ class Model:
                 return self.call(present[0])
         # The idle-fill rule: the first present waitlisted patient, seated in the current
         # slot (never a closed one), over its capacity if need be.
-        arrived = [t for t in self.waitlist(doctor_id) if t.checked_in_at is not None]
+        arrived = self.listed_present(doctor_id)
         if not self.combo.fill_idle or not arrived or seat is None:
             return None
-        token = arrived[0]
+        self.seat_in(arrived[0], seat)
+        return self.call(arrived[0])
+
+    def seat_in(self, token: MToken, seat: MSlot) -> None:
+        """Seat a present waitlisted token as the idle-fill rule seats: "over its capacity if
+        need be (``TokenMoved(reason=MoveReason.FROM_WAITLIST)``, then ``TokenCalled``)"."""
         if token.priority is not Priority.EMERGENCY and not self.admits(seat, token.source):
             self.grant(seat, seat.elastic + 1)
         self.move(token, seat, "FROM_WAITLIST", counted=False)
-        return self.call(token)
+
+    def may_call(self, doctor_id: str) -> None:
+        """Section 3, "Who may call": "``call_next`` and ``call`` (section 10) raise
+        ``InvalidTransitionError``, naming the doctor, when the doctor is unavailable
+        (``mark_unavailable``) or paused (``pause``); nothing changes." """
+        doctor = self.doctors[doctor_id]
+        if not doctor.available or doctor.paused_at is not None:
+            raise Refused(InvalidTransitionError)
+
+    def finish_current(self, doctor_id: str) -> None:
+        """Complete the doctor's consultation in progress, if any."""
+        for token in list(self.tokens.values()):
+            if token.doctor_id == doctor_id and token.status == "IN_CONSULTATION":
+                self.finish(token)
 
     def seat(self, doctor_id: str) -> MSlot | None:
         """Where the idle-fill rule seats: the current slot (the one containing now, else
@@ -1121,9 +1207,9 @@ class Model:
             return current
         return next((s for s in slots if not s.closed and s.end > self.now), None)
 
-    def call(self, token: MToken) -> MToken:
+    def call(self, token: MToken, out_of_turn: bool = False) -> MToken:
         token.status, token.called_at = "IN_CONSULTATION", self.now
-        self.emit("TokenCalled", token)
+        self.emit("TokenCalled", token, out_of_turn)
         return token
 
     def finish(self, token: MToken) -> None:
@@ -1138,16 +1224,22 @@ class Model:
         self.finish(token)
         return token
 
-    def cancel(self, token_id: str) -> MToken:
+    def cancel(self, token_id: str, reason: str = "") -> MToken:
         """DESIGN.md section 3, ``cancel(token_id)``: "BOOKED, CHECKED_IN or WAITLISTED ->
-        CANCELLED; frees the place and reallocates"
+        CANCELLED; frees the place and reallocates". Section 10: an AWAY token "can be
+        cancelled"; ``cancel(token_id, reason="")``: "``TokenCancelled.reason`` keeps the
+        reason (a str)".
         """
         token = self.token(token_id)
-        if token.status not in ("BOOKED", "CHECKED_IN", "WAITLISTED"):
+        if any(unicodedata.category(c) == "Cc" for c in reason):
+            # Section 3, "Ids and text": strings the journal stores (reasons among them)
+            # contain no control character, "otherwise ``InvalidArgumentError``".
+            raise Refused(InvalidArgumentError)
+        if token.status not in MOVABLE:
             raise Refused(InvalidTransitionError)
-        freed = token.slot_id if token.status in WAITING else None
+        freed = token.slot_id
         token.status = "CANCELLED"
-        self.emit("TokenCancelled", token)
+        self.emit("TokenCancelled", token, reason)
         if freed is not None:
             self.refill(self.slots[freed])
         return token
@@ -1185,7 +1277,7 @@ class Model:
         if slot_id not in self.slots:
             raise Refused(UnknownSlotError)
         target = self.slots[slot_id]
-        if token.status not in ("BOOKED", "CHECKED_IN", "WAITLISTED"):
+        if token.status not in MOVABLE:  # section 10: an AWAY token "can be ... rescheduled"
             raise Refused(InvalidTransitionError)
         if token.slot_id == target.id:
             return token
@@ -1218,7 +1310,7 @@ class Model:
         token = self.token(token_id)
         if not isinstance(priority, Priority):
             raise Refused(InvalidArgumentError)
-        if token.status not in ("BOOKED", "CHECKED_IN", "WAITLISTED"):
+        if token.status not in MOVABLE:  # section 10: an AWAY token "can be ... re-triaged"
             raise Refused(InvalidTransitionError)
         if priority is token.priority:
             return token
@@ -1264,6 +1356,135 @@ class Model:
                 slot = self.slots[token.slot_id]
                 self.grant(slot, self.normal(slot) - self.combo.limit(slot.capacity))
         return token
+
+    # ---------------------------------------------------------------- the live floor
+
+    def doctor(self, doctor_id: str) -> MDoctor:
+        if doctor_id not in self.doctors:
+            raise Refused(UnknownDoctorError)
+        return self.doctors[doctor_id]
+
+    def pause(self, doctor_id: str) -> None:
+        """DESIGN.md section 10, ``pause(doctor_id)``: "the doctor steps away for a while (ward
+        round, break): bookings, check-ins and moves go on; ``call_next`` and ``call`` raise
+        ``InvalidTransitionError``; the consultation in progress can still be completed;
+        ``DoctorPaused``; a paused doctor -> no change"
+        """
+        doctor = self.doctor(doctor_id)
+        if doctor.paused_at is not None:
+            return
+        doctor.paused_at = self.now
+        self.event("DoctorPaused", doctor_id)
+
+    def resume(self, doctor_id: str) -> None:
+        """DESIGN.md section 10, ``resume(doctor_id)``: "``DoctorResumed``; a doctor who is not
+        paused -> no change"
+        """
+        doctor = self.doctor(doctor_id)
+        if doctor.paused_at is None:
+            return
+        doctor.paused_at = None
+        self.event("DoctorResumed", doctor_id)
+
+    def call_out_of_turn(self, token_id: str) -> MToken:
+        """DESIGN.md section 10, ``call(token_id)``: "the desk calls a chosen present patient
+        out of turn: completes the doctor's current consultation as ``call_next`` does, then a
+        CHECKED_IN token in one of the doctor's slots, or a checked-in WAITLISTED one (seated
+        as the idle-fill rule seats; with nowhere to seat it -> ``SlotClosedError``), becomes
+        IN_CONSULTATION; ``TokenCalled`` with ``out_of_turn=True`` (False for ``call_next``);
+        any other status -> ``InvalidTransitionError``, nothing changed"
+        """
+        token = self.token(token_id)
+        listed = token.status == "WAITLISTED" and token.checked_in_at is not None
+        if token.status != "CHECKED_IN" and not listed:
+            raise Refused(InvalidTransitionError)
+        self.may_call(token.doctor_id)
+        seat = self.seat(token.doctor_id) if listed else None
+        if listed and seat is None:
+            raise Refused(SlotClosedError)
+        self.finish_current(token.doctor_id)
+        if seat is not None:
+            self.seat_in(token, seat)
+        return self.call(token, out_of_turn=True)
+
+    def step_out(self, token_id: str) -> MToken:
+        """DESIGN.md section 10, ``step_out(token_id)``: "the patient leaves the waiting room but
+        keeps their place (sent for a test, stepped out): CHECKED_IN or IN_CONSULTATION ->
+        AWAY; from IN_CONSULTATION the consultation ends and the doctor is free to call the
+        next; the token keeps its slot, ``seq``, ``number`` and ``checked_in_at``, counts in
+        its slot's occupancy, stands in ``queue()`` at its current rank, and is skipped by
+        ``call_next`` and ``next_up``; ``TokenSteppedOut``; other statuses ->
+        ``InvalidTransitionError``"
+
+        A consultation that ends this way is not completed (the estimates learn nothing from
+        it: section 10, "one cut short by ``step_out`` ... does not"), so the token was never
+        called as far as its record goes; back in its slot it keeps its place even if the
+        slot shrank meanwhile, granted past the limit as after a missed call.
+        """
+        token = self.token(token_id)
+        if token.status not in ("CHECKED_IN", "IN_CONSULTATION"):
+            raise Refused(InvalidTransitionError)
+        consulting = token.status == "IN_CONSULTATION"
+        token.status = "AWAY"
+        if consulting:
+            token.called_at = None
+            if token.priority is not Priority.EMERGENCY:
+                # The grant is reported before ``TokenSteppedOut`` (the library's order; the
+                # contract does not order the events of one call).
+                assert token.slot_id is not None
+                slot = self.slots[token.slot_id]
+                self.grant(slot, self.normal(slot) - self.combo.limit(slot.capacity))
+        self.emit("TokenSteppedOut", token)
+        return token
+
+    def now_serving(self, doctor_id: str) -> MToken | None:
+        """DESIGN.md section 10, ``now_serving(doctor_id)``: "the doctor's IN_CONSULTATION
+        token" """
+        self.doctor(doctor_id)
+        serving = [
+            t
+            for t in self.tokens.values()
+            if t.doctor_id == doctor_id and t.status == "IN_CONSULTATION"
+        ]
+        assert len(serving) <= 1
+        return serving[0] if serving else None
+
+    def end_day(self, doctor_id: str) -> list[MToken]:
+        """DESIGN.md section 10, ``end_day(doctor_id)``: "the doctor's day closes (paused or
+        unavailable doctors too): with a consultation in progress -> ``InvalidTransitionError``;
+        BOOKED tokens -> NO_SHOW (``TokenNoShow``); present tokens not seen (CHECKED_IN, AWAY,
+        checked-in WAITLISTED) -> UNSEEN (``TokenUnseen``), returned in standing order (slot by
+        slot, then the waitlist) so the host can carry them to another day; absent waitlisted
+        tokens -> CANCELLED (``TokenCancelled``); every slot of the doctor closes; then
+        ``DayEnded(doctor_id)``; a day already ended -> no change, ``[]``"
+
+        The cancellation's reason is "day ended" (the library's documented wording). Nobody
+        is moved and no place refilled: every slot closes.
+        """
+        doctor = self.doctor(doctor_id)
+        if doctor.ended:
+            return []
+        if self.now_serving(doctor_id) is not None:
+            raise Refused(InvalidTransitionError)
+        # The standing order, read before anything changes.
+        leaving = [t for s in self.slots_of(doctor_id) for t in self.queue(s)]
+        unseen: list[MToken] = []
+        for token in leaving + self.waitlist(doctor_id):
+            if token.status == "BOOKED":
+                token.status = "NO_SHOW"
+                self.emit("TokenNoShow", token)
+            elif token.status == "WAITLISTED" and token.checked_in_at is None:
+                token.status = "CANCELLED"
+                self.emit("TokenCancelled", token, "day ended")
+            else:
+                token.status = "UNSEEN"
+                self.emit("TokenUnseen", token)
+                unseen.append(token)
+        for slot in self.slots_of(doctor_id):
+            slot.closed = True
+        doctor.ended = True
+        self.event("DayEnded", doctor_id)
+        return unseen
 
     # ---------------------------------------------------------------- disruptions
 
@@ -1400,12 +1621,18 @@ def event_row(event: Event) -> Row:
             row += (event.from_slot_id, event.to_slot_id, event.reason.name)
         elif isinstance(event, TokenRetriaged):
             row += (event.old_priority.name,)
+        elif isinstance(event, TokenCalled):
+            row += (event.out_of_turn,)
+        elif isinstance(event, TokenCancelled):
+            row += (event.reason,)
         return row
     if isinstance(event, SlotResized):
         return (*head, event.slot_id, event.old_capacity, event.capacity)
     if isinstance(event, DoctorDelayed):
         return (*head, event.doctor_id, event.minutes, event.total_minutes)
-    if isinstance(event, DoctorUnavailable | DoctorAvailable):
+    if isinstance(
+        event, DoctorUnavailable | DoctorAvailable | DoctorPaused | DoctorResumed | DayEnded
+    ):
         return (*head, event.doctor_id)
     if isinstance(event, SlotClosed):
         return (*head, event.slot_id)

@@ -1105,35 +1105,3 @@ def test_an_away_token_stands_at_its_current_aged_rank(alloc: Allocator, clock: 
     assert called is not None
     assert called.id == early.id
     alloc.check_invariants()
-
-
-# ----------------------------------------------------------------------------- regressions
-
-
-def test_a_slot_added_after_the_day_ended_is_closed(alloc: Allocator, clock: Clock) -> None:
-    """`end_day(doctor_id)`: ... every slot of the doctor closes ... after `end_day`,
-    `call_next` returns None. [A slot added to the doctor afterwards is one of the doctor's
-    slots: it is closed too, so nothing is booked into an ended day, and the day still
-    passes `check_invariants`, live and replayed.]"""
-    start = alloc.snapshot()
-    events = listen(alloc)
-    alloc.end_day("D1")
-    alloc.add_slot(Slot("D1@13", "D1", at(13), at(14), CAPACITY))
-    assert alloc.slot("D1@13").closed
-    alloc.check_invariants()
-    refused(alloc, lambda: alloc.book("A", "D1"), SlotClosedError, "'D1'")
-    refused(alloc, lambda: alloc.book("A", "D1", "D1@13"), SlotClosedError, "D1@13")
-    moved = alloc.book("B", "D2")
-    refused(alloc, lambda: alloc.reschedule(moved.id, "D1@13"), SlotClosedError, "D1@13")
-    clock.now = at(13, 10)
-    assert no_change(alloc, lambda: alloc.call_next("D1")) is None
-    replayed = Allocator.replay(events, snapshot=start, clock=clock)
-    assert replayed.snapshot() == alloc.snapshot()
-    replayed.check_invariants()
-    # A snapshot that says otherwise is still refused, not mended.
-    stored = alloc.snapshot()
-    for slot in stored["slots"]:
-        if slot["id"] == "D1@13":
-            slot["closed"] = False
-    with pytest.raises(InvalidArgumentError, match="an ended day has every slot closed"):
-        Allocator.from_snapshot(stored, clock=clock)

@@ -3,13 +3,16 @@
 ``AllocatorMachine`` drives a real :class:`Allocator` (injected clock) beside ``Model``
 (``tests/model.py``), a deliberately naive reference written from the contract: plain lists
 and dicts, every view recomputed by scanning and sorting on each read, no index and no code
-shared with the library. The machine books, checks in, calls, completes, cancels, marks
-no-shows, delays, resizes, adds slots, reschedules, re-triages, misses calls, closes slots
-and sends doctors away and back, under ten policy combinations (capacity, emergency bound,
-reallocation with and without idle-fill, ordering, on_full, grace, delay handling, duplicate
-rule, missed-call limit). After every step the two must agree on every token (all fields),
-every queue (the standing order), slot figure and waitlist, every position and estimated
-start, the version, and every event delivered (with its version); and a call that raises
+shared with the library. The machine books, checks in, calls, completes, cancels (with and
+without a reason), marks no-shows, delays, resizes, adds slots, reschedules, re-triages,
+misses calls, closes slots and sends doctors away and back, and works the live floor of
+section 10: pauses and resumes doctors, calls out of turn, steps patients out and back, and
+ends doctors' days, under twelve policy combinations (capacity, reserved places, emergency
+bound, reallocation with and without idle-fill, ordering, on_full, grace, delay handling,
+duplicate rule, missed-call limit, a user's own policies). After every step the two must
+agree on every token (all fields), every queue (the standing order), slot figure and
+waitlist, every position and estimated start, each doctor's consultation in progress, the
+version, and every event delivered (with its version); and a call that raises
 must raise the error the model predicts (the duplicate's token id, the full slot's
 alternatives) and change nothing, version included.
 
@@ -138,10 +141,10 @@ def placement_problems(
         token = alloc.token(token_id)
         queues, waitlists = in_queue.get(token_id, []), in_waitlist.get(token_id, [])
         status = token.status.name
-        if status in WAITING:
-            ok = queues == [token.slot_id] and not waitlists
-        elif status == "WAITLISTED":
+        if status in ("WAITLISTED", "AWAY") and token.slot_id is None:  # an AWAY one sent on
             ok = not queues and waitlists == [token.doctor_id]
+        elif status in WAITING:
+            ok = queues == [token.slot_id] and not waitlists
         else:
             ok = not queues and not waitlists
         if not ok:
@@ -189,10 +192,19 @@ def bad_calls(
         (UnknownDoctorError, lambda: alloc.mark_available("NOBODY")),
         (UnknownDoctorError, lambda: alloc.mark_unavailable("NOBODY")),
         (InvalidArgumentError, lambda: alloc.mark_available("")),
+        (UnknownDoctorError, lambda: alloc.pause("NOBODY")),
+        (UnknownDoctorError, lambda: alloc.resume("NOBODY")),
+        (InvalidArgumentError, lambda: alloc.pause(cast(str, 1))),
+        (UnknownTokenError, lambda: alloc.call("NOBODY-001")),
+        (UnknownTokenError, lambda: alloc.step_out("NOBODY-001")),
+        (InvalidArgumentError, lambda: alloc.step_out("")),
+        (UnknownDoctorError, lambda: alloc.end_day("NOBODY")),
+        (UnknownDoctorError, lambda: alloc.now_serving("NOBODY")),
+        (UnknownTokenError, lambda: alloc.cancel("NOBODY-001", reason="left")),
     ]
 
 
-BAD_CALLS = 24  # len(bad_calls(...))
+BAD_CALLS = 33  # len(bad_calls(...))
 # ============================================================================ the machine
 
 
@@ -223,7 +235,9 @@ DEPARTMENTS = ("OPD", "ENT")
 TRIAGE = st.sampled_from([*Priority, None])
 # A pick among the tokens in the statuses a rule is for; None: a token from the bundle.
 PICK = st.none() | st.integers(0, 20)
-WAITING_OR_LISTED = ("BOOKED", "CHECKED_IN", "WAITLISTED")
+WAITING_OR_LISTED = ("BOOKED", "CHECKED_IN", "AWAY", "WAITLISTED")
+# Reasons for a cancellation; the last has a control character the allocator refuses.
+REASONS = st.sampled_from(["", "patient left", "bell\x07"])
 
 
 class Listener:
@@ -424,11 +438,12 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     @rule(token=tokens, pick=st.integers(0, 20))
     def arrive(self, token: str, pick: int) -> None:
-        """Check in a patient who can arrive: booked, no-show or waitlisted and absent."""
+        """Check in a patient who can arrive: booked, no-show, back from stepping out, or
+        waitlisted and absent."""
         can_arrive = [
             t.id
             for t in self.model.tokens.values()
-            if t.status in ("BOOKED", "NO_SHOW")
+            if t.status in ("BOOKED", "NO_SHOW", "AWAY")
             or (t.status == "WAITLISTED" and t.checked_in_at is None)
         ]
         self.check_in(can_arrive[pick % len(can_arrive)] if can_arrive else token)
@@ -451,10 +466,16 @@ class AllocatorMachine(RuleBasedStateMachine):
         token = self.pick_token(pick, ("IN_CONSULTATION",), token)
         self.run(lambda: self.alloc.complete(token), lambda: self.model.complete(token))
 
-    @rule(token=tokens, pick=PICK)
-    def cancel(self, token: str, pick: int | None) -> None:
+    @rule(token=tokens, pick=PICK, reason=REASONS)
+    def cancel(self, token: str, pick: int | None, reason: str) -> None:
         token = self.pick_token(pick, WAITING_OR_LISTED, token)
-        self.run(lambda: self.alloc.cancel(token), lambda: self.model.cancel(token))
+        if reason:
+            self.run(
+                lambda: self.alloc.cancel(token, reason=reason),
+                lambda: self.model.cancel(token, reason),
+            )
+        else:  # the default reason
+            self.run(lambda: self.alloc.cancel(token), lambda: self.model.cancel(token))
 
     @rule(token=tokens, pick=PICK)
     def no_show(self, token: str, pick: int | None) -> None:
@@ -510,6 +531,46 @@ class AllocatorMachine(RuleBasedStateMachine):
                 lambda: self.alloc.mark_available(doctor_id),
                 lambda: self.model.mark_available(doctor_id),
             )
+
+    # ---------------------------------------------------------------- the live floor
+
+    @rule(call=st.sampled_from(["pause", "resume"]), doctor=DOCTOR_INDEX)
+    def pause_or_resume(self, call: str, doctor: int) -> None:
+        doctor_id = self.doctor(doctor)
+        self.attempt(
+            lambda: getattr(self.alloc, call)(doctor_id),
+            lambda: getattr(self.model, call)(doctor_id),
+        )
+
+    @rule(token=tokens, pick=PICK)
+    def call_out_of_turn(self, token: str, pick: int | None) -> None:
+        """The desk calls a present patient (checked in, or checked in on a waitlist)."""
+        present = [
+            t.id
+            for t in self.model.tokens.values()
+            if t.status == "CHECKED_IN" or (t.status == "WAITLISTED" and t.checked_in_at)
+        ]
+        if pick is not None and present:
+            token = present[pick % len(present)]
+        self.run(lambda: self.alloc.call(token), lambda: self.model.call_out_of_turn(token))
+
+    @rule(token=tokens, pick=PICK)
+    def step_out(self, token: str, pick: int | None) -> None:
+        token = self.pick_token(pick, ("CHECKED_IN", "IN_CONSULTATION"), token)
+        self.run(lambda: self.alloc.step_out(token), lambda: self.model.step_out(token))
+
+    @rule(doctor=DOCTOR_INDEX, now=st.integers(0, 7))
+    def end_day(self, doctor: int, now: int) -> None:
+        """End a doctor's day (one time in eight: it ends everything the doctor holds)."""
+        doctor_id = self.doctor(doctor)
+        if now:
+            return
+        outcome = self.attempt(
+            lambda: self.alloc.end_day(doctor_id), lambda: self.model.end_day(doctor_id)
+        )
+        if outcome is not None:
+            unseen, expected = outcome
+            assert [token_row(t) for t in unseen] == [t.row() for t in expected]
 
     @rule(doctor=DOCTOR_INDEX, minutes=st.integers(-3, 30))
     def delay(self, doctor: int, minutes: int) -> None:
@@ -605,6 +666,7 @@ class AllocatorMachine(RuleBasedStateMachine):
             assert (view.closed, view.elastic) == (slot.closed, slot.elastic), slot_id
         for doctor_id in model.doctors:
             assert ids(self.alloc.waitlist(doctor_id)) == ids_of(model.waitlist(doctor_id))
+            self.agree(self.alloc.now_serving(doctor_id), model.now_serving(doctor_id))
         for token_id, token in model.tokens.items():
             expected = model.position(token, queues)
             position, error = capture(partial(self.alloc.position, token_id))
@@ -768,7 +830,7 @@ VALID_STEPS = st.one_of(
     ),
     st.builds(
         Step,
-        kind=st.sampled_from(["check_in", "complete", "cancel", "no_show"]),
+        kind=st.sampled_from(["check_in", "complete", "cancel", "no_show", "step_out", "call"]),
         a=st.integers(0, 50),
     ),
     st.builds(Step, kind=st.just("call_next"), a=st.integers(0, 1)),
@@ -786,7 +848,9 @@ VALID_STEPS = st.one_of(
     st.builds(Step, kind=st.just("retriage"), a=st.integers(0, 50), b=st.integers(0, 3)),
     st.builds(
         Step,
-        kind=st.sampled_from(["missed_call", "mark_unavailable", "mark_available"]),
+        kind=st.sampled_from(
+            ["missed_call", "mark_unavailable", "mark_available", "pause", "resume", "end_day"]
+        ),
         a=st.integers(0, 1),
     ),
     st.builds(Step, kind=st.just("close_slot"), a=st.integers(0, len(DAY_SLOTS) - 1)),
@@ -867,6 +931,11 @@ def apply(alloc: Allocator, clock: Clock, step: Step, issued: list[str]) -> OPDE
         "close_slot": lambda: alloc.close_slot(DAY_SLOT_IDS[step.a]),
         "mark_unavailable": lambda: alloc.mark_unavailable(doctor_id),
         "mark_available": lambda: alloc.mark_available(doctor_id),
+        "pause": lambda: alloc.pause(doctor_id),
+        "resume": lambda: alloc.resume(doctor_id),
+        "end_day": lambda: alloc.end_day(doctor_id),
+        "step_out": lambda: alloc.step_out(token_id),
+        "call": lambda: alloc.call(token_id),
     }
     # missed_call: the doctor's patient in consultation, if any.
     in_consultation = next(

@@ -257,22 +257,26 @@ class Allocator:
         ``s`` is the number of the doctor's slots. Raises :class:`UnknownDoctorError` for an
         unknown doctor and :class:`InvalidArgumentError` for a duplicate id, a slot that
         overlaps another of the doctor's, a slot already added to an allocator, datetimes
-        whose awareness (naive or aware) differs from the slots already added, or a start
-        on another calendar date than the other slots (an allocator is one OPD day).
-        A slot added to a doctor whose day has ended (:meth:`end_day`) is closed. Emits
-        :class:`SlotAdded`.
+        whose awareness (naive or aware) differs from the slots already added, a start
+        on another calendar date than the other slots (an allocator is one OPD day), or a
+        doctor whose day has ended (:meth:`end_day` closed it for good).
+        Emits :class:`SlotAdded`.
         """
         with self._lock:
             if not isinstance(slot, Slot):
                 raise InvalidArgumentError(f"slot must be a Slot, got slot={slot!r}")
             desk = self._desk(slot.doctor_id)
+            if desk.ended:
+                raise InvalidArgumentError(
+                    f"slot {slot.id!r} cannot be added: doctor {desk.doctor.id!r} has ended the day"
+                )
             i = _build.fit(self._day, slot, desk)
             if slot._attached():
                 raise InvalidArgumentError(
                     f"slot {slot.id!r} already belongs to an allocator; create a new Slot"
                 )
             now = self._now(slot.start.tzinfo is not None)
-            _build.add_slot(self._day, slot, desk, i)
+            _build.attach(self._day, slot, desk, i)
             self._day.record(
                 SlotAdded,
                 now,

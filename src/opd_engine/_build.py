@@ -83,16 +83,6 @@ def attach(day: Day, slot: Slot, desk: Desk, index: int) -> None:
     day.register_slot(slot)
 
 
-def add_slot(day: Day, slot: Slot, desk: Desk, index: int) -> None:
-    """Attach a slot being added (:meth:`Allocator.add_slot`, a journal's ``SlotAdded``) as
-    :func:`attach` does; if its doctor's day has ended it is closed at once, as
-    :meth:`Allocator.end_day` closed every other slot of the day. (A snapshot being restored
-    attaches its slots as they were stored.) O(s) for the doctor's s slots."""
-    attach(day, slot, desk, index)
-    if desk.ended:
-        desk.close_day()  # the new slot closes; the others already are
-
-
 def file_token(day: Day, token: Token, now: datetime) -> None:
     """File a stored token where its status says it is (restoring a snapshot): index it as
     its patient's active token, and put it on its doctor's waitlist, in its slot's queue,

@@ -298,12 +298,14 @@ class _Replay:
         date, its overlaps, its datetimes' awareness), without the refill: the events
         that follow say where tokens went."""
         desk = self.desk(event.doctor_id)
+        if desk.ended:
+            raise self.fail(f"doctor {event.doctor_id!r} has ended the day: no slot is added")
         try:
             slot = Slot(event.slot_id, event.doctor_id, event.start, event.end, event.capacity)
             index = _build.fit(self.day, slot, desk)
         except OPDError as error:
             raise self.fail(str(error)) from None
-        _build.add_slot(self.day, slot, desk, index)
+        _build.attach(self.day, slot, desk, index)
 
     # ------------------------------------------------------------------ tokens
 
