@@ -192,6 +192,7 @@ PRIMITIVES = {
         "complete",
     },
     "_desk.py": {
+        "count_away",
         "insert",
         "issue",
         "learn",

@@ -27,6 +27,7 @@ from ._check import (
     check_int,
     check_str,
 )
+from ._board import DoctorBoard, board_of
 from ._codec import token_row
 from ._desk import Desk, with_arrival, with_status
 from ._estimate import WaitEstimate
@@ -955,6 +956,50 @@ class Allocator:
             desk = self._desk(doctor_id)
             current = desk.current
             return None if current is None else self._day.tokens[current]
+
+    def next_up(self, doctor_id: str, n: int = 3) -> list[Token]:
+        """The next ``n`` patients that successive :meth:`call_next` calls would call now,
+        in that order (the idle-fill rule included), as they stand now; changes nothing.
+
+        It shows who would be called, so it ignores a pause and unavailability (where
+        :meth:`call_next` would raise); after :meth:`end_day` it is empty. Patients who
+        stepped out (``AWAY``) or have not arrived are skipped, as :meth:`call_next` skips
+        them. O(n log m) for the m tokens of the slots the names are called from: the
+        desk's own calls are made and undone, never a pass over the doctor's tokens.
+
+        Raises :class:`UnknownDoctorError` for an unknown doctor and
+        :class:`InvalidArgumentError` for an ``n`` that is not an int >= 0.
+        """
+        n = check_int("n", n, minimum=0)
+        with self._lock:
+            now = self._now()
+            return self._desk(doctor_id).upcoming(now, n)
+
+    def board(self, *, n: int = 3, department: str | None = None) -> list[DoctorBoard]:
+        """A display board: one frozen :class:`DoctorBoard` per doctor, in the order added
+        (only ``department``'s if given), each showing its status, the patient in
+        consultation, the next ``n`` (as :meth:`next_up`) and its counts, read together
+        under the lock at one reading of the clock.
+
+        O(d + b (n log m + s)) for the d doctors and the b shown, their s slots each (a
+        counter read per slot) and the m tokens of the slots names are called from:
+        never a pass over the doctors' tokens. Raises :class:`InvalidArgumentError` for an
+        ``n`` that is not an int >= 0 or a ``department`` that is not a str.
+        """
+        n = check_int("n", n, minimum=0)
+        if department is not None and type(department) is not str:
+            if not isinstance(department, str):
+                raise InvalidArgumentError(
+                    f"department must be a str, got department={department!r}"
+                )
+            department = str.__str__(department)
+        with self._lock:
+            now = self._now()
+            return [
+                board_of(desk, n, now)
+                for desk in self._desks.values()
+                if department is None or desk.doctor.department == department
+            ]
 
     @_atomic
     def end_day(self, doctor_id: str) -> list[Token]:
