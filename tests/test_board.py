@@ -119,8 +119,8 @@ def test_next_up_ignores_the_consultation_in_progress(build: Build, clock: Clock
 
 
 def test_next_up_and_board_ignore_a_pause_and_unavailability(build: Build, clock: Clock) -> None:
-    """"``next_up`` and ``board`` ignore a pause and unavailability (they show who would be
-    called)"."""
+    """Section 10: "``next_up`` and ``board`` ignore a pause and unavailability (they show
+    who would be called)"."""
     alloc = build(WAITLIST)
     t = crowd(alloc, clock)
     shown = ids(alloc.next_up("D1", 10))
@@ -143,7 +143,7 @@ def test_next_up_and_board_ignore_a_pause_and_unavailability(build: Build, clock
 
 
 def test_after_end_day_next_up_is_empty(build: Build, clock: Clock) -> None:
-    """"after ``end_day``, ``call_next`` returns None and ``next_up`` is empty, whatever
+    """Section 10: "after ``end_day``, ``call_next`` returns None and ``next_up`` is empty, whatever
     else the doctor's status"."""
     alloc = build(WAITLIST)
     crowd(alloc, clock)
@@ -156,9 +156,9 @@ def test_after_end_day_next_up_is_empty(build: Build, clock: Clock) -> None:
     assert (line.status, line.next_up) == (DoctorStatus.ENDED, ())
 
 
-@pytest.mark.parametrize("n", [-1, -10**9, 1.0, "3", True, None])
+@pytest.mark.parametrize("n", [-1, -(10**9), 1.0, "3", True, None])
 def test_next_up_and_board_refuse_a_bad_n(alloc: Allocator, n: Any) -> None:
-    """"``next_up(doctor_id, n)`` and ``board(n=...)`` with ``n < 0`` ->
+    """Section 10: "``next_up(doctor_id, n)`` and ``board(n=...)`` with ``n < 0`` ->
     ``InvalidArgumentError``" (and ``n`` is an int: a bool is refused)."""
     before = alloc.snapshot()
     with pytest.raises(InvalidArgumentError, match="n must be"):
@@ -169,7 +169,7 @@ def test_next_up_and_board_refuse_a_bad_n(alloc: Allocator, n: Any) -> None:
 
 
 def test_next_up_refuses_an_unknown_doctor(alloc: Allocator) -> None:
-    """"Every call that takes an id raises the matching ``NotFoundError`` for an unknown
+    """Section 10: "Every call that takes an id raises the matching ``NotFoundError`` for an unknown
     one"."""
     with pytest.raises(UnknownDoctorError):
         alloc.next_up("D9")
@@ -233,7 +233,7 @@ def test_board_has_one_line_per_doctor_with_its_counts(build: Build, clock: Cloc
 
 
 def test_board_of_a_department(build: Build, clock: Clock) -> None:
-    """"(only ``department``'s if given)"; a department that is not a str is refused."""
+    """Section 10: "(only ``department``'s if given)"; a department that is not a str is refused."""
     alloc = build()
     assert [line.doctor_id for line in alloc.board(department="General Medicine")] == [
         "D1",
@@ -246,8 +246,8 @@ def test_board_of_a_department(build: Build, clock: Clock) -> None:
 
 
 def test_board_status_is_the_first_that_applies(build: Build) -> None:
-    """"``status`` (``DoctorStatus.AVAILABLE``, ``PAUSED``, ``UNAVAILABLE`` or ``ENDED``;
-    the first that applies of ENDED, UNAVAILABLE, PAUSED)"."""
+    """Section 10: "``status`` (``DoctorStatus.AVAILABLE``, ``PAUSED``, ``UNAVAILABLE`` or
+    ``ENDED``; the first that applies of ENDED, UNAVAILABLE, PAUSED)"."""
     alloc = build()
 
     def status() -> DoctorStatus:
@@ -324,7 +324,7 @@ def test_a_due_notice_once_per_token(build: Build, clock: Clock) -> None:
 
 
 def test_a_notice_again_after_stepping_out_or_a_missed_call(build: Build, clock: Clock) -> None:
-    """"once per token, and once more only after it has stepped out or missed a call and
+    """Section 10: "once per token, and once more only after it has stepped out or missed a call and
     come back"."""
     alloc = build(Policies(notify_within=1))
     heard = events_of(alloc)
@@ -448,7 +448,7 @@ def test_preview_of_several_calls(build: Build, clock: Clock) -> None:
 
 
 def test_preview_lets_an_error_through_and_changes_nothing(build: Build, clock: Clock) -> None:
-    """"if ``change`` raises, the error propagates and nothing changed"."""
+    """Section 10: "if ``change`` raises, the error propagates and nothing changed"."""
     alloc = build()
     heard = events_of(alloc)
     before = alloc.snapshot()

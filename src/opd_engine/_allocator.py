@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from . import _build, _display, _estimate, _guard, _invariants, _journal, _snapshot
+from ._board import DoctorBoard, board_of
 from ._check import (
     EARLIEST,
     LATEST,
@@ -28,7 +29,6 @@ from ._check import (
     check_int,
     check_str,
 )
-from ._board import DoctorBoard, board_of
 from ._codec import token_row
 from ._desk import Desk, with_arrival, with_status
 from ._estimate import WaitEstimate
@@ -1074,8 +1074,8 @@ class Allocator:
 
         ``change`` may make several calls (each its own version, as for real) and read the
         state they leave; the allocator's lock is held throughout. O(c + u): what the
-        change costs, plus undoing it (O(1) per change it made). Raises :class:`InvalidArgumentError` if ``change`` is not
-        callable.
+        change costs, plus undoing it (O(1) per change it made). Raises
+        :class:`InvalidArgumentError` if ``change`` is not callable.
         """
         if not callable(change):
             raise InvalidArgumentError(f"change must be callable, got change={change!r}")

@@ -426,9 +426,7 @@ class Day:
             token = self.tokens.get(token_id)
             require(token is not None, "due notices go to issued tokens", token_id)
             assert token is not None
-            require(
-                token.status not in _NOT_DUE, "due notices go to present patients", token
-            )
+            require(token.status not in _NOT_DUE, "due notices go to present patients", token)
         tokens = self.tokens
         seqs: set[int] = set()
         active: dict[str, list[str]] = {}

@@ -210,7 +210,9 @@ def _fill(alloc: Allocator, root: Reader) -> None:
         for i, token_id in enumerate(root.typed("notified", list)):
             where = f"{root.path}.notified[{i}]"
             if not isinstance(token_id, str) or token_id not in tokens:
-                raise InvalidArgumentError(f"{where} must be the id of a token, got {_show(token_id)}")
+                raise InvalidArgumentError(
+                    f"{where} must be the id of a token, got {_show(token_id)}"
+                )
             if token_id in day.notified:
                 raise InvalidArgumentError(f"{where} {token_id!r} appears twice")
             day.notified.add(str.__str__(token_id))
