@@ -192,6 +192,7 @@ PRIMITIVES = {
         "complete",
     },
     "_desk.py": {
+        "count_away",
         "insert",
         "issue",
         "learn",
@@ -210,11 +211,14 @@ PRIMITIVES = {
         "_set_active",
         "_unfile",
         "enter",
+        "forget_due",
         "next_seq",
+        "notice",
         "put",
         "replace",
         "set_seq",
         "store",
+        "touch",
     },
     "_index.py": {"advance"},
     "_slot.py": {

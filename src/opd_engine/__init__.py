@@ -11,6 +11,7 @@ import typing
 from importlib.metadata import PackageNotFoundError, version
 
 from ._allocator import Allocator
+from ._board import DoctorBoard, DoctorStatus
 from ._estimate import WaitEstimate
 from ._journal import event_from_dict, event_to_dict
 from ._slot import Slot, SlotView
@@ -97,9 +98,11 @@ __all__ = [
     "Doctor",
     "DoctorAdded",
     "DoctorAvailable",
+    "DoctorBoard",
     "DoctorDelayed",
     "DoctorPaused",
     "DoctorResumed",
+    "DoctorStatus",
     "DoctorUnavailable",
     "DuplicateBookingError",
     "Duplicates",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Concatenate, ParamSpec, TypeVar, final
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from . import _build, _display, _estimate, _guard, _invariants, _journal, _snapshot
+from ._board import DoctorBoard, board_of
 from ._check import (
     EARLIEST,
     LATEST,
@@ -33,6 +35,7 @@ from ._estimate import WaitEstimate
 from ._ledger import (
     DRAFT,
     Day,
+    NotifyingDay,
     Subscription,
     draft_booked,
     draft_checked_in,
@@ -85,6 +88,7 @@ from .events import (
     SlotClosed,
     TokenCallMissed,
     TokenCancelled,
+    TokenDue,
     TokenEvent,
     TokenMoved,
     TokenNoShow,
@@ -177,10 +181,12 @@ class Allocator:
 
     @_day.default
     def _new_day(self) -> Day:
+        # Chosen once: a day that sends due notices notes the doctors each call touches.
+        kind = NotifyingDay if self._policies.notify_within else Day
         checked = _guard.checked(self._policies)
         if checked is None:
-            return Day(self._policies)
-        return Day(checked, guarded=True)
+            return kind(self._policies)
+        return kind(checked, guarded=True)
 
     @_desks.default
     def _day_desks(self) -> dict[str, Desk]:
@@ -277,6 +283,7 @@ class Allocator:
                 )
             now = self._now(slot.start.tzinfo is not None)
             _build.attach(self._day, slot, desk, i)
+            self._day.touch(desk.doctor.id)  # where idle-fill seats may change
             self._day.record(
                 SlotAdded,
                 now,
@@ -828,6 +835,7 @@ class Allocator:
             missed = token.missed_calls + 1
             desk.set_current(None)
             slot._release(token)
+            day.forget_due(token.id)
             if missed >= self._policies.max_missed_calls:
                 token = day.replace(token, status=NO_SHOW, missed_calls=missed)
                 day.deactivate(token)
@@ -950,6 +958,7 @@ class Allocator:
                 )
             day = self._day
             token = self._desks[token.doctor_id].step_out(token, now)
+            day.forget_due(token.id)
             day.note(TokenSteppedOut, now, token)
             self._commit()
             return day.tokens[token_id]
@@ -960,6 +969,50 @@ class Allocator:
             desk = self._desk(doctor_id)
             current = desk.current
             return None if current is None else self._day.tokens[current]
+
+    def next_up(self, doctor_id: str, n: int = 3) -> list[Token]:
+        """The next ``n`` patients that successive :meth:`call_next` calls would call now,
+        in that order (the idle-fill rule included), as they stand now; changes nothing.
+
+        It shows who would be called, so it ignores a pause and unavailability (where
+        :meth:`call_next` would raise); after :meth:`end_day` it is empty. Patients who
+        stepped out (``AWAY``) or have not arrived are skipped, as :meth:`call_next` skips
+        them. O(n log m) for the m tokens of the slots the names are called from: the
+        desk's own calls are made and undone, never a pass over the doctor's tokens.
+
+        Raises :class:`UnknownDoctorError` for an unknown doctor and
+        :class:`InvalidArgumentError` for an ``n`` that is not an int >= 0.
+        """
+        n = check_int("n", n, minimum=0)
+        with self._lock:
+            now = self._now()
+            return self._desk(doctor_id).upcoming(now, n)
+
+    def board(self, *, n: int = 3, department: str | None = None) -> list[DoctorBoard]:
+        """A display board: one frozen :class:`DoctorBoard` per doctor, in the order added
+        (only ``department``'s if given), each showing its status, the patient in
+        consultation, the next ``n`` (as :meth:`next_up`) and its counts, read together
+        under the lock at one reading of the clock.
+
+        O(d + b (n log m + s)) for the d doctors and the b shown, their s slots each (a
+        counter read per slot) and the m tokens of the slots names are called from:
+        never a pass over the doctors' tokens. Raises :class:`InvalidArgumentError` for an
+        ``n`` that is not an int >= 0 or a ``department`` that is not a str.
+        """
+        n = check_int("n", n, minimum=0)
+        if department is not None and type(department) is not str:
+            if not isinstance(department, str):
+                raise InvalidArgumentError(
+                    f"department must be a str, got department={department!r}"
+                )
+            department = str.__str__(department)
+        with self._lock:
+            now = self._now()
+            return [
+                board_of(desk, n, now)
+                for desk in self._desks.values()
+                if department is None or desk.doctor.department == department
+            ]
 
     @_atomic
     def end_day(self, doctor_id: str) -> list[Token]:
@@ -1013,6 +1066,48 @@ class Allocator:
             day.record(DayEnded, now, doctor_id=desk.doctor.id)
             self._commit()
             return [tokens[token.id] for token in unseen]
+
+    def preview(self, change: Callable[[Allocator], object]) -> list[Event]:
+        """What ``change(alloc)`` would do, without doing it: runs it on this allocator,
+        returns the events it would have emitted (each with the ``version``, ``step`` and
+        ``steps`` it would have had), then undoes it all. The state, :attr:`version` and
+        the counters (``seq``, numbers) are as before, and no subscriber sees anything;
+        if ``change`` raises, the exception goes on and nothing has changed. A desk shows
+        "7 patients move, 2 to the waitlist" before closing a slot::
+
+            events = alloc.preview(lambda a: a.close_slot("D1@10"))
+
+        ``change`` may make several calls (each its own version, as for real) and read the
+        state they leave; the allocator's lock is held throughout. O(c + u): what the
+        change costs, plus undoing it (O(1) per change it made). Raises
+        :class:`InvalidArgumentError` if ``change`` is not callable.
+        """
+        if not callable(change):
+            raise InvalidArgumentError(f"change must be callable, got change={change!r}")
+        with self._lock:
+            day = self._day
+            undo = day.undo
+            seen: list[Event] = []
+            kept = (day.subscribers, day.pending, day.outbox, day.delivering, undo.whole)
+            version, touched = day.version, dict(day.touched)
+            # The change's events go to ``seen`` alone, and every one is drafted (a call
+            # drafts its events only while somebody listens); its calls are recorded whole,
+            # through their deliveries (Undo.whole), to be undone together.
+            day.subscribers = [Subscription(seen.append)]
+            day.pending = []
+            day.outbox = deque()
+            day.delivering = False
+            undo.whole = True
+            saved = undo.begin()
+            try:
+                change(self)
+            finally:
+                undo.rollback(saved)
+                day.subscribers, day.pending, day.outbox, day.delivering, undo.whole = kept
+                day.version = version
+                day.touched.clear()
+                day.touched.update(touched)
+            return seen
 
     # ================================================================ disruptions
 
@@ -1126,6 +1221,7 @@ class Allocator:
                 return
             desk = self._desks[slot.doctor_id]
             slot._close()
+            self._day.touch(desk.doctor.id)  # where idle-fill seats may change
             self._day.record(SlotClosed, now, slot_id=slot.id)
             colleagues = self._colleagues(desk)
             tokens = self._day.tokens
@@ -1427,6 +1523,7 @@ class Allocator:
         values = _journal.as_events(events)
         with alloc._lock:
             _journal.apply(alloc, values)
+            alloc._day.touched.clear()  # the journal has the notices of its own calls
             try:
                 _invariants.check(alloc)
             except AssertionError as error:  # pragma: no cover - apply's checks catch it
@@ -1458,6 +1555,7 @@ class Allocator:
                 day.version = version
                 raise
             day.undo.end(saved)
+            day.touched.clear()  # the journal has the notices of its own calls
             if fresh and day.subscribers:
                 day.outbox.extend(fresh)
             day.publish()
@@ -1534,11 +1632,36 @@ class Allocator:
             return result
 
     def _commit(self) -> None:
-        """The call changed something: count it, then deliver its events."""
+        """The call changed something: count it, send the due notices it brings (if they
+        are on), then deliver its events."""
         day = self._day
         day.version += 1
+        if day.touched:  # only a NotifyingDay notes the doctors a call touched
+            self._notify(day)
         if day.pending or day.outbox:
             day.publish()
+
+    def _notify(self, day: Day) -> None:
+        """Send a :class:`TokenDue` to each patient of the doctors the call touched whose
+        place in the call order is now at most ``notify_within`` and who has not been sent
+        one (the call's last events). O(t k log n) for t doctors touched and k =
+        ``notify_within``."""
+        within = self._policies.notify_within
+        now = day.now
+        assert now is not None  # the call read the clock
+        notified = day.notified
+        desks = day.desks
+        due = DRAFT[TokenDue]
+        for doctor_id in list(day.touched):
+            desk = desks.get(doctor_id)
+            if desk is None:  # pragma: no cover - a doctor is never removed
+                continue
+            for ahead, token in enumerate(desk.upcoming(now, within)):
+                if token.id not in notified:
+                    day.notice(token.id)
+                    if day.subscribers:
+                        day.pending.append(due(now, token, ahead))
+        day.touched.clear()
 
     # ================================================================ internals
 

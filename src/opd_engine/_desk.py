@@ -73,6 +73,7 @@ class Desk:
     paused_at: datetime | None = None  # since pause(), until resume(): nobody is called
     ended: bool = False  # end_day(): every slot closed, nobody called, for good
     issued: int = 0  # display numbers issued
+    away: int = 0  # AWAY tokens (in a slot or on the waitlist): for the board
     learned: Learned = attrs.field(
         factory=Learned
     )  # the consultations completed today (see _estimate)
@@ -139,6 +140,12 @@ class Desk:
         self.ended = ended
         if self.day.undo.recording:
             self.day.undo.record(self.set_ended, old)
+
+    def count_away(self, step: int) -> None:
+        """One more (``step=1``) or one fewer (``-1``) AWAY token. O(1)."""
+        self.away += step
+        if self.day.undo.recording:
+            self.day.undo.record(self.count_away, -step)
 
     def set_issued(self, issued: int) -> None:
         """The last display number issued. O(1)."""
@@ -283,6 +290,8 @@ class Desk:
 
     def place(self, token: Token, slot: Slot | None, now: datetime) -> None:
         """File a stored waiting token into ``slot`` (None: the waitlist). O(log n)."""
+        if token.status is AWAY:
+            self.count_away(1)
         if slot is None:
             self.waitlist.add(token)
         else:
@@ -298,6 +307,8 @@ class Desk:
     def unplace(self, token: Token) -> Slot | None:
         """Take a waiting or waitlisted token out of its slot or the waitlist; returns the
         slot it left (None: the waitlist). O(log n)."""
+        if token.status is AWAY:
+            self.count_away(-1)
         if token.slot_id is None:  # WAITLISTED, or AWAY sent on to the waitlist
             self.waitlist.remove(token)
             return None
@@ -388,6 +399,38 @@ class Desk:
             slot = self.slot_index[token.slot_id]  # type: ignore[index]
         return self.called(token, slot, now, False)
 
+    def upcoming(self, now: datetime, n: int) -> list[Token]:
+        """The next ``n`` patients that successive :meth:`call` would call now, in that
+        order, as they stand now; changes nothing (a pause, unavailability and the
+        consultation in progress aside: completing it changes nobody's turn).
+
+        The desk's own calls are made, each seating and calling its patient without
+        completing the one before, under the undo log, then undone, and the events they
+        drafted dropped: the answer is what the calls do, by construction. O(n log m) for
+        the m tokens of the slots called from, plus the undo.
+        """
+        if self.ended or n <= 0:
+            return []
+        day = self.day
+        undo = day.undo
+        pending = day.pending
+        queued = len(pending)
+        called: list[str] = []
+        saved = undo.begin()
+        try:
+            while len(called) < n:
+                if self.current is not None:
+                    self.set_current(None)  # the next call seats, and completes nobody
+                token = self.call(now)
+                if token is None:
+                    break
+                called.append(token.id)
+        finally:
+            undo.rollback(saved)
+            del pending[queued:]
+        tokens = day.tokens
+        return [tokens[token_id] for token_id in called]
+
     def called(self, token: Token, slot: Slot, now: datetime, out_of_turn: bool) -> Token:
         """``token``, checked in in ``slot``, is called in: IN_CONSULTATION. O(log n)."""
         day = self.day
@@ -425,6 +468,7 @@ class Desk:
         if token.status is CHECKED_IN:
             slot._depart(token)
             self.left(slot)
+            self.count_away(1)
             return day.put(token, with_status(token, AWAY))
         self.set_current(None)
         slot._release(token)
@@ -439,6 +483,7 @@ class Desk:
         """AWAY ``token`` is back at the same place: checked in again in its slot (even one
         that has ended meanwhile), or present again on the waitlist. O(log n)."""
         day = self.day
+        self.count_away(-1)
         if token.slot_id is None:
             token = day.put(token, with_status(token, WAITLISTED))
             self.waitlist.arrive(token)

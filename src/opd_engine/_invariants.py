@@ -58,6 +58,7 @@ def check(alloc: Allocator) -> None:
     normal_waiting: set[str] = set()  # slots with a non-emergency waiting
     urgent: dict[str, set[str]] = {}  # doctor -> slots with a present emergency waiting
     numbers: dict[str, set[int]] = {}
+    away: Counter[str] = Counter()  # doctor id -> AWAY tokens
     for token in tokens.values():
         where = placed.get(token.id)
         status = token.status
@@ -101,6 +102,8 @@ def check(alloc: Allocator) -> None:
             and token.slot_id is not None
         ):
             urgent.setdefault(token.doctor_id, set()).add(token.slot_id)
+        if status is TokenStatus.AWAY:
+            away[token.doctor_id] += 1
         issuer = issuer_of(token.id)
         issued = numbers.setdefault(issuer, set())
         require(token.number not in issued, "numbers unique per doctor", issuer)
@@ -114,6 +117,7 @@ def check(alloc: Allocator) -> None:
         require(desk.urgent_ids == {i for _, i in with_urgent}, "present-emergency ids", doctor_id)
         issued = numbers.get(doctor_id, set())
         require(desk.issued >= max(issued, default=0), "number counter", doctor_id)
+        require(desk.away == away[doctor_id], "away count", doctor_id)
         require(
             desk.learned == taught.get(doctor_id, Learned()),
             "learned consultation lengths",

@@ -58,6 +58,7 @@ from .events import (
     TokenCancelled,
     TokenCheckedIn,
     TokenCompleted,
+    TokenDue,
     TokenEvent,
     TokenMoved,
     TokenNoShow,
@@ -85,6 +86,12 @@ _STATUS: Final[dict[type[TokenEvent], frozenset[TokenStatus]]] = {
     TokenSteppedOut: frozenset({TokenStatus.AWAY}),
     TokenUnseen: frozenset({TokenStatus.UNSEEN}),
 }
+
+
+#: Token events that take a due notice back (stepping out, a missed call: one that made the
+#: token NO_SHOW included), and the statuses a token sent one may have.
+_TAKE_BACK: Final = (TokenSteppedOut, TokenCallMissed, TokenNoShow)
+_DUE: Final = frozenset({TokenStatus.CHECKED_IN, TokenStatus.WAITLISTED})
 
 
 # ============================================================================ to and from dicts
@@ -208,7 +215,9 @@ class _Replay:
 
     def apply(self, event: Event) -> None:
         touched = self.touched
-        if isinstance(event, TokenEvent):
+        if isinstance(event, TokenDue):
+            self.due(event)
+        elif isinstance(event, TokenEvent):
             self.token(event)
         elif isinstance(event, DoctorAdded):
             self.doctor_added(event)
@@ -273,6 +282,23 @@ class _Replay:
                 raise self.fail(f"doctor {event.doctor_id!r} is {state} already")
             desk.set_available(available)
             touched.doctors.add(desk.doctor.id)
+
+    def due(self, event: TokenDue) -> None:
+        """The token was sent its due notice: it changes nothing else, so the token must
+        stand as the event shows it, present, and not have been sent one already."""
+        token = event.token
+        day = self.day
+        stored = day.tokens.get(token.id)
+        if stored is None:
+            raise self.fail(f"unknown token {token.id!r}")
+        if stored != token:
+            raise self.fail(f"token {token.id!r} is not as it stands: a notice changes nothing")
+        if token.checked_in_at is None or token.status not in _DUE:
+            raise self.fail(f"token {token.id!r} is {token.status.name}: not present to notify")
+        if token.id in day.notified:
+            raise self.fail(f"token {token.id!r} was sent its due notice already")
+        day.notice(token.id)
+        self.touched.tokens.add(token.id)
 
     def desk(self, doctor_id: str) -> Desk:
         desk = self.day.desks.get(doctor_id)
@@ -380,6 +406,8 @@ class _Replay:
             day.replace(old, **{f.name: getattr(new, f.name) for f in attrs.fields(Token)})
         if new.seq > day.seq:
             day.set_seq(new.seq)
+        if isinstance(event, _TAKE_BACK):
+            day.forget_due(new.id)  # back, the patient may be sent a notice again
         self.enter(new, desk, slot, event.at, keep_place=held_there)
         if (old is None or not old.status.active) and new.status.active:
             day.activate(new)

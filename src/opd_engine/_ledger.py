@@ -29,6 +29,7 @@ from ._values import (
     Priority,
     Source,
     Token,
+    TokenStatus,
     copy_token,
 )
 from .events import (
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
     from ._desk import Desk
 
 _log = logging.getLogger("opd_engine")
+
+# Statuses a token sent a due notice never has: stepping out or missing a call (to BOOKED
+# or NO_SHOW) takes the notice back, and nobody absent is sent one.
+_NOT_DUE: Final = frozenset({TokenStatus.BOOKED, TokenStatus.AWAY, TokenStatus.NO_SHOW})
 
 # Fields of an event that only a complete call knows.
 _SEALED: Final = frozenset({"version", "step", "steps"})
@@ -122,7 +127,8 @@ class ReserveNow:
         return repr(self.policy)
 
 
-@final
+# Not final: a day with due notices on is a NotifyingDay, chosen once when the allocator is
+# made, so that a day without them pays nothing for noting which doctors a call touched.
 @attrs.define(eq=False)
 class Day:
     """What every desk of one allocator shares: one OPD day's tokens and counters."""
@@ -158,6 +164,10 @@ class Day:
     # call (None before the first). A capacity policy that needs it reads it through the
     # day (ReserveNow).
     now: datetime | None = attrs.field(default=None, init=False)
+    # Due notices (Policies.notify_within): the tokens already sent one, and the doctors
+    # whose call order the call in progress may have changed (noted by a NotifyingDay).
+    notified: set[str] = attrs.field(factory=set, init=False)
+    touched: dict[str, None] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         capacity = self.policies.capacity
@@ -244,6 +254,25 @@ class Day:
             self.active[patient_id] = token.id
             if self.undo.recording:
                 self.undo.record(self._set_active, patient_id, None)
+
+    def notice(self, token_id: str) -> None:
+        """The token has been sent its due notice (``TokenDue``). O(1)."""
+        self.notified.add(token_id)
+        if self.undo.recording:
+            self.undo.record(self.notified.discard, token_id)
+
+    def forget_due(self, token_id: str) -> None:
+        """The token stepped out or missed a call: back, it may be sent a notice again.
+        O(1)."""
+        notified = self.notified
+        if token_id in notified:
+            notified.discard(token_id)
+            if self.undo.recording:
+                self.undo.record(notified.add, token_id)
+
+    def touch(self, doctor_id: str) -> None:
+        """The call in progress may have changed ``doctor_id``'s call order (a day without
+        due notices does not keep track). O(1)."""
 
     def _unput(self, old: Token) -> None:
         self.tokens[old.id] = old
@@ -389,9 +418,15 @@ class Day:
         Checked: ``seq`` unique, and the counter at or past every token's; the patient
         index against the active tokens, each token of a patient who holds several filed
         where the duplicate rule files it (each ``Held``'s own structure is its
-        ``_check()``, asked by the caller); the duplicate rule itself.
-        O(n log n) for the n tokens.
+        ``_check()``, asked by the caller); the duplicate rule itself; the due notices
+        sent, to issued tokens, none of them since stepped out or sent back by a missed
+        call (that takes the notice back). O(n log n) for the n tokens.
         """
+        for token_id in self.notified:
+            token = self.tokens.get(token_id)
+            require(token is not None, "due notices go to issued tokens", token_id)
+            assert token is not None
+            require(token.status not in _NOT_DUE, "due notices go to present patients", token)
         tokens = self.tokens
         seqs: set[int] = set()
         active: dict[str, list[str]] = {}
@@ -429,3 +464,42 @@ class Day:
                 f"patient {patient!r} holds {[t.id for t in normal]} "
                 f"({self.policies.duplicates.name})",
             )
+
+
+@final
+@attrs.define(eq=False)
+class NotifyingDay(Day):
+    """A day with due notices on (``Policies.notify_within > 0``): every change of a token
+    notes the doctors it belongs to, before and after, in :attr:`Day.touched`, for the
+    notices to look at once the call is complete (:meth:`Allocator._commit`)."""
+
+    def touch(self, doctor_id: str) -> None:
+        """Note ``doctor_id`` (undone with the call, if it is undone). O(1)."""
+        touched = self.touched
+        if doctor_id not in touched:
+            touched[doctor_id] = None
+            if self.undo.recording:
+                self.undo.record(self._untouch, doctor_id)
+
+    def _untouch(self, doctor_id: str) -> None:
+        self.touched.pop(doctor_id, None)
+
+    def put(self, old: Token, new: Token) -> Token:
+        """As :meth:`Day.put`, noting the doctors. O(1)."""
+        self.touch(old.doctor_id)
+        if new.doctor_id != old.doctor_id:
+            self.touch(new.doctor_id)
+        return super().put(old, new)
+
+    def replace(self, token: Token, **changes: Any) -> Token:
+        """As :meth:`Day.replace`, noting the doctors. O(1)."""
+        new = super().replace(token, **changes)
+        self.touch(token.doctor_id)
+        if new.doctor_id != token.doctor_id:
+            self.touch(new.doctor_id)
+        return new
+
+    def enter(self, token: Token) -> None:
+        """As :meth:`Day.enter`, noting the doctor. O(1)."""
+        self.touch(token.doctor_id)
+        super().enter(token)

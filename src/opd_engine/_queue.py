@@ -81,6 +81,11 @@ class Waitlist:
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def present(self) -> int:
+        """How many waitlisted patients are present (checked in, not away). O(1)."""
+        return len(self._present)
+
     def __iter__(self) -> Iterator[str]:
         """Token ids in order. O(n log c) for c classes."""
         ids = self._ids

@@ -8,7 +8,8 @@ The format (version 3)::
                   "delay_minutes", "available", "current",
                   "paused_at" (only while paused), "ended" (only when true)}],
      "slots":   [{"id", "doctor_id", "start", "end", "capacity", "closed", "elastic"}],
-     "tokens":  [{<every Token field>}]}
+     "tokens":  [{<every Token field>}],
+     "notified": [<token ids sent a due notice, sorted>] (only when there is one)}
 
 Enums are their member names. Datetimes are ISO 8601 strings with their UTC offset; one
 whose ``tzinfo`` is a :class:`zoneinfo.ZoneInfo` also names its zone in brackets, as RFC 9557
@@ -111,6 +112,9 @@ def dump(alloc: Allocator) -> dict[str, Any]:
         "doctors": doctors,
         "slots": slots,
         "tokens": tokens,
+        # Written only when there is one, so that a day without them is written as before;
+        # sorted, so that the same notices are written the same whatever their order.
+        **({"notified": sorted(day.notified)} if day.notified else {}),
     }
 
 
@@ -202,6 +206,16 @@ def _fill(alloc: Allocator, root: Reader) -> None:
             raise InvalidArgumentError(f"{item.path}.id {token.id!r} appears twice")
         tokens[token.id] = token
     day.aware = root.times.aware
+    if "notified" in root.data:
+        for i, token_id in enumerate(root.typed("notified", list)):
+            where = f"{root.path}.notified[{i}]"
+            if not isinstance(token_id, str) or token_id not in tokens:
+                raise InvalidArgumentError(
+                    f"{where} must be the id of a token, got {_show(token_id)}"
+                )
+            if token_id in day.notified:
+                raise InvalidArgumentError(f"{where} {token_id!r} appears twice")
+            day.notified.add(str.__str__(token_id))
     for i, desk in enumerate(desks.values()):
         current = desk.current
         if current is None:

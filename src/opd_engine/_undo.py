@@ -58,13 +58,16 @@ class Undo:
     enclosing call recorded, for :meth:`end` or :meth:`rollback` to give back.
     """
 
-    __slots__ = ("_after", "_steps", "recording")
+    __slots__ = ("_after", "_steps", "recording", "whole")
 
     def __init__(self) -> None:
         self._steps: list[_Step] | None = None
         self._after: list[_Step] = []
         #: Whether a call is being recorded: the one flag a primitive reads (see above).
         self.recording = False
+        #: Whether the calls being recorded are kept whole until a rollback undoes them all
+        #: (:meth:`Allocator.preview`): then :meth:`seal` keeps recording.
+        self.whole = False
 
     def record(self, inverse: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]) -> None:
         """``inverse(*args)`` undoes the change just made: remember it (the primitive has
@@ -88,14 +91,26 @@ class Undo:
         return saved
 
     def end(self, saved: _Saved) -> None:
-        """The call succeeded: forget its steps, and go on with the enclosing call. O(1)."""
+        """The call succeeded: go on with the enclosing call, which now owns its steps (if
+        the enclosing call is recorded, undoing it undoes this one too). O(k) for the k
+        steps handed on, O(1) when nothing encloses the call."""
+        steps, after = saved
+        if steps is not None:
+            if self._steps:
+                steps.extend(self._steps)
+            after.extend(self._after)
         self._steps, self._after = saved
-        self.recording = saved[0] is not None
+        self.recording = steps is not None
 
     def seal(self) -> None:
         """The call's change is final (its events are about to be delivered): stop recording
         it. A subscriber's failure undoes nothing, and a subscriber's own calls record their
-        own changes. O(1)."""
+        own changes. O(1).
+
+        Within :meth:`Allocator.preview` (:attr:`whole` set) it does nothing: the
+        preview undoes every call it made, delivered or not."""
+        if self.whole:
+            return
         self._steps = None
         self._after = []
         self.recording = False

@@ -756,7 +756,11 @@ class Policies:
 
     ``duplicates`` (:class:`Duplicates`) says how many active tokens a patient may hold;
     ``max_missed_calls`` (an int >= 1) is the number of unanswered calls after which
-    :meth:`Allocator.missed_call` makes a token ``NO_SHOW``.
+    :meth:`Allocator.missed_call` makes a token ``NO_SHOW``. ``notify_within`` (an int >=
+    0; 0, the default, is off) sends due notices: after each change, a checked-in patient
+    whose place in their doctor's call order (:meth:`Allocator.next_up` order, 1 = next) is
+    at most ``notify_within`` is sent one :class:`TokenDue`, once, and once more only after
+    stepping out or missing a call and coming back.
 
     Construction validates every field and raises :class:`~opd_engine.InvalidArgumentError`
     for a value that is not a policy of the right kind.
@@ -787,3 +791,4 @@ class Policies:
         default=Duplicates.PER_DOCTOR, validator=attrs_validator(check_enum, enum=Duplicates)
     )
     max_missed_calls: int = attrs.field(default=2, validator=attrs_validator(check_int, minimum=1))
+    notify_within: int = attrs.field(default=0, validator=attrs_validator(check_int, minimum=0))

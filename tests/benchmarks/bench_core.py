@@ -19,6 +19,12 @@ microseconds per operation:
 - ``cancel``: a token in a full slot cancels and the waitlist refills its place;
 - ``position`` and ``estimated_start`` of tokens spread over the queue;
 - ``queue``: the whole queue as a list, per call (it returns n tokens, so it is O(n));
+- the live floor (DESIGN section 10): ``next_up`` (the next 3), ``estimate`` of tokens
+  spread over the queue, ``now_serving``, ``pause+resume`` (one of each per operation),
+  ``preview`` (of a booking: the booking plus its undo), ``call`` (a checked-in patient
+  spread over the queue, called out of turn), ``step_out`` of checked-in patients (each
+  brought back, untimed, after the batch) and ``end_day`` (per token it ends: the batch is
+  one ``end_day`` of a doctor holding the n tokens, rebuilt after it);
 - ``book+sub``, ``check_in+sub``, ``call_next+sub``, ``cancel+sub``: the same with one
   subscriber that does nothing, which is what a host with a display board pays (without
   subscribers the allocator builds no events at all).
@@ -52,7 +58,8 @@ Also measured:
   allocator walks the doctor's 16 slots to the last), ``check_in``, ``call_next`` (round
   robin over the doctors) and ``cancel`` (a freed place is refilled by pulling forward a
   checked-in patient of the nearest later slot with one, which frees a place there: a
-  cascade down the doctor's slots), against the floor at the same total size;
+  cascade down the doctor's slots), against the floor at the same total size; and
+  ``board`` (one :meth:`Allocator.board` of the 200 doctors with the next 3 each, per call);
 - memory per live token at 10^5 and 10^6 (those of them run) and at the largest size,
   with :mod:`tracemalloc` (traced bytes after filling the slot minus before, over n; the
   patient ids are the caller's strings, made before tracing, and everything the allocator
@@ -106,6 +113,7 @@ WAITING = (TokenStatus.BOOKED, TokenStatus.CHECKED_IN)
 BATCH = 2_000  # operations per timed batch (at most n)
 SEED_BATCH = 20  # the seed sorts n entries per booking
 QUEUE_BATCH = 3  # queue() returns n tokens per call
+BOARD_BATCH = 20  # a board of the hospital's 200 doctors per call
 
 HOSPITAL_DOCTORS = 200
 HOSPITAL_SLOTS = 16
@@ -403,6 +411,127 @@ class Cancel(Bench):
         self.top_up()
 
 
+# ------------------------------------------------------------------------- the live floor
+
+
+class Repeat(Bench):
+    """``call()`` ``batch`` times on a state it leaves as it found it (a read, a pause
+    and its resume, a preview)."""
+
+    def __init__(self, call: Callable[[], object], batch: int) -> None:
+        self.call = call
+        self.batch = batch
+
+    def trial(self) -> Trial:
+        call, batch = self.call, self.batch
+
+        def run() -> None:
+            for _ in range(batch):
+                call()
+
+        return run, batch
+
+
+def preview_bench(state: Filled, batch: int) -> Repeat:
+    """The preview of a booking in the shared slot: the booking, then its undo."""
+    alloc = state.alloc
+
+    def book(a: Allocator) -> None:
+        a.book("Preview", "D1", "S1", source=Source.WALK_IN)
+
+    return Repeat(lambda: alloc.preview(book), batch)
+
+
+def pause_bench(state: Filled, batch: int) -> Repeat:
+    alloc = state.alloc
+
+    def pause_resume() -> None:
+        alloc.pause("D1")
+        alloc.resume("D1")
+
+    return Repeat(pause_resume, batch)
+
+
+def present(n: int, room: int) -> Allocator:
+    """Slot S1 holding ``n`` checked-in tokens of mixed sources, room for ``room`` more."""
+    alloc = allocator(n + room)
+    book = alloc.book
+    for i in range(n):
+        book(f"P{i}", "D1", "S1", source=SOURCES[i % 4], checked_in=True)
+    return alloc
+
+
+class StepOut(Bench):
+    """Checked-in tokens spread over the queue step out; after the batch, untimed, they
+    come back (``check_in``) to the same places."""
+
+    def __init__(self, n: int, batch: int) -> None:
+        self.alloc = present(n, 0)
+        self.targets = spread([token.id for token in self.alloc.tokens()], batch)
+
+    def trial(self) -> Trial:
+        step_out, targets = self.alloc.step_out, self.targets
+
+        def run() -> None:
+            for token_id in targets:
+                step_out(token_id)
+
+        return run, len(targets)
+
+    def undo(self) -> None:
+        for token_id in self.targets:
+            self.alloc.check_in(token_id)
+
+
+class CallOutOfTurn(Bench):
+    """``call`` of checked-in tokens spread over the queue (each call completes the one
+    before); fresh targets each batch, as many new patients checked in after it."""
+
+    def __init__(self, n: int, batch: int) -> None:
+        self.n, self.batch = n, batch
+        self.build()
+
+    def build(self) -> None:
+        self.alloc = present(self.n, self.batch * 1_000)
+        self.pool = Pool([token.id for token in self.alloc.tokens()], self.batch)
+        self.trials = 0
+
+    def trial(self) -> Trial:
+        if not self.pool.enough():
+            self.build()
+        targets = self.pool.take()
+        call = self.alloc.call
+
+        def run() -> None:
+            for token_id in targets:
+                call(token_id)
+
+        return run, len(targets)
+
+    def undo(self) -> None:
+        self.trials += 1
+        book = self.alloc.book
+        for i in range(self.pool.batch):
+            book(f"C{self.trials}-{i}", "D1", "S1", source=SOURCES[i % 4], checked_in=True)
+
+
+class EndDay(Bench):
+    """One ``end_day`` of a doctor holding n tokens (booked and checked in), per token it
+    ends; a new day is built after each batch (untimed)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.undo()
+
+    def trial(self) -> Trial:
+        end_day = self.alloc.end_day
+        return (lambda: end_day("D1")), self.n
+
+    def undo(self) -> None:
+        self.alloc = allocator(self.n)
+        fill(self.alloc, self.n)
+
+
 def _ignore(event: object) -> None:
     """A subscriber that does nothing: what the allocator pays to build and deliver events."""
 
@@ -596,6 +725,23 @@ class HospitalCallNext(Bench):
         return run, len(calls)
 
 
+class HospitalBoard(Bench):
+    """The display board of the whole hospital (200 doctors, the next 3 each), per call."""
+
+    def __init__(self, hospital: Hospital, batch: int) -> None:
+        self.board = hospital.alloc.board
+        self.batch = batch
+
+    def trial(self) -> Trial:
+        board, batch = self.board, self.batch
+
+        def run() -> None:
+            for _ in range(batch):
+                board()
+
+        return run, batch
+
+
 class HospitalCancel(Bench):
     """Cancel waiting tokens spread over every doctor and slot. Each freed place is refilled
     by pulling forward the first checked-in patient of the nearest later slot with one, and
@@ -683,6 +829,17 @@ def release() -> None:
 
 
 SUBSCRIBED = "+sub"  # suffix: the operation with one no-op subscriber
+# The live floor (DESIGN section 10): reported with their flatness, without a target.
+FLOOR_OPERATIONS = (
+    "next_up",
+    "estimate",
+    "now_serving",
+    "pause+resume",
+    "preview",
+    "call",
+    "step_out",
+    "end_day",
+)
 SLOT_OPERATIONS = (
     "floor",
     "seed",
@@ -697,9 +854,21 @@ SLOT_OPERATIONS = (
     "position",
     "estimated_start",
     "queue",
+    *FLOOR_OPERATIONS,
 )
-SHARED = ("position", "estimated_start", "queue", "book", f"book{SUBSCRIBED}")  # one Filled
-HOSPITAL_OPERATIONS = ("floor", "book", "check_in", "call_next", "cancel")
+SHARED = (  # one Filled
+    "position",
+    "estimated_start",
+    "queue",
+    "book",
+    f"book{SUBSCRIBED}",
+    "next_up",
+    "estimate",
+    "now_serving",
+    "pause+resume",
+    "preview",
+)
+HOSPITAL_OPERATIONS = ("floor", "book", "check_in", "call_next", "cancel", "board")
 
 
 def batch_of(name: str, n: int) -> int:
@@ -708,6 +877,8 @@ def batch_of(name: str, n: int) -> int:
         return SEED_BATCH
     if name == "queue":
         return QUEUE_BATCH
+    if name == "end_day":
+        return n
     return min(BATCH, n)
 
 
@@ -725,7 +896,25 @@ def bench_for(name: str, n: int, state: Filled | None) -> Bench:
         return CallNext(n, batch)
     if name == "cancel":
         return Cancel(n, batch)
+    if name == "call":
+        return CallOutOfTurn(n, batch)
+    if name == "step_out":
+        return StepOut(n, batch)
+    if name == "end_day":
+        return EndDay(n)
     assert state is not None
+    if name == "estimate":
+        return Read(state, batch, name)
+    if name == "next_up":
+        next_up = state.alloc.next_up
+        return Repeat(lambda: next_up("D1", 3), batch)
+    if name == "now_serving":
+        now_serving = state.alloc.now_serving
+        return Repeat(lambda: now_serving("D1"), batch)
+    if name == "pause+resume":
+        return pause_bench(state, batch)
+    if name == "preview":
+        return preview_bench(state, batch)
     if name in ("position", "estimated_start"):
         return Read(state, batch, name)
     if name == "queue":
@@ -790,6 +979,7 @@ def run_hospital(repeats: int) -> dict[str, Any]:
         "check_in": HospitalCheckIn(hospital, BATCH),
         "call_next": HospitalCallNext(hospital, BATCH),
         "cancel": cancel,
+        "board": HospitalBoard(hospital, BOARD_BATCH),
     }
     settle()
     micro = measure(benches, repeats)
@@ -1167,7 +1357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first, last = sizes[0], sizes[-1]
         print()
         print(f"flatness: per-op cost at n={last:,} / at n={first:,}")
-        for name in ("book", "cancel", "call_next", "check_in"):
+        for name in ("book", "cancel", "call_next", "check_in", *FLOOR_OPERATIONS):
             if name not in results:
                 continue
             growth = results[name][str(last)] / results[name][str(first)]
@@ -1196,7 +1386,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<16}{micro[name]:>10.2f}{ratio:>9.1f}x")
         print(
             "book walks each doctor's 16 slots to the last; each cancel moved "
-            f"{hospital['moves_per_cancel']:.1f} tokens forward on average"
+            f"{hospital['moves_per_cancel']:.1f} tokens forward on average; board shows "
+            f"the next 3 of each of the {hospital['doctors']} doctors "
+            f"({micro['board'] / hospital['doctors']:.2f} us per doctor)"
         )
 
     if memory is not None:
