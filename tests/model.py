@@ -1428,13 +1428,12 @@ class Model:
         token.status = "AWAY"
         if consulting:
             token.called_at = None
-            if token.priority is not Priority.EMERGENCY:
-                # The grant is reported before ``TokenSteppedOut`` (the library's order; the
-                # contract does not order the events of one call).
-                assert token.slot_id is not None
-                slot = self.slots[token.slot_id]
-                self.grant(slot, self.normal(slot) - self.combo.limit(slot.capacity))
         self.emit("TokenSteppedOut", token)
+        if consulting and token.priority is not Priority.EMERGENCY:
+            # Granted, and reported, after the token's own event, as after a missed call.
+            assert token.slot_id is not None
+            slot = self.slots[token.slot_id]
+            self.grant(slot, self.normal(slot) - self.combo.limit(slot.capacity))
         return token
 
     def now_serving(self, doctor_id: str) -> MToken | None:

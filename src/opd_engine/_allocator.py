@@ -851,11 +851,7 @@ class Allocator:
                 )
                 desk.place(token, slot, now)
                 day.note(TokenCallMissed, now, token)
-                if token.priority is not EMERGENCY:
-                    # Back in the queue, the token keeps its place even if the slot shrank
-                    # meanwhile: the place is granted past the limit.
-                    limit = day.policies.capacity.limit(slot.capacity)
-                    desk.grant(slot, slot.occupancy - slot.emergencies - limit, now)
+                desk.keep_place(slot, token, now)
             self._commit()
             return day.tokens[token_id]
 
@@ -957,9 +953,12 @@ class Allocator:
                     "or IN_CONSULTATION"
                 )
             day = self._day
-            token = self._desks[token.doctor_id].step_out(token, now)
+            desk = self._desks[token.doctor_id]
+            token = desk.step_out(token, now)
             day.forget_due(token.id)
             day.note(TokenSteppedOut, now, token)
+            if status is IN_CONSULTATION:  # back in the queue from the consulting room
+                desk.keep_place(self._slots[token.slot_id], token, now)  # type: ignore[index]
             self._commit()
             return day.tokens[token_id]
 

@@ -461,8 +461,8 @@ class Desk:
     def step_out(self, token: Token, now: datetime) -> Token:
         """``token`` (CHECKED_IN, or IN_CONSULTATION with this doctor) steps out: AWAY at
         its place in its slot; a consultation ends unfinished (the place it held is given
-        back and taken again in the queue, granted past the limit if the slot shrank
-        meanwhile, as after a missed call). O(log n)."""
+        back and taken again in the queue: the caller then keeps it, :meth:`keep_place`).
+        O(log n)."""
         day = self.day
         slot = self.slot_index[token.slot_id]  # type: ignore[index]
         if token.status is CHECKED_IN:
@@ -474,10 +474,15 @@ class Desk:
         slot._release(token)
         token = day.replace(token, status=AWAY, called_at=None)
         self.place(token, slot, now)
-        if token.priority is not EMERGENCY:
-            limit = day.policies.capacity.limit(slot.capacity)
-            self.grant(slot, slot.occupancy - slot.emergencies - limit, now)
         return token
+
+    def keep_place(self, slot: Slot, token: Token, now: datetime) -> None:
+        """A called token back in ``slot``'s queue (a missed call, a patient stepping out of
+        the consulting room) keeps its place even if the slot shrank meanwhile: the place is
+        granted past the limit. O(1)."""
+        if token.priority is not EMERGENCY:
+            limit = self.day.policies.capacity.limit(slot.capacity)
+            self.grant(slot, slot.occupancy - slot.emergencies - limit, now)
 
     def come_back(self, token: Token, now: datetime) -> Token:
         """AWAY ``token`` is back at the same place: checked in again in its slot (even one
