@@ -585,7 +585,7 @@ class Allocator:
         with self._lock:
             now = self._now()
             desk = self._desk(doctor_id)
-            if desk.ended or desk.paused or not desk.available:
+            if desk.ended or desk.paused_at is not None or not desk.available:
                 if desk.ended:
                     return None
                 self._refuse_call(desk)

@@ -3,7 +3,7 @@
 Two parts, each with one job:
 
 - :class:`Learned`, what a doctor's completed consultations taught today: their count and
-  the sum of their lengths, in whole microseconds. Integers, so
+  the sum of their lengths, a ``timedelta`` (whole microseconds), so
   the sums are exact and do not depend on the order the consultations were added in: a
   restored snapshot or a replayed journal, which file them in another order, arrive at the
   same sums. The desk keeps one (:meth:`Desk.learn`, an undo primitive).
@@ -64,44 +64,40 @@ LATE_MARGIN: Final = 0.8
 #: A switch for the comparison in the docs (``docs/_scripts/estimates.py``), not an option.
 LEARNING = True
 _MINUTE: Final = timedelta(minutes=1)
-_MICROS_PER_MINUTE: Final = 60_000_000
 
 
 class Learned(NamedTuple):
     """What a doctor's completed consultations taught: how many, and the sum of their
-    lengths in microseconds (exact integers)."""
+    lengths (a ``timedelta``: whole microseconds, so the sum is exact and the same in any
+    order)."""
 
     consults: int = 0
-    micros: int = 0
+    total: timedelta = timedelta(0)
 
     def plus(self, token: Token, sign: int = 1) -> Learned:
         """These sums with ``token``'s consultation added (``sign=-1``: taken away); the
         same sums if it has no length to teach. O(1)."""
-        micros = consultation_micros(token)
-        if micros is None:
+        length = consultation_length(token)
+        if length is None:
             return self
-        return Learned(
-            self.consults + sign,
-            self.micros + sign * micros,
-        )
+        return Learned(self.consults + sign, self.total + sign * length)
 
     def mean(self, prior: float) -> float:
         """The learned length in minutes, from the doctor's ``prior`` length. O(1)."""
-        total = self.micros / _MICROS_PER_MINUTE
-        return (PRIOR_WEIGHT * prior + total) / (PRIOR_WEIGHT + self.consults)
+        return (PRIOR_WEIGHT * prior + self.total / _MINUTE) / (PRIOR_WEIGHT + self.consults)
 
 
 _NOTHING: Final = Learned()
+_ZERO: Final = timedelta(0)
 
 
-def consultation_micros(token: Token) -> int | None:
-    """The length of ``token``'s consultation in microseconds if it teaches one: a
-    ``COMPLETED`` token with ``called_at`` and ``completed_at`` (a clock that went back
-    counts as 0). None otherwise. O(1)."""
+def consultation_length(token: Token) -> timedelta | None:
+    """The length of ``token``'s consultation if it teaches one: a ``COMPLETED`` token with
+    ``called_at`` and ``completed_at`` (a clock that went back counts as 0). None
+    otherwise. O(1)."""
     if token.status is not COMPLETED or token.called_at is None or token.completed_at is None:
         return None
-    length = utc(token.completed_at) - utc(token.called_at)
-    return max(0, (length.days * 86_400 + length.seconds) * 1_000_000 + length.microseconds)
+    return max(_ZERO, token.completed_at - token.called_at)
 
 
 def learned_from(tokens: Iterable[Token]) -> Learned:
