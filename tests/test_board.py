@@ -466,6 +466,28 @@ def test_preview_lets_an_error_through_and_changes_nothing(build: Build, clock: 
         alloc.preview("close")  # type: ignore[arg-type]
 
 
+def test_a_preview_leaves_the_subscriptions_alone(build: Build, clock: Clock) -> None:
+    """Section 10, ``preview``: "no subscriber sees anything". Subscriptions are the
+    host's, not the day's: a change that subscribes, unsubscribes or previews inside a
+    preview is refused (InvalidArgumentError), and the host's subscriber goes on hearing
+    the real calls."""
+    alloc = build()
+    clock.now = at(9)
+    heard = events_of(alloc)
+    unsubscribe = alloc.subscribe(lambda event: None)
+    for change in (
+        lambda a: a.subscribe(print),
+        lambda a: unsubscribe(),
+        lambda a: a.preview(lambda b: b.book("Pa", "D1")),
+    ):
+        with pytest.raises(InvalidArgumentError, match=r"inside a preview|another change"):
+            alloc.preview(change)
+    assert heard == []
+    alloc.book("Pb", "D1")
+    assert kinds(heard) == ["TokenBooked"]
+    unsubscribe()  # outside a preview: allowed
+
+
 def test_preview_with_a_subscriber_calling_back(build: Build, clock: Clock) -> None:
     """A preview made by a subscriber, while events are delivered, shows its own events
     only, and the events being delivered still reach every subscriber."""

@@ -1079,7 +1079,9 @@ class Allocator:
         ``change`` may make several calls (each its own version, as for real) and read the
         state they leave; the allocator's lock is held throughout. O(c + u): what the
         change costs, plus undoing it (O(1) per change it made). Raises
-        :class:`InvalidArgumentError` if ``change`` is not callable.
+        :class:`InvalidArgumentError` if ``change`` is not callable; subscribing,
+        unsubscribing or previewing inside ``change`` raise it too (subscriptions are the
+        host's, not the day's: a preview leaves them alone).
         """
         if not callable(change):
             raise InvalidArgumentError(f"change must be callable, got change={change!r}")
@@ -1087,6 +1089,8 @@ class Allocator:
             day = self._day
             undo = day.undo
             seen: list[Event] = []
+            if day.previewing:
+                raise InvalidArgumentError("change cannot preview another change")
             kept = (day.subscribers, day.pending, day.outbox, day.delivering, undo.whole)
             version, touched = day.version, dict(day.touched)
             # The change's events go to ``seen`` alone, and every one is drafted (a call
@@ -1097,12 +1101,14 @@ class Allocator:
             day.outbox = deque()
             day.delivering = False
             undo.whole = True
+            day.previewing = True
             saved = undo.begin()
             try:
                 change(self)
             finally:
                 undo.rollback(saved)
                 day.subscribers, day.pending, day.outbox, day.delivering, undo.whole = kept
+                day.previewing = False
                 day.version = version
                 day.touched.clear()
                 day.touched.update(touched)
@@ -1602,10 +1608,14 @@ class Allocator:
             raise InvalidArgumentError(f"callback must be callable, got callback={callback!r}")
         subscription = Subscription(callback)
         with self._lock:
+            if self._day.previewing:
+                raise InvalidArgumentError("cannot subscribe inside a preview")
             self._day.subscribers.append(subscription)
 
         def unsubscribe() -> None:
             with self._lock:
+                if self._day.previewing:
+                    raise InvalidArgumentError("cannot unsubscribe inside a preview")
                 if subscription.callback is not None:
                     subscription.callback = None  # a delivery under way skips it from now
                     self._day.subscribers.remove(subscription)

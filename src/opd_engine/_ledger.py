@@ -168,6 +168,8 @@ class Day:
     # whose call order the call in progress may have changed (noted by a NotifyingDay).
     notified: set[str] = attrs.field(factory=set, init=False)
     touched: dict[str, None] = attrs.field(factory=dict, init=False)
+    # A preview is under way (Allocator.preview): its subscribers are stand-ins.
+    previewing: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         capacity = self.policies.capacity
