@@ -23,7 +23,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import Clock
-from fixtures.make_journals import FLOOR_KINDS
 from opd_engine import (
     AccumulatingPriority,
     Aging,
@@ -73,6 +72,7 @@ class MyCapacity:
 POLICIES = {
     "default": Policies(),
     "waitlist": Policies(on_full=OnFull.WAITLIST),
+    "notify": Policies(on_full=OnFull.WAITLIST, notify_within=2),
     "strict-next-slot": Policies(
         ordering=StrictPriority(), on_full=OnFull.NEXT_SLOT, notify_within=2
     ),
@@ -445,7 +445,7 @@ def test_the_stored_journals_hold_every_event_kind() -> None:
         for path in FIXTURES.glob("journal-*.json")
         for event in json.loads(path.read_text())["events"]
     }
-    assert kinds == set(KINDS) - FLOOR_KINDS
+    assert kinds == set(KINDS)
 
 
 # ==================================================================== one path, whole journals
