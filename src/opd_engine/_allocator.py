@@ -30,7 +30,7 @@ from ._check import (
     check_str,
 )
 from ._codec import token_row
-from ._desk import Desk, with_arrival, with_status
+from ._desk import Desk, full, with_arrival, with_status
 from ._estimate import WaitEstimate
 from ._ledger import (
     DRAFT,
@@ -729,7 +729,7 @@ class Allocator:
                 if not to_desk.admits(target, token):
                     limit = self._day.policies.capacity.limit(target.capacity)
                     raise SlotFullError(
-                        f"slot {target.id!r} is full ({target.occupancy} of {limit})",
+                        full(target, limit, token.source),
                         self._alternatives(
                             to_desk,
                             target,

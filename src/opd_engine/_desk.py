@@ -55,6 +55,19 @@ with_move = copier("doctor_id", "slot_id", "status", "moves")
 _ZERO = timedelta(0)
 
 
+def full(slot: Slot, limit: int, source: Source) -> str:
+    """The message of a :class:`SlotFullError` for a token of ``source`` refused by ``slot``
+    under its capacity ``limit``: the places held, and, where places are left that the
+    capacity policy keeps from this channel (a reserve, a quota), that too. O(1)."""
+    held = slot.occupancy
+    if held < limit:
+        return (
+            f"slot {slot.id!r} is full for {source.name} bookings ({held} of {limit} places "
+            "held; the capacity policy keeps the rest from this channel)"
+        )
+    return f"slot {slot.id!r} is full ({held} of {limit})"
+
+
 @final
 @attrs.define(eq=False)
 class Desk:
@@ -269,10 +282,7 @@ class Desk:
                 return slot
             on_full = policies.on_full
             if on_full is OnFull.REJECT:
-                raise SlotFullError(
-                    f"slot {slot.id!r} is full ({slot.occupancy} of "
-                    f"{capacity.limit(slot.capacity)})"
-                )
+                raise SlotFullError(full(slot, capacity.limit(slot.capacity), source))
             if on_full is OnFull.WAITLIST:
                 return None
             return self.first_with_room(source, priority, now, after=slot)
