@@ -143,16 +143,43 @@ class Overbooking:
         return slot.occupancy < self.limit(slot.capacity)
 
 
-def _freeze_quotas(value: object) -> Mapping[Source, int]:
+def _source_counts(name: str, value: object) -> Mapping[Source, int]:
+    """A field ``name`` mapping each ``Source`` to an int >= 0 (a quota, places kept), as a
+    frozen map of plain ints, or :class:`InvalidArgumentError` naming ``name`` and the
+    value."""
     if not isinstance(value, Mapping):
         raise InvalidArgumentError(
-            f"quotas must be a mapping of Source to int, got quotas={value!r}"
+            f"{name} must be a mapping of Source to int, got {name}={value!r}"
         )
-    quotas: dict[Source, int] = {}
-    for source, cap in value.items():
-        check_enum("quotas key", source, Source)
-        quotas[source] = check_int(f"quotas[{source}]", cap, minimum=0)
-    return FrozenMap(quotas)
+    counts: dict[Source, int] = {}
+    for source, count in value.items():
+        check_enum(f"{name} key", source, Source)
+        counts[source] = check_int(f"{name}[{source}]", count, minimum=0)
+    return FrozenMap(counts)
+
+
+def _freeze_quotas(value: object) -> Mapping[Source, int]:
+    return _source_counts("quotas", value)
+
+
+def _freeze_places(value: object) -> Mapping[Source, int]:
+    return _source_counts("places", value)
+
+
+def _day_span(name: str) -> Callable[[object, Any, object], None]:
+    """The validator of a field ``name`` holding a ``timedelta`` from 0 to one day."""
+
+    def check(instance: object, attribute: Any, value: object) -> None:
+        if (
+            not isinstance(value, timedelta)
+            or value < timedelta(0)
+            or value > timedelta(minutes=MAX_MINUTES)
+        ):
+            raise InvalidArgumentError(
+                f"{name} must be a timedelta >= 0 and <= 1 day, got {name}={value!r}"
+            )
+
+    return check
 
 
 @final
@@ -177,29 +204,6 @@ class SourceQuota:
             return False
         cap = self.quotas.get(source)
         return cap is None or slot.held_by(source) < cap
-
-
-def _freeze_places(value: object) -> Mapping[Source, int]:
-    if not isinstance(value, Mapping):
-        raise InvalidArgumentError(
-            f"places must be a mapping of Source to int, got places={value!r}"
-        )
-    places: dict[Source, int] = {}
-    for source, count in value.items():
-        check_enum("places key", source, Source)
-        places[source] = check_int(f"places[{source}]", count, minimum=0)
-    return FrozenMap(places)
-
-
-def _check_release(instance: object, attribute: Any, value: object) -> None:
-    if (
-        not isinstance(value, timedelta)
-        or value < timedelta(0)
-        or value > timedelta(minutes=MAX_MINUTES)
-    ):
-        raise InvalidArgumentError(
-            f"release_before must be a timedelta >= 0 and <= 1 day, got release_before={value!r}"
-        )
 
 
 @final
@@ -227,7 +231,9 @@ class Reserve:
     """
 
     places: Mapping[Source, int] = attrs.field(converter=_freeze_places)
-    release_before: timedelta = attrs.field(default=timedelta(minutes=30), validator=_check_release)
+    release_before: timedelta = attrs.field(
+        default=timedelta(minutes=30), validator=_day_span("release_before")
+    )
     # The channels with places, in Source's declared order (the order kept() caps them in).
     _order: tuple[tuple[Source, int], ...] = attrs.field(init=False, repr=False, eq=False)
 
@@ -737,17 +743,6 @@ def _protocol_validator(protocol: type, name: str) -> Any:
     return validate
 
 
-def _check_grace(instance: object, attribute: Any, value: object) -> None:
-    if (
-        not isinstance(value, timedelta)
-        or value < timedelta(0)
-        or value > timedelta(minutes=MAX_MINUTES)
-    ):
-        raise InvalidArgumentError(
-            f"no_show_grace must be a timedelta >= 0 and <= 1 day, got no_show_grace={value!r}"
-        )
-
-
 @final
 @attrs.frozen(kw_only=True)
 class Policies:
@@ -783,7 +778,9 @@ class Policies:
     on_full: OnFull = attrs.field(
         default=OnFull.REJECT, validator=attrs_validator(check_enum, enum=OnFull)
     )
-    no_show_grace: timedelta = attrs.field(default=timedelta(minutes=15), validator=_check_grace)
+    no_show_grace: timedelta = attrs.field(
+        default=timedelta(minutes=15), validator=_day_span("no_show_grace")
+    )
     on_delay: OnDelay = attrs.field(
         default=OnDelay.SHIFT, validator=attrs_validator(check_enum, enum=OnDelay)
     )
