@@ -37,7 +37,6 @@ seeds 30-59 (``docs/_scripts/estimates.py`` shows the figures), never per seed.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, NamedTuple, final
 
@@ -98,14 +97,6 @@ def consultation_length(token: Token) -> timedelta | None:
     if token.status is not COMPLETED or token.called_at is None or token.completed_at is None:
         return None
     return max(_ZERO, token.completed_at - token.called_at)
-
-
-def learned_from(tokens: Iterable[Token]) -> Learned:
-    """The sums learned from every token of ``tokens``. O(n)."""
-    learned = Learned()
-    for token in tokens:
-        learned = learned.plus(token)
-    return learned
 
 
 def _check_estimate(
