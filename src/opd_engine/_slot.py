@@ -97,10 +97,11 @@ class Slot:
     several figures consistently while other threads call the allocator, take
     :meth:`Allocator.slot_view`, a frozen copy of them all.
 
-    Waiting tokens (``BOOKED`` and ``CHECKED_IN``) are kept sorted on ``(priority, seq)``;
-    the checked-in ones are also filed by the ordering policy for O(log n) calls. The
-    slot's *standing order* ranks them all: a checked-in token at its current level, a
-    booked one at its triaged priority, ties by ``seq``.
+    Waiting tokens (``BOOKED``, ``CHECKED_IN`` and ``AWAY``) are kept sorted on
+    ``(priority, seq)``; the checked-in ones are also filed by the ordering policy for
+    O(log n) calls, and the away ones likewise, apart, never called. The slot's *standing
+    order* ranks them all: a checked-in or away token at its current level, a booked one at
+    its triaged priority, ties by ``seq``.
     """
 
     # Read-only to callers through the properties below; private so that no attribute write
@@ -214,7 +215,7 @@ class Slot:
 
     @property
     def waiting(self) -> int:
-        """Tokens waiting in the queue (booked or checked in). O(1)."""
+        """Tokens waiting in the queue (booked, checked in or away). O(1)."""
         return len(self._ids)
 
     @property
