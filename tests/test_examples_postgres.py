@@ -189,7 +189,8 @@ def test_a_corrupt_journal_is_refused(
 # ----------------------------------------------------------------------------- HTTP workers
 
 OPD_DAY = "2099-01-05"  # the day's slots lie ahead of the wall clock: no slot has ended
-PLACES = 2 * 24 * 4  # the demo day: two doctors, 24 hourly slots of four
+DEMO_PLACES = 4  # OPD_DEMO_PLACES: places per hourly slot of the demo day
+PLACES = 2 * 24 * DEMO_PLACES  # what the clients book into: doctors D1 and D2, 24 slots each
 
 
 def unix_client(path: Path) -> httpx.Client:
@@ -225,7 +226,12 @@ def four_workers(postgres_dsn: str, tmp_path: Path) -> Iterator[Path]:
     """``uvicorn --factory http_service:postgres_app --workers 4`` on a Unix socket."""
     forget(postgres_dsn, OPD_DAY)
     path = tmp_path / "opd.sock"
-    env = {**os.environ, "OPD_POSTGRES_DSN": postgres_dsn, "OPD_DAY": OPD_DAY}
+    env = {
+        **os.environ,
+        "OPD_POSTGRES_DSN": postgres_dsn,
+        "OPD_DAY": OPD_DAY,
+        "OPD_DEMO_PLACES": str(DEMO_PLACES),
+    }
     env.pop("OPD_WORKERS", None)
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "http_service:postgres_app",

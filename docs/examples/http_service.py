@@ -90,6 +90,7 @@ __all__ = [
     "demo_app",
     "opd_error_handler",
     "postgres_app",
+    "sqlite_app",
     "status_for",
     "workers_requested",
 ]
@@ -382,28 +383,37 @@ def workers_requested(
     return int(environ.get("WEB_CONCURRENCY", "1"))
 
 
-def build_demo_day(allocator: Allocator, day: date) -> None:
-    """Two General Medicine doctors, each with hourly slots of four places covering the whole
-    calendar date ``day``: 00:00-01:00 to 23:00-24:00.
+#: The demo day's doctors: four in General Medicine.
+DEMO_DOCTORS = (
+    Doctor("D1", "Dr. Rao", department="General Medicine"),
+    Doctor("D2", "Dr. Iyer", department="General Medicine"),
+    Doctor("D3", "Dr. Sen", department="General Medicine"),
+    Doctor("D4", "Dr. Das", department="General Medicine"),
+)
 
-    At any hour of ``day`` one slot is open, and none starts on the next date (an allocator
-    is one OPD day, so a slot starting tomorrow would be refused).
+
+def build_demo_day(allocator: Allocator, day: date, *, places: int = 50) -> None:
+    """Four General Medicine doctors (:data:`DEMO_DOCTORS`), each with hourly slots of
+    ``places`` places covering the whole calendar date ``day``: 00:00-01:00 to 23:00-24:00,
+    slot ids ``D1@00`` to ``D4@23``.
+
+    At any hour of ``day`` one slot per doctor is open, and none starts on the next date (an
+    allocator is one OPD day, so a slot starting tomorrow would be refused). The day holds
+    4 x 24 x ``places`` places (4,800 by default), enough for a load test to measure bookings
+    rather than full slots.
     """
     midnight = datetime.combine(day, time())
-    for doctor in (
-        Doctor("D1", "Dr. Rao", department="General Medicine"),
-        Doctor("D2", "Dr. Iyer", department="General Medicine"),
-    ):
+    for doctor in DEMO_DOCTORS:
         allocator.add_doctor(doctor)
         for hour in range(24):
             start = midnight + timedelta(hours=hour)
             slot_id = f"{doctor.id}@{hour:02d}"
-            allocator.add_slot(Slot(slot_id, doctor.id, start, start + timedelta(hours=1), 4))
+            allocator.add_slot(Slot(slot_id, doctor.id, start, start + timedelta(hours=1), places))
 
 
 def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
-    """An app over a demo day in memory: two General Medicine doctors, hourly slots of four
-    places covering today's whole date (today by ``clock``, else the wall clock), so the demo
+    """An app over a demo day in memory (:func:`build_demo_day`: four doctors, hourly slots
+    covering today's whole date (today by ``clock``, else the wall clock), so the demo
     books into the current hour whenever it starts. ``uvicorn --factory
     http_service:demo_app`` serves it.
 
@@ -425,7 +435,7 @@ def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
             "(a journal in PostgreSQL shared by every worker)"
         )
     allocator = Allocator(clock=clock)
-    build_demo_day(allocator, allocator.clock().date())
+    build_demo_day(allocator, allocator.clock().date(), places=_demo_places())
     return create_app(allocator)
 
 
@@ -445,8 +455,38 @@ def postgres_app() -> FastAPI:
     dsn = os.environ.get("OPD_POSTGRES_DSN")
     if not dsn:
         raise RuntimeError("postgres_app needs OPD_POSTGRES_DSN, a PostgreSQL connection string")
-    today = date.today().isoformat()  # wall clock: without OPD_DAY, the date the server runs
-    day = date.fromisoformat(os.environ.get("OPD_DAY") or today)
+    day = _demo_date()
     journal = PostgresJournal(dsn, day=day.isoformat())
-    journal.setup(lambda alloc: build_demo_day(alloc, day))
+    journal.setup(lambda alloc: build_demo_day(alloc, day, places=_demo_places()))
+    return create_app(journal)
+
+
+def _demo_date() -> date:
+    """``OPD_DAY`` (ISO 8601), else today by the wall clock: the date the server runs."""
+    today = date.today().isoformat()
+    return date.fromisoformat(os.environ.get("OPD_DAY") or today)
+
+
+def _demo_places() -> int:
+    """``OPD_DEMO_PLACES``, the places of each of the demo day's hourly slots (default 50)."""
+    return int(os.environ.get("OPD_DEMO_PLACES") or 50)
+
+
+def sqlite_app() -> FastAPI:
+    """An app over a demo day whose journal lives in a SQLite file; any number of workers
+    on one machine (SQLite's write lock serialises their changes).
+
+    ``OPD_SQLITE_PATH`` is the database file (required); ``OPD_DAY`` the OPD date, as for
+    :func:`postgres_app`::
+
+        OPD_SQLITE_PATH=opd.sqlite3 uvicorn --factory http_service:sqlite_app --workers 4
+    """
+    from sqlite_journal import SQLiteJournal  # a sibling recipe; standard library only
+
+    path = os.environ.get("OPD_SQLITE_PATH")
+    if not path:
+        raise RuntimeError("sqlite_app needs OPD_SQLITE_PATH, the path of a SQLite database")
+    day = _demo_date()
+    journal = SQLiteJournal(path, day=day.isoformat())
+    journal.setup(lambda alloc: build_demo_day(alloc, day, places=_demo_places()))
     return create_app(journal)
