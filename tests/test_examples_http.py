@@ -99,8 +99,8 @@ def test_demo_app_books_into_the_current_hour() -> None:
         assert response.status_code == 201
         assert response.json()["slot_id"] == "D1@14"
         assert response.json()["status"] == "CHECKED_IN"
-        assert client.get("/slots/D2@00/queue").json() == []
-        assert client.get("/slots/D2@23/queue").json() == []
+        assert client.get("/slots/D2@00/queue").json()["items"] == []
+        assert client.get("/slots/D2@23/queue").json()["items"] == []
         assert client.get("/slots/D2@24/queue").status_code == 404
 
 
@@ -229,8 +229,8 @@ def test_queue_in_standing_order(client: TestClient) -> None:
     response = client.get("/slots/D1@09/queue")
     assert response.status_code == 200
     # the standing order: paid first, then the standard patients by seq, present or not
-    assert [t["patient_id"] for t in response.json()] == ["C", "A", "B"]
-    assert [t["status"] for t in response.json()] == ["BOOKED", "BOOKED", "CHECKED_IN"]
+    assert [t["patient_id"] for t in response.json()["items"]] == ["C", "A", "B"]
+    assert [t["status"] for t in response.json()["items"]] == ["BOOKED", "BOOKED", "CHECKED_IN"]
 
 
 def test_waitlist_in_order(build: Build) -> None:
@@ -242,9 +242,9 @@ def test_waitlist_in_order(build: Build) -> None:
             assert client.post("/tokens", json=body).json()["status"] == "WAITLISTED"
         response = client.get("/doctors/D1/waitlist")
         assert response.status_code == 200
-        assert [t["patient_id"] for t in response.json()] == ["W2", "W1"]
-        assert all(t["slot_id"] is None for t in response.json())
-        assert client.get("/doctors/D2/waitlist").json() == []
+        assert [t["patient_id"] for t in response.json()["items"]] == ["W2", "W1"]
+        assert all(t["slot_id"] is None for t in response.json()["items"])
+        assert client.get("/doctors/D2/waitlist").json()["items"] == []
 
 
 # ----------------------------------------------------------------------------- errors
@@ -413,24 +413,29 @@ def test_a_small_day_end_to_end(build: Build, clock: Clock) -> None:
         a, b, c = fill(client)
         waiting = client.post("/tokens", json=book_body("W", slot_id="D1@09")).json()
         assert waiting["status"] == "WAITLISTED"
-        assert [t["id"] for t in client.get("/doctors/D1/waitlist").json()] == [waiting["id"]]
+        assert [t["id"] for t in client.get("/doctors/D1/waitlist").json()["items"]] == [
+            waiting["id"]
+        ]
 
         clock.now = at(9, 0)
         for token_id in (b, a):
             assert client.post(f"/tokens/{token_id}/check-in").json()["status"] == "CHECKED_IN"
-        queue = client.get("/slots/D1@09/queue").json()
+        queue = client.get("/slots/D1@09/queue").json()["items"]
         assert [t["id"] for t in queue] == [a, b, c]  # both checked in, by seq; then booked
 
         called = client.post("/doctors/D1/call-next").json()
         assert (called["id"], called["status"]) == (a, "IN_CONSULTATION")
-        assert [t["id"] for t in client.get("/slots/D1@09/queue").json()] == [b, c]
+        assert [t["id"] for t in client.get("/slots/D1@09/queue").json()["items"]] == [b, c]
 
         # cancelling frees a place: the waitlisted patient takes it at once
         assert client.post(f"/tokens/{c}/cancel").json()["status"] == "CANCELLED"
-        assert client.get("/doctors/D1/waitlist").json() == []
+        assert client.get("/doctors/D1/waitlist").json()["items"] == []
         moved = client.get(f"/tokens/{waiting['id']}").json()
         assert (moved["slot_id"], moved["status"]) == ("D1@09", "BOOKED")
-        assert [t["id"] for t in client.get("/slots/D1@09/queue").json()] == [b, waiting["id"]]
+        assert [t["id"] for t in client.get("/slots/D1@09/queue").json()["items"]] == [
+            b,
+            waiting["id"],
+        ]
 
         clock.now = at(9, 10)
         called = client.post("/doctors/D1/call-next").json()

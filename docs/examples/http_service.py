@@ -1,46 +1,54 @@
-"""Serve one opd-engine ``Allocator`` over HTTP with FastAPI.
+"""Serve opd-engine over HTTP with FastAPI: the whole desk, roles, safe retries, a display.
 
 A recipe, not part of the library: ``opd_engine`` itself imports no web code and does no I/O.
-This module wraps one :class:`~opd_engine.Allocator` in a small JSON API:
+This module wraps one OPD day (an :class:`~opd_engine.Allocator` in memory, or a journal in
+SQLite or PostgreSQL) or many (:class:`Days`: one journal per hospital and date) in a JSON
+API that a front desk, a doctor's room and a waiting-room screen use. The how-to
+"Serve the allocator over HTTP" lists every endpoint; ``/docs`` shows them with their
+request and response models, examples and errors.
 
-=======  ==================================  ==============================================
-method   path                                does
-=======  ==================================  ==============================================
-POST     ``/tokens``                         book a token (201 with the token)
-GET      ``/tokens/{token_id}``              read a token
-POST     ``/tokens/{token_id}/check-in``     record the patient's arrival
-POST     ``/tokens/{token_id}/cancel``       cancel; the place is refilled at once
-POST     ``/doctors/{doctor_id}/call-next``  200 with the called token, 204 if nobody waits
-GET      ``/slots/{slot_id}/queue``          the slot's waiting tokens in standing order
-GET      ``/doctors/{doctor_id}/waitlist``   the doctor's waitlist in order
-GET      ``/state``                          the whole snapshot, its version, the worker pid
-=======  ==================================  ==============================================
+- **Every call of the desk.** Booking, check-in, cancel, no-show, reschedule, retriage and
+  missed calls; call next or out of turn, complete, step out, pause and resume; delay,
+  resize, close a slot, a doctor's availability and the end of the day; and the reads:
+  tokens (by id or by patient), queues, waitlists, positions, estimates, now serving, next
+  up, the board, doctors and slots. Lists are paginated (``offset``, ``limit``). The
+  disruptive calls take ``?dry_run=true`` and answer with the events
+  :meth:`~opd_engine.Allocator.preview` says they would emit, changing nothing.
+- **Roles.** ``create_app(state, keys={"<secret>": "desk", ...})``: each API key, sent as
+  ``Authorization: Bearer <key>``, has a role (:data:`ROLES`). ``desk`` books and changes
+  bookings, ``clinician`` runs the doctor's room, ``board`` only reads the board, the
+  display page and its event stream (there the key may also come as ``?key=`` or an
+  ``opd_key`` cookie, since a browser's ``EventSource`` sends no headers), ``admin`` does
+  everything. Every role but ``board`` reads tokens, queues, positions and estimates. No
+  key: 401; the wrong role: 403. ``keys=None`` is an **open demo**: anyone who reaches the
+  port may do anything. The journal records which key (its role and name) made each change.
+- **Safe retries.** Every POST honours an ``Idempotency-Key`` header: the same key with the
+  same request answers the first response again (status and body, with
+  ``Idempotent-Replayed: true``) and changes nothing; the same key with another request is
+  refused (422). The journal stores the key with the change, in one transaction.
+- **A display.** ``GET /board`` (JSON), ``GET /display`` (an HTML page for a waiting-room
+  screen) and ``GET /events`` (server-sent events: the board again whenever the day
+  changes). They show token ids, never patient ids.
 
-Enums travel by member name (``"source": "ONLINE"``, ``"priority": "EMERGENCY"``,
-``"status": "CHECKED_IN"``) and datetimes as ISO 8601 strings. The library's errors become
-HTTP statuses in one exception handler (see :func:`status_for`): 404 for an unknown doctor,
-slot or token; 400 for an invalid argument; 409 for a full slot (the detail says it "is
-full"), a duplicate booking (the body carries the existing ``token_id``), a closed slot or
-an invalid transition. A malformed body is FastAPI's own 422.
+Enums travel by member name (``"source": "ONLINE"``) and datetimes as ISO 8601 strings.
+The library's errors become HTTP statuses in one table (:func:`status_for`): 404 for an
+unknown doctor, slot or token; 400 for an invalid argument; 409 for a full slot, a duplicate
+booking (with the existing ``token_id``), a closed slot or an invalid transition. A malformed
+request is FastAPI's own 422.
 
-``create_app(allocator)`` builds the app around an allocator you made (tests inject one
-with a fixed clock), and ``create_app(journal)`` around a journal (``sqlite_journal.py``,
-``postgres_journal.py``) whose ``run`` makes every change durable; importing this module
-builds nothing. To try it with a demo day::
+``create_app(allocator)`` serves an allocator you built (tests inject one with a fixed
+clock); ``create_app(journal)`` a journal (``sqlite_journal.py``, ``postgres_journal.py``)
+whose ``run`` makes every change durable; ``create_app(days)`` many hospitals' days under
+``/hospitals/{hospital}/days/{date}/...``. Importing this module builds nothing. A demo::
 
-    pip install fastapi uvicorn
     cd docs/examples
     uvicorn --factory http_service:demo_app
 
-then open http://127.0.0.1:8000/docs. The endpoints are plain ``def`` functions, so FastAPI
-runs them in its threadpool; that is safe because every public ``Allocator`` method holds
-the allocator's re-entrant lock.
-
-In memory, run **one worker**: each process would hold its own allocator, and two workers
-would hand out the same token id. ``demo_app`` refuses to start when the server runs more
-than one (see :func:`workers_requested`: ``OPD_WORKERS``, ``--workers``, ``WEB_CONCURRENCY``).
-For several workers, keep the journal in PostgreSQL: every worker keeps a replica and each
-change runs in a transaction that holds the journal's lock::
+The endpoints are plain ``def`` functions, run in FastAPI's threadpool; every
+:class:`~opd_engine.Allocator` method holds the allocator's lock, and every change runs
+through the journal, which serialises changes. In memory, run **one worker**:
+``create_app`` refuses to start in memory when the server runs more than one (see
+:func:`workers_requested`). For several workers, keep the journal in PostgreSQL::
 
     OPD_POSTGRES_DSN="dbname=opd" uvicorn --factory http_service:postgres_app --workers 4
 """
@@ -48,23 +56,55 @@ change runs in a transaction that holds the journal's lock::
 # No ``from __future__ import annotations`` here: FastAPI and pydantic read the annotations
 # at runtime, and real objects work even when the module is loaded by path.
 
+import asyncio
 import enum
+import hashlib
+import json
 import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any, Protocol, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, Protocol, TypeVar, get_args
 
 import attrs
-from fastapi import FastAPI, Request, Response, status
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    status,
+)
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.security import (
+    APIKeyCookie,
+    APIKeyQuery,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+)
 
 from opd_engine import (
     Allocator,
     Doctor,
+    DoctorBoard,
+    DoctorStatus,
     DuplicateBookingError,
     InvalidArgumentError,
     InvalidTransitionError,
@@ -77,19 +117,36 @@ from opd_engine import (
     Source,
     Token,
     TokenStatus,
+    WaitEstimate,
+    event_to_dict,
 )
 
 __all__ = [
+    "DEMO_DOCTORS",
+    "ROLES",
+    "ApiKey",
+    "BoardOut",
     "BookRequest",
+    "Caller",
+    "Days",
+    "DoctorBoardOut",
+    "DoctorOut",
     "ErrorOut",
+    "EstimateOut",
     "InMemory",
     "Journal",
+    "Page",
+    "PreviewOut",
+    "SlotOut",
     "TokenOut",
+    "board_events",
     "build_demo_day",
     "create_app",
     "demo_app",
+    "hospitals_app",
     "opd_error_handler",
     "postgres_app",
+    "postgres_days",
     "sqlite_app",
     "status_for",
     "workers_requested",
@@ -120,31 +177,26 @@ def _member_name(member: enum.Enum) -> str:
     return member.name
 
 
-def _names_schema(kind: type[enum.Enum]) -> dict[str, Any]:
-    return {"type": "string", "enum": list(kind.__members__)}
+def _names(kind: type[enum.Enum]) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "enum": list(kind.__members__)})
 
 
-SourceName = Annotated[
-    Source,
-    PlainValidator(_parse_member(Source)),
-    PlainSerializer(_member_name, return_type=str),
-    WithJsonSchema(_names_schema(Source)),
-]
+_BY_NAME = PlainSerializer(_member_name, return_type=str)
+SourceName = Annotated[Source, PlainValidator(_parse_member(Source)), _BY_NAME, _names(Source)]
 PriorityName = Annotated[
-    Priority,
-    PlainValidator(_parse_member(Priority)),
-    PlainSerializer(_member_name, return_type=str),
-    WithJsonSchema(_names_schema(Priority)),
+    Priority, PlainValidator(_parse_member(Priority)), _BY_NAME, _names(Priority)
 ]
 StatusName = Annotated[
-    TokenStatus,
-    PlainValidator(_parse_member(TokenStatus)),
-    PlainSerializer(_member_name, return_type=str),
-    WithJsonSchema(_names_schema(TokenStatus)),
+    TokenStatus, PlainValidator(_parse_member(TokenStatus)), _BY_NAME, _names(TokenStatus)
+]
+DoctorStatusName = Annotated[
+    DoctorStatus, PlainValidator(_parse_member(DoctorStatus)), _BY_NAME, _names(DoctorStatus)
 ]
 
 
-# ---------------------------------------------------------------- bodies
+# ---------------------------------------------------------------- requests
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class BookRequest(BaseModel):
@@ -155,7 +207,22 @@ class BookRequest(BaseModel):
     the library's to judge: 400.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"patient_id": "P1", "doctor_id": "D1", "source": "ONLINE"},
+                {"patient_id": "P2", "doctor_id": "D1", "slot_id": "D1@10", "source": "PAID"},
+                {
+                    "patient_id": "P3",
+                    "doctor_id": "D1",
+                    "source": "WALK_IN",
+                    "priority": "EMERGENCY",
+                },
+            ]
+        },
+    )
 
     patient_id: str
     doctor_id: str
@@ -165,10 +232,86 @@ class BookRequest(BaseModel):
     checked_in: bool | None = None
 
 
+class CancelRequest(BaseModel):
+    """The optional body of ``POST /tokens/{token_id}/cancel``."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"reason": "patient called"}]}
+    )
+
+    reason: str = ""
+
+
+class RescheduleRequest(BaseModel):
+    """The body of ``POST /tokens/{token_id}/reschedule``: the slot to move to."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"slot_id": "D1@11"}]}
+    )
+
+    slot_id: str
+
+
+class RetriageRequest(BaseModel):
+    """The body of ``POST /tokens/{token_id}/retriage``: the new priority."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"priority": "EMERGENCY"}]}
+    )
+
+    priority: PriorityName
+
+
+class DelayRequest(BaseModel):
+    """The body of ``POST /doctors/{doctor_id}/delay``: minutes to add to the delay."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"minutes": 20}]}
+    )
+
+    minutes: int
+
+
+class ResizeRequest(BaseModel):
+    """The body of ``POST /slots/{slot_id}/resize``: the slot's new capacity."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"capacity": 12}]}
+    )
+
+    capacity: int
+
+
+# ---------------------------------------------------------------- responses
+
+
 class TokenOut(BaseModel):
     """A :class:`~opd_engine.Token` as JSON: every field, enums by name, ISO 8601 datetimes."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "D1-001",
+                    "patient_id": "P1",
+                    "doctor_id": "D1",
+                    "slot_id": "D1@09",
+                    "priority": "STANDARD",
+                    "source": "ONLINE",
+                    "seq": 1,
+                    "number": 1,
+                    "status": "CHECKED_IN",
+                    "booked_at": "2026-11-25T08:30:00",
+                    "checked_in_at": "2026-11-25T08:55:00",
+                    "moves": 0,
+                    "missed_calls": 0,
+                    "called_at": None,
+                    "completed_at": None,
+                }
+            ]
+        },
+    )
 
     id: str
     patient_id: str
@@ -190,6 +333,164 @@ class TokenOut(BaseModel):
     def of(cls, token: Token) -> "TokenOut":
         """The JSON view of ``token``."""
         return cls.model_validate(attrs.asdict(token, recurse=False))
+
+
+class DoctorOut(BaseModel):
+    """A :class:`~opd_engine.Doctor` as JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    department: str | None
+    consult_minutes: int
+
+    @classmethod
+    def of(cls, doctor: Doctor) -> "DoctorOut":
+        """The JSON view of ``doctor``."""
+        return cls.model_validate(attrs.asdict(doctor, recurse=False))
+
+
+class SlotOut(BaseModel):
+    """A :class:`~opd_engine.Slot` as JSON, with its counts as of the answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    doctor_id: str
+    start: datetime
+    end: datetime
+    capacity: int
+    occupancy: int
+    free: int
+    waiting: int
+    present: int
+    emergencies: int
+    overflow: int
+    closed: bool
+    elastic: bool
+
+    @classmethod
+    def of(cls, slot: Slot) -> "SlotOut":
+        """The JSON view of ``slot``."""
+        return cls(**{name: getattr(slot, name) for name in cls.model_fields})
+
+
+class BoardTokenOut(BaseModel):
+    """A token as a public screen shows it: its id and number, never the patient."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    number: int
+    slot_id: str | None
+
+    @classmethod
+    def of(cls, token: Token) -> "BoardTokenOut":
+        """The public view of ``token``."""
+        return cls(id=token.id, number=token.number, slot_id=token.slot_id)
+
+
+class DoctorBoardOut(BaseModel):
+    """One doctor on the board (:class:`~opd_engine.DoctorBoard`), with the doctor's name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    doctor_id: str
+    name: str
+    department: str | None
+    status: DoctorStatusName
+    now_serving: BoardTokenOut | None
+    next_up: list[BoardTokenOut]
+    waiting: int
+    away: int
+    booked: int
+    delay_minutes: int
+
+    @classmethod
+    def of(cls, entry: DoctorBoard, doctor: Doctor) -> "DoctorBoardOut":
+        """The JSON view of ``entry``, the board's line for ``doctor``."""
+        serving = entry.now_serving
+        return cls(
+            doctor_id=entry.doctor_id,
+            name=doctor.name,
+            department=doctor.department,
+            status=entry.status,
+            now_serving=None if serving is None else BoardTokenOut.of(serving),
+            next_up=[BoardTokenOut.of(token) for token in entry.next_up],
+            waiting=entry.waiting,
+            away=entry.away,
+            booked=entry.booked,
+            delay_minutes=entry.delay_minutes,
+        )
+
+
+class BoardOut(BaseModel):
+    """The waiting-room board: every doctor (or a department's), as of ``at`` and the day's
+    ``version``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    at: datetime
+    doctors: list[DoctorBoardOut]
+
+
+class EstimateOut(BaseModel):
+    """When a waiting patient will be called (:class:`~opd_engine.WaitEstimate`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token_id: str
+    position: int
+    earliest: datetime
+    likely: datetime
+    latest: datetime
+    consult_minutes: float
+
+    @classmethod
+    def of(cls, token_id: str, estimate: WaitEstimate) -> "EstimateOut":
+        """The JSON view of ``estimate``, the estimate for ``token_id``."""
+        return cls(token_id=token_id, **attrs.asdict(estimate, recurse=False))
+
+
+class PositionOut(BaseModel):
+    """A waiting token's 1-based place in its slot's queue or its doctor's waitlist."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token_id: str
+    position: int
+
+
+class PreviewOut(BaseModel):
+    """What a change would do (``?dry_run=true``): the events it would emit, as
+    :func:`~opd_engine.event_to_dict` writes them. Nothing changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dry_run: Literal[True] = True
+    events: list[dict[str, Any]]
+
+
+class AuditOut(BaseModel):
+    """One change of the day's audit trail: the version it made and who made it
+    (``role:key name``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    actor: str
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: ``items`` from ``offset``, at most ``limit`` of them, of
+    ``total``."""
+
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
 
 
 class ErrorOut(BaseModel):
@@ -227,6 +528,14 @@ def status_for(error: OPDError) -> int:
     return status.HTTP_409_CONFLICT
 
 
+def _error_out(error: OPDError) -> ErrorOut:
+    return ErrorOut(
+        detail=str(error),
+        error=type(error).__name__,
+        token_id=error.token_id if isinstance(error, DuplicateBookingError) else None,
+    )
+
+
 async def opd_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Turn any :class:`~opd_engine.OPDError` into a JSON error response.
 
@@ -234,64 +543,618 @@ async def opd_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """
     if not isinstance(exc, OPDError):  # pragma: no cover - registered for OPDError only
         raise exc
-    body = ErrorOut(
-        detail=str(exc),
-        error=type(exc).__name__,
-        token_id=exc.token_id if isinstance(exc, DuplicateBookingError) else None,
-    )
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status_for(exc))
+    body = _error_out(exc).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status_for(exc))
 
 
-# ---------------------------------------------------------------- the app
-
-_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 404, 409)
+_WHY = {
+    400: "An invalid argument: the request could never succeed (``InvalidArgumentError``)",
+    401: "No API key, or one the service does not know",
+    403: "The key's role may not make this call",
+    404: "An unknown hospital, doctor, slot or token (``NotFoundError``)",
+    409: "Refused by the day's present state: a full or closed slot, a duplicate booking, "
+    "an invalid transition; nothing changed",
+    422: "A malformed request (FastAPI's validation), or an ``Idempotency-Key`` used before "
+    "for another request",
 }
 
 
-class Journal(Protocol):
-    """What :func:`create_app` needs of a journal (``SQLiteJournal``, ``PostgresJournal``)."""
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI error table of an endpoint that can answer ``codes``."""
+    return {code: {"model": ErrorOut, "description": _WHY[code]} for code in codes}
 
-    def run(self, call: Callable[[Allocator], T]) -> T:
-        """``call(allocator)`` as one durable change."""
+
+_READ_ERRORS = _errors(401, 403, 404)
+_CHANGE_ERRORS = _errors(400, 401, 403, 404, 409, 422)
+
+
+# ---------------------------------------------------------------- roles and keys
+
+Role = Literal["desk", "clinician", "board", "admin"]
+
+#: The roles a key may have, in the order the docs list them.
+ROLES: tuple[Role, ...] = get_args(Role)
+
+
+@attrs.frozen
+class ApiKey:
+    """A key's role and the name the audit trail records for it (a person, a desk, a
+    screen: ``"front-desk-2"``)."""
+
+    role: Role = attrs.field(validator=lambda _, __, role: _check_role(role))
+    name: str
+
+
+def _check_role(role: object) -> None:
+    if role not in ROLES:
+        raise ValueError(f"a key's role must be one of {', '.join(ROLES)}, got {role!r}")
+
+
+@attrs.frozen
+class Caller:
+    """Who made a request: the role and name of the key it carried."""
+
+    role: Role
+    name: str
+
+    @property
+    def actor(self) -> str:
+        """``role:name``, as the audit trail records it."""
+        return f"{self.role}:{self.name}"
+
+
+#: The caller of every request when the app has no keys (the open demo).
+OPEN = Caller("admin", "open")
+
+_DESK: frozenset[Role] = frozenset({"desk", "admin"})
+_CLINICIAN: frozenset[Role] = frozenset({"clinician", "admin"})
+_ADMIN: frozenset[Role] = frozenset({"admin"})
+_READER: frozenset[Role] = frozenset({"desk", "clinician", "admin"})
+_BOARD: frozenset[Role] = frozenset(ROLES)
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key: `Authorization: Bearer <key>`. Its role decides what it may do.",
+)
+_key_query = APIKeyQuery(
+    name="key",
+    auto_error=False,
+    scheme_name="boardKeyQuery",
+    description="The display's key as `?key=<key>` (the board, display and events only).",
+)
+_key_cookie = APIKeyCookie(
+    name="opd_key",
+    auto_error=False,
+    scheme_name="boardKeyCookie",
+    description="The display's key as the `opd_key` cookie (the board, display and events only).",
+)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class _Keys:
+    """The app's keys, looked up by their SHA-256 digest (the secrets are not kept)."""
+
+    def __init__(self, keys: Mapping[str, str | ApiKey] | None) -> None:
+        self.open = keys is None
+        self._callers: dict[str, Caller] = {}
+        for key, access in (keys or {}).items():
+            if not isinstance(key, str) or not key:
+                raise ValueError("every API key must be a non-empty string")
+            digest = _digest(key)
+            if isinstance(access, ApiKey):
+                caller = Caller(access.role, access.name)
+            else:
+                _check_role(access)
+                caller = Caller(access, f"{access}-{digest[:8]}")  # type: ignore[arg-type]
+            self._callers[digest] = caller
+
+    def caller(self, key: str | None, roles: frozenset[Role]) -> Caller:
+        """The caller ``key`` names, if its role is one of ``roles``: else 401 (no key, or an
+        unknown one) or 403 (a known key of another role)."""
+        if self.open:
+            return OPEN
+        caller = None if key is None else self._callers.get(_digest(key))
+        if caller is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail="an API key is required: Authorization: Bearer <key>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if caller.role not in roles:
+            allowed = ", ".join(sorted(roles))
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"a {caller.role} key may not make this call (it needs: {allowed})",
+            )
+        return caller
+
+    def allow(self, roles: frozenset[Role]) -> Callable[..., Caller]:
+        """A dependency: the caller of a request whose bearer key has one of ``roles``."""
+
+        def caller(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        ) -> Caller:
+            return self.caller(None if credentials is None else credentials.credentials, roles)
+
+        return caller
+
+    def allow_display(self) -> Callable[..., Caller]:
+        """A dependency for the board, display and events: any role, and the key may also
+        come as ``?key=`` or the ``opd_key`` cookie."""
+
+        def caller(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+            query: Annotated[str | None, Depends(_key_query)],
+            cookie: Annotated[str | None, Depends(_key_cookie)],
+        ) -> Caller:
+            key = credentials.credentials if credentials is not None else query or cookie
+            return self.caller(key, _BOARD)
+
+        return caller
+
+
+# ---------------------------------------------------------------- journals
+
+
+class Journal(Protocol):
+    """What :func:`create_app` needs of a day's store: :class:`InMemory`,
+    ``SQLiteJournal`` or ``PostgresJournal``."""
+
+    def run(self, call: Callable[[Allocator], T], *, actor: str | None = None) -> T:
+        """``call(allocator)`` as one durable change, recorded as ``actor``'s."""
         ...
 
     def read(self, call: Callable[[Allocator], T]) -> T:
         """``call(allocator)`` on a replica that is up to date."""
         ...
 
+    def run_once(
+        self,
+        key: str,
+        request: str,
+        call: Callable[[Allocator], tuple[int, str]],
+        *,
+        actor: str | None = None,
+    ) -> tuple[str, int, str, bool]:
+        """Answer the request under ``key`` once: the first time, ``call`` gives the reply
+        ``(status, body)``, stored with the change; every time, ``(request, status, body,
+        replayed)`` of the first."""
+        ...
+
+    def audit(self) -> list[tuple[int, str]]:
+        """``(version, actor)`` of each change made with an actor, in version order."""
+        ...
+
 
 class InMemory:
-    """One allocator in this process's memory, with the journal's two methods."""
+    """One allocator in this process's memory, with a journal's methods: the idempotency
+    keys and the audit trail are kept in memory, for the day."""
 
     def __init__(self, allocator: Allocator) -> None:
         self.allocator = allocator
+        self._lock = threading.RLock()  # one change, or one keyed request, at a time
+        self._requests: dict[str, tuple[str, int, str]] = {}
+        self._audit: list[tuple[int, str]] = []
 
-    def run(self, call: Callable[[Allocator], T]) -> T:
-        """``call(allocator)``; nothing is written anywhere."""
+    def run(self, call: Callable[[Allocator], T], *, actor: str | None = None) -> T:
+        """``call(allocator)``, recorded as ``actor``'s if it changed anything. O(1) more
+        than the call."""
+        with self._lock:
+            before = self.allocator.version
+            result = call(self.allocator)
+            if actor is not None and self.allocator.version != before:
+                self._audit.append((self.allocator.version, actor))
+            return result
+
+    def read(self, call: Callable[[Allocator], T]) -> T:
+        """``call(allocator)``; the allocator's own lock makes each of its calls atomic."""
         return call(self.allocator)
 
-    read = run
+    def run_once(
+        self,
+        key: str,
+        request: str,
+        call: Callable[[Allocator], tuple[int, str]],
+        *,
+        actor: str | None = None,
+    ) -> tuple[str, int, str, bool]:
+        """As :meth:`Journal.run_once`; the keys are held for the allocator's life. O(1)
+        more than the call."""
+        with self._lock:
+            stored = self._requests.get(key)
+            if stored is not None:
+                return (*stored, True)
+            status_code, body = self.run(call, actor=actor)
+            self._requests[key] = (request, status_code, body)
+            return request, status_code, body, False
+
+    def audit(self) -> list[tuple[int, str]]:
+        """``(version, actor)`` of each change made with an actor, in version order. O(c)."""
+        with self._lock:
+            return list(self._audit)
 
 
-def create_app(state: Allocator | Journal) -> FastAPI:
-    """A FastAPI app serving ``state``: an :class:`~opd_engine.Allocator` in this process's
-    memory, or a journal whose ``run`` makes each change durable (and, on PostgreSQL,
-    shared by every worker). The app keeps no other state."""
-    journal: Journal = InMemory(state) if isinstance(state, Allocator) else state
-    run, read = journal.run, journal.read
-    app = FastAPI(
-        title="opd-engine HTTP recipe",
-        summary="OPD token allocation over HTTP",
-        responses=_ERROR_RESPONSES,
+class Days:
+    """Many hospitals' OPD days: one journal per (hospital, date), opened by
+    ``open(hospital, day)`` on first use and kept open.
+
+    ``hospitals`` are the hospitals served (another is 404). ``in_memory`` says the journals
+    live in this process's memory, so :func:`create_app` refuses to serve them from several
+    workers. A group of hospitals that outgrows one database server routes each hospital to
+    its server (:func:`postgres_days`).
+    """
+
+    def __init__(
+        self,
+        open: Callable[[str, date], Journal],
+        hospitals: Iterable[str],
+        *,
+        in_memory: bool = False,
+    ) -> None:
+        self._open = open
+        self.hospitals = frozenset(hospitals)
+        self.in_memory = in_memory
+        self._journals: dict[tuple[str, date], Journal] = {}
+        self._lock = threading.Lock()
+
+    def journal(self, hospital: str, day: date) -> Journal:
+        """The journal of ``hospital`` on ``day``, opened on first use. Raises
+        :class:`~opd_engine.NotFoundError` for a hospital not served."""
+        if hospital not in self.hospitals:
+            raise NotFoundError(f"unknown hospital={hospital!r}")
+        with self._lock:
+            journal = self._journals.get((hospital, day))
+            if journal is None:
+                journal = self._journals[hospital, day] = self._open(hospital, day)
+            return journal
+
+
+def postgres_days(
+    routes: Mapping[str, str],
+    build: Callable[[str, date, Allocator], object],
+    **options: Any,
+) -> Days:
+    """Hospitals sharded across PostgreSQL servers: ``routes`` maps each hospital to its
+    server's connection string (the routing table), and ``build(hospital, day, allocator)``
+    sets up a day the first time any worker opens it. Each day is a ``PostgresJournal``
+    named ``"<hospital>/<date>"``; ``options`` go to every journal (``policies``, ``clock``,
+    ``checkpoint_every``). Hospitals on one server share its tables; hospitals on
+    different servers share nothing."""
+    from postgres_journal import PostgresJournal  # a sibling recipe; needs psycopg
+
+    def open_day(hospital: str, day: date) -> Journal:
+        journal = PostgresJournal(routes[hospital], day=f"{hospital}/{day.isoformat()}", **options)
+        journal.setup(lambda alloc: build(hospital, day, alloc))
+        return journal
+
+    return Days(open_day, routes)
+
+
+# ---------------------------------------------------------------- changes and retries
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Any unique string (a UUID): a retry with the same key and the same "
+        "request answers the first response again and changes nothing.",
+    ),
+]
+DryRun = Annotated[
+    bool,
+    Query(description="Answer with the events the call would emit, and change nothing."),
+]
+Offset = Annotated[int, Query(ge=0, description="How many items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items.")]
+
+
+def _fingerprint(request: Request, body: BaseModel | None) -> str:
+    """What makes two requests the same: method, path, query and body (as parsed, so key
+    order and spacing do not matter). A SHA-256 digest."""
+    query = sorted(request.query_params.multi_items())
+    parts = [request.method, request.url.path, json.dumps(query)]
+    parts.append("" if body is None else body.model_dump_json())
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _change(
+    journal: Journal,
+    caller: Caller,
+    request: Request,
+    key: str | None,
+    body: BaseModel | None,
+    call: Callable[[Allocator], tuple[int, BaseModel | list[TokenOut] | None]],
+) -> Response:
+    """Make a change through the journal, as ``caller``; once only under ``key``.
+
+    ``call(allocator)`` makes the change and gives the status and the response model. The
+    response is rendered inside the journal's transaction, so what is stored for a retry is
+    exactly what was answered; a library error becomes its error response there too.
+    """
+
+    def reply(alloc: Allocator) -> tuple[int, str]:
+        try:
+            code, answer = call(alloc)
+        except OPDError as error:
+            return status_for(error), _error_out(error).model_dump_json(exclude_none=True)
+        if answer is None:
+            return code, ""
+        if isinstance(answer, list):
+            return code, "[" + ",".join(item.model_dump_json() for item in answer) + "]"
+        return code, answer.model_dump_json()
+
+    headers: dict[str, str] = {}
+    if key is None:
+        code, text = journal.run(reply, actor=caller.actor)
+    else:
+        fingerprint = _fingerprint(request, body)
+        first, code, text, replayed = journal.run_once(key, fingerprint, reply, actor=caller.actor)
+        if first != fingerprint:
+            detail = f"Idempotency-Key {key!r} was used before for a different request"
+            error = ErrorOut(detail=detail, error="IdempotencyKeyReused")
+            return JSONResponse(error.model_dump(exclude_none=True), status_code=422)
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+    if not text:
+        return Response(status_code=code, headers=headers)
+    return Response(text, status_code=code, media_type="application/json", headers=headers)
+
+
+def _dry_run(journal: Journal, change: Callable[[Allocator], object]) -> PreviewOut:
+    """What ``change`` would emit, read from the day as it is; nothing changes."""
+    events = journal.read(lambda alloc: alloc.preview(change))
+    return PreviewOut(events=[event_to_dict(event) for event in events])
+
+
+def _page(items: Sequence[T], offset: int, limit: int) -> "Page[T]":
+    """Items ``offset`` to ``offset + limit`` of ``items``, and their total."""
+    page = list(items[offset : offset + limit])
+    return Page[T](items=page, total=len(items), offset=offset, limit=limit)
+
+
+def _board_of(alloc: Allocator, n: int, department: str | None) -> BoardOut:
+    entries = alloc.board(n=n, department=department)
+    return BoardOut(
+        version=alloc.version,
+        at=alloc.clock(),
+        doctors=[DoctorBoardOut.of(entry, alloc.doctor(entry.doctor_id)) for entry in entries],
     )
-    app.add_exception_handler(OPDError, opd_error_handler)
 
-    @app.post("/tokens", status_code=status.HTTP_201_CREATED)
-    def book(body: BookRequest) -> TokenOut:
-        """Book a token; without ``slot_id`` the allocator picks the slot."""
-        token = run(
-            lambda alloc: alloc.book(
+
+def _doctor_board(alloc: Allocator, doctor_id: str) -> DoctorBoardOut:
+    """The board's line for one doctor (a board of the doctor's department)."""
+    doctor = alloc.doctor(doctor_id)
+    for entry in alloc.board(department=doctor.department):
+        if entry.doctor_id == doctor_id:
+            return DoctorBoardOut.of(entry, doctor)
+    raise AssertionError(f"{doctor_id} is not on its department's board")  # pragma: no cover
+
+
+def _display_page() -> str:
+    return Path(__file__).with_name("display.html").read_text(encoding="utf-8")
+
+
+async def board_events(
+    read: Callable[[int | None], tuple[int, str | None]],
+    *,
+    poll: float = 0.5,
+    keep_alive: float = 15.0,
+    sleep: Callable[[float], Any] = asyncio.sleep,
+) -> AsyncIterator[str]:
+    """The server-sent events of ``GET /events``: the board now, then again each time the
+    day's version moves, and a comment every ``keep_alive`` seconds so proxies keep the
+    connection open.
+
+    ``read(last)`` gives the day's version and, if it is not ``last``, the board as JSON
+    (else None); it is polled every ``poll`` seconds, so every worker's changes reach every
+    screen. ``sleep`` is injected by tests.
+    """
+    yield "retry: 2000\n\n"
+    last: int | None = None
+    quiet = 0.0
+    while True:
+        version, board = await run_in_threadpool(read, last)
+        if board is not None:
+            last = version
+            quiet = 0.0
+            yield f"event: board\ndata: {board}\n\n"
+        elif quiet >= keep_alive:
+            quiet = 0.0
+            yield ": keep-alive\n\n"
+        await sleep(poll)
+        quiet += poll
+
+
+# ---------------------------------------------------------------- the endpoints
+
+TokenCall = Callable[[Allocator, str], Token]
+DoctorCall = Callable[[Allocator, str], object]
+
+#: The calls on one token that take nothing else: (path, roles, tag, call, description).
+_TOKEN_CALLS: tuple[tuple[str, frozenset[Role], str, TokenCall, str], ...] = (
+    (
+        "check-in",
+        _DESK,
+        "desk",
+        Allocator.check_in,
+        "Record the patient's arrival, or their return after stepping out (`check_in`).",
+    ),
+    (
+        "no-show",
+        _DESK,
+        "desk",
+        Allocator.no_show,
+        "The patient did not come (`no_show`); the place is refilled at once.",
+    ),
+    (
+        "call",
+        _CLINICIAN,
+        "clinician",
+        Allocator.call,
+        "Call this patient out of turn (`call`), completing the consultation in progress.",
+    ),
+    ("complete", _CLINICIAN, "clinician", Allocator.complete, "End the consultation (`complete`)."),
+    (
+        "step-out",
+        _CLINICIAN,
+        "clinician",
+        Allocator.step_out,
+        "The patient steps out (for a test) and keeps their place (`step_out`); `check-in` "
+        "brings them back.",
+    ),
+    (
+        "missed-call",
+        _CLINICIAN,
+        "clinician",
+        Allocator.missed_call,
+        "The called patient did not answer (`missed_call`): back in the queue, or a no-show "
+        "after too many missed calls.",
+    ),
+)
+
+#: The calls on one doctor that take nothing else and answer the doctor's line of the board.
+_DOCTOR_CALLS: tuple[tuple[str, frozenset[Role], str, DoctorCall, str], ...] = (
+    (
+        "pause",
+        _CLINICIAN,
+        "clinician",
+        Allocator.pause,
+        "The doctor steps away for a while (`pause`): nobody is called until `resume`.",
+    ),
+    ("resume", _CLINICIAN, "clinician", Allocator.resume, "The doctor is back (`resume`)."),
+    (
+        "available",
+        _ADMIN,
+        "admin",
+        Allocator.mark_available,
+        "The doctor sees patients again (`mark_available`).",
+    ),
+)
+
+_NOBODY = {"description": "Nobody: the library's None"}
+
+
+def _preview_or(schema: str, what: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answer of a call that takes ``dry_run``: ``schema``, or a PreviewOut."""
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in (schema, "PreviewOut")]
+    return {
+        200: {
+            "description": f"{what}; with `dry_run`, a `PreviewOut` (nothing changed)",
+            "content": {"application/json": {"schema": {"anyOf": refs}}},
+        },
+        **_CHANGE_ERRORS,
+    }
+
+
+def _routes(resolve: Callable[..., Journal], keys: _Keys) -> APIRouter:
+    """Every endpoint of one day, reading the day's journal through the dependency
+    ``resolve``: the app's one journal, or the journal a path's hospital and date name."""
+    router = APIRouter()
+    Day = Annotated[Journal, Depends(resolve)]
+    Desk = Annotated[Caller, Depends(keys.allow(_DESK))]
+    Clinician = Annotated[Caller, Depends(keys.allow(_CLINICIAN))]
+    Admin = Annotated[Caller, Depends(keys.allow(_ADMIN))]
+    reader = [Depends(keys.allow(_READER))]
+
+    def token_change(
+        day: Journal,
+        caller: Caller,
+        request: Request,
+        key: str | None,
+        body: BaseModel | None,
+        call: Callable[[Allocator], Token],
+    ) -> Response:
+        return _change(day, caller, request, key, body, lambda a: (200, TokenOut.of(call(a))))
+
+    def doctor_change(
+        day: Journal,
+        caller: Caller,
+        request: Request,
+        key: str | None,
+        body: BaseModel | None,
+        doctor_id: str,
+        call: Callable[[Allocator], object],
+    ) -> Response:
+        def change(alloc: Allocator) -> tuple[int, DoctorBoardOut]:
+            call(alloc)
+            return 200, _doctor_board(alloc, doctor_id)
+
+        return _change(day, caller, request, key, body, change)
+
+    # ---------------------------------------------------------------- calls by table
+
+    def add_token_call(
+        path: str, roles: frozenset[Role], tag: str, call: TokenCall, description: str
+    ) -> None:
+        def endpoint(
+            token_id: str,
+            request: Request,
+            day: Day,
+            caller: Caller = Depends(keys.allow(roles)),  # noqa: B008 - one per role
+            key: IdempotencyKey = None,
+        ) -> Response:
+            return token_change(day, caller, request, key, None, lambda a: call(a, token_id))
+
+        router.add_api_route(
+            f"/tokens/{{token_id}}/{path}",
+            endpoint,
+            methods=["POST"],
+            tags=[tag],
+            name=path.replace("-", "_"),
+            description=description,
+            response_model=TokenOut,
+            responses=_CHANGE_ERRORS,
+        )
+
+    def add_doctor_call(
+        path: str, roles: frozenset[Role], tag: str, call: DoctorCall, description: str
+    ) -> None:
+        def endpoint(
+            doctor_id: str,
+            request: Request,
+            day: Day,
+            caller: Caller = Depends(keys.allow(roles)),  # noqa: B008 - one per role
+            key: IdempotencyKey = None,
+        ) -> Response:
+            return doctor_change(
+                day, caller, request, key, None, doctor_id, lambda a: call(a, doctor_id)
+            )
+
+        router.add_api_route(
+            f"/doctors/{{doctor_id}}/{path}",
+            endpoint,
+            methods=["POST"],
+            tags=[tag],
+            name=path,
+            description=description,
+            response_model=DoctorBoardOut,
+            responses=_CHANGE_ERRORS,
+        )
+
+    for token_call in _TOKEN_CALLS:
+        add_token_call(*token_call)
+    for doctor_call in _DOCTOR_CALLS:
+        add_doctor_call(*doctor_call)
+
+    # ---------------------------------------------------------------- calls with a body
+
+    @router.post(
+        "/tokens", status_code=201, tags=["desk"], response_model=TokenOut, responses=_CHANGE_ERRORS
+    )
+    def book(
+        body: BookRequest, request: Request, day: Day, caller: Desk, key: IdempotencyKey = None
+    ) -> Response:
+        """Book a token (`book`): 201 with the token. Without `slot_id` the allocator picks
+        the slot; an emergency is never turned away."""
+
+        def call(alloc: Allocator) -> tuple[int, TokenOut]:
+            token = alloc.book(
                 body.patient_id,
                 body.doctor_id,
                 body.slot_id,
@@ -299,61 +1162,480 @@ def create_app(state: Allocator | Journal) -> FastAPI:
                 priority=body.priority,
                 checked_in=body.checked_in,
             )
-        )
-        return TokenOut.of(token)
+            return 201, TokenOut.of(token)
 
-    @app.get("/tokens/{token_id}")
-    def get_token(token_id: str) -> TokenOut:
-        """The token as it is now."""
-        return TokenOut.of(read(lambda alloc: alloc.token(token_id)))
+        return _change(day, caller, request, key, body, call)
 
-    @app.post("/tokens/{token_id}/check-in")
-    def check_in(token_id: str) -> TokenOut:
-        """Record the patient's arrival."""
-        return TokenOut.of(run(lambda alloc: alloc.check_in(token_id)))
-
-    @app.post("/tokens/{token_id}/cancel")
-    def cancel(token_id: str) -> TokenOut:
-        """Cancel the token; its place is refilled from the waitlist or later slots."""
-        return TokenOut.of(run(lambda alloc: alloc.cancel(token_id)))
-
-    @app.post(
-        "/doctors/{doctor_id}/call-next",
+    @router.post(
+        "/tokens/{token_id}/cancel",
+        tags=["desk"],
         response_model=TokenOut,
-        responses={status.HTTP_204_NO_CONTENT: {"description": "Nobody checked in is waiting"}},
+        responses=_CHANGE_ERRORS,
     )
-    def call_next(doctor_id: str) -> TokenOut | Response:
-        """Complete the current consultation and call the next patient.
+    def cancel(
+        token_id: str,
+        request: Request,
+        day: Day,
+        caller: Desk,
+        body: Annotated[CancelRequest | None, Body()] = None,
+        key: IdempotencyKey = None,
+    ) -> Response:
+        """Cancel the token, with an optional reason (`cancel`); its place is refilled at
+        once."""
+        reason = "" if body is None else body.reason
+        return token_change(day, caller, request, key, body, lambda a: a.cancel(token_id, reason))
 
-        200 with the called token, or 204 (no body) when nobody checked in is waiting.
-        """
-        token = run(lambda alloc: alloc.call_next(doctor_id))
-        if token is None:
-            return Response(status_code=status.HTTP_204_NO_CONTENT)
-        return TokenOut.of(token)
+    @router.post(
+        "/tokens/{token_id}/reschedule",
+        tags=["desk"],
+        response_model=TokenOut,
+        responses=_CHANGE_ERRORS,
+    )
+    def reschedule(
+        token_id: str,
+        body: RescheduleRequest,
+        request: Request,
+        day: Day,
+        caller: Desk,
+        key: IdempotencyKey = None,
+    ) -> Response:
+        """Move the token to another slot of its doctor (`reschedule`)."""
+        return token_change(
+            day, caller, request, key, body, lambda a: a.reschedule(token_id, body.slot_id)
+        )
 
-    @app.get("/slots/{slot_id}/queue")
-    def queue(slot_id: str) -> list[TokenOut]:
-        """The slot's waiting tokens in standing order (booked and present together)."""
-        return [TokenOut.of(token) for token in read(lambda alloc: alloc.queue(slot_id))]
+    @router.post(
+        "/tokens/{token_id}/retriage",
+        tags=["desk"],
+        response_model=TokenOut,
+        responses=_CHANGE_ERRORS,
+    )
+    def retriage(
+        token_id: str,
+        body: RetriageRequest,
+        request: Request,
+        day: Day,
+        caller: Desk,
+        key: IdempotencyKey = None,
+    ) -> Response:
+        """Change the token's priority (`retriage`)."""
+        return token_change(
+            day, caller, request, key, body, lambda a: a.retriage(token_id, body.priority)
+        )
 
-    @app.get("/doctors/{doctor_id}/waitlist")
-    def waitlist(doctor_id: str) -> list[TokenOut]:
-        """The doctor's waitlisted tokens in order."""
-        return [TokenOut.of(token) for token in read(lambda alloc: alloc.waitlist(doctor_id))]
+    @router.post(
+        "/doctors/{doctor_id}/call-next",
+        tags=["clinician"],
+        response_model=TokenOut,
+        responses={204: _NOBODY, **_CHANGE_ERRORS},
+    )
+    def call_next(
+        doctor_id: str, request: Request, day: Day, caller: Clinician, key: IdempotencyKey = None
+    ) -> Response:
+        """Complete the current consultation and call the next patient (`call_next`): 200
+        with the called token, or 204 when nobody checked in is waiting. Send an
+        `Idempotency-Key`: a retry then never completes the patient just called."""
 
-    @app.get("/state")
-    def whole_state() -> dict[str, Any]:
-        """The whole state (``snapshot()``), with the version and the worker's process id:
-        for backups, audits and tests. O(n) in the tokens: not for every request."""
-        snapshot = read(lambda alloc: alloc.snapshot())
-        return {
-            "worker": os.getpid(),
-            "version": snapshot["allocator_version"],
-            "snapshot": snapshot,
-        }
+        def call(alloc: Allocator) -> tuple[int, TokenOut | None]:
+            token = alloc.call_next(doctor_id)
+            return (204, None) if token is None else (200, TokenOut.of(token))
 
+        return _change(day, caller, request, key, None, call)
+
+    @router.post(
+        "/doctors/{doctor_id}/delay",
+        tags=["admin"],
+        response_model=DoctorBoardOut,
+        responses=_CHANGE_ERRORS,
+    )
+    def delay(
+        doctor_id: str,
+        body: DelayRequest,
+        request: Request,
+        day: Day,
+        caller: Admin,
+        key: IdempotencyKey = None,
+    ) -> Response:
+        """The doctor runs `minutes` later than before (`delay`)."""
+        return doctor_change(
+            day, caller, request, key, body, doctor_id, lambda a: a.delay(doctor_id, body.minutes)
+        )
+
+    # ---------------------------------------------------------------- disruptions: dry runs
+
+    @router.post(
+        "/doctors/{doctor_id}/unavailable",
+        tags=["admin"],
+        responses=_preview_or("DoctorBoardOut", "The doctor's line of the board"),
+    )
+    def mark_unavailable(
+        doctor_id: str,
+        request: Request,
+        day: Day,
+        caller: Admin,
+        dry_run: DryRun = False,
+        key: IdempotencyKey = None,
+    ) -> Response:
+        """The doctor is gone for the day (`mark_unavailable`): their patients move to
+        colleagues or the waitlist."""
+        if dry_run:
+            return _json(_dry_run(day, lambda a: a.mark_unavailable(doctor_id)))
+        return doctor_change(
+            day, caller, request, key, None, doctor_id, lambda a: a.mark_unavailable(doctor_id)
+        )
+
+    @router.post(
+        "/doctors/{doctor_id}/end-day",
+        tags=["admin"],
+        responses=_preview_or("TokenOut", "The patients left unseen (a list)"),
+    )
+    def end_day(
+        doctor_id: str,
+        request: Request,
+        day: Day,
+        caller: Admin,
+        dry_run: DryRun = False,
+        key: IdempotencyKey = None,
+    ) -> Response:
+        """Close the doctor's day (`end_day`): answers the patients left unseen."""
+        if dry_run:
+            return _json(_dry_run(day, lambda a: a.end_day(doctor_id)))
+
+        def call(alloc: Allocator) -> tuple[int, list[TokenOut]]:
+            return 200, [TokenOut.of(token) for token in alloc.end_day(doctor_id)]
+
+        return _change(day, caller, request, key, None, call)
+
+    def slot_change(
+        slot_id: str, call: Callable[[Allocator], object]
+    ) -> Callable[[Allocator], tuple[int, SlotOut]]:
+        def change(alloc: Allocator) -> tuple[int, SlotOut]:
+            call(alloc)
+            return 200, SlotOut.of(alloc.slot(slot_id))
+
+        return change
+
+    @router.post(
+        "/slots/{slot_id}/close", tags=["admin"], responses=_preview_or("SlotOut", "The slot")
+    )
+    def close_slot(
+        slot_id: str,
+        request: Request,
+        day: Day,
+        caller: Admin,
+        dry_run: DryRun = False,
+        key: IdempotencyKey = None,
+    ) -> Response:
+        """Close the slot (`close_slot`): its patients move to later slots or the waitlist."""
+        if dry_run:
+            return _json(_dry_run(day, lambda a: a.close_slot(slot_id)))
+        change = slot_change(slot_id, lambda a: a.close_slot(slot_id))
+        return _change(day, caller, request, key, None, change)
+
+    @router.post(
+        "/slots/{slot_id}/resize", tags=["admin"], responses=_preview_or("SlotOut", "The slot")
+    )
+    def resize(
+        slot_id: str,
+        body: ResizeRequest,
+        request: Request,
+        day: Day,
+        caller: Admin,
+        dry_run: DryRun = False,
+        key: IdempotencyKey = None,
+    ) -> Response:
+        """Change the slot's capacity (`resize`)."""
+        if dry_run:
+            return _json(_dry_run(day, lambda a: a.resize(slot_id, body.capacity)))
+        change = slot_change(slot_id, lambda a: a.resize(slot_id, body.capacity))
+        return _change(day, caller, request, key, body, change)
+
+    # ---------------------------------------------------------------- reading
+
+    @router.get("/tokens/{token_id}", tags=["read"], dependencies=reader, responses=_READ_ERRORS)
+    def get_token(token_id: str, day: Day) -> TokenOut:
+        """The token as it is now (`token`)."""
+        return day.read(lambda a: TokenOut.of(a.token(token_id)))
+
+    @router.get(
+        "/patients/{patient_id}/tokens",
+        tags=["read"],
+        dependencies=reader,
+        responses=_errors(401, 403),
+    )
+    def patient_tokens(
+        patient_id: str, day: Day, offset: Offset = 0, limit: Limit = 100
+    ) -> Page[TokenOut]:
+        """Every token of the patient today, in the order issued (O(n) in the day's tokens)."""
+        found = day.read(
+            lambda a: [TokenOut.of(t) for t in a.tokens() if t.patient_id == patient_id]
+        )
+        return _page(found, offset, limit)
+
+    @router.get(
+        "/tokens/{token_id}/position",
+        tags=["read"],
+        dependencies=reader,
+        responses={**_READ_ERRORS, **_errors(409)},
+    )
+    def position(token_id: str, day: Day) -> PositionOut:
+        """The waiting token's 1-based place in its queue or waitlist (`position`); 409 for a
+        token that is not waiting."""
+        return PositionOut(token_id=token_id, position=day.read(lambda a: a.position(token_id)))
+
+    @router.get(
+        "/tokens/{token_id}/estimate",
+        tags=["read"],
+        dependencies=reader,
+        response_model=EstimateOut,
+        responses={204: {"description": "The token is not waiting"}, **_READ_ERRORS},
+    )
+    def estimate(token_id: str, day: Day) -> Response:
+        """When the patient will be called (`estimate`); 204 when the token is not waiting."""
+        found = day.read(lambda a: a.estimate(token_id))
+        return _json(None if found is None else EstimateOut.of(token_id, found))
+
+    @router.get("/doctors", tags=["read"], dependencies=reader, responses=_errors(401, 403))
+    def doctors(day: Day, offset: Offset = 0, limit: Limit = 100) -> Page[DoctorOut]:
+        """Every doctor, in the order added (`doctors`)."""
+        return _page(day.read(lambda a: [DoctorOut.of(d) for d in a.doctors()]), offset, limit)
+
+    @router.get("/doctors/{doctor_id}", tags=["read"], dependencies=reader, responses=_READ_ERRORS)
+    def doctor(doctor_id: str, day: Day) -> DoctorOut:
+        """The doctor (`doctor`)."""
+        return day.read(lambda a: DoctorOut.of(a.doctor(doctor_id)))
+
+    @router.get("/slots", tags=["read"], dependencies=reader, responses=_READ_ERRORS)
+    def slots(
+        day: Day, doctor_id: str | None = None, offset: Offset = 0, limit: Limit = 100
+    ) -> Page[SlotOut]:
+        """Every slot (by doctor, then start), or one doctor's with `?doctor_id=` (`slots`)."""
+        return _page(day.read(lambda a: [SlotOut.of(s) for s in a.slots(doctor_id)]), offset, limit)
+
+    @router.get("/slots/{slot_id}", tags=["read"], dependencies=reader, responses=_READ_ERRORS)
+    def slot(slot_id: str, day: Day) -> SlotOut:
+        """The slot and its counts (`slot`)."""
+        return day.read(lambda a: SlotOut.of(a.slot(slot_id)))
+
+    @router.get(
+        "/slots/{slot_id}/queue", tags=["read"], dependencies=reader, responses=_READ_ERRORS
+    )
+    def queue(slot_id: str, day: Day, offset: Offset = 0, limit: Limit = 100) -> Page[TokenOut]:
+        """The slot's waiting tokens in standing order (`queue`)."""
+        return _page(day.read(lambda a: [TokenOut.of(t) for t in a.queue(slot_id)]), offset, limit)
+
+    @router.get(
+        "/doctors/{doctor_id}/waitlist", tags=["read"], dependencies=reader, responses=_READ_ERRORS
+    )
+    def waitlist(
+        doctor_id: str, day: Day, offset: Offset = 0, limit: Limit = 100
+    ) -> Page[TokenOut]:
+        """The doctor's waitlisted tokens in order (`waitlist`)."""
+        found = day.read(lambda a: [TokenOut.of(t) for t in a.waitlist(doctor_id)])
+        return _page(found, offset, limit)
+
+    @router.get(
+        "/doctors/{doctor_id}/now-serving",
+        tags=["read"],
+        dependencies=reader,
+        response_model=TokenOut,
+        responses={204: _NOBODY, **_READ_ERRORS},
+    )
+    def now_serving(doctor_id: str, day: Day) -> Response:
+        """The token in consultation (`now_serving`); 204 when nobody is."""
+        token = day.read(lambda a: a.now_serving(doctor_id))
+        return _json(None if token is None else TokenOut.of(token))
+
+    @router.get(
+        "/doctors/{doctor_id}/next-up", tags=["read"], dependencies=reader, responses=_READ_ERRORS
+    )
+    def next_up(
+        doctor_id: str, day: Day, n: Annotated[int, Query(ge=1, le=50)] = 3
+    ) -> list[TokenOut]:
+        """The next `n` patients call-next would call, in that order (`next_up`)."""
+        return day.read(lambda a: [TokenOut.of(t) for t in a.next_up(doctor_id, n)])
+
+    _display_routes(router, Day, keys)
+
+    # ---------------------------------------------------------------- the host
+
+    @router.get(
+        "/state",
+        tags=["admin"],
+        dependencies=[Depends(keys.allow(_ADMIN))],
+        responses=_errors(401, 403),
+    )
+    def whole_state(day: Day) -> dict[str, Any]:
+        """The whole state (`snapshot`), with its version and the worker's process id: for
+        backups, audits and tests. O(n) in the tokens: not for every request."""
+        snapshot = day.read(lambda a: a.snapshot())
+        version = snapshot["allocator_version"]
+        return {"worker": os.getpid(), "version": version, "snapshot": snapshot}
+
+    @router.get(
+        "/audit",
+        tags=["admin"],
+        dependencies=[Depends(keys.allow(_ADMIN))],
+        responses=_errors(401, 403),
+    )
+    def audit(day: Day, offset: Offset = 0, limit: Limit = 100) -> Page[AuditOut]:
+        """The day's audit trail: which key (role and name) made each change."""
+        trail = [AuditOut(version=version, actor=actor) for version, actor in day.audit()]
+        return _page(trail, offset, limit)
+
+    return router
+
+
+def _display_routes(router: APIRouter, Day: Any, keys: _Keys) -> None:
+    """``/board``, ``/display`` and ``/events``: the waiting-room screen. Every role reads
+    them, and the key may come as ``?key=`` or the ``opd_key`` cookie."""
+    display = [Depends(keys.allow_display())]
+    BoardN = Annotated[int, Query(ge=0, le=10, description="How many next-up tokens to show.")]
+
+    @router.get("/board", tags=["display"], dependencies=display, responses=_errors(401, 403))
+    def board(day: Day, n: BoardN = 3, department: str | None = None) -> BoardOut:
+        """The waiting-room board (`board`): per doctor, now serving and next up; token ids
+        only, never patients."""
+        return day.read(lambda a: _board_of(a, n, department))  # type: ignore[no-any-return]
+
+    @router.get(
+        "/display",
+        tags=["display"],
+        dependencies=display,
+        response_class=HTMLResponse,
+        responses=_errors(401, 403),
+    )
+    def display_page() -> HTMLResponse:
+        """The waiting-room page: large type, high contrast, no external assets; it follows
+        `events` (or polls `board`) and updates without a reload."""
+        return HTMLResponse(_display_page())
+
+    streamed = {
+        "description": "`event: board` with a `BoardOut` as data, now and after each change",
+        "content": {"text/event-stream": {}},
+    }
+
+    @router.get(
+        "/events",
+        tags=["display"],
+        dependencies=display,
+        responses={200: streamed, **_errors(401, 403)},
+    )
+    def events(day: Day, n: BoardN = 3, department: str | None = None) -> StreamingResponse:
+        """The board as server-sent events: at once, then whenever the day changes."""
+
+        def read(last: int | None) -> tuple[int, str | None]:
+            def look(alloc: Allocator) -> tuple[int, str | None]:
+                if alloc.version == last:
+                    return alloc.version, None
+                return alloc.version, _board_of(alloc, n, department).model_dump_json()
+
+            return day.read(look)  # type: ignore[no-any-return]
+
+        return StreamingResponse(
+            board_events(read),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+def _json(model: BaseModel | None) -> Response:
+    """``model`` as a JSON response, or an empty 204 for None."""
+    if model is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+# ---------------------------------------------------------------- the app
+
+_TAGS = [
+    {"name": "desk", "description": "The front desk (role `desk`): bookings and arrivals."},
+    {"name": "clinician", "description": "The doctor's room (role `clinician`): calls."},
+    {
+        "name": "admin",
+        "description": "The day itself (role `admin`): delays, capacity, "
+        "closing slots, doctors' availability, the end of the day; backups and the audit.",
+    },
+    {
+        "name": "read",
+        "description": "Reading tokens, queues, doctors and slots (every role but `board`).",
+    },
+    {"name": "display", "description": "The waiting-room screen (every role, `board` too)."},
+]
+
+
+def create_app(
+    state: Allocator | Journal | Days, *, keys: Mapping[str, str | ApiKey] | None = None
+) -> FastAPI:
+    """A FastAPI app serving ``state``: an :class:`~opd_engine.Allocator` in this process's
+    memory, a journal whose ``run`` makes each change durable (and, on PostgreSQL, shared
+    by every worker), or :class:`Days`, many hospitals' days under
+    ``/hospitals/{hospital}/days/{date}/...``.
+
+    ``keys`` maps each API key (a secret, sent as ``Authorization: Bearer <key>``) to its
+    role, one of :data:`ROLES`, or to an :class:`ApiKey` (role and name). ``keys=None``
+    serves an open demo: every request may do everything.
+
+    State in memory refuses to start (``RuntimeError``) when the server runs several
+    workers (:func:`workers_requested`): each would keep its own day. The app keeps no
+    other state.
+    """
+    access = _Keys(keys)
+    in_memory = isinstance(state, Allocator) or (
+        isinstance(state, (InMemory, Days)) and getattr(state, "in_memory", True)
+    )
+    if in_memory:
+        _one_worker()
+    app = FastAPI(
+        title="opd-engine HTTP service",
+        summary="OPD tokens over HTTP: the front desk, the doctor's room and the display",
+        openapi_tags=_TAGS,
+    )
+    app.add_exception_handler(OPDError, opd_error_handler)
+    if isinstance(state, Days):
+        days = state
+
+        def resolve_day(hospital: str, day: date) -> Journal:
+            return days.journal(hospital, day)
+
+        app.include_router(_routes(resolve_day, access), prefix="/hospitals/{hospital}/days/{day}")
+    else:
+        journal: Journal = InMemory(state) if isinstance(state, Allocator) else state
+
+        def resolve() -> Journal:
+            return journal
+
+        app.include_router(_routes(resolve, access))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            _drop_impossible_422(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _drop_impossible_422(schema: dict[str, Any]) -> None:
+    """FastAPI lists 422 on every operation with a parameter; drop it where nothing can
+    fail validation: no body and only plain string parameters."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            parameters = operation.get("parameters", [])
+            plain = all(
+                p["schema"].get("type") == "string" and "format" not in p["schema"]
+                for p in parameters
+            )
+            if "requestBody" not in operation and plain:
+                operation.get("responses", {}).pop("422", None)
 
 
 # ---------------------------------------------------------------- running it
@@ -381,6 +1663,24 @@ def workers_requested(
             if arg.startswith(f"{option}="):
                 return int(arg.partition("=")[2])
     return int(environ.get("WEB_CONCURRENCY", "1"))
+
+
+def _refuse_to_start(message: str) -> RuntimeError:
+    """The error that stops the server: in a worker uvicorn's supervisor spawned, stop the
+    supervisor too, which would otherwise restart the failing worker forever."""
+    if multiprocessing.parent_process() is not None:
+        os.kill(os.getppid(), signal.SIGTERM)
+    return RuntimeError(message)
+
+
+def _one_worker() -> None:
+    workers = workers_requested()
+    if workers > 1:
+        raise _refuse_to_start(
+            f"the in-memory app serves one process, but {workers} workers were requested: "
+            "each would keep its own allocator and hand out the same token ids; run one "
+            "worker, or keep the day in PostgreSQL (postgres_app)"
+        )
 
 
 #: The demo day's doctors: four in General Medicine.
@@ -411,56 +1711,6 @@ def build_demo_day(allocator: Allocator, day: date, *, places: int = 50) -> None
             allocator.add_slot(Slot(slot_id, doctor.id, start, start + timedelta(hours=1), places))
 
 
-def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
-    """An app over a demo day in memory (:func:`build_demo_day`: four doctors, hourly slots
-    covering today's whole date (today by ``clock``, else the wall clock), so the demo
-    books into the current hour whenever it starts. ``uvicorn --factory
-    http_service:demo_app`` serves it.
-
-    The state lives in this process's memory, so it refuses to start (``RuntimeError``)
-    when :func:`workers_requested` says the server runs more than one worker: each would
-    hold a different allocator and hand out the same token ids. In a worker spawned by
-    uvicorn's supervisor it also stops the supervisor, which would otherwise restart the
-    failing worker forever. Use :func:`postgres_app` for several workers.
-    """
-    workers = workers_requested()
-    if workers > 1:
-        if multiprocessing.parent_process() is not None:
-            # A worker uvicorn's supervisor spawned: it would restart a worker that fails
-            # to start, forever; stop the supervisor, so the whole server refuses to start.
-            os.kill(os.getppid(), signal.SIGTERM)
-        raise RuntimeError(
-            f"the in-memory app serves one process, but {workers} workers were requested: "
-            "each would keep its own allocator; run one worker, or use postgres_app "
-            "(a journal in PostgreSQL shared by every worker)"
-        )
-    allocator = Allocator(clock=clock)
-    build_demo_day(allocator, allocator.clock().date(), places=_demo_places())
-    return create_app(allocator)
-
-
-def postgres_app() -> FastAPI:
-    """An app over a demo day whose journal lives in PostgreSQL; any number of workers.
-
-    ``OPD_POSTGRES_DSN`` is the connection string (required); ``OPD_DAY`` the OPD date,
-    ISO 8601 (default: today), which also names the journal. The day's slots cover the whole
-    date, hour by hour, as in :func:`build_demo_day`; a past date's slots have all ended, so
-    it refuses every booking. Every worker opens its own connection and replica; the first to start
-    builds the day::
-
-        OPD_POSTGRES_DSN="dbname=opd" uvicorn --factory http_service:postgres_app --workers 4
-    """
-    from postgres_journal import PostgresJournal  # a sibling recipe; needs psycopg
-
-    dsn = os.environ.get("OPD_POSTGRES_DSN")
-    if not dsn:
-        raise RuntimeError("postgres_app needs OPD_POSTGRES_DSN, a PostgreSQL connection string")
-    day = _demo_date()
-    journal = PostgresJournal(dsn, day=day.isoformat())
-    journal.setup(lambda alloc: build_demo_day(alloc, day, places=_demo_places()))
-    return create_app(journal)
-
-
 def _demo_date() -> date:
     """``OPD_DAY`` (ISO 8601), else today by the wall clock: the date the server runs."""
     today = date.today().isoformat()
@@ -472,12 +1722,54 @@ def _demo_places() -> int:
     return int(os.environ.get("OPD_DEMO_PLACES") or 50)
 
 
+def _demo_keys() -> dict[str, str] | None:
+    """``OPD_KEYS``, a JSON object of API keys and their roles, else None (the open demo)."""
+    text = os.environ.get("OPD_KEYS")
+    return None if not text else dict(json.loads(text))
+
+
+def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """An app over a demo day in memory (:func:`build_demo_day`: four doctors, hourly slots
+    covering today's whole date, today by ``clock``, else the wall clock), so the demo books
+    into the current hour whenever it starts. ``uvicorn --factory http_service:demo_app``
+    serves it; ``OPD_DEMO_PLACES`` sets the places per slot, ``OPD_KEYS`` the keys (a JSON
+    object, ``{"<key>": "desk", ...}``; without it the demo is open).
+
+    The state lives in this process's memory, so it refuses to start (``RuntimeError``)
+    when the server runs more than one worker (see :func:`create_app`).
+    """
+    _one_worker()
+    allocator = Allocator(clock=clock)
+    build_demo_day(allocator, allocator.clock().date(), places=_demo_places())
+    return create_app(allocator, keys=_demo_keys())
+
+
+def _connect_or_refuse(open: Callable[[], T], dsn: str) -> T:
+    """``open()``, a journal on PostgreSQL; a server that cannot be reached stops the whole
+    server with one message (the connection string without its password), instead of
+    workers that fail and are restarted forever."""
+    import psycopg
+
+    try:
+        return open()
+    except psycopg.OperationalError as error:
+        try:
+            parts = psycopg.conninfo.conninfo_to_dict(dsn)
+            shown = " ".join(f"{k}={v}" for k, v in parts.items() if k != "password")
+        except psycopg.ProgrammingError:
+            shown = "(unreadable)"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise _refuse_to_start(
+            f"cannot open the journal in PostgreSQL at OPD_POSTGRES_DSN={shown!r}: {reason}"
+        ) from None
+
+
 def sqlite_app() -> FastAPI:
     """An app over a demo day whose journal lives in a SQLite file; any number of workers
     on one machine (SQLite's write lock serialises their changes).
 
     ``OPD_SQLITE_PATH`` is the database file (required); ``OPD_DAY`` the OPD date, as for
-    :func:`postgres_app`::
+    :func:`postgres_app`; ``OPD_DEMO_PLACES`` and ``OPD_KEYS`` as for :func:`demo_app`::
 
         OPD_SQLITE_PATH=opd.sqlite3 uvicorn --factory http_service:sqlite_app --workers 4
     """
@@ -485,8 +1777,57 @@ def sqlite_app() -> FastAPI:
 
     path = os.environ.get("OPD_SQLITE_PATH")
     if not path:
-        raise RuntimeError("sqlite_app needs OPD_SQLITE_PATH, the path of a SQLite database")
+        raise _refuse_to_start("sqlite_app needs OPD_SQLITE_PATH, the path of a database")
     day = _demo_date()
     journal = SQLiteJournal(path, day=day.isoformat())
     journal.setup(lambda alloc: build_demo_day(alloc, day, places=_demo_places()))
-    return create_app(journal)
+    return create_app(journal, keys=_demo_keys())
+
+
+def postgres_app() -> FastAPI:
+    """An app over a demo day whose journal lives in PostgreSQL; any number of workers.
+
+    ``OPD_POSTGRES_DSN`` is the connection string (required); ``OPD_DAY`` the OPD date,
+    ISO 8601 (default: today), which also names the journal; ``OPD_DEMO_PLACES`` and
+    ``OPD_KEYS`` as for :func:`demo_app`. A past date's slots have all ended, so it refuses
+    every booking. Every worker opens its own connection and replica; the first to start
+    builds the day. A server that cannot be reached stops the whole server at once, with
+    one message::
+
+        OPD_POSTGRES_DSN="dbname=opd" uvicorn --factory http_service:postgres_app --workers 4
+    """
+    from postgres_journal import PostgresJournal  # a sibling recipe; needs psycopg
+
+    dsn = os.environ.get("OPD_POSTGRES_DSN")
+    if not dsn:
+        raise _refuse_to_start("postgres_app needs OPD_POSTGRES_DSN, a connection string")
+    day = _demo_date()
+    journal = _connect_or_refuse(lambda: PostgresJournal(dsn, day=day.isoformat()), dsn)
+    journal.setup(lambda alloc: build_demo_day(alloc, day, places=_demo_places()))
+    return create_app(journal, keys=_demo_keys())
+
+
+def hospitals_app() -> FastAPI:
+    """An app over many hospitals' demo days, each hospital's journals on its own
+    PostgreSQL server: ``OPD_ROUTES`` is the routing table, a JSON object of hospitals and
+    connection strings (``{"north": "host=db1 dbname=opd", "south": "host=db2 ..."}``).
+    Every day of every hospital is a demo day (:func:`build_demo_day`), built the first
+    time it is used; the paths are ``/hospitals/{hospital}/days/{date}/...``::
+
+        OPD_ROUTES='{"north": "dbname=opd"}' uvicorn --factory http_service:hospitals_app
+
+    A server that cannot be reached stops the whole server at start, with one message.
+    """
+    import psycopg
+
+    text = os.environ.get("OPD_ROUTES")
+    if not text:
+        raise _refuse_to_start("hospitals_app needs OPD_ROUTES, a JSON object of hospitals")
+    routes: dict[str, str] = dict(json.loads(text))
+    for dsn in set(routes.values()):  # every server answers before the first request
+        _connect_or_refuse(lambda dsn=dsn: psycopg.connect(dsn).close(), dsn)  # type: ignore[misc]
+    places = _demo_places()
+    days = postgres_days(
+        routes, lambda _hospital, day, alloc: build_demo_day(alloc, day, places=places)
+    )
+    return create_app(days, keys=_demo_keys())
