@@ -1013,8 +1013,8 @@ _TOKEN_CALLS: tuple[tuple[str, frozenset[Role], str, TokenCall, str], ...] = (
         _CLINICIAN,
         "clinician",
         Allocator.missed_call,
-        "The called patient did not answer (`missed_call`): back in the queue, or a no-show "
-        "after too many missed calls.",
+        "The called patient did not come (`missed_call`): back in the queue as booked, or a "
+        "no-show after too many missed calls.",
     ),
 )
 
@@ -1410,6 +1410,15 @@ def _routes(resolve: Callable[..., Journal], keys: _Keys) -> APIRouter:
         day: Day, doctor_id: str | None = None, offset: Offset = 0, limit: Limit = 100
     ) -> Page[SlotOut]:
         """Every slot (by doctor, then start), or one doctor's with `?doctor_id=` (`slots`)."""
+        return _page(day.read(lambda a: [SlotOut.of(s) for s in a.slots(doctor_id)]), offset, limit)
+
+    @router.get(
+        "/doctors/{doctor_id}/slots", tags=["read"], dependencies=reader, responses=_READ_ERRORS
+    )
+    def doctor_slots(
+        doctor_id: str, day: Day, offset: Offset = 0, limit: Limit = 100
+    ) -> Page[SlotOut]:
+        """The doctor's slots in start order (`slots`)."""
         return _page(day.read(lambda a: [SlotOut.of(s) for s in a.slots(doctor_id)]), offset, limit)
 
     @router.get("/slots/{slot_id}", tags=["read"], dependencies=reader, responses=_READ_ERRORS)
