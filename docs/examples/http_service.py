@@ -138,6 +138,7 @@ __all__ = [
     "Page",
     "PreviewOut",
     "SlotOut",
+    "StateOut",
     "TokenOut",
     "board_events",
     "build_demo_day",
@@ -481,6 +482,18 @@ class AuditOut(BaseModel):
 
     version: int
     actor: str
+
+
+class StateOut(BaseModel):
+    """The day's whole state: :meth:`~opd_engine.Allocator.snapshot` (the library's stable
+    snapshot format, restored by ``Allocator.from_snapshot``), its version, and the process
+    id of the worker that answered."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker: int
+    version: int
+    snapshot: dict[str, Any]
 
 
 class Page(BaseModel, Generic[T]):
@@ -1474,12 +1487,12 @@ def _routes(resolve: Callable[..., Journal], keys: _Keys) -> APIRouter:
         dependencies=[Depends(keys.allow(_ADMIN))],
         responses=_errors(401, 403),
     )
-    def whole_state(day: Day) -> dict[str, Any]:
+    def whole_state(day: Day) -> StateOut:
         """The whole state (`snapshot`), with its version and the worker's process id: for
         backups, audits and tests. O(n) in the tokens: not for every request."""
         snapshot = day.read(lambda a: a.snapshot())
         version = snapshot["allocator_version"]
-        return {"worker": os.getpid(), "version": version, "snapshot": snapshot}
+        return StateOut(worker=os.getpid(), version=version, snapshot=snapshot)
 
     @router.get(
         "/audit",
