@@ -74,6 +74,17 @@ if TYPE_CHECKING:
 #: Every event class, by the name ``event_to_dict`` writes under ``"kind"``.
 KINDS: Final[dict[str, type[Event]]] = {kind.__name__: kind for kind in EVENT_CLASSES}
 
+#: Per event class: its fields, those with a default, and the fields read after the common
+#: four (``at``, ``version``, ``step``, ``steps``) in the order read. Worked out once.
+_SHAPES: Final[dict[type[Event], tuple[frozenset[str], frozenset[str], tuple[str, ...]]]] = {
+    kind: (
+        frozenset(f.name for f in attrs.fields(kind)),
+        frozenset(f.name for f in attrs.fields(kind) if f.default is not attrs.NOTHING),
+        tuple(sorted({f.name for f in attrs.fields(kind)} - {"at", "version", "step", "steps"})),
+    )
+    for kind in EVENT_CLASSES
+}
+
 
 #: The statuses a token event's token may have, by kind (the others: any).
 _STATUS: Final[dict[type[TokenEvent], frozenset[TokenStatus]]] = {
@@ -152,9 +163,9 @@ def _event_from_dict(data: Mapping[str, Any], times: Times) -> Event:
     kind = KINDS.get(name)
     if kind is None:
         raise InvalidArgumentError(f"event.kind {_show(name)} is not an opd-engine event")
-    fields = {f.name for f in attrs.fields(kind)}
-    extra = sorted(set(data) - fields - {"kind"})
-    if extra:
+    fields, defaulted, rest = _SHAPES[kind]
+    if any(key not in fields and key != "kind" for key in data):
+        extra = sorted(set(data) - fields - {"kind"})
         raise InvalidArgumentError(f"event.{extra[0]} is not a field of {name}")
     values: dict[str, Any] = {"at": item.when("at"), "version": item.count("version", 1)}
     numbered = [key for key in ("step", "steps") if key in data]
@@ -166,8 +177,7 @@ def _event_from_dict(data: Mapping[str, Any], times: Times) -> Event:
     if numbered:
         steps = values["steps"] = item.count("steps", 1)
         values["step"] = item.count("step", 1, steps)
-    defaulted = {f.name for f in attrs.fields(kind) if f.default is not attrs.NOTHING}
-    for field in sorted(fields - {"at", "version", "step", "steps"}):
+    for field in rest:
         if field in _LATER and field not in data and field in defaulted:
             continue  # stored before the field existed: its default
         if field == "token":

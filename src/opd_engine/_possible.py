@@ -117,9 +117,11 @@ def check_touched(alloc: Allocator, touched: Touched) -> None:
     for slot_id in sorted(touched.slots):
         slot = slots[slot_id]
         desk = desks[slot.doctor_id]
-        waiting = [tokens[token_id] for token_id in slot._ids.values()]
+        # The slot's waiting tokens are read only where a rule needs them: a closed slot
+        # or an unavailable doctor, or more non-emergency tokens than the limit.
         if slot.closed or not desk.available:
-            for token in waiting:
+            for token_id in slot._ids.values():
+                token = tokens[token_id]
                 problem = status_problem(token, desk, slot)
                 if problem is not None:
                     raise InvalidArgumentError(
@@ -127,7 +129,9 @@ def check_touched(alloc: Allocator, touched: Touched) -> None:
                     )
         limit = capacity.limit(slot.capacity) + slot.elastic
         normal = slot.occupancy - slot.emergencies
-        if normal > limit and any(t.priority is not Priority.EMERGENCY for t in waiting):
+        if normal > limit and any(
+            tokens[token_id].priority is not Priority.EMERGENCY for token_id in slot._ids.values()
+        ):
             raise InvalidArgumentError(
                 f"slot {slot_id!r} holds {normal} non-emergency tokens, past its limit of "
                 f"{limit}, and some of them wait"
