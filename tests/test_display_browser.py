@@ -38,6 +38,7 @@ from opd_engine import Allocator, Doctor, Slot
 
 http_service = load_example("http_service")
 create_app: Callable[..., FastAPI] = http_service.create_app
+InMemory: Callable[[Allocator], object] = http_service.InMemory
 
 PAGE = EXAMPLES / "display.html"
 NOW = at(9, 5)  # the first slots (09:00-10:00) are open
@@ -45,6 +46,7 @@ CALL_SECONDS = 2.0  # a call must be on the screen this soon
 POLL_SECONDS = 2.0  # the page's polling period, when it polls
 BOARD_KEY = "board-key-3f9c"
 DESK_KEY = "desk-key-81d2"
+DOCTOR_KEY = "doctor-key-5e07"
 HOSTILE = '<script>window.injected = 1</script><img src="x" onerror="window.injected = 2">'
 
 CHROMIUM_OPTIONS = (
@@ -236,6 +238,8 @@ class Screen:
         self.servers: list[Server] = []
         self.clients: list[httpx.Client] = []
         self.url = ""
+        self.day = ""  # the day's path prefix: /hospitals/{hospital}/days/{date} if routed
+        self.keys: dict[str, str] = {}  # role -> the API key the test sends for it
         self.requests()  # forget those of earlier tests
 
     def serve(self, app: FastAPI) -> None:
@@ -250,7 +254,7 @@ class Screen:
         return self.clients[-1]
 
     def open(self, path: str = "/display") -> None:
-        self.driver.get(self.url + path)
+        self.driver.get(self.url + self.day + path)
 
     def read(self) -> dict[str, Any]:
         snapshot: dict[str, Any] = self.driver.execute_script(SNAPSHOT)
@@ -292,19 +296,28 @@ class Screen:
         """Wait for the page's first board."""
         return self.wait(lambda s: s["connection"] == "live", timeout=10)
 
+    def post(self, path: str, role: str = "admin", **options: Any) -> httpx.Response:
+        """POST to the day's ``path`` with the key of ``role``, if the app has keys."""
+        key = self.keys.get(role)
+        headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+        response = self.api.post(self.day + path, headers=headers, **options)
+        assert response.status_code == 200, response.text
+        return response
+
     def book_and_check_in(self, patient: str, doctor: str, slot_id: str) -> str:
         body = {"patient_id": patient, "doctor_id": doctor, "slot_id": slot_id, "source": "ONLINE"}
-        booked = self.api.post("/tokens", json=body)
+        booked = self.api.post(
+            self.day + "/tokens",
+            json=body,
+            headers={} if not self.keys else {"Authorization": f"Bearer {self.keys['desk']}"},
+        )
         assert booked.status_code == 201, booked.text
         token_id: str = booked.json()["id"]
-        arrived = self.api.post(f"/tokens/{token_id}/check-in")
-        assert arrived.status_code == 200, arrived.text
+        self.post(f"/tokens/{token_id}/check-in", "desk")
         return token_id
 
     def call_next(self, doctor: str) -> str:
-        called = self.api.post(f"/doctors/{doctor}/call-next")
-        assert called.status_code == 200, called.text
-        token_id: str = called.json()["id"]
+        token_id: str = self.post(f"/doctors/{doctor}/call-next", "clinician").json()["id"]
         return token_id
 
     def requests(self) -> list[str]:
@@ -411,26 +424,25 @@ def test_a_paused_unavailable_or_ended_doctor_is_shown_plainly(
     screen.serve(create_app(day))
     screen.open()
     screen.live()
-    # The recipe has no endpoint for these: they change the served allocator directly.
-    day.pause("D1")
+    screen.post("/doctors/D1/pause")
     shown = screen.wait_doctor("D1", lambda d: d["status"] == "PAUSED")
     assert screen.doctor("D1", shown)["status_shown"] == "PAUSED"
     assert screen.doctor("D2", shown)["status_shown"] == ""
 
-    day.mark_unavailable("D2")
-    day.end_day("D3")
+    screen.post("/doctors/D2/unavailable")
+    screen.post("/doctors/D3/end-day")
     shown = screen.wait(
         lambda s: [d["status"] for d in s["doctors"]] == ["PAUSED", "UNAVAILABLE", "ENDED"]
     )
     assert "UNAVAILABLE" in screen.doctor("D2", shown)["status_shown"]
     assert "ENDED" in screen.doctor("D3", shown)["status_shown"]
 
-    day.delay("D1", 15)
+    screen.post("/doctors/D1/delay", json={"minutes": 15})
     shown = screen.wait_doctor("D1", lambda d: d["delay"] != "")
     assert "15 min" in screen.doctor("D1", shown)["delay"]
     assert screen.doctor("D2", shown)["delay"] == ""
 
-    day.resume("D1")
+    screen.post("/doctors/D1/resume")
     shown = screen.wait_doctor("D1", lambda d: d["status"] == "AVAILABLE")
     assert screen.doctor("D1", shown)["status_shown"] == ""
 
@@ -438,20 +450,55 @@ def test_a_paused_unavailable_or_ended_doctor_is_shown_plainly(
 def test_the_board_key_in_the_query_string_reaches_the_board(
     day: Allocator, screen: Screen
 ) -> None:
-    screen.serve(create_app(day, keys={BOARD_KEY: "board", DESK_KEY: "desk"}))
-    assert screen.api.get("/board").status_code in {401, 403}
+    screen.keys = {"board": BOARD_KEY, "desk": DESK_KEY, "clinician": DOCTOR_KEY}
+    screen.serve(create_app(day, keys={key: role for role, key in screen.keys.items()}))
+    assert screen.api.get("/display").status_code == 401
+    assert screen.api.get("/board").status_code == 401
     assert screen.api.get("/board", params={"key": BOARD_KEY}).status_code == 200
 
     screen.open(f"/display?key={BOARD_KEY}")
     first = screen.live()
     assert first["mode"] == "stream"
     assert [d["id"] for d in first["doctors"]] == ["D1", "D2", "D3"]
-    # No desk endpoint takes the board's key, so the test calls through the allocator.
-    token = day.book("Asha", "D2", "D2@09", checked_in=True)
-    called = day.call_next("D2")
-    assert called is not None
-    assert called.id == token.id
-    screen.wait_doctor("D2", lambda d: d["now_shown"] == token.id)
+    asha = screen.book_and_check_in("Asha", "D2", "D2@09")
+    assert screen.call_next("D2") == asha
+    screen.wait_doctor("D2", lambda d: d["now_shown"] == asha)
+    requested = screen.requests()
+    assert requested == [
+        f"{screen.url}/display?key={BOARD_KEY}",
+        f"{screen.url}/events?key={BOARD_KEY}",
+    ]
+
+    # The key may come as the opd_key cookie instead: the page's requests carry it too.
+    screen.driver.add_cookie({"name": "opd_key", "value": BOARD_KEY, "path": "/"})
+    try:
+        screen.open()
+        shown = screen.live()
+    finally:
+        screen.driver.delete_all_cookies()
+    assert (shown["mode"], screen.doctor("D2", shown)["now_serving"]) == ("stream", asha)
+
+
+def test_a_day_routed_by_hospital_and_date_has_its_own_display(
+    day: Allocator, screen: Screen
+) -> None:
+    days = http_service.Days(lambda hospital, date: InMemory(day), ["north"], in_memory=True)
+    screen.keys = {"board": BOARD_KEY, "desk": DESK_KEY, "clinician": DOCTOR_KEY}
+    screen.serve(create_app(days, keys={key: role for role, key in screen.keys.items()}))
+    screen.day = "/hospitals/north/days/2026-11-25"
+    screen.open(f"/display?key={BOARD_KEY}&n=1")
+    first = screen.live()
+    assert first["mode"] == "stream"
+    asha = screen.book_and_check_in("Asha", "D1", "D1@09")
+    ravi = screen.book_and_check_in("Ravi", "D1", "D1@09")
+    assert screen.call_next("D1") == asha
+    shown = screen.wait_doctor("D1", lambda d: d["now_shown"] == asha)
+    assert screen.doctor("D1", shown)["next_up"] == [ravi]  # n=1 reached the stream
+    # The page's relative URLs stayed under the day's path, with its query string.
+    assert screen.requests() == [
+        f"{screen.url}{screen.day}/display?key={BOARD_KEY}&n=1",
+        f"{screen.url}{screen.day}/events?key={BOARD_KEY}&n=1",
+    ]
 
 
 def test_a_hostile_doctor_name_is_shown_as_text(screen: Screen) -> None:
@@ -461,10 +508,10 @@ def test_a_hostile_doctor_name_is_shown_as_text(screen: Screen) -> None:
     screen.open()
     first = screen.live()
     assert screen.doctor("D9", first)["name"] == HOSTILE
-    token = day.book("Asha", "D9", "D9@09", checked_in=True)
-    assert day.call_next("D9") is not None
-    shown = screen.wait_doctor("D9", lambda d: d["now_serving"] == token.id)
-    assert shown["announce"] == f"Token {token.id}, please go to {HOSTILE}."
+    asha = screen.book_and_check_in("Asha", "D9", "D9@09")
+    assert screen.call_next("D9") == asha
+    shown = screen.wait_doctor("D9", lambda d: d["now_serving"] == asha)
+    assert shown["announce"] == f"Token {asha}, please go to {HOSTILE}."
     injected = screen.driver.execute_script(
         "return [window.injected, document.querySelectorAll('main script, main img').length]"
     )
