@@ -212,6 +212,8 @@ return {
   mode: document.body.dataset.mode,
   banner: shown(connection) ? connection.innerText : "",
   updated: one(document, "[data-updated]").innerText,
+  heading: one(document, "h1").innerText,
+  title: document.title,
   announce: one(document, "[data-announce]").textContent,
   doctors: Array.from(document.querySelectorAll("[data-doctor]"), (card) => ({
     id: card.dataset.doctor,
@@ -486,9 +488,12 @@ def test_a_day_routed_by_hospital_and_date_has_its_own_display(
     screen.keys = {"board": BOARD_KEY, "desk": DESK_KEY, "clinician": DOCTOR_KEY}
     screen.serve(create_app(days, keys={key: role for role, key in screen.keys.items()}))
     screen.day = "/hospitals/north/days/2026-11-25"
-    screen.open(f"/display?key={BOARD_KEY}&n=1")
+    query = f"?key={BOARD_KEY}&n=1&department=General+Medicine"
+    screen.open(f"/display{query}")
     first = screen.live()
     assert first["mode"] == "stream"
+    assert [d["id"] for d in first["doctors"]] == ["D1", "D2"]  # not D3, in Cardiology
+    assert first["heading"] == first["title"] == "Now serving \u2014 General Medicine"
     asha = screen.book_and_check_in("Asha", "D1", "D1@09")
     ravi = screen.book_and_check_in("Ravi", "D1", "D1@09")
     assert screen.call_next("D1") == asha
@@ -496,18 +501,20 @@ def test_a_day_routed_by_hospital_and_date_has_its_own_display(
     assert screen.doctor("D1", shown)["next_up"] == [ravi]  # n=1 reached the stream
     # The page's relative URLs stayed under the day's path, with its query string.
     assert screen.requests() == [
-        f"{screen.url}{screen.day}/display?key={BOARD_KEY}&n=1",
-        f"{screen.url}{screen.day}/events?key={BOARD_KEY}&n=1",
+        f"{screen.url}{screen.day}/display{query}",
+        f"{screen.url}{screen.day}/events{query}",
     ]
 
 
 def test_a_hostile_doctor_name_is_shown_as_text(screen: Screen) -> None:
     clock = Clock(NOW)
-    day = make_day(clock, Doctor("D9", HOSTILE, department=HOSTILE))
+    # An id that names a property of every JavaScript object must not confuse the page.
+    day = make_day(clock, Doctor("D9", HOSTILE, department=HOSTILE), Doctor("constructor", "Dr. C"))
     screen.serve(create_app(day))
     screen.open()
     first = screen.live()
     assert screen.doctor("D9", first)["name"] == HOSTILE
+    assert screen.doctor("constructor", first)["name"] == "Dr. C"
     asha = screen.book_and_check_in("Asha", "D9", "D9@09")
     assert screen.call_next("D9") == asha
     shown = screen.wait_doctor("D9", lambda d: d["now_serving"] == asha)
