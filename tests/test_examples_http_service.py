@@ -72,7 +72,8 @@ def book(client: TestClient, patient: str, **fields: Any) -> str:
 # and resumes. Every role with a key reads tokens, queues, positions and estimates. admin
 # does everything, including delay, resize, closing slots, doctor availability and end of
 # day. board only reads the board, the display page and its event stream."
-DESK_CALLS = [
+Call = tuple[str, str, "dict[str, Any] | None"]
+DESK_CALLS: list[Call] = [
     ("post", "/tokens", book_body("PX")),
     ("post", "/tokens/D1-001/check-in", None),
     ("post", "/tokens/D1-001/cancel", {"reason": "r"}),
@@ -80,7 +81,7 @@ DESK_CALLS = [
     ("post", "/tokens/D1-001/reschedule", {"slot_id": "D1@10"}),
     ("post", "/tokens/D1-001/retriage", {"priority": "PAID"}),
 ]
-CLINICIAN_CALLS = [
+CLINICIAN_CALLS: list[Call] = [
     ("post", "/doctors/D1/call-next", None),
     ("post", "/tokens/D1-001/call", None),
     ("post", "/tokens/D1-001/complete", None),
@@ -89,7 +90,7 @@ CLINICIAN_CALLS = [
     ("post", "/doctors/D1/pause", None),
     ("post", "/doctors/D1/resume", None),
 ]
-ADMIN_CALLS = [
+ADMIN_CALLS: list[Call] = [
     ("post", "/doctors/D1/delay", {"minutes": 5}),
     ("post", "/slots/D1@10/resize", {"capacity": 4}),
     ("post", "/slots/D1@10/close", None),
@@ -99,7 +100,7 @@ ADMIN_CALLS = [
     ("get", "/state", None),
     ("get", "/audit", None),
 ]
-READS = [
+READS: list[Call] = [
     ("get", "/tokens/D1-001", None),
     ("get", "/patients/P1/tokens", None),
     ("get", "/slots/D1@09/queue", None),
@@ -114,9 +115,9 @@ READS = [
     ("get", "/slots", None),
     ("get", "/slots/D1@09", None),
 ]
-DISPLAY = [("get", "/board", None), ("get", "/display", None)]
+DISPLAY: list[Call] = [("get", "/board", None), ("get", "/display", None)]
 ROLE_OF = {"desk": DESK, "clinician": DOCTOR, "board": SCREEN, "admin": ADMIN}
-ALLOWED = {
+ALLOWED: dict[str, list[Call]] = {
     "desk": DESK_CALLS + READS + DISPLAY,
     "clinician": CLINICIAN_CALLS + READS + DISPLAY,
     "board": DISPLAY,
