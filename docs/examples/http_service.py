@@ -1774,7 +1774,7 @@ def _connect_or_refuse(open: Callable[[], T], dsn: str) -> T:
 
     try:
         return open()
-    except psycopg.OperationalError as error:
+    except psycopg.Error as error:  # unreachable, refused, or a malformed string
         try:
             parts = psycopg.conninfo.conninfo_to_dict(dsn)
             shown = " ".join(f"{k}={v}" for k, v in parts.items() if k != "password")
