@@ -39,12 +39,14 @@ Typical start-up, in every worker::
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
+from psycopg.pq.abc import PGresult
 from psycopg.types.json import Jsonb
 
 from opd_engine import Allocator, Event, InvalidArgumentError, Policies, event_to_dict
@@ -75,13 +77,36 @@ _SCHEMA = (
 )
 
 
+# The statements of every call, prepared once per connection (planned once). Each call
+# sends them as one query string per round trip (see PostgresJournal._exec).
+_PREPARED = (
+    # The journal's lock: the row lock on its row in opd_journal, held until commit.
+    "opd_lock (text) AS SELECT version FROM opd_journal WHERE day = $1 FOR UPDATE",
+    # The events after a version, up to the journal's, as one JSON array in order.
+    """opd_newer (text, bigint) AS
+    SELECT json_agg(event ORDER BY version, idx) FROM opd_events
+    WHERE day = $1 AND version > $2
+      AND version <= (SELECT version FROM opd_journal WHERE day = $1)""",
+    # A call's events (one JSON array) and the journal's new version, in one statement.
+    """opd_append (text, jsonb, bigint) AS
+    WITH events AS (
+        INSERT INTO opd_events (day, version, idx, event)
+        SELECT $1, (value ->> 'version')::bigint, ordinality - 1, value
+        FROM jsonb_array_elements($2) WITH ORDINALITY
+    )
+    UPDATE opd_journal SET version = $3 WHERE day = $1""",
+)
+_FAILED = (psycopg.pq.ExecStatus.FATAL_ERROR, psycopg.pq.ExecStatus.BAD_RESPONSE)
+
+
 class PostgresJournal:
     """One allocator's journal in PostgreSQL, and this process's replica of it.
 
     ``conninfo`` is a libpq connection string or URL; the journal opens one connection and
-    owns it. ``day`` names the journal (one per OPD date). ``policies`` and ``clock`` are
-    the allocator's, the same in every process. A checkpoint is written every
-    ``checkpoint_every`` versions (None: only when :meth:`checkpoint` is called).
+    owns it (a session of its own: its statements are prepared on it, so not through a
+    pooler in transaction mode). ``day`` names the journal (one per OPD date). ``policies``
+    and ``clock`` are the allocator's, the same in every process. A checkpoint is written
+    every ``checkpoint_every`` versions (None: only when :meth:`checkpoint` is called).
 
     Opening creates the tables if missing and restores the replica. A journal object may be
     shared by the threads of a process (its calls are serialised by a lock); each process
@@ -102,7 +127,6 @@ class PostgresJournal:
                 f"checkpoint_every must be >= 1 or None, got checkpoint_every={checkpoint_every}"
             )
         self._conninfo = conninfo
-        self._db = psycopg.connect(conninfo, autocommit=True)
         self.day = day
         self.policies = policies
         self.clock = clock
@@ -110,21 +134,49 @@ class PostgresJournal:
         self._lock = threading.RLock()
         self._pending: list[Event] = []
         self._replica: Allocator | None = None
+        with psycopg.connect(conninfo, autocommit=True) as db, db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO opd_journal (day, version) VALUES (%s, 0)"
+                " ON CONFLICT (day) DO NOTHING",
+                (day,),
+            )
+        self._connect()  # the tables exist: the statements can be prepared
         try:
-            with self._db.transaction():
-                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                for statement in _SCHEMA:
-                    self._db.execute(statement)
-                self._db.execute(
-                    "INSERT INTO opd_journal (day, version) VALUES (%s, 0)"
-                    " ON CONFLICT (day) DO NOTHING",
-                    (day,),
-                )
-            with self._lock, self._db.transaction():
+            with self._lock:
                 self._restore()
         except BaseException:  # a journal that cannot be read: refuse it, leak nothing
             self._db.close()
             raise
+
+    def _connect(self) -> None:
+        """Open the connection and prepare the statements of the calls on it."""
+        self._db = db = psycopg.connect(self._conninfo, autocommit=True, client_encoding="UTF8")
+        try:
+            for statement in _PREPARED:
+                db.execute(f"PREPARE {statement}")
+            self._quote = psycopg.pq.Escaping(db.pgconn).escape_literal
+            self._day = self._quote(self.day.encode())  # the day as an SQL literal
+        except BaseException:
+            db.close()
+            raise
+
+    def _exec(self, query: bytes) -> PGresult:
+        """Run ``query``, one or more statements, in one round trip; the last one's result.
+
+        The statements of a call go straight through libpq (``psycopg.pq``), prepared, with
+        their arguments quoted by libpq: psycopg's cursors would spend several times the CPU
+        of the round trip itself, on every call of every worker. Raises psycopg's error for
+        the statement that failed (the statements after it do not run)."""
+        pgconn = self._db.pgconn
+        result = pgconn.exec_(query)
+        if result.status in _FAILED:
+            if pgconn.status == psycopg.pq.ConnStatus.BAD:  # the connection is lost
+                raise psycopg.OperationalError(result.get_error_message("utf-8"))
+            raise psycopg.errors.error_from_result(result, encoding="utf-8")
+        return result
 
     # ------------------------------------------------------------------ the replica
 
@@ -137,86 +189,112 @@ class PostgresJournal:
 
     def _current(self) -> Allocator:
         if self._db.broken:  # the server restarted or the network failed: reconnect
-            self._db = psycopg.connect(self._conninfo, autocommit=True)
+            self._connect()
             self._replica = None
         if self._replica is None:  # a failed commit left it ahead of the database
-            with self._db.transaction():
-                self._restore()
+            self._restore()
         assert self._replica is not None
         return self._replica
 
     def _restore(self) -> None:
         """Rebuild the replica from the latest checkpoint and the events after it."""
         self._replica = None
-        row = self._db.execute(
-            "SELECT version, snapshot FROM opd_checkpoints WHERE day = %s"
-            " ORDER BY version DESC LIMIT 1",
-            (self.day,),
-        ).fetchone()
-        snapshot: dict[str, Any] | None = None if row is None else row[1]
-        after = 0 if row is None else int(row[0])
+        with self._db.transaction():
+            row = self._db.execute(
+                "SELECT version, snapshot FROM opd_checkpoints WHERE day = %s"
+                " ORDER BY version DESC LIMIT 1",
+                (self.day,),
+            ).fetchone()
+            snapshot: dict[str, Any] | None = None if row is None else row[1]
+            after = 0 if row is None else int(row[0])
+            events = self._events_after(after)
         replica = Allocator.replay(
-            self._events_after(after),
-            snapshot=snapshot,
-            policies=self.policies,
-            clock=self.clock,
+            events, snapshot=snapshot, policies=self.policies, clock=self.clock
         )
         replica.subscribe(self._pending.append)
         self._replica = replica
 
-    def _events_after(self, version: int) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT event FROM opd_events WHERE day = %s AND version > %s ORDER BY version, idx",
-            (self.day, version),
-        ).fetchall()
-        return [event for (event,) in rows]
-
-    def _catch_up(self, replica: Allocator, *, lock: bool) -> None:
-        """Take the journal's row lock (if ``lock``) and apply what other processes
-        appended since this replica's version."""
-        query = "SELECT version FROM opd_journal WHERE day = %s" + (" FOR UPDATE" if lock else "")
-        row = self._db.execute(query, (self.day,)).fetchone()
-        assert row is not None
-        if row[0] > replica.version:
-            replica.apply(self._events_after(replica.version))
+    def _events_after(self, version: int, *, lock: bool = False) -> list[dict[str, Any]]:
+        """The journal's events after ``version``, in one round trip; with ``lock``, begin a
+        transaction and take the journal's lock first. The statements run one after the
+        other, each reading what was committed when it started, so the events are read once
+        the lock is held: none is missed. Without ``lock`` it is one statement, which reads
+        from one snapshot: whole calls (each call's events are committed together)."""
+        newer = b"EXECUTE opd_newer(%b, %d)" % (self._day, version)
+        if lock:
+            newer = b"BEGIN; EXECUTE opd_lock(%b); %b" % (self._day, newer)
+        text = self._exec(newer).get_value(0, 0)
+        return [] if text is None else cast("list[dict[str, Any]]", json.loads(text))
 
     # ------------------------------------------------------------------ calls
+
+    def _begin(self, replica: Allocator) -> None:
+        """Begin a transaction, take the journal's lock and catch the replica up: one round
+        trip."""
+        events = self._events_after(replica.version, lock=True)
+        if events:
+            replica.apply(events)
+        self._pending.clear()  # apply reported the events caught up on: not ours to write
+
+    def _commit(self, replica: Allocator, start: int) -> None:
+        """Append the call's events (one JSON array), move the journal's version on and
+        commit: one round trip."""
+        pending = self._pending
+        if not pending:
+            self._exec(b"COMMIT")
+            return
+        every = self.checkpoint_every
+        # Due when the call crossed a multiple of checkpoint_every: every process agrees.
+        if every is not None and replica.version // every > start // every:
+            self._write_checkpoint(replica)
+        events = self._quote(json.dumps([event_to_dict(event) for event in pending]).encode())
+        self._exec(b"EXECUTE opd_append(%b, %b, %d); COMMIT" % (self._day, events, replica.version))
+
+    def _abort(self) -> None:
+        """After a call or a write that failed: roll back, and forget a replica that is
+        ahead of the database (it is rebuilt before the next call)."""
+        if self._pending:
+            self._replica = None
+        self._pending.clear()
+        db = self._db
+        if not db.broken and db.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                self._exec(b"ROLLBACK")
+            except psycopg.Error:  # the connection failed too: reopened before the next call
+                db.close()
 
     def run(self, call: Callable[[Allocator], T]) -> T:
         """``call(allocator)`` as one durable change, serialised with every other process's
         calls; returns its result once committed.
 
-        A call that raises (a full slot, say) changes nothing and writes nothing; its
-        exception propagates. If the database refuses the write or the commit, the replica
-        is rebuilt from the database before the next call and the error propagates: the
-        change is not acknowledged.
+        In one transaction holding the journal's lock: catch up, call, append the call's
+        events, commit (two round trips). A call that raises (a full slot, say) changes
+        nothing and writes nothing; its exception propagates. If the database refuses the
+        write or the commit, the replica is rebuilt from the database before the next call
+        and the error propagates: the change is not acknowledged.
         """
         with self._lock:
             replica = self._current()
             try:
-                with self._db.transaction():
-                    self._catch_up(replica, lock=True)
-                    self._pending.clear()
-                    start = replica.version
-                    result = call(replica)
-                    self._append(replica, start)
-                    return result
+                self._begin(replica)
+                start = replica.version
+                result = call(replica)
+                self._commit(replica, start)
             except BaseException:
-                if self._pending:  # the replica changed, but the change is not committed
-                    self._replica = None
+                self._abort()
                 raise
-            finally:
-                self._pending.clear()
+            self._pending.clear()
+            return result
 
     def read(self, call: Callable[[Allocator], T]) -> T:
-        """``call(allocator)`` on the replica caught up with the journal, without the lock
-        (each call's events are committed together, and commits follow the lock's order,
-        so a reader always sees whole calls)."""
+        """``call(allocator)`` on the replica caught up with the journal, without the lock:
+        one query (see ``_events_after``)."""
         with self._lock:
             replica = self._current()
             try:
-                with self._db.transaction():
-                    self._catch_up(replica, lock=False)
+                events = self._events_after(replica.version)
+                if events:
+                    replica.apply(events)
             finally:
                 self._pending.clear()
             return call(replica)
@@ -235,25 +313,6 @@ class PostgresJournal:
         self.run(first_start)
         return bool(built)
 
-    def _append(self, replica: Allocator, start: int) -> None:
-        if not self._pending:
-            return
-        with self._db.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO opd_events (day, version, idx, event) VALUES (%s, %s, %s, %s)",
-                [
-                    (self.day, event.version, idx, Jsonb(event_to_dict(event)))
-                    for idx, event in enumerate(self._pending)
-                ],
-            )
-        self._db.execute(
-            "UPDATE opd_journal SET version = %s WHERE day = %s", (replica.version, self.day)
-        )
-        every = self.checkpoint_every
-        # Due when the call crossed a multiple of checkpoint_every: every process agrees.
-        if every is not None and replica.version // every > start // every:
-            self._write_checkpoint(replica)
-
     def _write_checkpoint(self, replica: Allocator) -> None:
         snapshot = replica.snapshot()
         self._db.execute(
@@ -269,11 +328,12 @@ class PostgresJournal:
         with self._lock:
             replica = self._current()
             try:
-                with self._db.transaction():
-                    self._catch_up(replica, lock=True)
-                    self._write_checkpoint(replica)
-            finally:
-                self._pending.clear()
+                self._begin(replica)
+                self._write_checkpoint(replica)
+                self._exec(b"COMMIT")
+            except BaseException:
+                self._abort()
+                raise
             return replica.version
 
     def close(self) -> None:
