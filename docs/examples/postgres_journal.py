@@ -15,26 +15,45 @@ it. What PostgreSQL adds is many writers. Each process keeps a **replica** (an
    journal has reached;
 2. catches up: ``replica.apply(events newer than replica.version)``;
 3. makes the call on the replica;
-4. appends the call's events, moves the row's version on, commits.
+4. appends the call's events (and, when the call names its ``actor``, an audit row), moves
+   the row's version on, commits.
 
-So calls from all processes are serialised in one order, the journal's; each call sees
-every change committed before it (no two workers hand out the same token id, no slot is
-overbooked); and ``Allocator.replay`` of the journal equals every replica once it has
-caught up. Readers catch up without the lock. Schema (``day`` names the journal: one per
-OPD date)::
+Steps 1 and 2 are one round trip to the server, step 4 another. So calls from all
+processes are serialised in one order, the journal's; each call sees every change committed
+before it (no two workers hand out the same token id, no slot is overbooked); and
+``Allocator.replay`` of the journal equals every replica once it has caught up. Readers
+catch up without the lock, in one query.
+
+:meth:`PostgresJournal.run_once` answers a keyed request (an HTTP ``Idempotency-Key``)
+once for the whole day, whichever worker gets it and however often: in the same
+transaction, after taking the lock, it looks the key up; a stored key returns the stored
+reply without making the call, a new one is stored with the call's events and reply. So two
+workers racing with one key make one change, and the second replays the first's reply; a
+key is kept across restarts, as long as the day's journal.
+
+Schema (``day`` names the journal: one per OPD date)::
 
     CREATE TABLE opd_journal     (day text PRIMARY KEY, version bigint NOT NULL)
     CREATE TABLE opd_events      (day text, version bigint, idx integer, event jsonb,
                                   PRIMARY KEY (day, version, idx))
     CREATE TABLE opd_checkpoints (day text, version bigint, snapshot jsonb,
                                   PRIMARY KEY (day, version))
+    CREATE TABLE opd_audit       (day text, version bigint, actor text,
+                                  PRIMARY KEY (day, version))
+    CREATE TABLE opd_requests    (day text, key text, request text, status integer,
+                                  body text, version bigint, actor text,
+                                  PRIMARY KEY (day, key))
+
+``opd_audit`` says who made each change (the ``actor`` the caller names: a role and a key
+name, say) at the version it reached; ``opd_requests`` holds each key's request (the
+caller's fingerprint of it), reply and the version after it.
 
 Typical start-up, in every worker::
 
     journal = PostgresJournal("dbname=opd host=/run/postgresql", day="2026-11-25",
                               policies=POLICIES)
     journal.setup(build_the_day)   # only the first process to get here builds the day
-    token = journal.run(lambda alloc: alloc.book("P1", "D1"))
+    token = journal.run(lambda alloc: alloc.book("P1", "D1"), actor="desk:front-1")
 """
 
 from __future__ import annotations
@@ -54,6 +73,7 @@ from opd_engine import Allocator, Event, InvalidArgumentError, Policies, event_t
 __all__ = ["PostgresJournal"]
 
 T = TypeVar("T")
+Stored = tuple[str, int, str]  # a keyed request's request, status and body
 
 _SCHEMA_LOCK = 0x6F7064  # an advisory lock: workers starting together create tables once
 _SCHEMA = (
@@ -74,6 +94,22 @@ _SCHEMA = (
         snapshot jsonb NOT NULL,
         PRIMARY KEY (day, version)
     )""",
+    """CREATE TABLE IF NOT EXISTS opd_audit (
+        day     text NOT NULL,
+        version bigint NOT NULL,
+        actor   text NOT NULL,
+        PRIMARY KEY (day, version)
+    )""",
+    """CREATE TABLE IF NOT EXISTS opd_requests (
+        day     text NOT NULL,
+        key     text NOT NULL,
+        request text NOT NULL,
+        status  integer NOT NULL,
+        body    text NOT NULL,
+        version bigint NOT NULL,
+        actor   text,
+        PRIMARY KEY (day, key)
+    )""",
 )
 
 
@@ -82,19 +118,29 @@ _SCHEMA = (
 _PREPARED = (
     # The journal's lock: the row lock on its row in opd_journal, held until commit.
     "opd_lock (text) AS SELECT version FROM opd_journal WHERE day = $1 FOR UPDATE",
-    # The events after a version, up to the journal's, as one JSON array in order.
-    """opd_newer (text, bigint) AS
-    SELECT json_agg(event ORDER BY version, idx) FROM opd_events
-    WHERE day = $1 AND version > $2
-      AND version <= (SELECT version FROM opd_journal WHERE day = $1)""",
-    # A call's events (one JSON array) and the journal's new version, in one statement.
-    """opd_append (text, jsonb, bigint) AS
+    # The events after a version, up to the journal's, as one JSON array in order; and
+    # the request stored under a key (none: NULLs).
+    """opd_newer (text, bigint, text) AS
+    SELECT (SELECT json_agg(e.event ORDER BY e.version, e.idx) FROM opd_events e
+            WHERE e.day = $1 AND e.version > $2
+              AND e.version <= (SELECT j.version FROM opd_journal j WHERE j.day = $1)),
+           r.request, r.status, r.body
+    FROM (VALUES (0)) AS one LEFT JOIN opd_requests r ON r.day = $1 AND r.key = $3""",
+    # A call's events (one JSON array), its audit row (when its actor is not NULL) and
+    # the journal's new version, in one statement.
+    """opd_append (text, jsonb, bigint, text) AS
     WITH events AS (
         INSERT INTO opd_events (day, version, idx, event)
         SELECT $1, (value ->> 'version')::bigint, ordinality - 1, value
         FROM jsonb_array_elements($2) WITH ORDINALITY
+    ), audit AS (
+        INSERT INTO opd_audit (day, version, actor) SELECT $1, $3, $4 WHERE $4 IS NOT NULL
     )
     UPDATE opd_journal SET version = $3 WHERE day = $1""",
+    # A keyed request: key, request, status, body, the version after it, actor.
+    """opd_request (text, text, text, integer, text, bigint, text) AS
+    INSERT INTO opd_requests (day, key, request, status, body, version, actor)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)""",
 )
 _FAILED = (psycopg.pq.ExecStatus.FATAL_ERROR, psycopg.pq.ExecStatus.BAD_RESPONSE)
 
@@ -178,6 +224,10 @@ class PostgresJournal:
             raise psycopg.errors.error_from_result(result, encoding="utf-8")
         return result
 
+    def _literal(self, value: str | None) -> bytes:
+        """``value`` as an SQL literal (quoted by libpq), or NULL."""
+        return b"NULL" if value is None else self._quote(value.encode())
+
     # ------------------------------------------------------------------ the replica
 
     @property
@@ -207,48 +257,75 @@ class PostgresJournal:
             ).fetchone()
             snapshot: dict[str, Any] | None = None if row is None else row[1]
             after = 0 if row is None else int(row[0])
-            events = self._events_after(after)
+            events, _ = self._newer(after)
         replica = Allocator.replay(
             events, snapshot=snapshot, policies=self.policies, clock=self.clock
         )
         replica.subscribe(self._pending.append)
         self._replica = replica
 
-    def _events_after(self, version: int, *, lock: bool = False) -> list[dict[str, Any]]:
-        """The journal's events after ``version``, in one round trip; with ``lock``, begin a
-        transaction and take the journal's lock first. The statements run one after the
-        other, each reading what was committed when it started, so the events are read once
-        the lock is held: none is missed. Without ``lock`` it is one statement, which reads
-        from one snapshot: whole calls (each call's events are committed together)."""
-        newer = b"EXECUTE opd_newer(%b, %d)" % (self._day, version)
+    def _newer(
+        self, version: int, *, lock: bool = False, key: str | None = None
+    ) -> tuple[list[dict[str, Any]], Stored | None]:
+        """The journal's events after ``version`` and the request stored under ``key``, in
+        one round trip; with ``lock``, begin a transaction and take the journal's lock first.
+
+        The statements run one after the other, each reading what was committed when it
+        started, so what follows the lock is read once the lock is held: no event is
+        missed, and a key stored by the call that held the lock before is found. Without
+        ``lock`` it is one statement, which reads from one snapshot: whole calls (each
+        call's events are committed together)."""
+        query = b"EXECUTE opd_newer(%b, %d, %b)" % (self._day, version, self._literal(key))
         if lock:
-            newer = b"BEGIN; EXECUTE opd_lock(%b); %b" % (self._day, newer)
-        text = self._exec(newer).get_value(0, 0)
-        return [] if text is None else cast("list[dict[str, Any]]", json.loads(text))
+            query = b"BEGIN; EXECUTE opd_lock(%b); %b" % (self._day, query)
+        result = self._exec(query)
+        text, request, status, body = (result.get_value(0, column) for column in range(4))
+        events = [] if text is None else cast("list[dict[str, Any]]", json.loads(text))
+        if request is None or status is None or body is None:
+            return events, None
+        return events, (request.decode(), int(status), body.decode())
 
     # ------------------------------------------------------------------ calls
 
-    def _begin(self, replica: Allocator) -> None:
-        """Begin a transaction, take the journal's lock and catch the replica up: one round
-        trip."""
-        events = self._events_after(replica.version, lock=True)
+    def _begin(self, replica: Allocator, key: str | None = None) -> Stored | None:
+        """Begin a transaction, take the journal's lock and catch the replica up, and look
+        ``key`` up: one round trip. Returns the request stored under ``key``, if any."""
+        events, stored = self._newer(replica.version, lock=True, key=key)
         if events:
             replica.apply(events)
         self._pending.clear()  # apply reported the events caught up on: not ours to write
+        return stored
 
-    def _commit(self, replica: Allocator, start: int) -> None:
-        """Append the call's events (one JSON array), move the journal's version on and
+    def _commit(
+        self,
+        replica: Allocator,
+        start: int,
+        actor: str | None,
+        keyed: tuple[str, str, int, str] | None = None,
+    ) -> None:
+        """Append the call's events (one JSON array) and its audit row, move the journal's
+        version on, store the keyed request ``(key, request, status, body)`` if any, and
         commit: one round trip."""
-        pending = self._pending
-        if not pending:
-            self._exec(b"COMMIT")
-            return
-        every = self.checkpoint_every
-        # Due when the call crossed a multiple of checkpoint_every: every process agrees.
-        if every is not None and replica.version // every > start // every:
-            self._write_checkpoint(replica)
-        events = self._quote(json.dumps([event_to_dict(event) for event in pending]).encode())
-        self._exec(b"EXECUTE opd_append(%b, %b, %d); COMMIT" % (self._day, events, replica.version))
+        statements = []
+        if self._pending:
+            every = self.checkpoint_every
+            # Due when the call crossed a multiple of checkpoint_every: every process agrees.
+            if every is not None and replica.version // every > start // every:
+                self._write_checkpoint(replica)
+            events = json.dumps([event_to_dict(event) for event in self._pending])
+            statements.append(
+                b"EXECUTE opd_append(%b, %b, %d, %b)"
+                % (self._day, self._quote(events.encode()), replica.version, self._literal(actor))
+            )
+        if keyed is not None:
+            key, request, status, body = keyed
+            values = (self._literal(key), self._literal(request), status, self._literal(body))
+            statements.append(
+                b"EXECUTE opd_request(%b, %b, %b, %d, %b, %d, %b)"
+                % (self._day, *values, replica.version, self._literal(actor))
+            )
+        statements.append(b"COMMIT")
+        self._exec(b"; ".join(statements))
 
     def _abort(self) -> None:
         """After a call or a write that failed: roll back, and forget a replica that is
@@ -263,15 +340,17 @@ class PostgresJournal:
             except psycopg.Error:  # the connection failed too: reopened before the next call
                 db.close()
 
-    def run(self, call: Callable[[Allocator], T]) -> T:
+    def run(self, call: Callable[[Allocator], T], *, actor: str | None = None) -> T:
         """``call(allocator)`` as one durable change, serialised with every other process's
         calls; returns its result once committed.
 
         In one transaction holding the journal's lock: catch up, call, append the call's
-        events, commit (two round trips). A call that raises (a full slot, say) changes
-        nothing and writes nothing; its exception propagates. If the database refuses the
-        write or the commit, the replica is rebuilt from the database before the next call
-        and the error propagates: the change is not acknowledged.
+        events, commit (two round trips). When the call changed something and ``actor`` is
+        given, ``(version, actor)`` joins the audit trail in the same transaction. A call
+        that raises (a full slot, say) changes nothing and writes nothing; its exception
+        propagates. If the database refuses the write or the commit, the replica is rebuilt
+        from the database before the next call and the error propagates: the change is not
+        acknowledged.
         """
         with self._lock:
             replica = self._current()
@@ -279,25 +358,75 @@ class PostgresJournal:
                 self._begin(replica)
                 start = replica.version
                 result = call(replica)
-                self._commit(replica, start)
+                self._commit(replica, start, actor)
             except BaseException:
                 self._abort()
                 raise
             self._pending.clear()
             return result
 
-    def read(self, call: Callable[[Allocator], T]) -> T:
-        """``call(allocator)`` on the replica caught up with the journal, without the lock:
-        one query (see ``_events_after``)."""
+    def run_once(
+        self,
+        key: str,
+        request: str,
+        call: Callable[[Allocator], tuple[int, str]],
+        *,
+        actor: str | None = None,
+    ) -> tuple[str, int, str, bool]:
+        """Answer the keyed request ``key`` once: ``(request, status, body, replayed)``.
+
+        In one transaction holding the journal's lock (so after any other worker's call
+        with the same key has committed): if ``key`` is stored for this day, return the
+        stored ``(request, status, body, True)`` without calling ``call``; else
+        ``(status, body) = call(allocator)``, store the key, ``request``, the reply,
+        ``actor`` and the version after the call together with the call's events (and the
+        audit row, as :meth:`run`), commit, and return ``(request, status, body, False)``.
+        An error reply (a 409, say) is stored and replayed like any other.
+
+        The caller compares the returned request (its fingerprint of the request) with
+        its own: a different one means the key was reused for another request. A call that
+        raises stores nothing; its exception propagates, as from :meth:`run`.
+        """
         with self._lock:
             replica = self._current()
             try:
-                events = self._events_after(replica.version)
+                stored = self._begin(replica, key)
+                if stored is not None:
+                    self._exec(b"COMMIT")  # nothing written: the lock is released
+                    self._pending.clear()
+                    return (*stored, True)
+                start = replica.version
+                status, body = call(replica)
+                self._commit(replica, start, actor, (key, request, status, body))
+            except BaseException:
+                self._abort()
+                raise
+            self._pending.clear()
+            return request, status, body, False
+
+    def read(self, call: Callable[[Allocator], T]) -> T:
+        """``call(allocator)`` on the replica caught up with the journal, without the lock:
+        one query (see ``_newer``)."""
+        with self._lock:
+            replica = self._current()
+            try:
+                events, _ = self._newer(replica.version)
                 if events:
                     replica.apply(events)
             finally:
                 self._pending.clear()
             return call(replica)
+
+    def audit(self) -> list[tuple[int, str]]:
+        """``(version, actor)`` of every change of the day made with an ``actor``, in
+        version order: who made each change."""
+        with self._lock:
+            self._current()
+            rows = self._db.execute(
+                "SELECT version, actor FROM opd_audit WHERE day = %s ORDER BY version",
+                (self.day,),
+            ).fetchall()
+        return [(int(version), str(actor)) for version, actor in rows]
 
     def setup(self, build: Callable[[Allocator], object]) -> bool:
         """Run ``build(allocator)`` (add doctors and slots) as one change if the journal is
