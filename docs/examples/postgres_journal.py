@@ -201,6 +201,9 @@ class PostgresJournal:
         """Open the connection and prepare the statements of the calls on it."""
         self._db = db = psycopg.connect(self._conninfo, autocommit=True, client_encoding="UTF8")
         try:
+            # Their plans are index scans of primary keys whatever the arguments: plan them
+            # once (by default opd_newer would be planned again on every call).
+            db.execute("SET plan_cache_mode = force_generic_plan")
             for statement in _PREPARED:
                 db.execute(f"PREPARE {statement}")
             self._quote = psycopg.pq.Escaping(db.pgconn).escape_literal
