@@ -246,6 +246,22 @@ def test_run_once_answers_a_key_once(
     ]
 
 
+def test_keys_requests_and_replies_are_stored_as_given(
+    open_journal: Callable[..., Journal],
+) -> None:
+    """Quotes, backslashes, non-ASCII text and SQL in every value reach the database intact."""
+    journal = open_journal()
+    journal.setup(make_day)
+    key, request = "K'1\\'; DROP TABLE opd_requests; --", "book 'Zoë' \\x00 \"Ω\""
+    patient = "O'Brien \\ Zoë 😷"
+    reply = journal.run_once(key, request, lambda alloc: (201, alloc.book(patient, "D1").id))
+    assert reply == (request, 201, "D1-001", False)
+    restarted = open_journal()
+    assert restarted.run_once(key, request, Booker("other")) == (request, 201, "D1-001", True)
+    assert restarted.allocator.token("D1-001").patient_id == patient
+    assert restarted.audit() == []
+
+
 def test_an_error_reply_is_stored_and_replayed(
     postgres_dsn: str, day: str, open_journal: Callable[..., Journal]
 ) -> None:
