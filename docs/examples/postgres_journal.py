@@ -207,7 +207,7 @@ class PostgresJournal:
             for statement in _PREPARED:
                 db.execute(f"PREPARE {statement}")
             self._quote = psycopg.pq.Escaping(db.pgconn).escape_literal
-            self._day = self._quote(self.day.encode())  # the day as an SQL literal
+            self._day = self._literal(self.day)
         except BaseException:
             db.close()
             raise
@@ -223,13 +223,13 @@ class PostgresJournal:
         result = pgconn.exec_(query)
         if result.status in _FAILED:
             if pgconn.status == psycopg.pq.ConnStatus.BAD:  # the connection is lost
-                raise psycopg.OperationalError(result.get_error_message("utf-8"))
+                raise psycopg.OperationalError(result.error_message.decode("utf-8", "replace"))
             raise psycopg.errors.error_from_result(result, encoding="utf-8")
         return result
 
     def _literal(self, value: str | None) -> bytes:
         """``value`` as an SQL literal (quoted by libpq), or NULL."""
-        return b"NULL" if value is None else self._quote(value.encode())
+        return b"NULL" if value is None else bytes(self._quote(value.encode()))
 
     # ------------------------------------------------------------------ the replica
 
@@ -315,10 +315,10 @@ class PostgresJournal:
             # Due when the call crossed a multiple of checkpoint_every: every process agrees.
             if every is not None and replica.version // every > start // every:
                 self._write_checkpoint(replica)
-            events = json.dumps([event_to_dict(event) for event in self._pending])
+            events = self._literal(json.dumps([event_to_dict(event) for event in self._pending]))
             statements.append(
                 b"EXECUTE opd_append(%b, %b, %d, %b)"
-                % (self._day, self._quote(events.encode()), replica.version, self._literal(actor))
+                % (self._day, events, replica.version, self._literal(actor))
             )
         if keyed is not None:
             key, request, status, body = keyed
