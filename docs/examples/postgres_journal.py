@@ -149,8 +149,8 @@ class PostgresJournal:
     """One allocator's journal in PostgreSQL, and this process's replica of it.
 
     ``conninfo`` is a libpq connection string or URL; the journal opens one connection and
-    owns it (a session of its own: its statements are prepared on it, so not through a
-    pooler in transaction mode). ``day`` names the journal (one per OPD date). ``policies``
+    owns it (its statements are prepared on that connection, so connect directly, not
+    through a pooler in transaction mode). ``day`` names the journal (one per OPD date). ``policies``
     and ``clock`` are the allocator's, the same in every process. A checkpoint is written
     every ``checkpoint_every`` versions (None: only when :meth:`checkpoint` is called).
 
