@@ -16,6 +16,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from opd_engine import Allocator, InvalidArgumentError, Slot, SlotFullError, Sou
 
 T = TypeVar("T")
 Booking = Callable[[Allocator], Token]
+Reply = Callable[[Allocator], tuple[int, str]]
 
 
 class Journal(Protocol):
@@ -39,8 +41,12 @@ class Journal(Protocol):
 
     @property
     def allocator(self) -> Allocator: ...
-    def run(self, call: Callable[[Allocator], T]) -> T: ...
+    def run(self, call: Callable[[Allocator], T], *, actor: str | None = None) -> T: ...
+    def run_once(
+        self, key: str, request: str, call: Reply, *, actor: str | None = None
+    ) -> tuple[str, int, str, bool]: ...
     def read(self, call: Callable[[Allocator], T]) -> T: ...
+    def audit(self) -> list[tuple[int, str]]: ...
     def setup(self, build: Callable[[Allocator], object]) -> bool: ...
     def checkpoint(self) -> int: ...
     def close(self) -> None: ...
@@ -69,11 +75,10 @@ def forget(dsn: str, day: str) -> None:
     """Remove the journal ``day`` (a test may run twice against one server, and may have
     left a journal it spoiled on purpose), then open it empty: that creates the tables."""
     with psycopg.connect(dsn, autocommit=True) as db:
-        row = db.execute("SELECT to_regclass('opd_events')").fetchone()
-        if row is not None and row[0] is not None:
-            db.execute("DELETE FROM opd_events WHERE day = %s", (day,))
-            db.execute("DELETE FROM opd_checkpoints WHERE day = %s", (day,))
-            db.execute("UPDATE opd_journal SET version = 0 WHERE day = %s", (day,))
+        for table in ("opd_events", "opd_checkpoints", "opd_audit", "opd_requests", "opd_journal"):
+            row = db.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+            if row is not None and row[0] is not None:
+                db.execute(f"DELETE FROM {table} WHERE day = %s", (day,))
     PostgresJournal(dsn, day=day).close()
 
 
@@ -184,6 +189,247 @@ def test_a_corrupt_journal_is_refused(
         db.execute("DELETE FROM opd_events WHERE day = %s AND version = 5", (day,))
     with pytest.raises(InvalidArgumentError, match="gap"):
         open_journal()
+
+
+# ----------------------------------------------------------------------------- keyed requests
+
+SET_UP = len(DOCTORS) * (1 + len(HOURS))  # the version make_day reaches: a doctor or slot each
+
+
+class Booker:
+    """A keyed request's call: book ``patient`` with ``doctor``; reply ``(201, token id)``,
+    or ``(409, "SlotFullError")`` when the doctor's day is full. Counts its calls."""
+
+    def __init__(self, patient: str, doctor: str = "D1") -> None:
+        self.patient, self.doctor, self.calls = patient, doctor, 0
+
+    def __call__(self, alloc: Allocator) -> tuple[int, str]:
+        self.calls += 1
+        try:
+            token = alloc.book(self.patient, self.doctor)
+        except SlotFullError as error:
+            return 409, type(error).__name__
+        return 201, token.id
+
+
+def stored_requests(dsn: str, day: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as db:
+        return db.execute(
+            "SELECT key, request, status, body, version, actor FROM opd_requests"
+            " WHERE day = %s ORDER BY key",
+            (day,),
+        ).fetchall()
+
+
+def test_run_once_answers_a_key_once(
+    postgres_dsn: str, day: str, open_journal: Callable[..., Journal]
+) -> None:
+    journal = open_journal()
+    journal.setup(make_day)
+    first = Booker("P1")
+    assert journal.run_once("K1", "book P1", first, actor="desk:front") == (
+        "book P1",
+        201,
+        "D1-001",
+        False,
+    )
+    assert first.calls == 1
+    snapshot, events = journal.allocator.snapshot(), journal_events(postgres_dsn, day)
+    again = Booker("P1")
+    assert journal.run_once("K1", "book P1", again) == ("book P1", 201, "D1-001", True)
+    assert again.calls == 0  # replayed: the call was not made
+    assert journal.allocator.snapshot() == snapshot
+    assert journal.allocator.version == SET_UP + 1
+    assert journal_events(postgres_dsn, day) == events
+    assert stored_requests(postgres_dsn, day) == [
+        ("K1", "book P1", 201, "D1-001", SET_UP + 1, "desk:front")
+    ]
+
+
+def test_keys_requests_and_replies_are_stored_as_given(
+    open_journal: Callable[..., Journal],
+) -> None:
+    """Quotes, backslashes, non-ASCII text and SQL in every value reach the database intact."""
+    journal = open_journal()
+    journal.setup(make_day)
+    key, request = "K'1\\'; DROP TABLE opd_requests; --", "book 'Zoë' \\x00 \"Ω\""
+    patient = "O'Brien \\ Zoë 😷"
+    reply = journal.run_once(key, request, lambda alloc: (201, alloc.book(patient, "D1").id))
+    assert reply == (request, 201, "D1-001", False)
+    restarted = open_journal()
+    assert restarted.run_once(key, request, Booker("other")) == (request, 201, "D1-001", True)
+    assert restarted.allocator.token("D1-001").patient_id == patient
+    assert restarted.audit() == []
+
+
+def test_an_error_reply_is_stored_and_replayed(
+    postgres_dsn: str, day: str, open_journal: Callable[..., Journal]
+) -> None:
+    journal = open_journal()
+    journal.setup(make_day)
+    for i in range(len(HOURS) * CAPACITY):  # D3's day is full
+        journal.run(book(f"A{i}", "D3"))
+    full = journal.allocator.version
+    assert journal.run_once("K", "book X", Booker("X", "D3")) == (
+        "book X",
+        409,
+        "SlotFullError",
+        False,
+    )
+    assert journal.allocator.version == full  # refused: no change, but the key is kept
+    journal.run(lambda alloc: alloc.cancel("D3-001"))  # a place is free again
+    again = Booker("X", "D3")
+    assert journal.run_once("K", "book X", again) == ("book X", 409, "SlotFullError", True)
+    assert again.calls == 0  # the first reply stands
+    assert stored_requests(postgres_dsn, day) == [("K", "book X", 409, "SlotFullError", full, None)]
+
+
+def test_a_key_reused_for_another_request_returns_the_first(
+    open_journal: Callable[..., Journal],
+) -> None:
+    journal = open_journal()
+    journal.setup(make_day)
+    journal.run_once("K", "book P1", Booker("P1"))
+    other = Booker("P2", "D2")
+    assert journal.run_once("K", "book P2", other) == ("book P1", 201, "D1-001", True)
+    assert other.calls == 0
+    assert [t.patient_id for t in journal.allocator.tokens()] == ["P1"]
+
+
+def test_keys_outlive_a_restart_and_are_shared_by_every_worker(
+    open_journal: Callable[..., Journal],
+) -> None:
+    worker, other = open_journal(), open_journal()  # two processes' journals
+    worker.setup(make_day)
+    worker.run_once("K", "book P1", Booker("P1"))
+    worker.close()
+    restarted = open_journal()
+    for journal in (restarted, other):  # other's replica is behind: it catches up first
+        call = Booker("P1")
+        assert journal.run_once("K", "book P1", call) == ("book P1", 201, "D1-001", True)
+        assert call.calls == 0
+        assert journal.allocator.version == SET_UP + 1
+
+
+def test_keys_are_per_day(postgres_dsn: str, day: str, clock: Clock) -> None:
+    tomorrow = f"{day}:tomorrow"
+    forget(postgres_dsn, tomorrow)
+    journals = [PostgresJournal(postgres_dsn, day=name, clock=clock) for name in (day, tomorrow)]
+    try:
+        for journal in journals:
+            journal.setup(make_day)
+            call = Booker("P1")
+            assert journal.run_once("K", "book P1", call) == ("book P1", 201, "D1-001", False)
+            assert call.calls == 1
+    finally:
+        for journal in journals:
+            journal.close()
+
+
+def test_a_call_that_raises_stores_nothing(
+    postgres_dsn: str, day: str, open_journal: Callable[..., Journal]
+) -> None:
+    journal = open_journal()
+    journal.setup(make_day)
+
+    def book_then_fail(alloc: Allocator) -> tuple[int, str]:
+        alloc.book("P1", "D1")
+        raise RuntimeError("the reply could not be made")
+
+    with pytest.raises(RuntimeError, match="reply"):
+        journal.run_once("K", "book P1", book_then_fail, actor="desk:front")
+    assert stored_requests(postgres_dsn, day) == []
+    assert len(journal_events(postgres_dsn, day)) == SET_UP
+    assert journal.allocator.tokens() == []  # the replica was rebuilt without the booking
+    assert journal.audit() == []
+    call = Booker("P2")
+    assert journal.run_once("K", "book P2", call) == ("book P2", 201, "D1-001", False)
+
+
+def test_the_audit_trail_names_who_made_each_change(
+    open_journal: Callable[..., Journal], clock: Clock
+) -> None:
+    journal = open_journal()
+    journal.setup(make_day)  # no actor: not audited
+    journal.run(book("P1", "D1", source=Source.ONLINE), actor="desk:front")  # SET_UP + 1
+    journal.run(book("P2", "D1"))  # SET_UP + 2, not audited
+    journal.run(lambda alloc: alloc.queue("D1@09"), actor="desk:front")  # no change
+    journal.run_once("K1", "book P3", Booker("P3"), actor="kiosk:lobby")  # SET_UP + 3
+    for i in range(len(HOURS) * CAPACITY):
+        journal.run(book(f"A{i}", "D3"))  # SET_UP + 4 to SET_UP + 12
+    journal.run_once("K2", "book P4", Booker("P4", "D3"), actor="kiosk:lobby")  # 409
+    clock.now = at(9)
+    journal.run(lambda alloc: alloc.check_in("D1-001"), actor="desk:nurse")  # SET_UP + 13
+    trail = [
+        (SET_UP + 1, "desk:front"),
+        (SET_UP + 3, "kiosk:lobby"),
+        (SET_UP + 13, "desk:nurse"),
+    ]
+    assert journal.audit() == trail
+    assert open_journal().audit() == trail  # another worker reads the same trail
+
+
+def test_two_workers_racing_with_one_key_make_one_change(
+    postgres_dsn: str, day: str, clock: Clock, open_journal: Callable[..., Journal]
+) -> None:
+    """The second worker asks for the lock while the first holds it, and finds the key
+    once the first has committed: it replays the first's reply."""
+    first = open_journal()
+    first.setup(make_day)
+    second = PostgresJournal(f"{postgres_dsn} application_name=second", day=day, clock=clock)
+    replies: list[tuple[str, int, str, bool]] = []
+    theirs = Booker("P1")
+
+    def second_worker() -> None:
+        replies.append(second.run_once("K", "book P1", theirs))
+
+    racer = threading.Thread(target=second_worker)
+
+    def mine(alloc: Allocator) -> tuple[int, str]:
+        racer.start()  # while this call holds the lock
+        with psycopg.connect(postgres_dsn, autocommit=True) as db:
+            deadline = time.monotonic() + 30
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = 'second' AND wait_event_type = 'Lock'"
+            )
+            while db.execute(waiting).fetchone() != (1,):  # until it waits for the lock
+                assert time.monotonic() < deadline, "the second worker never waited"
+        return Booker("P1")(alloc)
+
+    try:
+        assert first.run_once("K", "book P1", mine) == ("book P1", 201, "D1-001", False)
+        racer.join(timeout=30)
+        assert replies == [("book P1", 201, "D1-001", True)]
+        assert theirs.calls == 0
+        assert second.allocator.snapshot() == first.allocator.snapshot()
+    finally:
+        second.close()
+    booked = [e for e in journal_events(postgres_dsn, day) if e["kind"] == "TokenBooked"]
+    assert len(booked) == 1
+
+
+def test_many_workers_racing_with_one_key_make_one_change(
+    postgres_dsn: str, day: str, open_journal: Callable[..., Journal]
+) -> None:
+    workers = [open_journal() for _ in range(6)]
+    workers[0].setup(make_day)
+    calls = [Booker("P1") for _ in workers]
+    start = threading.Barrier(len(workers))
+
+    def race(i: int) -> tuple[str, int, str, bool]:
+        start.wait()
+        return workers[i].run_once("K", "book P1", calls[i])
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        replies = list(pool.map(race, range(len(workers))))
+    assert sum(call.calls for call in calls) == 1
+    assert sorted(replies, key=lambda reply: reply[3]) == [
+        ("book P1", 201, "D1-001", False),
+        *[("book P1", 201, "D1-001", True)] * (len(workers) - 1),
+    ]
+    booked = [e for e in journal_events(postgres_dsn, day) if e["kind"] == "TokenBooked"]
+    assert len(booked) == 1
 
 
 # ----------------------------------------------------------------------------- HTTP workers

@@ -12,7 +12,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -36,6 +38,7 @@ from opd_engine import (
 
 T = TypeVar("T")
 Booking = Callable[[Allocator], Token]
+Reply = Callable[[Allocator], tuple[int, str]]
 POLICIES = Policies(on_full=OnFull.WAITLIST)
 DAY = "2026-11-25"
 CHILD = Path(__file__).resolve().parent / "journal_child.py"
@@ -48,8 +51,12 @@ class Journal(Protocol):
 
     @property
     def allocator(self) -> Allocator: ...
-    def run(self, call: Callable[[Allocator], T]) -> T: ...
+    def run(self, call: Callable[[Allocator], T], *, actor: str | None = None) -> T: ...
+    def run_once(
+        self, key: str, request: str, call: Reply, *, actor: str | None = None
+    ) -> tuple[str, int, str, bool]: ...
     def read(self, call: Callable[[Allocator], T]) -> T: ...
+    def audit(self) -> list[tuple[int, str]]: ...
     def setup(self, build: Callable[[Allocator], object]) -> bool: ...
     def checkpoint(self) -> int: ...
     def close(self) -> None: ...
@@ -244,6 +251,193 @@ def test_journals_of_two_days_share_a_database(open_journal: Callable[..., Journ
 def test_checkpoint_every_is_checked(open_journal: Callable[..., Journal]) -> None:
     with pytest.raises(InvalidArgumentError, match="checkpoint_every"):
         open_journal(checkpoint_every=0)
+
+
+# ----------------------------------------------------------------------------- keyed requests
+
+SET_UP = len(DOCTORS) * (1 + len(HOURS))  # the version make_day reaches: a doctor or slot each
+
+
+class Booker:
+    """A keyed request's call: book ``patient`` with ``doctor``; reply ``(201, token id)``,
+    or ``(409, "SlotFullError")`` when the doctor's day is full. Counts its calls."""
+
+    def __init__(self, patient: str, doctor: str = "D1") -> None:
+        self.patient, self.doctor, self.calls = patient, doctor, 0
+
+    def __call__(self, alloc: Allocator) -> tuple[int, str]:
+        self.calls += 1
+        try:
+            token = alloc.book(self.patient, self.doctor)
+        except SlotFullError as error:
+            return 409, type(error).__name__
+        return 201, token.id
+
+
+def stored_requests(path: Path) -> list[tuple[Any, ...]]:
+    return rows(
+        path,
+        "SELECT day, key, request, status, body, version, actor FROM opd_requests"
+        " ORDER BY day, key",
+    )
+
+
+def test_run_once_answers_a_key_once(path: Path, open_journal: Callable[..., Journal]) -> None:
+    journal = open_journal()
+    journal.setup(make_day)
+    first = Booker("P1")
+    assert journal.run_once("K1", "book P1", first, actor="desk:front") == (
+        "book P1",
+        201,
+        "D1-001",
+        False,
+    )
+    assert first.calls == 1
+    snapshot, events = journal.allocator.snapshot(), rows(path, "SELECT * FROM opd_events")
+    again = Booker("P1")
+    assert journal.run_once("K1", "book P1", again) == ("book P1", 201, "D1-001", True)
+    assert again.calls == 0  # replayed: the call was not made
+    assert journal.allocator.snapshot() == snapshot
+    assert journal.allocator.version == SET_UP + 1
+    assert rows(path, "SELECT * FROM opd_events") == events
+    assert stored_requests(path) == [
+        (DAY, "K1", "book P1", 201, "D1-001", SET_UP + 1, "desk:front")
+    ]
+
+
+def test_keys_requests_and_replies_are_stored_as_given(
+    open_journal: Callable[..., Journal],
+) -> None:
+    """Quotes, backslashes, non-ASCII text and SQL in every value reach the database intact."""
+    journal = open_journal()
+    journal.setup(make_day)
+    key, request = "K'1\\'; DROP TABLE opd_requests; --", "book 'Zoë' \\x00 \"Ω\""
+    patient = "O'Brien \\ Zoë 😷"
+    reply = journal.run_once(key, request, lambda alloc: (201, alloc.book(patient, "D1").id))
+    assert reply == (request, 201, "D1-001", False)
+    restarted = open_journal()
+    assert restarted.run_once(key, request, Booker("other")) == (request, 201, "D1-001", True)
+    assert restarted.allocator.token("D1-001").patient_id == patient
+    assert restarted.audit() == []
+
+
+def test_an_error_reply_is_stored_and_replayed(path: Path, clock: Clock) -> None:
+    with closing(SQLiteJournal(path, day=DAY, clock=clock)) as journal:  # OnFull.REJECT
+        journal.setup(make_day)
+        for i in range(len(HOURS) * CAPACITY):  # D3's day is full
+            journal.run(book(f"A{i}", "D3"))
+        full = journal.allocator.version
+        assert journal.run_once("K", "book X", Booker("X", "D3")) == (
+            "book X",
+            409,
+            "SlotFullError",
+            False,
+        )
+        assert journal.allocator.version == full  # refused: no change, but the key is kept
+        journal.run(lambda alloc: alloc.cancel("D3-001"))  # a place is free again
+        again = Booker("X", "D3")
+        assert journal.run_once("K", "book X", again) == ("book X", 409, "SlotFullError", True)
+        assert again.calls == 0  # the first reply stands
+    assert stored_requests(path) == [(DAY, "K", "book X", 409, "SlotFullError", full, None)]
+
+
+def test_a_key_reused_for_another_request_returns_the_first(
+    open_journal: Callable[..., Journal],
+) -> None:
+    journal = open_journal()
+    journal.setup(make_day)
+    journal.run_once("K", "book P1", Booker("P1"))
+    other = Booker("P2", "D2")
+    assert journal.run_once("K", "book P2", other) == ("book P1", 201, "D1-001", True)
+    assert other.calls == 0
+    assert [t.patient_id for t in journal.allocator.tokens()] == ["P1"]
+
+
+def test_keys_outlive_a_restart_and_are_shared_by_another_process(
+    open_journal: Callable[..., Journal],
+) -> None:
+    first, other = open_journal(), open_journal()  # two processes' journals
+    first.setup(make_day)
+    first.run_once("K", "book P1", Booker("P1"))
+    first.close()
+    restarted = open_journal()
+    for journal in (restarted, other):  # other's replica is behind: it catches up first
+        call = Booker("P1")
+        assert journal.run_once("K", "book P1", call) == ("book P1", 201, "D1-001", True)
+        assert call.calls == 0
+        assert journal.allocator.version == SET_UP + 1
+
+
+def test_keys_are_per_day(path: Path, open_journal: Callable[..., Journal]) -> None:
+    for day in ("2026-11-25", "2026-11-26"):
+        journal = open_journal(day=day)
+        journal.setup(make_day)
+        call = Booker("P1")
+        assert journal.run_once("K", "book P1", call) == ("book P1", 201, "D1-001", False)
+        assert call.calls == 1
+    assert [key for _, key, *_ in stored_requests(path)] == ["K", "K"]
+
+
+def test_a_call_that_raises_stores_nothing(
+    path: Path, open_journal: Callable[..., Journal]
+) -> None:
+    journal = open_journal()
+    journal.setup(make_day)
+
+    def book_then_fail(alloc: Allocator) -> tuple[int, str]:
+        alloc.book("P1", "D1")
+        raise RuntimeError("the reply could not be made")
+
+    with pytest.raises(RuntimeError, match="reply"):
+        journal.run_once("K", "book P1", book_then_fail, actor="desk:front")
+    assert stored_requests(path) == []
+    assert rows(path, "SELECT count(*) FROM opd_events") == [(SET_UP,)]
+    assert journal.allocator.tokens() == []  # the replica was rebuilt without the booking
+    assert journal.audit() == []
+    call = Booker("P2")
+    assert journal.run_once("K", "book P2", call) == ("book P2", 201, "D1-001", False)
+
+
+def test_the_audit_trail_names_who_made_each_change(
+    open_journal: Callable[..., Journal], clock: Clock
+) -> None:
+    journal = open_journal()
+    journal.setup(make_day)  # no actor: not audited
+    journal.run(book("P1", "D1", source=Source.ONLINE), actor="desk:front")  # SET_UP + 1
+    journal.run(book("P2", "D1"))  # SET_UP + 2, not audited
+    journal.run(lambda alloc: alloc.queue("D1@09"), actor="desk:front")  # no change
+    journal.run_once("K1", "book P3", Booker("P3"), actor="kiosk:lobby")  # SET_UP + 3
+    journal.run_once("K1", "book P3", Booker("P3"), actor="kiosk:lobby")  # replayed
+    clock.now = at(9)
+    journal.run(lambda alloc: alloc.check_in("D1-001"), actor="desk:nurse")  # SET_UP + 4
+    trail = [(SET_UP + 1, "desk:front"), (SET_UP + 3, "kiosk:lobby"), (SET_UP + 4, "desk:nurse")]
+    assert journal.audit() == trail
+    assert open_journal().audit() == trail  # another process reads the same trail
+
+
+def test_processes_racing_with_one_key_make_one_change(
+    path: Path, open_journal: Callable[..., Journal]
+) -> None:
+    """Journals on their own connections, as processes would be: the key is looked up under
+    the write lock, so whichever comes second replays the first's reply."""
+    racers = [open_journal() for _ in range(6)]
+    racers[0].setup(make_day)
+    calls = [Booker("P1") for _ in racers]
+    start = threading.Barrier(len(racers))
+
+    def race(i: int) -> tuple[str, int, str, bool]:
+        start.wait()
+        return racers[i].run_once("K", "book P1", calls[i])
+
+    with ThreadPoolExecutor(len(racers)) as pool:
+        replies = list(pool.map(race, range(len(racers))))
+    assert sum(call.calls for call in calls) == 1
+    assert sorted(replies, key=lambda reply: reply[3]) == [
+        ("book P1", 201, "D1-001", False),
+        *[("book P1", 201, "D1-001", True)] * (len(racers) - 1),
+    ]
+    booked = rows(path, "SELECT count(*) FROM opd_events WHERE event LIKE '%TokenBooked%'")
+    assert booked == [(1,)]
 
 
 # ----------------------------------------------------------------------------- processes

@@ -5,7 +5,7 @@ Run from the repository root (not collected by pytest)::
     python tests/benchmarks/bench_journal.py           # 10^3, 10^4, 10^5 tokens; a national day
     python tests/benchmarks/bench_journal.py --quick   # 10^3, 10^4; a smaller national day
     python tests/benchmarks/bench_journal.py --postgres "host=/run/postgresql dbname=opd"
-    python tests/benchmarks/bench_journal.py --only whole-state    # or --only changes
+    python tests/benchmarks/bench_journal.py --only whole-state    # or changes, or workers
 
 **Persisting one change** (DESIGN section 8: "costs the same at 10^3 and 10^5 tokens").
 An allocator of 50 doctors x 8 slots already holding n tokens lives in the SQLite journal
@@ -20,6 +20,15 @@ checkpoint (a full snapshot, O(n)) is timed on its own, with what it adds per ch
 amortised over ``checkpoint_every=1000``. With ``--postgres DSN`` the PostgreSQL recipe is
 measured the same way.
 
+**Workers sharing one journal** (what a web server's worker processes spend on it): 1 and 4
+processes, each with its own journal object on one day, make the standard mix (book, book,
+check in, call next, cancel: five changes per cycle, each through ``journal.run``), all at
+once. Reported: the processes' CPU per change (``time.process_time``, summed over the
+processes, over the changes), the same calls on an allocator in memory, and, when the
+PostgreSQL server runs on this machine and its ``/proc`` is readable, the server's CPU per
+change (its processes' user and system time). With several workers each change is also
+applied by every other worker's replica as it catches up.
+
 **Whole-state operations** (DESIGN section 8: O(n log n) in tokens "whatever the number of
 doctors and slots"): ``snapshot``, ``from_snapshot``, ``records``, ``replay`` (from event
 values, and from the journal's dicts) and ``check_invariants`` on a national day, 130,000
@@ -33,6 +42,8 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
+import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +54,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from opd_engine import Allocator, Doctor, Event, Slot, Source, event_to_dict
+from opd_engine import Allocator, Doctor, Event, Slot, Source, Token, event_to_dict
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 DAY = datetime(2026, 11, 25)
@@ -221,6 +232,157 @@ def _bench_changes(
     return ok
 
 
+# ----------------------------------------------------------------------------- workers
+
+WORKERS = (1, 4)
+MIX_DAY = datetime(2026, 11, 25)
+
+
+def mix_clock() -> datetime:
+    return MIX_DAY.replace(hour=10, minute=30)  # the 10:00 slots are open
+
+
+def mix_day(alloc: Allocator) -> None:
+    """Four doctors, 24 hourly slots of 1,000 places: no booking of the mix is refused."""
+    for d in range(1, 5):
+        alloc.add_doctor(Doctor(f"D{d}", f"Dr. {d}", department="General Medicine"))
+        for hour in range(24):
+            start = MIX_DAY + timedelta(hours=hour)
+            end = start + timedelta(hours=1)
+            alloc.add_slot(Slot(f"D{d}@{hour:02d}", f"D{d}", start, end, 1000))
+
+
+def mix(
+    run: Callable[[Callable[[Allocator], Any]], Any], doctor: str, cycles: int, tag: str
+) -> int:
+    """``cycles`` times: book two patients, check the first in, call the doctor's next,
+    cancel the second. Returns the number of changes."""
+
+    def book(patient: str) -> Callable[[Allocator], Token]:
+        return lambda alloc: alloc.book(patient, doctor, source=Source.ONLINE)
+
+    def check_in(token: Token) -> Callable[[Allocator], Token]:
+        return lambda alloc: alloc.check_in(token.id)
+
+    def cancel(token: Token) -> Callable[[Allocator], Token]:
+        return lambda alloc: alloc.cancel(token.id)
+
+    for i in range(cycles):
+        first, second = run(book(f"{tag}-{i}a")), run(book(f"{tag}-{i}b"))
+        run(check_in(first))
+        run(lambda alloc: alloc.call_next(doctor))
+        run(cancel(second))
+    return 5 * cycles
+
+
+def open_mix_journal(backend: str, target: str, day: str) -> Any:
+    module = recipe(f"{backend}_journal")
+    if backend == "postgres":
+        return module.PostgresJournal(target, day=day, clock=mix_clock)
+    return module.SQLiteJournal(target, day=day, clock=mix_clock, synchronous="OFF")
+
+
+def mix_worker(
+    backend: str, target: str, day: str, index: int, cycles: int, start: Any, out: Any
+) -> None:
+    journal = open_mix_journal(backend, target, day)
+    journal.setup(mix_day)
+    start.wait()
+    began = time.process_time()
+    changes = mix(journal.run, f"D{index % 4 + 1}", cycles, f"W{index}")
+    out.put((time.process_time() - began, changes))
+    start.wait()  # until the server's CPU is read
+    journal.close()
+
+
+def server_cpu(pid: int | None) -> float | None:
+    """Seconds of CPU of the PostgreSQL server whose postmaster is ``pid``: its own and its
+    reaped children's, and its live children's."""
+    if pid is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        utime, stime, cutime, cstime = (int(field) for field in fields[11:15])
+        if int(entry) == pid:
+            total += utime + stime + cutime + cstime
+        elif int(fields[1]) == pid:
+            total += utime + stime
+    return total / tick
+
+
+def postmaster(dsn: str) -> int | None:
+    """The pid of the server's postmaster, if it runs on this machine (the parent of this
+    connection's backend)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as db:  # read while the backend lives
+        row = db.execute("SELECT pg_backend_pid()").fetchone()
+        backend = Path(f"/proc/{row[0] if row else 0}")
+        try:
+            if not backend.joinpath("cmdline").read_bytes().startswith(b"postgres"):
+                return None  # a process of this machine with the remote backend's pid
+            stat = backend.joinpath("stat").read_text()
+        except OSError:
+            return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def bench_workers(cycles: int, postgres: str | None) -> None:
+    print("\nWorkers sharing one journal: CPU per change (book, book, check in, call next, cancel)")
+    alloc = Allocator(clock=mix_clock)
+    mix_day(alloc)
+    began = time.process_time()
+    changes = mix(lambda call: call(alloc), "D1", cycles, "M")
+    print(f"  in memory, one allocator: {(time.process_time() - began) / changes * 1e3:.3f} ms")
+    print(f"  {'backend':<12}{'workers':>8}{'CPU/change':>13}{'server CPU':>13}{'changes/s':>11}")
+    with tempfile.TemporaryDirectory() as base:
+        backends = [("sqlite", str(Path(base) / "workers.sqlite3"))]
+        if postgres is not None:
+            backends.append(("postgres", postgres))
+        context = multiprocessing.get_context("spawn")
+        for backend, target in backends:
+            pid = postmaster(target) if backend == "postgres" else None
+            for workers in WORKERS:
+                day = f"bench-workers-{workers}-{time.time_ns()}"
+                start, out = context.Barrier(workers + 1), context.Queue()
+                processes = [
+                    context.Process(
+                        target=mix_worker,
+                        args=(backend, target, day, i, cycles, start, out),
+                    )
+                    for i in range(workers)
+                ]
+                for process in processes:
+                    process.start()
+                start.wait()
+                wall, server = time.perf_counter(), server_cpu(pid)
+                results = [out.get() for _ in processes]
+                wall = time.perf_counter() - wall
+                after = server_cpu(pid)
+                start.wait()
+                for process in processes:
+                    process.join()
+                changes = sum(n for _, n in results)
+                cpu = sum(seconds for seconds, _ in results) / changes
+                shown = (
+                    "-"
+                    if server is None or after is None
+                    else f"{(after - server) / changes * 1e3:.3f} ms"
+                )
+                print(
+                    f"  {backend:<12}{workers:>8}{cpu * 1e3:>10.3f} ms{shown:>13}"
+                    f"{changes / wall:>11,.0f}"
+                )
+    print("  (server CPU: the PostgreSQL server's processes, when it runs on this machine)")
+
+
 # ----------------------------------------------------------------------------- whole state
 
 
@@ -271,15 +433,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=200, help="changes per timed batch")
     parser.add_argument("--postgres", metavar="DSN", help="also measure the PostgreSQL recipe")
-    parser.add_argument("--only", choices=("changes", "whole-state"), help="one half only")
+    parser.add_argument("--only", choices=("changes", "workers", "whole-state"), help="one part")
+    parser.add_argument("--cycles", type=int, default=400, help="mix cycles per worker")
     args = parser.parse_args()
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     national = 30_000 if args.quick else 130_000
     tokens = 8_000 if args.quick else 32_000
     ok = True
-    if args.only != "whole-state":
+    if args.only in (None, "changes"):
         ok &= bench_changes(sizes, args.batch, args.repeats, args.postgres)
-    if args.only != "changes":
+    if args.only in (None, "workers"):
+        bench_workers(args.cycles, args.postgres)
+    if args.only in (None, "whole-state"):
         ok &= bench_whole_state(national, tokens, args.repeats)
     print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
 
