@@ -150,9 +150,10 @@ class PostgresJournal:
 
     ``conninfo`` is a libpq connection string or URL; the journal opens one connection and
     owns it (its statements are prepared on that connection, so connect directly, not
-    through a pooler in transaction mode). ``day`` names the journal (one per OPD date). ``policies``
-    and ``clock`` are the allocator's, the same in every process. A checkpoint is written
-    every ``checkpoint_every`` versions (None: only when :meth:`checkpoint` is called).
+    through a pooler in transaction mode). ``day`` names the journal (one per OPD date).
+    ``policies`` and ``clock`` are the allocator's, the same in every process. A checkpoint
+    is written every ``checkpoint_every`` versions (None: only when :meth:`checkpoint` is
+    called).
 
     Opening creates the tables if missing and restores the replica. A journal object may be
     shared by the threads of a process (its calls are serialised by a lock); each process
