@@ -559,7 +559,7 @@ def _drive(
         backend=config.backend,
         workers=config.workers,
         clients=clients,
-        seconds=round(window, 3),
+        seconds=window,
         requests=len(records),
         requests_per_second=len(records) / window,
         p50_ms=p50,
