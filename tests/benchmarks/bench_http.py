@@ -7,8 +7,8 @@ Run from the repository root (not collected by pytest)::
     python tests/benchmarks/bench_http.py --clients 16 --json http.json
 
 **Configurations.** ``docs/examples/http_service.py`` served by ``python -m uvicorn --factory
-http_service:<factory> --workers N`` on a **Unix socket** in a temporary directory (loopback
-only: nothing listens on a network interface, and no port can be taken by anything else):
+http_service:<factory> --workers N`` on a **Unix socket** in a temporary directory (local
+only: nothing listens on a network interface, and there is no free port to find):
 ``memory-1`` (``demo_app``, in memory, one worker), ``sqlite-1`` and ``sqlite-4``
 (``sqlite_app``, a fresh SQLite file, the recipe's ``synchronous=FULL``: one fsync per
 change), ``postgres-1`` and ``postgres-4`` (``postgres_app``, a fresh database per
@@ -17,7 +17,9 @@ throwaway server this script starts with ``initdb`` and ``pg_ctl`` in a temporar
 directory (Unix socket only, ``fsync=off``, as the ``postgres`` user when run as root),
 as the tests' fixture does; the DSN's user must be allowed to create databases. The day
 (``OPD_DAY``) is today's date by the wall clock, so bookings land in the current hour's
-slots; ``OPD_DEMO_PLACES`` is large enough that no booking is refused as full.
+slots (a run that crosses midnight leaves the day, and its bookings are refused);
+``OPD_DEMO_PLACES`` is large enough that no booking is refused as full. Linux only: the
+CPU is read from ``/proc``.
 
 **The standard mix.** ``--clients`` threads (8 by default) in this process, each with its
 own keep-alive connection, send requests back to back (a closed loop: each waits for its
@@ -25,7 +27,7 @@ answer), chosen at random (seeded) in the proportions of a registration desk and
 consulting rooms. The clients use the standard library's ``http.client``: on two cores the
 client shares the CPU with the server, and it costs about 0.13 ms of CPU per request
 against 0.6-0.7 ms for threads with ``httpx.Client`` and 1.1 ms for ``httpx.AsyncClient``
-(measured on the in-memory app), so it loads the server without taking its cores.
+(measured on the in-memory app), so the clients leave the server most of the machine.
 
 - 40% **book** (``POST /tokens``): 70% ``ONLINE`` (they arrive later), 30% ``WALK_IN``
   (present at once), to doctors D1 to D4 at random, the allocator picking the slot;
@@ -46,9 +48,9 @@ sees whether 409s dominate); the **app's CPU per request**: the ``utime + stime`
 uvicorn process and all its descendants (supervisor and workers) from ``/proc``, after the
 window minus before, over the requests; for PostgreSQL the **server's own CPU per
 request** (the postmaster and all its children: backends, WAL writer, checkpointer,
-autovacuum) when it runs on this machine; the client's CPU per request (this process),
-and how busy the whole machine was (``/proc/stat``): on a small machine the clients share
-the cores with the server.
+autovacuum) when it runs on this machine; the client's CPU per request (this process); how
+busy the whole machine was (``/proc/stat``), and how many cores other programs kept busy
+meanwhile: on a shared machine the figures of two runs compare only when that is low.
 """
 
 from __future__ import annotations
