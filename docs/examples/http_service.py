@@ -65,7 +65,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, Protocol, TypeVar, get_args
@@ -685,21 +685,24 @@ class _Keys:
             )
         return caller
 
-    def allow(self, roles: frozenset[Role]) -> Callable[..., Caller]:
+    # The dependencies are ``async def``: they never block, and FastAPI would run a plain
+    # ``def`` dependency in its threadpool, a thread hand-off per dependency per request.
+
+    def allow(self, roles: frozenset[Role]) -> Callable[..., Awaitable[Caller]]:
         """A dependency: the caller of a request whose bearer key has one of ``roles``."""
 
-        def caller(
+        async def caller(
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         ) -> Caller:
             return self.caller(None if credentials is None else credentials.credentials, roles)
 
         return caller
 
-    def allow_display(self) -> Callable[..., Caller]:
+    def allow_display(self) -> Callable[..., Awaitable[Caller]]:
         """A dependency for the board, display and events: any role, and the key may also
         come as ``?key=`` or the ``opd_key`` cookie."""
 
-        def caller(
+        async def caller(
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
             query: Annotated[str | None, Depends(_key_query)],
             cookie: Annotated[str | None, Depends(_key_cookie)],
@@ -814,9 +817,13 @@ class Days:
         self._journals: dict[tuple[str, date], Journal] = {}
         self._lock = threading.Lock()
 
+    def opened(self, hospital: str, day: date) -> Journal | None:
+        """The journal of ``hospital`` on ``day`` if it is open, else None. O(1)."""
+        return self._journals.get((hospital, day))
+
     def journal(self, hospital: str, day: date) -> Journal:
-        """The journal of ``hospital`` on ``day``, opened on first use. Raises
-        :class:`~opd_engine.NotFoundError` for a hospital not served."""
+        """The journal of ``hospital`` on ``day``, opened on first use (which may wait for
+        a database). Raises :class:`~opd_engine.NotFoundError` for a hospital not served."""
         if hospital not in self.hospitals:
             raise NotFoundError(f"unknown hospital={hospital!r}")
         with self._lock:
@@ -1065,7 +1072,7 @@ def _preview_or(schema: str, what: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _routes(resolve: Callable[..., Journal], keys: _Keys) -> APIRouter:
+def _routes(resolve: Callable[..., Awaitable[Journal]], keys: _Keys) -> APIRouter:
     """Every endpoint of one day, reading the day's journal through the dependency
     ``resolve``: the app's one journal, or the journal a path's hospital and date name."""
     router = APIRouter()
@@ -1617,14 +1624,17 @@ def create_app(
     if isinstance(state, Days):
         days = state
 
-        def resolve_day(hospital: str, day: date) -> Journal:
-            return days.journal(hospital, day)
+        async def resolve_day(hospital: str, day: date) -> Journal:
+            journal = days.opened(hospital, day)
+            if journal is None:  # opening may wait for a database: not on the event loop
+                journal = await run_in_threadpool(days.journal, hospital, day)
+            return journal
 
         app.include_router(_routes(resolve_day, access), prefix="/hospitals/{hospital}/days/{day}")
     else:
         journal: Journal = InMemory(state) if isinstance(state, Allocator) else state
 
-        def resolve() -> Journal:
+        async def resolve() -> Journal:
             return journal
 
         app.include_router(_routes(resolve, access))
