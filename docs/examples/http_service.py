@@ -1787,10 +1787,15 @@ def _connect_or_refuse(open: Callable[[], T], dsn: str) -> T:
     except psycopg.Error as error:  # unreachable, refused, or a malformed string
         try:
             parts = psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:  # its message may quote the string: say no more
+            shown, reason = "(unreadable)", "the connection string is malformed"
+        else:
             shown = " ".join(f"{k}={v}" for k, v in parts.items() if k != "password")
-        except psycopg.ProgrammingError:
-            shown = "(unreadable)"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            lines = str(error).strip().splitlines()
+            reason = lines[0] if lines else type(error).__name__
+            secret = str(parts.get("password") or "")
+            if secret:
+                reason = reason.replace(secret, "***")
         raise _refuse_to_start(
             f"cannot open the journal in PostgreSQL at OPD_POSTGRES_DSN={shown!r}: {reason}"
         ) from None
