@@ -7,7 +7,7 @@ consecutive one-hour slots of capacity 3 (``D1@09``, ``D1@10``, ``D1@11``, ...) 
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import pytest
 
@@ -122,6 +122,15 @@ def alloc(build: Build) -> Allocator:
 # ----------------------------------------------------------------------------- PostgreSQL
 
 POSTGRES_DSN_VARIABLE = "OPD_TEST_POSTGRES_DSN"
+SECOND_POSTGRES_DSN_VARIABLE = "OPD_TEST_POSTGRES_DSN_2"
+
+
+def no_postgres(message: str) -> NoReturn:
+    """Skip the test for want of a PostgreSQL server; fail instead when
+    ``$OPD_REQUIRE_POSTGRES`` is set (CI)."""
+    if os.environ.get("OPD_REQUIRE_POSTGRES"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def _postgres_bindir() -> Path | None:
@@ -140,45 +149,108 @@ def _postgres_bindir() -> Path | None:
     return None if initdb is None else Path(initdb).parent
 
 
+class PostgresServer:
+    """A throwaway PostgreSQL server: its data and its Unix socket in the directory
+    ``base``, no TCP port, run as the ``postgres`` user when the tests run as root (initdb
+    refuses root). A test that owns one may stop and start it."""
+
+    def __init__(self, bindir: Path, base: Path) -> None:
+        self.bindir = bindir
+        self.base = base
+        self.dsn = f"host={base} port=5432 dbname=postgres user=postgres"
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *command: str, check: bool = True) -> None:
+        subprocess.run(
+            [*self._as_user, *command], check=check, capture_output=True, text=True, cwd=self.base
+        )
+
+    def init(self) -> None:
+        """Create the database cluster."""
+        if self._as_user:
+            shutil.chown(self.base, "postgres")
+        initdb = str(self.bindir / "initdb")
+        self._run(initdb, "-D", str(self.base / "data"), "-A", "trust", "-U", "postgres",
+                  "--no-sync")  # fmt: skip
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-k {self.base} -c listen_addresses='' -c fsync=off"
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-o", options,
+                  "-l", str(self.base / "log"), "-w", "start")  # fmt: skip
+
+    def stop(self, mode: str = "fast", *, check: bool = True) -> None:
+        """Stop the server (``pg_ctl stop -m mode``) and wait until it has stopped."""
+        pg_ctl = str(self.bindir / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self.base / "data"), "-m", mode, "-w", "stop", check=check)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A :class:`PostgresServer` started in a temporary directory, stopped and removed on
+    exit. Without PostgreSQL installed the test skips (or fails: :func:`no_postgres`)."""
+    bindir = _postgres_bindir()
+    if bindir is None:
+        no_postgres(f"no PostgreSQL server: set {POSTGRES_DSN_VARIABLE} or install PostgreSQL")
+    server = PostgresServer(bindir, Path(tempfile.mkdtemp(prefix="opd-pg-")))
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop("immediate", check=False)
+        shutil.rmtree(server.base, ignore_errors=True)
+
+
+def postgres_server_id(dsn: str) -> int:
+    """The server's system identifier, chosen at random by ``initdb``: two connection
+    strings reach the same server exactly when their identifiers are equal."""
+    import psycopg
+
+    with psycopg.connect(dsn) as db:
+        row = db.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
     """A connection string to an empty PostgreSQL database.
 
     ``$OPD_TEST_POSTGRES_DSN`` if set (``.ci/run`` starts a server and sets it); else a
-    server this fixture starts with ``initdb`` and ``pg_ctl`` in a temporary directory,
-    listening on a Unix socket only (as the ``postgres`` user when run as root), and stops
-    at the end of the session. Without either the tests skip, unless
-    ``$OPD_REQUIRE_POSTGRES`` is set (CI): then they fail.
+    server this fixture starts (:func:`postgres_server`) and stops at the end of the
+    session. Without either the tests skip, unless ``$OPD_REQUIRE_POSTGRES`` is set (CI):
+    then they fail.
     """
     dsn = os.environ.get(POSTGRES_DSN_VARIABLE)
     if dsn:
         yield dsn
         return
-    bindir = _postgres_bindir()
-    if bindir is None:
-        message = f"no PostgreSQL server: set {POSTGRES_DSN_VARIABLE} or install PostgreSQL"
-        if os.environ.get("OPD_REQUIRE_POSTGRES"):
-            pytest.fail(message)
-        pytest.skip(message)
-    base = Path(tempfile.mkdtemp(prefix="opd-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres")
-    data, log = base / "data", base / "log"
-    run = functools.partial(subprocess.run, check=True, capture_output=True, text=True, cwd=base)
-    run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-         "--no-sync"])  # fmt: skip
-    options = f"-k {base} -c listen_addresses='' -c fsync=off"
-    run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w",
-         "start"])  # fmt: skip
-    try:
-        yield f"host={base} port=5432 dbname=postgres user=postgres"
-    finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True,
-            check=False,
-            cwd=base,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+    with postgres_server() as server:
+        yield server.dsn
+
+
+@pytest.fixture(scope="session")
+def postgres_dsns(postgres_dsn: str) -> Iterator[tuple[str, str]]:
+    """Connection strings to two different PostgreSQL servers: :func:`postgres_dsn`'s, and
+    ``$OPD_TEST_POSTGRES_DSN_2`` if set (``.ci/run`` starts a second server), else a server
+    this fixture starts. Skips or fails as :func:`postgres_dsn` does."""
+    second = os.environ.get(SECOND_POSTGRES_DSN_VARIABLE)
+    if second:
+        if postgres_server_id(second) == postgres_server_id(postgres_dsn):
+            pytest.fail(
+                f"{POSTGRES_DSN_VARIABLE} and {SECOND_POSTGRES_DSN_VARIABLE} reach the same"
+                " server; the tests need two"
+            )
+        yield postgres_dsn, second
+        return
+    with postgres_server() as server:
+        yield postgres_dsn, server.dsn
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, which it may stop and start; stopped and
+    removed after the test, whatever ``$OPD_TEST_POSTGRES_DSN`` says."""
+    with postgres_server() as server:
+        yield server
