@@ -3,19 +3,37 @@
 
 Each hospital's date is a day of its own: its own token numbers, its own bookings, its own
 idempotency keys. First in process, through FastAPI's TestClient, with the days in memory.
+Then ``uvicorn --factory http_service:hospitals_app --workers 2`` on a Unix socket, the
+hospitals sharded across two PostgreSQL servers by the routing table ``OPD_ROUTES``: each
+server holds only its own hospitals' journals, and a server that stops takes down only its
+own hospitals, which come back with their tokens when it is started again. Last, a server
+that cannot be reached at start stops uvicorn at once, with one message a worker and no
+password.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time as clock
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
+from psycopg import sql
 
-from conftest import CAPACITY, DOCTORS, HOURS, load_example
+from conftest import CAPACITY, DOCTORS, EXAMPLES, HOURS, PostgresServer, load_example
 from opd_engine import Allocator, Slot
 
 with warnings.catch_warnings():
@@ -161,3 +179,272 @@ def test_days_in_memory_refuse_several_workers(monkeypatch: pytest.MonkeyPatch) 
         create_app(Days(open_day, ["north"], in_memory=True))
     assert create_app(Days(open_day, ["north"])) is not None  # journals shared by workers
     assert opened == []  # days are opened on first use, not when the app is made
+
+
+# ----------------------------------------------------------------------------- two servers
+
+DAY, NEXT_DAY = "2099-01-05", "2099-01-06"  # ahead of the wall clock: no slot has ended
+OUTAGE_DAY = "2099-01-07"  # the outage test's date: its journals are its own
+HOSPITALS = ("north", "east", "south", "west")  # "west" is served by no server
+WORKERS = 2
+# What the tests set themselves, or must not inherit.
+SERVER_VARIABLES = (
+    "OPD_WORKERS", "WEB_CONCURRENCY", "OPD_KEYS", "OPD_DAY", "OPD_DEMO_PLACES",
+    "OPD_POSTGRES_DSN", "OPD_ROUTES",
+)  # fmt: skip
+
+
+def forget(dsn: str, days: Iterable[str]) -> None:
+    """Remove the journals ``days`` from every table of the journals that has them (a test
+    may run twice against one server); a journal not there is nothing to remove."""
+    with psycopg.connect(dsn, autocommit=True) as db:
+        tables = db.execute(
+            "SELECT table_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND column_name = 'day'"
+            " AND table_name LIKE 'opd!_%' ESCAPE '!'"
+        ).fetchall()
+        for (table,) in tables:
+            delete = sql.SQL("DELETE FROM {} WHERE day = ANY(%s)").format(sql.Identifier(table))
+            db.execute(delete, (list(days),))
+
+
+def journals(dsn: str) -> set[str]:
+    """The journals of this module's hospitals on the server ``dsn`` (``<hospital>/<date>``,
+    from the journals' rows and their events)."""
+    with psycopg.connect(dsn) as db:
+        tables = db.execute("SELECT to_regclass('opd_journal'), to_regclass('opd_events')")
+        if None in (tables.fetchone() or (None,)):  # no journal was ever opened there
+            return set()
+        rows = db.execute("SELECT day FROM opd_journal UNION SELECT day FROM opd_events").fetchall()
+    return {day for (day,) in rows if day.split("/")[0] in HOSPITALS}
+
+
+def unix_client(path: Path) -> httpx.Client:
+    """A client of the server on the Unix socket ``path``; a connection per request, so
+    the requests spread over the workers."""
+    return httpx.Client(
+        transport=httpx.HTTPTransport(uds=str(path)),
+        base_url="http://opd",
+        headers={"connection": "close"},
+        timeout=30,
+    )
+
+
+def answering(path: Path) -> bool:
+    """Whether a server accepts connections on the Unix socket ``path`` and answers."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    with unix_client(path) as client:
+        return client.get("/openapi.json").status_code == 200
+
+
+def pause(server: subprocess.Popen[bytes]) -> None:
+    """Wait a little between two polls, returning early if the server exits."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=0.05)
+
+
+def start_uvicorn(
+    factory: str, environ: Mapping[str, str], workers: int, directory: Path
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """``uvicorn --factory http_service:<factory> --workers <workers>`` on a Unix socket in
+    ``directory``, its output in a log there: the server, its socket and its log."""
+    path, log_path = directory / "opd.sock", directory / "uvicorn.log"
+    env = {k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES}
+    env.update(environ)
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", f"http_service:{factory}",
+        "--workers", str(workers), "--uds", str(path), "--app-dir", str(EXAMPLES),
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return server, path, log_path
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@contextlib.contextmanager
+def hospitals_server(routes: Mapping[str, str], directory: Path) -> Iterator[Path]:
+    """``hospitals_app`` over ``routes`` with :data:`WORKERS` workers, once it answers:
+    its socket."""
+    environ = {"OPD_ROUTES": json.dumps(dict(routes)), "OPD_DEMO_PLACES": "3"}
+    server, path, log_path = start_uvicorn("hospitals_app", environ, WORKERS, directory)
+    try:
+        deadline = clock.monotonic() + 60
+        while not answering(path):
+            if server.poll() is not None or clock.monotonic() > deadline:
+                log = log_path.read_text(errors="replace")
+                pytest.fail(f"uvicorn did not start:\n{log}")
+            pause(server)
+        yield path
+    finally:
+        stop(server)
+
+
+def day_url(hospital: str, day: str, path: str) -> str:
+    return f"/hospitals/{hospital}/days/{day}{path}"
+
+
+def book(client: httpx.Client, hospital: str, day: str, patient: str) -> httpx.Response:
+    return client.post(day_url(hospital, day, "/tokens"), json=book_body(patient))
+
+
+def patient_of(client: httpx.Client, hospital: str, day: str, token_id: str) -> str | None:
+    """The patient of ``token_id`` in the day, None if the day has no such token."""
+    response = client.get(day_url(hospital, day, f"/tokens/{token_id}"))
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    patient: str = response.json()["patient_id"]
+    return patient
+
+
+def every_worker(path: Path, hospital: str, day: str) -> tuple[dict[int, list[Any]], list[int]]:
+    """``GET .../state`` of the day until every worker has answered it (bounded): each
+    worker's tokens, and the status of every answer that was not a 200."""
+
+    def state(_: int) -> tuple[int, dict[str, Any]]:
+        with unix_client(path) as client:
+            response = client.get(day_url(hospital, day, "/state"))
+        return response.status_code, response.json() if response.status_code == 200 else {}
+
+    tokens: dict[int, list[Any]] = {}
+    failures: list[int] = []
+    deadline = clock.monotonic() + 30
+    while len(tokens) < WORKERS and clock.monotonic() < deadline:
+        with ThreadPoolExecutor(8) as pool:
+            for code, body in pool.map(state, range(16)):
+                if code == 200:
+                    tokens[body["worker"]] = body["snapshot"]["tokens"]
+                else:
+                    failures.append(code)
+    assert len(tokens) == WORKERS, f"{len(tokens)} of {WORKERS} workers answered"
+    return tokens, failures
+
+
+@pytest.fixture(scope="module")
+def sharded(
+    postgres_dsns: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """``hospitals_app``: "north" and "east" on the first server, "south" on the second."""
+    first, second = postgres_dsns
+    days = [f"{h}/{d}" for h in HOSPITALS for d in (DAY, NEXT_DAY, "2099-02-30")]
+    forget(first, days)
+    forget(second, days)
+    routes = {"north": first, "east": first, "south": second}
+    with hospitals_server(routes, tmp_path_factory.mktemp("hospitals")) as path:
+        yield path
+
+
+def test_the_same_calls_in_two_hospitals_make_independent_days(sharded: Path) -> None:
+    with unix_client(sharded) as client:
+        for hospital in ("north", "east", "south"):
+            response = book(client, hospital, DAY, f"{hospital}-1")
+            assert response.status_code == 201, response.text
+            assert response.json()["id"] == "D1-001"  # each day numbers its own tokens
+        assert book(client, "north", DAY, "north-2").json()["id"] == "D1-002"
+        assert book(client, "north", NEXT_DAY, "north-next-1").json()["id"] == "D1-001"
+
+        assert patient_of(client, "south", DAY, "D1-001") == "south-1"
+        assert patient_of(client, "east", DAY, "D1-001") == "east-1"
+        assert patient_of(client, "east", DAY, "D1-002") is None  # north's, on the same server
+        assert patient_of(client, "south", DAY, "D1-002") is None  # north's, on another server
+        assert patient_of(client, "north", NEXT_DAY, "D1-002") is None  # north's, another date
+        slot = client.get(day_url("north", NEXT_DAY, "/slots/D1@00")).json()
+        assert slot["start"] == f"{NEXT_DAY}T00:00:00"  # the path's date is the day's
+
+    # Every worker's replica of a day holds that day's tokens and no other.
+    expected = {
+        ("north", DAY): [("D1-001", "north-1"), ("D1-002", "north-2")],
+        ("south", DAY): [("D1-001", "south-1")],
+        ("north", NEXT_DAY): [("D1-001", "north-next-1")],
+    }
+    for (hospital, day), tokens in expected.items():
+        seen, failures = every_worker(sharded, hospital, day)
+        assert failures == []
+        for worker_tokens in seen.values():
+            assert [(t["id"], t["patient_id"]) for t in worker_tokens] == tokens
+
+
+def test_each_server_holds_only_its_own_hospitals_journals(
+    sharded: Path, postgres_dsns: tuple[str, str]
+) -> None:
+    with unix_client(sharded) as client:  # open each hospital's day
+        for hospital in ("north", "east", "south"):
+            assert client.get(day_url(hospital, DAY, "/doctors")).status_code == 200
+    first, second = postgres_dsns
+    on_first, on_second = journals(first), journals(second)
+    assert {f"north/{DAY}", f"east/{DAY}"} <= on_first
+    assert {day.split("/")[0] for day in on_first} <= {"north", "east"}
+    assert f"south/{DAY}" in on_second
+    assert {day.split("/")[0] for day in on_second} == {"south"}
+
+
+def test_an_unknown_hospital_or_a_malformed_date_opens_no_journal(
+    sharded: Path, postgres_dsns: tuple[str, str]
+) -> None:
+    with unix_client(sharded) as client:
+        response = client.get(day_url("west", DAY, "/doctors"))
+        assert response.status_code == 404
+        assert response.json()["error"] == "NotFoundError"
+        assert book(client, "west", DAY, "west-1").status_code == 404
+        for day in ("2099-02-30", "not-a-date"):
+            assert client.get(day_url("north", day, "/doctors")).status_code == 422
+            assert book(client, "north", day, "north-x").status_code == 422
+    for dsn in postgres_dsns:  # no journal was made for them
+        assert not any(day.startswith("west/") for day in journals(dsn))
+        assert "north/2099-02-30" not in journals(dsn)
+
+
+def test_a_stopped_server_takes_down_only_its_own_hospitals(
+    postgres_dsn: str, own_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    # "south" on a server of the test's own, which it stops and starts again.
+    forget(postgres_dsn, [f"north/{OUTAGE_DAY}"])
+    routes = {"north": postgres_dsn, "south": own_postgres.dsn}
+    with hospitals_server(routes, tmp_path) as path, unix_client(path) as client:
+        assert book(client, "south", OUTAGE_DAY, "south-1").json()["id"] == "D1-001"
+        assert book(client, "north", OUTAGE_DAY, "north-1").json()["id"] == "D1-001"
+        every_worker(path, "south", OUTAGE_DAY)  # every worker has south's journal open
+
+        own_postgres.stop("fast")
+
+        def get(hospital: str) -> Callable[[int], int]:
+            def call(_: int) -> int:
+                with unix_client(path) as one:
+                    url = day_url(hospital, OUTAGE_DAY, "/tokens/D1-001")
+                    return one.get(url).status_code
+
+            return call
+
+        with ThreadPoolExecutor(8) as pool:
+            south = list(pool.map(get("south"), range(16)))
+            north = list(pool.map(get("north"), range(16)))
+        assert all(500 <= code < 600 for code in south), south
+        assert north == [200] * 16
+        assert 500 <= book(client, "south", OUTAGE_DAY, "south-lost").status_code < 600
+        assert book(client, "north", OUTAGE_DAY, "north-2").json()["id"] == "D1-002"
+
+        own_postgres.start()
+
+        # Each worker's journal reconnects: at most one failure a worker (a connection
+        # the worker had not yet found broken), then every answer is the day as it was.
+        seen, failures = every_worker(path, "south", OUTAGE_DAY)
+        assert len(failures) <= WORKERS, failures
+        assert all(500 <= code < 600 for code in failures), failures
+        for tokens in seen.values():
+            assert [(t["id"], t["patient_id"]) for t in tokens] == [("D1-001", "south-1")]
+        assert book(client, "south", OUTAGE_DAY, "south-2").json()["id"] == "D1-002"
+        assert patient_of(client, "south", OUTAGE_DAY, "D1-001") == "south-1"
+        assert patient_of(client, "north", OUTAGE_DAY, "D1-002") == "north-2"
