@@ -448,3 +448,67 @@ def test_a_stopped_server_takes_down_only_its_own_hospitals(
         assert book(client, "south", OUTAGE_DAY, "south-2").json()["id"] == "D1-002"
         assert patient_of(client, "south", OUTAGE_DAY, "D1-001") == "south-1"
         assert patient_of(client, "north", OUTAGE_DAY, "D1-002") == "north-2"
+
+
+# ----------------------------------------------------------------------------- fail fast
+
+SECRET = "s3cret-Pa55"  # a password that must never reach the output
+REFUSAL = "cannot open the journal in PostgreSQL"
+
+
+def run_to_exit(
+    factory: str, environ: Mapping[str, str], directory: Path
+) -> tuple[int | None, str]:
+    """Run ``uvicorn --factory http_service:<factory> --workers 4`` until it exits, at most
+    30 s, and stop it at once if it restarts a worker (a crash loop): its exit status (None
+    if it had to be stopped) and its output."""
+    server, _path, log_path = start_uvicorn(factory, environ, 4, directory)
+    deadline = clock.monotonic() + 30
+    try:
+        while server.poll() is None and clock.monotonic() < deadline:
+            if " died" in log_path.read_text(errors="replace"):  # "Child process [n] died"
+                break
+            pause(server)
+        returncode = server.poll()
+    finally:
+        stop(server)
+    return returncode, log_path.read_text(errors="replace")
+
+
+def unreachable(directory: Path) -> str:
+    """A connection string, with a password, to a socket directory where no server runs."""
+    nowhere = directory / "no-server"
+    nowhere.mkdir()
+    return f"host={nowhere} dbname=opd user=opd password={SECRET}"
+
+
+def assert_refused(returncode: int | None, output: str) -> None:
+    assert returncode is not None, f"uvicorn kept running:\n{output}"
+    assert returncode >= 0  # it stopped by itself, not by a signal
+    assert " died" not in output  # no worker was restarted
+    assert 1 <= output.count(REFUSAL) <= 4, output  # at most one message a worker
+    assert SECRET not in output
+
+
+def test_postgres_app_stops_at_once_without_its_server(tmp_path: Path) -> None:
+    environ = {"OPD_POSTGRES_DSN": unreachable(tmp_path), "OPD_DAY": DAY}
+    returncode, output = run_to_exit("postgres_app", environ, tmp_path)
+    assert_refused(returncode, output)
+    assert f"host={tmp_path / 'no-server'}" in output  # the message says which server
+
+
+def test_postgres_app_stops_at_once_without_its_server_url(tmp_path: Path) -> None:
+    nowhere = tmp_path / "no-server"
+    nowhere.mkdir()
+    environ = {"OPD_POSTGRES_DSN": f"postgresql://opd:{SECRET}@/opd?host={nowhere}"}
+    returncode, output = run_to_exit("postgres_app", environ, tmp_path)
+    assert_refused(returncode, output)
+
+
+def test_hospitals_app_stops_at_once_when_one_route_is_unreachable(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    routes = {"north": postgres_dsn, "south": unreachable(tmp_path)}
+    returncode, output = run_to_exit("hospitals_app", {"OPD_ROUTES": json.dumps(routes)}, tmp_path)
+    assert_refused(returncode, output)
+    assert f"host={tmp_path / 'no-server'}" in output
