@@ -512,3 +512,23 @@ def test_hospitals_app_stops_at_once_when_one_route_is_unreachable(
     returncode, output = run_to_exit("hospitals_app", {"OPD_ROUTES": json.dumps(routes)}, tmp_path)
     assert_refused(returncode, output)
     assert f"host={tmp_path / 'no-server'}" in output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a connection string libpq cannot parse raises psycopg.ProgrammingError, which"
+    " _connect_or_refuse does not catch: the workers crash and are restarted forever, and"
+    " libpq's message may quote the password",
+)
+@pytest.mark.parametrize("mistake", ["unknown option", "bad percent-encoding"])
+def test_postgres_app_stops_at_once_with_a_malformed_connection_string(
+    mistake: str, tmp_path: Path
+) -> None:
+    nowhere = tmp_path / "no-server"
+    nowhere.mkdir()
+    dsn = {
+        "unknown option": f"host={nowhere} dbname=opd password={SECRET} colour=blue",
+        "bad percent-encoding": f"postgresql://opd:{SECRET}%zz@/opd?host={nowhere}",
+    }[mistake]
+    returncode, output = run_to_exit("postgres_app", {"OPD_POSTGRES_DSN": dsn}, tmp_path)
+    assert_refused(returncode, output)
