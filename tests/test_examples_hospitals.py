@@ -457,22 +457,28 @@ REFUSAL = "cannot open the journal in PostgreSQL"
 
 
 def run_to_exit(
-    factory: str, environ: Mapping[str, str], directory: Path
+    factory: str, environ: Mapping[str, str], directory: Path, workers: int = 4
 ) -> tuple[int | None, str]:
-    """Run ``uvicorn --factory http_service:<factory> --workers 4`` until it exits, at most
-    30 s, and stop it at once if it restarts a worker (a crash loop): its exit status (None
-    if it had to be stopped) and its output."""
-    server, _path, log_path = start_uvicorn(factory, environ, 4, directory)
+    """Run ``uvicorn --factory http_service:<factory> --workers <workers>`` until it exits,
+    at most 30 s, or until it has restarted more workers than it runs (a crash loop): its
+    exit status (None if it had to be stopped) and its output."""
+    server, _path, log_path = start_uvicorn(factory, environ, workers, directory)
     deadline = clock.monotonic() + 30
     try:
         while server.poll() is None and clock.monotonic() < deadline:
-            if " died" in log_path.read_text(errors="replace"):  # "Child process [n] died"
+            if restarts(log_path.read_text(errors="replace")) > workers:
                 break
             pause(server)
         returncode = server.poll()
     finally:
         stop(server)
     return returncode, log_path.read_text(errors="replace")
+
+
+def restarts(output: str) -> int:
+    """How many workers uvicorn's supervisor restarted: it logs "Child process [n] died"
+    for each."""
+    return output.count(" died\n")
 
 
 def unreachable(directory: Path) -> str:
@@ -482,11 +488,18 @@ def unreachable(directory: Path) -> str:
     return f"host={nowhere} dbname=opd user=opd password={SECRET}"
 
 
-def assert_refused(returncode: int | None, output: str) -> None:
+def assert_refused(returncode: int | None, output: str, workers: int = 4) -> None:
+    """uvicorn stopped by itself, each worker process having said why at most once, and
+    no password was shown.
+
+    A worker that cannot start asks the supervisor to stop (SIGTERM); but a supervisor busy
+    with a worker still starting may find another dead before it reads that request, and
+    restart it. So each worker may be restarted once: never in a loop.
+    """
     assert returncode is not None, f"uvicorn kept running:\n{output}"
     assert returncode >= 0  # it stopped by itself, not by a signal
-    assert " died" not in output  # no worker was restarted
-    assert 1 <= output.count(REFUSAL) <= 4, output  # at most one message a worker
+    assert restarts(output) <= workers, output
+    assert 1 <= output.count(REFUSAL) <= workers + restarts(output), output
     assert SECRET not in output
 
 
@@ -530,5 +543,6 @@ def test_postgres_app_stops_at_once_with_a_malformed_connection_string(
         "unknown option": f"host={nowhere} dbname=opd password={SECRET} colour=blue",
         "bad percent-encoding": f"postgresql://opd:{SECRET}%zz@/opd?host={nowhere}",
     }[mistake]
-    returncode, output = run_to_exit("postgres_app", {"OPD_POSTGRES_DSN": dsn}, tmp_path)
-    assert_refused(returncode, output)
+    environ = {"OPD_POSTGRES_DSN": dsn}
+    returncode, output = run_to_exit("postgres_app", environ, tmp_path, workers=2)
+    assert_refused(returncode, output, workers=2)
