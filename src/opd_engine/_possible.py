@@ -119,8 +119,9 @@ def check_touched(alloc: Allocator, touched: Touched) -> None:
         desk = desks[slot.doctor_id]
         # The slot's waiting tokens are read only where a rule needs them: a closed slot
         # or an unavailable doctor, or more non-emergency tokens than the limit.
+        held = slot._ids
         if slot.closed or not desk.available:
-            for token_id in slot._ids.values():
+            for token_id in held.values():
                 token = tokens[token_id]
                 problem = status_problem(token, desk, slot)
                 if problem is not None:
@@ -130,7 +131,7 @@ def check_touched(alloc: Allocator, touched: Touched) -> None:
         limit = capacity.limit(slot.capacity) + slot.elastic
         normal = slot.occupancy - slot.emergencies
         if normal > limit and any(
-            tokens[token_id].priority is not Priority.EMERGENCY for token_id in slot._ids.values()
+            tokens[token_id].priority is not Priority.EMERGENCY for token_id in held.values()
         ):
             raise InvalidArgumentError(
                 f"slot {slot_id!r} holds {normal} non-emergency tokens, past its limit of "
