@@ -60,6 +60,7 @@ import asyncio
 import enum
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -815,6 +816,7 @@ class Days:
         self.hospitals = frozenset(hospitals)
         self.in_memory = in_memory
         self._journals: dict[tuple[str, date], Journal] = {}
+        self._opening: dict[tuple[str, date], threading.Lock] = {}
         self._lock = threading.Lock()
 
     def opened(self, hospital: str, day: date) -> Journal | None:
@@ -826,11 +828,19 @@ class Days:
         a database). Raises :class:`~opd_engine.NotFoundError` for a hospital not served."""
         if hospital not in self.hospitals:
             raise NotFoundError(f"unknown hospital={hospital!r}")
-        with self._lock:
-            journal = self._journals.get((hospital, day))
-            if journal is None:
-                journal = self._journals[hospital, day] = self._open(hospital, day)
+        key = (hospital, day)
+        journal = self._journals.get(key)
+        if journal is not None:
             return journal
+        # One lock per day being opened: a server that is slow to answer holds up only the
+        # requests for that day, never the opening of another.
+        with self._lock:
+            opening = self._opening.setdefault(key, threading.Lock())
+        with opening:
+            journal = self._journals.get(key)
+            if journal is None:
+                journal = self._journals[key] = self._open(hospital, day)
+        return journal
 
 
 def postgres_days(
@@ -1697,12 +1707,28 @@ def workers_requested(
     return int(environ.get("WEB_CONCURRENCY", "1"))
 
 
-def _refuse_to_start(message: str) -> RuntimeError:
-    """The error that stops the server: in a worker uvicorn's supervisor spawned, stop the
-    supervisor too, which would otherwise restart the failing worker forever."""
-    if multiprocessing.parent_process() is not None:
-        os.kill(os.getppid(), signal.SIGTERM)
-    return RuntimeError(message)
+def _refuse_to_start(message: str) -> BaseException:
+    """The error that stops the server, ``RuntimeError(message)``. In a worker uvicorn's
+    supervisor spawned, it also stops the supervisor, which would otherwise restart the
+    failing worker forever, logs the message once, and is ``SystemExit(3)``: uvicorn's
+    code for a worker that could not start, which it does not restart."""
+    if multiprocessing.parent_process() is None:
+        return RuntimeError(message)
+    os.kill(os.getppid(), signal.SIGTERM)
+    logging.getLogger("uvicorn.error").error(message)
+    return SystemExit(3)
+
+
+def _setting(name: str, parse: Callable[[str], T], default: T) -> T:
+    """The environment variable ``name`` read by ``parse``, else ``default``; a value that
+    does not parse stops the server (:func:`_refuse_to_start`), naming the setting."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        return parse(text)
+    except (ValueError, TypeError) as error:
+        raise _refuse_to_start(f"{name} cannot be read: {error}") from None
 
 
 def _one_worker() -> None:
@@ -1745,19 +1771,24 @@ def build_demo_day(allocator: Allocator, day: date, *, places: int = 50) -> None
 
 def _demo_date() -> date:
     """``OPD_DAY`` (ISO 8601), else today by the wall clock: the date the server runs."""
-    today = date.today().isoformat()
-    return date.fromisoformat(os.environ.get("OPD_DAY") or today)
+    return _setting("OPD_DAY", date.fromisoformat, date.today())
 
 
 def _demo_places() -> int:
     """``OPD_DEMO_PLACES``, the places of each of the demo day's hourly slots (default 50)."""
-    return int(os.environ.get("OPD_DEMO_PLACES") or 50)
+    return _setting("OPD_DEMO_PLACES", int, 50)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _demo_keys() -> dict[str, str] | None:
     """``OPD_KEYS``, a JSON object of API keys and their roles, else None (the open demo)."""
-    text = os.environ.get("OPD_KEYS")
-    return None if not text else dict(json.loads(text))
+    return _setting("OPD_KEYS", _json_object, None)
 
 
 def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
@@ -1776,7 +1807,7 @@ def demo_app(clock: Callable[[], datetime] | None = None) -> FastAPI:
     return create_app(allocator, keys=_demo_keys())
 
 
-def _connect_or_refuse(open: Callable[[], T], dsn: str) -> T:
+def _connect_or_refuse(open: Callable[[], T], dsn: str, setting: str = "OPD_POSTGRES_DSN") -> T:
     """``open()``, a journal on PostgreSQL; a server that cannot be reached stops the whole
     server with one message (the connection string without its password), instead of
     workers that fail and are restarted forever."""
@@ -1797,7 +1828,7 @@ def _connect_or_refuse(open: Callable[[], T], dsn: str) -> T:
             if secret:
                 reason = reason.replace(secret, "***")
         raise _refuse_to_start(
-            f"cannot open the journal in PostgreSQL at OPD_POSTGRES_DSN={shown!r}: {reason}"
+            f"cannot open the journal in PostgreSQL at {setting}={shown!r}: {reason}"
         ) from None
 
 
@@ -1857,12 +1888,15 @@ def hospitals_app() -> FastAPI:
     """
     import psycopg
 
-    text = os.environ.get("OPD_ROUTES")
-    if not text:
+    routes: dict[str, str] = _setting("OPD_ROUTES", _json_object, {})
+    if not routes:
         raise _refuse_to_start("hospitals_app needs OPD_ROUTES, a JSON object of hospitals")
-    routes: dict[str, str] = dict(json.loads(text))
-    for dsn in set(routes.values()):  # every server answers before the first request
-        _connect_or_refuse(lambda dsn=dsn: psycopg.connect(dsn).close(), dsn)  # type: ignore[misc]
+    for hospital, dsn in routes.items():  # every server answers before the first request
+        _connect_or_refuse(
+            lambda dsn=dsn: psycopg.connect(dsn).close(),  # type: ignore[misc]
+            dsn,
+            f"OPD_ROUTES[{hospital!r}]",
+        )
     places = _demo_places()
     days = postgres_days(
         routes, lambda _hospital, day, alloc: build_demo_day(alloc, day, places=places)

@@ -73,6 +73,7 @@ from opd_engine import Allocator, Event, InvalidArgumentError, Policies, event_t
 __all__ = ["PostgresJournal"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 Stored = tuple[str, int, str]  # a keyed request's request, status and body
 
 _SCHEMA_LOCK = 0x6F7064  # an advisory lock: workers starting together create tables once
@@ -291,6 +292,28 @@ class PostgresJournal:
 
     # ------------------------------------------------------------------ calls
 
+    def _fresh(self, first: Callable[[Allocator], R]) -> tuple[Allocator, R]:
+        """The replica and ``first(replica)``, a call's first round trip. A connection that
+        broke since the last call (the server restarted, say) fails there, before anything
+        ran or was written: it is then opened again, the replica rebuilt, and ``first`` run
+        once more, so the first request after a restart succeeds."""
+        replica = self._current()
+        try:
+            return replica, first(replica)
+        except psycopg.OperationalError:
+            if not self._db.broken:
+                raise
+            self._pending.clear()
+            replica = self._current()  # reconnects and rebuilds the replica
+            return replica, first(replica)
+
+    def _catch_up(self, replica: Allocator) -> None:
+        """Apply what other processes committed since the replica's version: one query."""
+        events, _ = self._newer(replica.version)
+        if events:
+            replica.apply(events)
+        self._pending.clear()
+
     def _begin(self, replica: Allocator, key: str | None = None) -> Stored | None:
         """Begin a transaction, take the journal's lock and catch the replica up, and look
         ``key`` up: one round trip. Returns the request stored under ``key``, if any."""
@@ -357,9 +380,8 @@ class PostgresJournal:
         acknowledged.
         """
         with self._lock:
-            replica = self._current()
             try:
-                self._begin(replica)
+                replica, _ = self._fresh(self._begin)
                 start = replica.version
                 result = call(replica)
                 self._commit(replica, start, actor)
@@ -392,9 +414,8 @@ class PostgresJournal:
         raises stores nothing; its exception propagates, as from :meth:`run`.
         """
         with self._lock:
-            replica = self._current()
             try:
-                stored = self._begin(replica, key)
+                replica, stored = self._fresh(lambda replica: self._begin(replica, key))
                 if stored is not None:
                     self._exec(b"COMMIT")  # nothing written: the lock is released
                     self._pending.clear()
@@ -412,11 +433,8 @@ class PostgresJournal:
         """``call(allocator)`` on the replica caught up with the journal, without the lock:
         one query (see ``_newer``)."""
         with self._lock:
-            replica = self._current()
             try:
-                events, _ = self._newer(replica.version)
-                if events:
-                    replica.apply(events)
+                replica, _ = self._fresh(self._catch_up)
             finally:
                 self._pending.clear()
             return call(replica)

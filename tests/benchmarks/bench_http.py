@@ -111,6 +111,7 @@ CONFIGS = (
     Config("sqlite-1", "sqlite", 1),
     Config("sqlite-4", "sqlite", 4),
     Config("postgres-1", "postgres", 1),
+    Config("postgres-2", "postgres", 2),
     Config("postgres-4", "postgres", 4),
 )
 
