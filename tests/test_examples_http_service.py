@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -642,3 +643,75 @@ def test_days_route_each_hospital_and_date_to_its_own_day(build: Build) -> None:
         assert bad.status_code == 422
         assert client.get("/tokens/D1-001", headers=DESK).status_code == 404
     assert sorted(opened) == [("north", date(2026, 11, 25)), ("south", date(2026, 11, 25))]
+
+
+# ----------------------------------------------------------------------------- every store
+
+# Issue: "Retried POSTs are safe on all three stores": the same requests through the app over
+# memory, a SQLite journal and a PostgreSQL journal.
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(
+    request: pytest.FixtureRequest, build: Build, clock: Clock, tmp_path: Any
+) -> Iterator[Any]:
+    """The fixture's day in each store the app serves, built through the store."""
+    template = build()
+
+    def make_day(alloc: Allocator) -> None:
+        for doctor in template.doctors():
+            alloc.add_doctor(doctor)
+        for slot in template.slots():
+            alloc.add_slot(type(slot)(slot.id, slot.doctor_id, slot.start, slot.end,
+                                      slot.capacity))  # fmt: skip
+
+    if request.param == "memory":
+        yield http_service.InMemory(template)
+        return
+    # A name of its own, so that a server CI reuses across runs never holds this day.
+    name = f"http:{request.node.name}:{uuid.uuid4().hex}"
+    if request.param == "sqlite":
+        journal = load_example("sqlite_journal").SQLiteJournal(
+            tmp_path / "opd.sqlite3", day=name, clock=clock, synchronous="OFF"
+        )
+    else:
+        dsn = request.getfixturevalue("postgres_dsn")
+        journal = load_example("postgres_journal").PostgresJournal(dsn, day=name, clock=clock)
+    try:
+        journal.setup(make_day)
+        yield journal
+    finally:
+        journal.close()
+
+
+def test_retries_are_safe_in_every_store(store: Any, clock: Clock) -> None:
+    with TestClient(create_app(store, keys=KEYS)) as client:
+        booked = client.post(
+            "/tokens", json=book_body("P1", source="WALK_IN"),
+            headers={**DESK, "idempotency-key": "b1"},
+        )  # fmt: skip
+        again = client.post(
+            "/tokens", json=book_body("P1", source="WALK_IN"),
+            headers={**DESK, "idempotency-key": "b1"},
+        )  # fmt: skip
+        assert (booked.status_code, again.status_code) == (201, 201)
+        assert again.content == booked.content
+        assert again.headers["idempotent-replayed"] == "true"
+        client.post("/tokens", json=book_body("P2", source="WALK_IN"), headers=DESK)
+        clock.now = at(9, 0)
+        call = {**DOCTOR, "idempotency-key": "c1"}
+        first = client.post("/doctors/D1/call-next", headers=call).json()
+        retried = client.post("/doctors/D1/call-next", headers=call).json()
+        assert first == retried
+        assert first["id"] == "D1-001"
+        assert client.get("/tokens/D1-001", headers=DESK).json()["status"] == "IN_CONSULTATION"
+        assert client.get("/tokens/D1-002", headers=DESK).json()["status"] == "CHECKED_IN"
+        reused = client.post(
+            "/tokens", json=book_body("P3"), headers={**DESK, "idempotency-key": "c1"}
+        )
+        assert (reused.status_code, reused.json()["error"]) == (422, "IdempotencyKeyReused")
+        tokens = client.get("/patients/P1/tokens", headers=DESK).json()
+        assert tokens["total"] == 1
+        trail = [entry["actor"] for entry in client.get("/audit", headers=ADMIN).json()["items"]]
+        digest = http_service._digest("desk-secret")[:8]
+        assert trail[-3:] == [f"desk:desk-{digest}"] * 2 + ["clinician:room-1"]
