@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from ._check import EARLIEST, LATEST, check_id
+from ._check import EARLIEST, LATEST, MAX_ID_LENGTH, check_id
 from ._check import shown as _show
 from ._queue import MAX_SEQ  # the largest seq a queue key holds
 from ._values import Doctor, Priority, Source, Token, TokenStatus
@@ -266,10 +266,92 @@ def _seq(item: Reader) -> int:
     return seq
 
 
+def _plain_id(value: object) -> bool:
+    """Whether ``value`` is an id :func:`~opd_engine._check.check_id` takes as it is."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and value.isprintable()
+        and value == value.strip()
+    )
+
+
+def _plain_count(value: object, minimum: int, maximum: int | None = None) -> bool:
+    """Whether ``value`` is an ``int`` (not a ``bool``) in ``[minimum, maximum]``."""
+    return type(value) is int and value >= minimum and (maximum is None or value <= maximum)
+
+
+_PRIORITIES: Final = Priority.__members__
+_SOURCES: Final = Source.__members__
+_STATUSES: Final = TokenStatus.__members__
+
+
+def _plain_token(item: Reader) -> Token | None:
+    """The token of a plainly written ``item`` (every row a journal or snapshot of this
+    library holds), read without the careful path's calls; None for anything else, which
+    :func:`token_from_dict` then reads field by field and names what is wrong. The checks
+    are the careful path's, and the datetimes are read by the same :class:`Times`, in the
+    same order, so an error there is the one the careful path gives."""
+    data = item.data
+    try:
+        token_id, patient_id, doctor_id = data["id"], data["patient_id"], data["doctor_id"]
+        slot_id, seq, number = data["slot_id"], data["seq"], data["number"]
+        moves, missed_calls = data["moves"], data["missed_calls"]
+        names = data["priority"], data["source"], data["status"]
+        texts = (
+            data["booked_at"], data["checked_in_at"], data["called_at"], data["completed_at"]
+        )  # fmt: skip
+    except KeyError:
+        return None
+    if not (
+        _plain_id(token_id)
+        and _plain_id(patient_id)
+        and _plain_id(doctor_id)
+        and (slot_id is None or _plain_id(slot_id))
+        and _plain_count(seq, 1, MAX_SEQ)
+        and _plain_count(number, 1)
+        and _plain_count(moves, 0)
+        and _plain_count(missed_calls, 0)
+        and all(type(name) is str for name in names)
+        and type(texts[0]) is str
+        and all(text is None or type(text) is str for text in texts[1:])
+    ):
+        return None
+    priority, source, status = (
+        _PRIORITIES.get(names[0]), _SOURCES.get(names[1]), _STATUSES.get(names[2])
+    )  # fmt: skip
+    if priority is None or source is None or status is None:
+        return None
+    parse, path = item.times.parse, item.path
+    return Token(
+        id=token_id,
+        patient_id=patient_id,
+        doctor_id=doctor_id,
+        slot_id=slot_id,
+        priority=priority,
+        source=source,
+        seq=seq,
+        number=number,
+        status=status,
+        booked_at=parse(texts[0], f"{path}.booked_at"),
+        checked_in_at=None if texts[1] is None else parse(texts[1], f"{path}.checked_in_at"),
+        moves=moves,
+        missed_calls=missed_calls,
+        called_at=None if texts[2] is None else parse(texts[2], f"{path}.called_at"),
+        completed_at=None if texts[3] is None else parse(texts[3], f"{path}.completed_at"),
+    )
+
+
 def token_from_dict(item: Reader) -> Token:
     """The token :func:`token_to_dict` wrote, each field checked on its own (a snapshot
     checks them against each other and the state). Keys beyond the fields are the
-    caller's to refuse (:meth:`Reader.only`). O(fields)."""
+    caller's to refuse (:meth:`Reader.only`). O(fields).
+
+    A plainly written token (:func:`_plain_token`) is read in one pass; anything else
+    field by field, naming the first field that is wrong."""
+    plain = _plain_token(item)
+    if plain is not None:
+        return plain
     return Token(
         id=item.ident("id"),
         patient_id=item.ident("patient_id"),
