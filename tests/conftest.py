@@ -36,6 +36,10 @@ DOCTORS = (
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+# The recipes import each other as siblings (``from http_models import ...``), as they do
+# when run from docs/examples.
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
 
 
 def load_example(name: str) -> ModuleType:

@@ -57,7 +57,6 @@ through the journal, which serialises changes. In memory, run **one worker**:
 # at runtime, and real objects work even when the module is loaded by path.
 
 import asyncio
-import enum
 import hashlib
 import json
 import logging
@@ -69,7 +68,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, Protocol, TypeVar, get_args
+from typing import Annotated, Any, Literal, Protocol, TypeVar, get_args
 
 import attrs
 from fastapi import (
@@ -93,32 +92,40 @@ from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBearer,
 )
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    PlainSerializer,
-    PlainValidator,
-    WithJsonSchema,
+from http_models import (  # a sibling recipe: the requests' and responses' JSON
+    AuditOut,
+    BoardOut,
+    BookRequest,
+    CancelRequest,
+    DelayRequest,
+    DoctorBoardOut,
+    DoctorOut,
+    ErrorOut,
+    EstimateOut,
+    Page,
+    PositionOut,
+    PreviewOut,
+    RescheduleRequest,
+    ResizeRequest,
+    RetriageRequest,
+    SlotOut,
+    StateOut,
+    TokenOut,
 )
+from pydantic import BaseModel
 
 from opd_engine import (
     Allocator,
     Doctor,
-    DoctorBoard,
-    DoctorStatus,
     DuplicateBookingError,
     InvalidArgumentError,
     InvalidTransitionError,
     NotFoundError,
     OPDError,
-    Priority,
     Slot,
     SlotClosedError,
     SlotFullError,
-    Source,
     Token,
-    TokenStatus,
-    WaitEstimate,
     event_to_dict,
 )
 
@@ -154,365 +161,7 @@ __all__ = [
     "workers_requested",
 ]
 
-E = TypeVar("E", bound=enum.Enum)
 T = TypeVar("T")
-
-
-# ---------------------------------------------------------------- enums by name
-
-
-def _parse_member(kind: type[E]) -> Callable[[object], E]:
-    """A validator accepting a member of ``kind`` or its name (never its value)."""
-
-    def parse(value: object) -> E:
-        if isinstance(value, kind):
-            return value
-        if isinstance(value, str) and value in kind.__members__:
-            return kind[value]
-        names = ", ".join(kind.__members__)
-        raise ValueError(f"must be one of {names}, got {value!r}")
-
-    return parse
-
-
-def _member_name(member: enum.Enum) -> str:
-    return member.name
-
-
-def _names(kind: type[enum.Enum]) -> WithJsonSchema:
-    return WithJsonSchema({"type": "string", "enum": list(kind.__members__)})
-
-
-_BY_NAME = PlainSerializer(_member_name, return_type=str)
-SourceName = Annotated[Source, PlainValidator(_parse_member(Source)), _BY_NAME, _names(Source)]
-PriorityName = Annotated[
-    Priority, PlainValidator(_parse_member(Priority)), _BY_NAME, _names(Priority)
-]
-StatusName = Annotated[
-    TokenStatus, PlainValidator(_parse_member(TokenStatus)), _BY_NAME, _names(TokenStatus)
-]
-DoctorStatusName = Annotated[
-    DoctorStatus, PlainValidator(_parse_member(DoctorStatus)), _BY_NAME, _names(DoctorStatus)
-]
-
-
-# ---------------------------------------------------------------- requests
-
-_STRICT = ConfigDict(extra="forbid", strict=True)
-
-
-class BookRequest(BaseModel):
-    """The body of ``POST /tokens``: the arguments of :meth:`Allocator.book`.
-
-    Types are checked strictly (a number is not a patient id) and unknown keys are refused,
-    both as 422. The values themselves (an empty patient id, a slot of another doctor) are
-    the library's to judge: 400.
-    """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [
-                {"patient_id": "P1", "doctor_id": "D1", "source": "ONLINE"},
-                {"patient_id": "P2", "doctor_id": "D1", "slot_id": "D1@10", "source": "PAID"},
-                {
-                    "patient_id": "P3",
-                    "doctor_id": "D1",
-                    "source": "WALK_IN",
-                    "priority": "EMERGENCY",
-                },
-            ]
-        },
-    )
-
-    patient_id: str
-    doctor_id: str
-    slot_id: str | None = None
-    source: SourceName
-    priority: PriorityName | None = None
-    checked_in: bool | None = None
-
-
-class CancelRequest(BaseModel):
-    """The optional body of ``POST /tokens/{token_id}/cancel``."""
-
-    model_config = ConfigDict(
-        extra="forbid", strict=True, json_schema_extra={"examples": [{"reason": "patient called"}]}
-    )
-
-    reason: str = ""
-
-
-class RescheduleRequest(BaseModel):
-    """The body of ``POST /tokens/{token_id}/reschedule``: the slot to move to."""
-
-    model_config = ConfigDict(
-        extra="forbid", strict=True, json_schema_extra={"examples": [{"slot_id": "D1@11"}]}
-    )
-
-    slot_id: str
-
-
-class RetriageRequest(BaseModel):
-    """The body of ``POST /tokens/{token_id}/retriage``: the new priority."""
-
-    model_config = ConfigDict(
-        extra="forbid", strict=True, json_schema_extra={"examples": [{"priority": "EMERGENCY"}]}
-    )
-
-    priority: PriorityName
-
-
-class DelayRequest(BaseModel):
-    """The body of ``POST /doctors/{doctor_id}/delay``: minutes to add to the delay."""
-
-    model_config = ConfigDict(
-        extra="forbid", strict=True, json_schema_extra={"examples": [{"minutes": 20}]}
-    )
-
-    minutes: int
-
-
-class ResizeRequest(BaseModel):
-    """The body of ``POST /slots/{slot_id}/resize``: the slot's new capacity."""
-
-    model_config = ConfigDict(
-        extra="forbid", strict=True, json_schema_extra={"examples": [{"capacity": 12}]}
-    )
-
-    capacity: int
-
-
-# ---------------------------------------------------------------- responses
-
-
-class TokenOut(BaseModel):
-    """A :class:`~opd_engine.Token` as JSON: every field, enums by name, ISO 8601 datetimes."""
-
-    model_config = ConfigDict(
-        frozen=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "D1-001",
-                    "patient_id": "P1",
-                    "doctor_id": "D1",
-                    "slot_id": "D1@09",
-                    "priority": "STANDARD",
-                    "source": "ONLINE",
-                    "seq": 1,
-                    "number": 1,
-                    "status": "CHECKED_IN",
-                    "booked_at": "2026-11-25T08:30:00",
-                    "checked_in_at": "2026-11-25T08:55:00",
-                    "moves": 0,
-                    "missed_calls": 0,
-                    "called_at": None,
-                    "completed_at": None,
-                }
-            ]
-        },
-    )
-
-    id: str
-    patient_id: str
-    doctor_id: str
-    slot_id: str | None
-    priority: PriorityName
-    source: SourceName
-    seq: int
-    number: int
-    status: StatusName
-    booked_at: datetime
-    checked_in_at: datetime | None
-    moves: int
-    missed_calls: int
-    called_at: datetime | None
-    completed_at: datetime | None
-
-    @classmethod
-    def of(cls, token: Token) -> "TokenOut":
-        """The JSON view of ``token``."""
-        return cls.model_validate(attrs.asdict(token, recurse=False))
-
-
-class DoctorOut(BaseModel):
-    """A :class:`~opd_engine.Doctor` as JSON."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    name: str
-    department: str | None
-    consult_minutes: int
-
-    @classmethod
-    def of(cls, doctor: Doctor) -> "DoctorOut":
-        """The JSON view of ``doctor``."""
-        return cls.model_validate(attrs.asdict(doctor, recurse=False))
-
-
-class SlotOut(BaseModel):
-    """A :class:`~opd_engine.Slot` as JSON, with its counts as of the answer."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    doctor_id: str
-    start: datetime
-    end: datetime
-    capacity: int
-    occupancy: int
-    free: int
-    waiting: int
-    present: int
-    emergencies: int
-    overflow: int
-    closed: bool
-    elastic: bool
-
-    @classmethod
-    def of(cls, slot: Slot) -> "SlotOut":
-        """The JSON view of ``slot``."""
-        return cls(**{name: getattr(slot, name) for name in cls.model_fields})
-
-
-class BoardTokenOut(BaseModel):
-    """A token as a public screen shows it: its id and number, never the patient."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    number: int
-    slot_id: str | None
-
-    @classmethod
-    def of(cls, token: Token) -> "BoardTokenOut":
-        """The public view of ``token``."""
-        return cls(id=token.id, number=token.number, slot_id=token.slot_id)
-
-
-class DoctorBoardOut(BaseModel):
-    """One doctor on the board (:class:`~opd_engine.DoctorBoard`), with the doctor's name."""
-
-    model_config = ConfigDict(frozen=True)
-
-    doctor_id: str
-    name: str
-    department: str | None
-    status: DoctorStatusName
-    now_serving: BoardTokenOut | None
-    next_up: list[BoardTokenOut]
-    waiting: int
-    away: int
-    booked: int
-    delay_minutes: int
-
-    @classmethod
-    def of(cls, entry: DoctorBoard, doctor: Doctor) -> "DoctorBoardOut":
-        """The JSON view of ``entry``, the board's line for ``doctor``."""
-        serving = entry.now_serving
-        return cls(
-            doctor_id=entry.doctor_id,
-            name=doctor.name,
-            department=doctor.department,
-            status=entry.status,
-            now_serving=None if serving is None else BoardTokenOut.of(serving),
-            next_up=[BoardTokenOut.of(token) for token in entry.next_up],
-            waiting=entry.waiting,
-            away=entry.away,
-            booked=entry.booked,
-            delay_minutes=entry.delay_minutes,
-        )
-
-
-class BoardOut(BaseModel):
-    """The waiting-room board: every doctor (or a department's), as of ``at`` and the day's
-    ``version``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    version: int
-    at: datetime
-    doctors: list[DoctorBoardOut]
-
-
-class EstimateOut(BaseModel):
-    """When a waiting patient will be called (:class:`~opd_engine.WaitEstimate`)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    token_id: str
-    position: int
-    earliest: datetime
-    likely: datetime
-    latest: datetime
-    consult_minutes: float
-
-    @classmethod
-    def of(cls, token_id: str, estimate: WaitEstimate) -> "EstimateOut":
-        """The JSON view of ``estimate``, the estimate for ``token_id``."""
-        return cls(token_id=token_id, **attrs.asdict(estimate, recurse=False))
-
-
-class PositionOut(BaseModel):
-    """A waiting token's 1-based place in its slot's queue or its doctor's waitlist."""
-
-    model_config = ConfigDict(frozen=True)
-
-    token_id: str
-    position: int
-
-
-class PreviewOut(BaseModel):
-    """What a change would do (``?dry_run=true``): the events it would emit, as
-    :func:`~opd_engine.event_to_dict` writes them. Nothing changed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    dry_run: Literal[True] = True
-    events: list[dict[str, Any]]
-
-
-class AuditOut(BaseModel):
-    """One change of the day's audit trail: the version it made and who made it
-    (``role:key name``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    version: int
-    actor: str
-
-
-class StateOut(BaseModel):
-    """The day's whole state: :meth:`~opd_engine.Allocator.snapshot` (the library's stable
-    snapshot format, restored by ``Allocator.from_snapshot``), its version, and the process
-    id of the worker that answered."""
-
-    model_config = ConfigDict(frozen=True)
-
-    worker: int
-    version: int
-    snapshot: dict[str, Any]
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list: ``items`` from ``offset``, at most ``limit`` of them, of
-    ``total``."""
-
-    items: list[T]
-    total: int
-    offset: int
-    limit: int
-
-
-class ErrorOut(BaseModel):
-    """The body of every error response the library's errors produce."""
-
-    detail: str
-    error: str
-    token_id: str | None = None
 
 
 # ---------------------------------------------------------------- errors
