@@ -1420,7 +1420,8 @@ def build_demo_day(allocator: Allocator, day: date, *, places: int = 50) -> None
 
 def _demo_date() -> date:
     """``OPD_DAY`` (ISO 8601), else today by the wall clock: the date the server runs."""
-    return _setting("OPD_DAY", date.fromisoformat, date.today())
+    today = date.today()  # wall clock: a server without OPD_DAY serves the date it runs on
+    return _setting("OPD_DAY", date.fromisoformat, today)
 
 
 def _demo_places() -> int:

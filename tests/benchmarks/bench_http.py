@@ -492,7 +492,7 @@ def measure(
     env = {k: v for k, v in os.environ.items() if k not in ("OPD_WORKERS", "WEB_CONCURRENCY")}
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(SOURCE), env.get("PYTHONPATH")])),
-        OPD_DAY=date.today().isoformat(),
+        OPD_DAY=date.today().isoformat(),  # wall clock: bookings land in this hour's slots
         OPD_DEMO_PLACES=str(PLACES),
     )
     with contextlib.ExitStack() as stack:
