@@ -234,7 +234,19 @@ class TokenOut(BaseModel):
 class DoctorOut(BaseModel):
     """A :class:`~opd_engine.Doctor` as JSON."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "D1",
+                    "name": "Dr. Rao",
+                    "department": "General Medicine",
+                    "consult_minutes": 10,
+                }
+            ]
+        },
+    )
 
     id: str
     name: str
@@ -250,7 +262,28 @@ class DoctorOut(BaseModel):
 class SlotOut(BaseModel):
     """A :class:`~opd_engine.Slot` as JSON, with its counts as of the answer."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "D1@09",
+                    "doctor_id": "D1",
+                    "start": "2026-11-25T09:00:00",
+                    "end": "2026-11-25T10:00:00",
+                    "capacity": 10,
+                    "occupancy": 7,
+                    "free": 3,
+                    "waiting": 6,
+                    "present": 4,
+                    "emergencies": 1,
+                    "overflow": 0,
+                    "closed": False,
+                    "elastic": 0,
+                }
+            ]
+        },
+    )
 
     id: str
     doctor_id: str
@@ -275,7 +308,10 @@ class SlotOut(BaseModel):
 class BoardTokenOut(BaseModel):
     """A token as a public screen shows it: its id and number, never the patient."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={"examples": [{"id": "D1-004", "number": 4, "slot_id": "D1@09"}]},
+    )
 
     id: str
     number: int
@@ -290,7 +326,25 @@ class BoardTokenOut(BaseModel):
 class DoctorBoardOut(BaseModel):
     """One doctor on the board (:class:`~opd_engine.DoctorBoard`), with the doctor's name."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "doctor_id": "D1",
+                    "name": "Dr. Rao",
+                    "department": "General Medicine",
+                    "status": "AVAILABLE",
+                    "now_serving": {"id": "D1-003", "number": 3, "slot_id": "D1@09"},
+                    "next_up": [{"id": "D1-004", "number": 4, "slot_id": "D1@09"}],
+                    "waiting": 4,
+                    "away": 0,
+                    "booked": 7,
+                    "delay_minutes": 0,
+                }
+            ]
+        },
+    )
 
     doctor_id: str
     name: str
@@ -325,7 +379,31 @@ class BoardOut(BaseModel):
     """The waiting-room board: every doctor (or a department's), as of ``at`` and the day's
     ``version``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": 42,
+                    "at": "2026-11-25T09:20:00",
+                    "doctors": [
+                        {
+                            "doctor_id": "D1",
+                            "name": "Dr. Rao",
+                            "department": "General Medicine",
+                            "status": "PAUSED",
+                            "now_serving": None,
+                            "next_up": [],
+                            "waiting": 2,
+                            "away": 1,
+                            "booked": 5,
+                            "delay_minutes": 15,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
 
     version: int
     at: datetime
@@ -335,7 +413,21 @@ class BoardOut(BaseModel):
 class EstimateOut(BaseModel):
     """When a waiting patient will be called (:class:`~opd_engine.WaitEstimate`)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "token_id": "D1-007",
+                    "position": 3,
+                    "earliest": "2026-11-25T09:20:00",
+                    "likely": "2026-11-25T09:40:00",
+                    "latest": "2026-11-25T09:48:00",
+                    "consult_minutes": 10.0,
+                }
+            ]
+        },
+    )
 
     token_id: str
     position: int
@@ -353,7 +445,9 @@ class EstimateOut(BaseModel):
 class PositionOut(BaseModel):
     """A waiting token's 1-based place in its slot's queue or its doctor's waitlist."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True, json_schema_extra={"examples": [{"token_id": "D1-007", "position": 3}]}
+    )
 
     token_id: str
     position: int
@@ -363,7 +457,26 @@ class PreviewOut(BaseModel):
     """What a change would do (``?dry_run=true``): the events it would emit, as
     :func:`~opd_engine.event_to_dict` writes them. Nothing changed."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "dry_run": True,
+                    "events": [
+                        {
+                            "kind": "SlotClosed",
+                            "at": "2026-11-25T09:20:00",
+                            "version": 43,
+                            "step": 1,
+                            "steps": 1,
+                            "slot_id": "D1@10",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
 
     dry_run: Literal[True] = True
     events: list[dict[str, Any]]
@@ -373,7 +486,9 @@ class AuditOut(BaseModel):
     """One change of the day's audit trail: the version it made and who made it
     (``role:key name``)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True, json_schema_extra={"examples": [{"version": 42, "actor": "desk:front-desk-2"}]}
+    )
 
     version: int
     actor: str
@@ -384,7 +499,12 @@ class StateOut(BaseModel):
     snapshot format, restored by ``Allocator.from_snapshot``), its version, and the process
     id of the worker that answered."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [{"worker": 4242, "version": 42, "snapshot": {"allocator_version": 42}}]
+        },
+    )
 
     worker: int
     version: int
@@ -403,6 +523,19 @@ class Page(BaseModel, Generic[T]):
 
 class ErrorOut(BaseModel):
     """The body of every error response the library's errors produce."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"detail": "slot 'D1@09' is full (10 of 10 places held)", "error": "SlotFullError"},
+                {
+                    "detail": "patient already holds active token 'D1-002' with doctor 'D1'",
+                    "error": "DuplicateBookingError",
+                    "token_id": "D1-002",
+                },
+            ]
+        }
+    )
 
     detail: str
     error: str

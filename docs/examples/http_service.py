@@ -1308,6 +1308,10 @@ def create_app(
                 tags=app.openapi_tags,
             )
             _drop_impossible_422(schema)
+            # The dry runs' answer is named by a reference, not by a response model.
+            schema["components"]["schemas"]["PreviewOut"] = PreviewOut.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
             app.openapi_schema = schema
         return app.openapi_schema
 
