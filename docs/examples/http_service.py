@@ -1269,10 +1269,7 @@ def create_app(
     other state.
     """
     access = _Keys(keys)
-    in_memory = isinstance(state, Allocator) or (
-        isinstance(state, (InMemory, Days)) and getattr(state, "in_memory", True)
-    )
-    if in_memory:
+    if isinstance(state, (Allocator, InMemory)) or (isinstance(state, Days) and state.in_memory):
         _one_worker()
     app = FastAPI(
         title="opd-engine HTTP service",
